@@ -1,0 +1,161 @@
+"""Configuration, read once from environment variables, with safe defaults.
+
+Every process (API, sentinel, scripts, tests) builds one ``Config`` with
+``Config.from_env()`` and passes it down; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """Return (url without credentials, user, password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("COUCH_URL must look like http://user:pass@host:5984")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), user, password
+
+
+def admin_file(data_dir: Path) -> Path:
+    """Where the embedded server's generated admin credentials are kept (mode 0600)."""
+    return data_dir / "couchdb-admin.json"
+
+
+def saved_admin(data_dir: Path) -> tuple[str | None, str | None]:
+    try:
+        saved = json.loads(admin_file(data_dir).read_text())
+        return saved["name"], saved["password"]
+    except (OSError, ValueError, KeyError):
+        return None, None
+
+
+@dataclass(frozen=True)
+class Config:
+    couch_url: str = "http://127.0.0.1:5984"
+    couch_user: str | None = None
+    couch_password: str | None = field(default=None, repr=False)
+    embedded_couch: bool = True
+    couch_port: int = 5984
+    couch_timeout: float = 30.0
+
+    db_medic: str = "medic"
+    db_sentinel: str = "medic-sentinel"
+    db_users_meta: str = "medic-users-meta"
+    db_logs: str = "medic-logs"
+    db_users: str = "_users"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 5988
+    data_dir: Path = ROOT / ".data"
+    node_modules: Path = ROOT / "node_modules"
+    ddocs_dir: Path = ROOT / "ddocs"
+
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = field(default=None, repr=False)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+
+    auth_cache_seconds: int = 10
+    session_timeout_seconds: int = 600
+    max_body_bytes: int = 32 * 1024 * 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("JAMII_DATA_DIR") or ROOT / ".data")
+        couch_port = _int(env, "COUCH_PORT", 5984)
+        if env.get("COUCH_URL"):
+            url, user, password = _split_credentials(env["COUCH_URL"])
+            embedded = False
+        else:
+            url, user, password = f"http://127.0.0.1:{couch_port}", None, None
+            embedded = True
+        # COUCH_USER / COUCH_PASSWORD name the embedded server's admin; they
+        # also fill in credentials missing from COUCH_URL. Without them, the
+        # embedded server's generated admin (saved on its first start) is used.
+        user = user or env.get("COUCH_USER") or None
+        password = password or env.get("COUCH_PASSWORD") or None
+        if embedded and not user:
+            user, password = saved_admin(data_dir)
+        prefix = env.get("JAMII_DB_PREFIX", "")
+        public_key = env.get("JWT_PUBLIC_KEY") or None
+        if env.get("JWT_PUBLIC_KEY_FILE"):
+            public_key = Path(env["JWT_PUBLIC_KEY_FILE"]).read_text()
+        return cls(
+            couch_url=url,
+            couch_user=user,
+            couch_password=password,
+            embedded_couch=embedded,
+            couch_port=couch_port,
+            couch_timeout=float(_int(env, "COUCH_TIMEOUT", 30)),
+            db_medic=prefix + env.get("MEDIC_DB", "medic"),
+            db_sentinel=prefix + env.get("SENTINEL_DB", "medic-sentinel"),
+            db_users_meta=prefix + env.get("USERS_META_DB", "medic-users-meta"),
+            db_logs=prefix + env.get("LOGS_DB", "medic-logs"),
+            db_users=env.get("USERS_DB", "_users"),
+            api_host=env.get("API_HOST", "127.0.0.1"),
+            api_port=_int(env, "API_PORT", 5988),
+            data_dir=data_dir,
+            node_modules=Path(env.get("JAMII_NODE_MODULES") or ROOT / "node_modules"),
+            ddocs_dir=Path(env.get("JAMII_DDOCS_DIR") or ROOT / "ddocs"),
+            jwt_secret=env.get("JWT_SECRET") or None,
+            jwt_public_key=public_key,
+            jwt_audience=env.get("JWT_AUDIENCE") or None,
+            jwt_issuer=env.get("JWT_ISSUER") or None,
+            auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 10),
+            session_timeout_seconds=_int(env, "SESSION_TIMEOUT_SECONDS", 600),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+    def with_admin(self, user: str, password: str) -> "Config":
+        """The same configuration with the CouchDB admin filled in."""
+        return replace(self, couch_user=user, couch_password=password)
+
+    def replace(self, **changes: object) -> "Config":
+        return replace(self, **changes)
+
+    @property
+    def databases(self) -> dict[str, str]:
+        """Logical database name (as used in ``ddocs/``) -> actual name."""
+        return {
+            "medic": self.db_medic,
+            "medic-sentinel": self.db_sentinel,
+            "medic-users-meta": self.db_users_meta,
+            "medic-logs": self.db_logs,
+            "_users": self.db_users,
+        }
+
+    def couch_url_with_credentials(self) -> str:
+        """The CouchDB URL with the admin in it, for tools that want one string."""
+        parts = urlsplit(self.couch_url)
+        if not self.couch_user:
+            return self.couch_url
+        cred = quote(self.couch_user, safe="") + ":" + quote(self.couch_password or "", safe="")
+        return urlunsplit((parts.scheme, f"{cred}@{parts.netloc}", parts.path, "", ""))
