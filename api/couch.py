@@ -1,0 +1,495 @@
+"""The one small layer between Jamii and CouchDB.
+
+Everything that talks to CouchDB (API, sentinel, scripts, tests) goes through
+``Couch`` and ``Database``. It speaks CouchDB 3's documented protocol and
+holds the few defences the embedded pouchdb-server needs:
+
+* every request asks for ``Accept: application/json`` (pouchdb-server answers
+  ``text/plain`` otherwise);
+* ``_bulk_docs`` results are matched to the request by id, never by position;
+* sequences are opaque values, passed back as received.
+
+CouchDB errors become the typed exceptions of ``api.errors``: a missing doc is
+``NotFound``, a conflict ``Conflict``, a refused write ``Forbidden`` and an
+unreachable or failing server ``ServiceUnavailable`` (which the API answers
+with 503). Any other CouchDB error is ``CouchError``: a bug in what we sent.
+
+aiocouch was evaluated and is not used: it fails on pouchdb-server's
+``text/plain`` replies and out-of-order ``_bulk_docs`` results, has no views
+with POSTed keys, and cannot stream the ``_changes`` feed or pass bodies
+through untouched as the replication proxy needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections import defaultdict, deque
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from urllib.parse import quote
+
+import aiohttp
+
+from .errors import Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable, Unauthorized
+
+JSON_HEADERS = {"Accept": "application/json"}
+# Parameters CouchDB expects JSON-encoded in the query string.
+JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key", "doc_ids"})
+
+RequestObserver = Callable[[str, float], None]
+
+
+class CouchError(JamiiError):
+    """CouchDB refused a request we should not have sent (a bug, answered 500)."""
+
+    status = 500
+
+    def __init__(self, status: int, error: str, reason: str):
+        super().__init__(f"CouchDB {status} {error}: {reason}")
+        self.couch_status = status
+        self.error = error
+        self.reason = reason
+
+
+class CouchTimeout(ServiceUnavailable):
+    """CouchDB did not answer in time."""
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP Basic."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+
+
+def quote_id(doc_id: str) -> str:
+    """Quote a document id for a URL path, keeping the ``_design/`` and ``_local/`` prefixes."""
+    for prefix in ("_design/", "_local/"):
+        if doc_id.startswith(prefix):
+            return prefix + quote(doc_id[len(prefix):], safe="")
+    return quote(doc_id, safe="")
+
+
+def encode_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Query parameters as CouchDB wants them: JSON for keys, lower-case booleans."""
+    out: dict[str, str] = {}
+    for name, value in (params or {}).items():
+        if value is None:
+            continue
+        if name in JSON_PARAMS:
+            out[name] = json.dumps(value, separators=(",", ":"))
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        else:
+            out[name] = str(value)
+    return out
+
+
+def raise_for_status(status: int, body: Any) -> None:
+    if status < 400:
+        return
+    error = reason = ""
+    if isinstance(body, dict):
+        error = str(body.get("error", ""))
+        reason = str(body.get("reason", ""))
+    if status == 404:
+        raise NotFound(reason or "missing")
+    if status == 409:
+        raise Conflict(reason or "Document update conflict.")
+    if status == 403:
+        raise Forbidden(reason or "forbidden")
+    if status == 401:
+        raise Unauthorized(reason or "unauthorized")
+    if status >= 500:
+        raise ServiceUnavailable(f"CouchDB error {status}: {error} {reason}".strip())
+    raise CouchError(status, error, reason)
+
+
+class Couch:
+    """A CouchDB server, reached with the admin credentials from the config."""
+
+    def __init__(self, url: str, user: str | None, password: str | None, *,
+                 timeout: float = 30.0, observer: RequestObserver | None = None,
+                 connections: int = 100):
+        self.url = url.rstrip("/")
+        # Admin credentials go on each request (not on the session), so requests
+        # made with a user's own credentials never carry them.
+        self.headers = dict(JSON_HEADERS)
+        if user:
+            self.headers["Authorization"] = basic_auth(user, password or "")
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+        self._observer = observer
+
+    @classmethod
+    def from_config(cls, config: Any, observer: RequestObserver | None = None) -> "Couch":
+        return cls(config.couch_url, config.couch_user, config.couch_password,
+                   timeout=config.couch_timeout, observer=observer)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=30),
+                json_serialize=lambda obj: json.dumps(obj, separators=(",", ":")),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> "Couch":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def db(self, name: str) -> "Database":
+        return Database(self, name)
+
+    # -- raw requests ---------------------------------------------------
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                      json_body: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
+                      timeout: float | None = None,
+                      raise_errors: bool = True) -> tuple[int, Any, Mapping[str, str]]:
+        """One request as admin; returns (status, parsed JSON body, headers)."""
+        kwargs: dict[str, Any] = {"params": encode_params(params), "headers": {**self.headers, **(headers or {})}}
+        if json_body is not None:
+            kwargs["data"] = json.dumps(json_body, separators=(",", ":")).encode()
+            kwargs["headers"]["Content-Type"] = "application/json"
+        elif data is not None:
+            kwargs["data"] = data
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
+        started = time.monotonic()
+        try:
+            async with self.session.request(method, self.url + path, **kwargs) as resp:
+                raw = await resp.read()
+                status, resp_headers = resp.status, resp.headers
+        except asyncio.TimeoutError as exc:
+            raise CouchTimeout("CouchDB did not answer in time") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        finally:
+            if self._observer is not None:
+                self._observer(method, time.monotonic() - started)
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
+        if raise_errors:
+            raise_for_status(status, body)
+        return status, body, resp_headers
+
+    async def get_json(self, path: str, **params: Any) -> Any:
+        return (await self.request("GET", path, params=params))[1]
+
+    async def stream(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                     data: Any = None, headers: Mapping[str, str] | None = None,
+                     timeout: float | None = None) -> aiohttp.ClientResponse:
+        """Start a request and return the open response, for streaming bodies.
+
+        The caller must ``release()`` (or use ``async with``) the response.
+        """
+        kwargs: dict[str, Any] = {"params": encode_params(params), "headers": {**self.headers, **(headers or {})}}
+        if data is not None:
+            kwargs["data"] = data
+        kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout, sock_connect=5,
+                                                  sock_read=timeout)
+        try:
+            resp = await self.session.request(method, self.url + path, **kwargs)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        if resp.status >= 400:
+            try:
+                body = await resp.json(content_type=None)
+            except (ValueError, aiohttp.ClientError):
+                body = None
+            finally:
+                resp.release()
+            raise_for_status(resp.status, body)
+        return resp
+
+    # -- server ---------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        return await self.get_json("/")
+
+    async def all_dbs(self) -> list[str]:
+        return await self.get_json("/_all_dbs")
+
+    async def create_db(self, name: str) -> bool:
+        """Create a database; False when it already exists."""
+        status, _, _ = await self.request("PUT", "/" + quote(name, safe=""), raise_errors=False)
+        if status in (201, 202):
+            return True
+        if status == 412:
+            return False
+        if status >= 500 or status == 0:
+            raise ServiceUnavailable(f"could not create database {name}: {status}")
+        raise CouchError(status, "create_db", f"could not create database {name}")
+
+    async def delete_db(self, name: str) -> None:
+        status, body, _ = await self.request("DELETE", "/" + quote(name, safe=""), raise_errors=False)
+        if status not in (200, 202, 404):
+            raise_for_status(status, body)
+
+    async def session_info(self, headers: Mapping[str, str]) -> tuple[dict[str, Any], Mapping[str, str]]:
+        """``GET /_session`` with a client's own credentials (Basic or cookie).
+
+        Used to check a user's credentials; never trusted for anything else.
+        Returns the userCtx (name is None when the credentials are wrong) and
+        the response headers (CouchDB may refresh the session cookie).
+        """
+        try:
+            async with self.session.get(self.url + "/_session", headers={**JSON_HEADERS, **headers}) as resp:
+                body = await resp.json(content_type=None)
+                status, resp_headers = resp.status, resp.headers
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        if status == 401:
+            return {"name": None, "roles": []}, resp_headers
+        raise_for_status(status, body)
+        return body.get("userCtx") or {"name": None, "roles": []}, resp_headers
+
+    async def new_session(self, name: str, password: str) -> tuple[dict[str, Any] | None, str | None]:
+        """``POST /_session``: returns (userCtx, AuthSession cookie value) or (None, None)."""
+        try:
+            async with self.session.post(self.url + "/_session", json={"name": name, "password": password},
+                                         headers=JSON_HEADERS) as resp:
+                body = await resp.json(content_type=None)
+                status = resp.status
+                cookie = resp.cookies.get("AuthSession")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        if status == 401:
+            return None, None
+        raise_for_status(status, body)
+        return {"name": body.get("name"), "roles": body.get("roles", [])}, cookie.value if cookie else None
+
+
+class Database:
+    """One CouchDB database."""
+
+    def __init__(self, couch: Couch, name: str):
+        self.couch = couch
+        self.name = name
+        self.path = "/" + quote(name, safe="")
+
+    def __repr__(self) -> str:
+        return f"Database({self.name!r})"
+
+    def doc_path(self, doc_id: str) -> str:
+        return f"{self.path}/{quote_id(doc_id)}"
+
+    async def info(self) -> dict[str, Any]:
+        return await self.couch.get_json(self.path)
+
+    async def exists(self) -> bool:
+        status, _, _ = await self.couch.request("GET", self.path, raise_errors=False)
+        return status == 200
+
+    # -- documents ------------------------------------------------------
+
+    async def get(self, doc_id: str, **params: Any) -> dict[str, Any]:
+        return await self.couch.get_json(self.doc_path(doc_id), **params)
+
+    async def get_or_none(self, doc_id: str, **params: Any) -> dict[str, Any] | None:
+        try:
+            return await self.get(doc_id, **params)
+        except NotFound:
+            return None
+
+    async def put(self, doc: dict[str, Any], **params: Any) -> dict[str, Any]:
+        """Write a doc (``_id`` required); sets the new ``_rev`` on it and returns {ok, id, rev}."""
+        _, body, _ = await self.couch.request("PUT", self.doc_path(doc["_id"]), json_body=doc, params=params)
+        doc["_rev"] = body["rev"]
+        return body
+
+    async def delete(self, doc_id: str, rev: str) -> dict[str, Any]:
+        return (await self.couch.request("DELETE", self.doc_path(doc_id), params={"rev": rev}))[1]
+
+    async def bulk_docs(self, docs: list[dict[str, Any]], *, new_edits: bool = True) -> list[dict[str, Any]]:
+        """Write many docs; results come back in request order, matched by id."""
+        if not docs:
+            return []
+        for doc in docs:
+            doc.setdefault("_id", new_id())
+        body: dict[str, Any] = {"docs": docs}
+        if not new_edits:
+            body["new_edits"] = False
+        _, results, _ = await self.couch.request("POST", self.path + "/_bulk_docs", json_body=body)
+        if not new_edits:
+            return results
+        return match_results(docs, results)
+
+    async def all_docs(self, keys: Iterable[str] | None = None, **params: Any) -> dict[str, Any]:
+        if keys is not None:
+            _, body, _ = await self.couch.request("POST", self.path + "/_all_docs", params=params,
+                                                  json_body={"keys": list(keys)})
+            return body
+        return await self.couch.get_json(self.path + "/_all_docs", **params)
+
+    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Docs by id in one request; missing and deleted ids are left out."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        rows = (await self.all_docs(ids, include_docs=True))["rows"]
+        return {row["id"]: row["doc"] for row in rows if row.get("doc")}
+
+    # -- views, queries, changes ---------------------------------------
+
+    async def view(self, ddoc: str, view: str, *, keys: Iterable[Any] | None = None,
+                   timeout: float | None = None, **params: Any) -> dict[str, Any]:
+        path = f"{self.path}/_design/{quote(ddoc, safe='')}/_view/{quote(view, safe='')}"
+        if keys is not None:
+            _, body, _ = await self.couch.request("POST", path, params=params, json_body={"keys": list(keys)},
+                                                  timeout=timeout)
+        else:
+            _, body, _ = await self.couch.request("GET", path, params=params, timeout=timeout)
+        return body
+
+    async def iter_view(self, ddoc: str, view: str, *, page_size: int = 1000,
+                        **params: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every row of a (map) view, read a page at a time, so memory stays flat.
+
+        Each page starts at the last key seen, skipping the rows of that key
+        already read. (``startkey_docid`` would be the usual way, but
+        pouchdb-server ignores it; ``skip`` within one key works on both.)
+        """
+        params = dict(params)
+        params.pop("skip", None)
+        params.pop("limit", None)
+        last_key: Any = None
+        same_key = 0
+        while True:
+            page = await self.view(ddoc, view, limit=page_size, **params)
+            rows = page["rows"]
+            for row in rows:
+                if same_key and row["key"] == last_key:
+                    same_key += 1
+                else:
+                    last_key, same_key = row["key"], 1
+                yield row
+            if len(rows) < page_size:
+                return
+            params["startkey"] = last_key
+            params["skip"] = same_key
+
+    async def changes(self, **params: Any) -> dict[str, Any]:
+        """One ``_changes`` request.
+
+        With ``feed=longpoll`` pass ``client_timeout`` (seconds): pouchdb-server
+        ignores CouchDB's ``timeout``, so the wait is ended from this side and
+        answered as "no changes".
+        """
+        doc_ids = params.pop("doc_ids", None)
+        timeout = params.pop("client_timeout", None)
+        if timeout is not None and params.get("feed") == "longpoll":
+            try:
+                return await self._changes(doc_ids, timeout, params)
+            except CouchTimeout:
+                return {"results": [], "last_seq": params.get("since", 0)}
+        return await self._changes(doc_ids, timeout, params)
+
+    async def _changes(self, doc_ids: Any, timeout: float | None, params: dict[str, Any]) -> dict[str, Any]:
+        if doc_ids is not None:
+            params["filter"] = "_doc_ids"
+            _, body, _ = await self.couch.request("POST", self.path + "/_changes", params=params,
+                                                  json_body={"doc_ids": list(doc_ids)}, timeout=timeout)
+        else:
+            _, body, _ = await self.couch.request("GET", self.path + "/_changes", params=params, timeout=timeout)
+        return body
+
+    async def pending_changes(self, since: Any) -> int:
+        """How many changes come after ``since`` (an opaque seq).
+
+        CouchDB reports it as ``pending``; pouchdb-server does not, so we count
+        the ids after ``since`` page by page instead.
+        """
+        body = await self.changes(since=since, limit=1)
+        if isinstance(body.get("pending"), int):
+            return body["pending"] + len(body.get("results", []))
+        count = 0
+        page = 10000
+        while True:
+            body = await self.changes(since=since, limit=page)
+            results = body.get("results", [])
+            count += len(results)
+            if len(results) < page:
+                return count
+            since = body["last_seq"]
+
+    async def find(self, selector: dict[str, Any], **options: Any) -> dict[str, Any]:
+        _, body, _ = await self.couch.request("POST", self.path + "/_find",
+                                              json_body={"selector": selector, **options})
+        return body
+
+    # -- local docs -------------------------------------------------------
+
+    async def get_local(self, name: str) -> dict[str, Any] | None:
+        return await self.get_or_none("_local/" + name)
+
+    async def put_local(self, name: str, body: dict[str, Any]) -> None:
+        """Write a ``_local`` doc, overwriting whatever revision is there."""
+        current = await self.get_local(name)
+        doc = {**body, "_id": "_local/" + name}
+        if current:
+            doc["_rev"] = current["_rev"]
+        try:
+            await self.put(doc)
+        except Conflict:
+            current = await self.get_local(name)
+            doc["_rev"] = current["_rev"] if current else None
+            await self.put(doc)
+
+    # -- attachments ----------------------------------------------------
+
+    async def put_attachment(self, doc_id: str, name: str, data: bytes, content_type: str,
+                             rev: str | None) -> dict[str, Any]:
+        path = f"{self.doc_path(doc_id)}/{quote(name, safe='')}"
+        _, body, _ = await self.couch.request("PUT", path, data=data, params={"rev": rev},
+                                              headers={"Content-Type": content_type})
+        return body
+
+    async def get_attachment(self, doc_id: str, name: str) -> tuple[bytes, str]:
+        path = f"{self.doc_path(doc_id)}/{quote(name, safe='')}"
+        try:
+            async with self.couch.session.get(self.couch.url + path,
+                                              headers={**self.couch.headers, "Accept": "*/*"}) as resp:
+                if resp.status >= 400:
+                    raise_for_status(resp.status, await resp.json(content_type=None))
+                return await resp.read(), resp.headers.get("Content-Type", "application/octet-stream")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+
+
+def match_results(docs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Put ``_bulk_docs`` results back in request order by matching ids.
+
+    CouchDB documents results in request order; pouchdb-server does not keep
+    it. ``bulk_docs`` gives every doc an id first, so ids always match.
+    """
+    by_id: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+    for result in results:
+        by_id[result.get("id")].append(result)
+    ordered = []
+    for doc in docs:
+        queue = by_id.get(doc["_id"])
+        ordered.append(queue.popleft() if queue else {"id": doc["_id"], "error": "unknown_error",
+                                                      "reason": "no result from CouchDB"})
+    return ordered
+
+
+def new_id() -> str:
+    """A document id as CouchDB makes them (32 hex digits)."""
+    return uuid.uuid4().hex

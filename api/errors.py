@@ -1,0 +1,73 @@
+"""The few typed exceptions of Jamii.
+
+Domain code raises these; one middleware (``api.middlewares.error_middleware``)
+turns them into responses. The default body is the CHT shape
+``{"code": 400, "error": "..."}``; an API whose spec shows another shape passes
+``body=`` explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class JamiiError(Exception):
+    status = 500
+    couch_error = "internal_server_error"
+
+    def __init__(self, message: str, *, field: str | None = None, body: Any = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.body = body
+        self.headers = headers or {}
+
+    def to_body(self) -> Any:
+        if self.body is not None:
+            return self.body
+        body: dict[str, Any] = {"code": self.status, "error": self.message}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+    def to_couch_body(self) -> dict[str, str]:
+        """CouchDB-style error body, for the CouchDB protocol paths."""
+        return {"error": self.couch_error, "reason": self.message}
+
+
+class BadRequest(JamiiError):
+    status = 400
+    couch_error = "bad_request"
+
+
+class Unauthorized(JamiiError):
+    status = 401
+    couch_error = "unauthorized"
+
+
+class Forbidden(JamiiError):
+    status = 403
+    couch_error = "forbidden"
+
+
+class NotFound(JamiiError):
+    status = 404
+    couch_error = "not_found"
+
+
+class Conflict(JamiiError):
+    status = 409
+    couch_error = "conflict"
+
+
+class PayloadTooLarge(JamiiError):
+    status = 413
+    couch_error = "too_large"
+
+
+class ServiceUnavailable(JamiiError):
+    """The database (or another backend) cannot be reached right now."""
+
+    status = 503
+    couch_error = "service_unavailable"

@@ -1,0 +1,120 @@
+"""The CouchDB layer against the real server: typed errors, bulk order, views, changes."""
+
+import asyncio
+
+import pytest
+
+from api.couch import Couch, CouchError, match_results
+from api.errors import Conflict, NotFound, ServiceUnavailable
+from scripts.couchdb import free_port
+
+
+@pytest.fixture
+def db(couch, config):
+    return couch.db(config.db_medic)
+
+
+async def test_get_put_delete_and_typed_errors(db):
+    doc = {"_id": "couch-layer-1", "type": "thing", "n": 1}
+    result = await db.put(doc)
+    assert result["ok"] and doc["_rev"] == result["rev"]
+    assert (await db.get("couch-layer-1"))["n"] == 1
+    with pytest.raises(Conflict):
+        await db.put({"_id": "couch-layer-1", "n": 2})
+    await db.delete("couch-layer-1", doc["_rev"])
+    with pytest.raises(NotFound):
+        await db.get("couch-layer-1")
+    assert await db.get_or_none("couch-layer-1") is None
+
+
+async def test_ids_with_slashes_and_unicode_round_trip(db):
+    doc_id = "a/b c?d#é"
+    await db.put({"_id": doc_id, "x": 1})
+    assert (await db.get(doc_id))["_id"] == doc_id
+
+
+async def test_bulk_docs_results_follow_request_order(db):
+    docs = [{"_id": f"bulk-{i:04d}", "i": i} for i in range(1000)]
+    docs[500] = {"i": 500}  # no id: the layer assigns one
+    results = await db.bulk_docs(docs)
+    assert len(results) == 1000
+    assert [r["id"] for r in results] == [d["_id"] for d in docs]
+    assert all(r.get("ok") for r in results)
+    again = await db.bulk_docs([{"_id": "bulk-0001"}, {"_id": "bulk-new"}])
+    assert again[0]["error"] == "conflict" and again[1]["ok"]
+
+
+def test_match_results_reorders_by_id():
+    docs = [{"_id": "a"}, {"_id": "b"}, {"_id": "c"}]
+    results = [{"id": "c", "rev": "3"}, {"id": "a", "rev": "1"}]
+    assert match_results(docs, results) == [
+        {"id": "a", "rev": "1"},
+        {"id": "b", "error": "unknown_error", "reason": "no result from CouchDB"},
+        {"id": "c", "rev": "3"},
+    ]
+
+
+async def test_all_docs_and_get_many(db):
+    await db.bulk_docs([{"_id": "many-1"}, {"_id": "many-2"}])
+    found = await db.get_many(["many-2", "missing", "many-1"])
+    assert set(found) == {"many-1", "many-2"}
+
+
+async def test_view_with_keys_and_paging(db):
+    await db.bulk_docs([{"_id": f"typed-{i}", "type": "pager"} for i in range(25)])
+    rows = (await db.view("medic-client", "doc_by_type", key=["pager"]))["rows"]
+    assert len(rows) == 25
+    by_keys = await db.view("medic-client", "doc_by_type", keys=[["pager"], ["nothing"]])
+    assert len(by_keys["rows"]) == 25
+    paged = [row["id"] async for row in db.iter_view("medic-client", "doc_by_type", page_size=7,
+                                                    startkey=["pager"], endkey=["pager"])]
+    assert paged == sorted(f"typed-{i}" for i in range(25))
+
+
+async def test_changes_longpoll_times_out_on_our_side(db):
+    since = (await db.info())["update_seq"]
+    body = await db.changes(since=since, feed="longpoll", timeout=1000, client_timeout=1)
+    assert body["results"] == []
+    assert body["last_seq"] == since
+
+
+async def test_pending_changes_counts_what_follows_a_seq(db):
+    since = (await db.info())["update_seq"]
+    await db.bulk_docs([{"_id": f"pending-{i}"} for i in range(12)])
+    assert await db.pending_changes(since) == 12
+    assert await db.pending_changes((await db.info())["update_seq"]) == 0
+
+
+async def test_local_docs_overwrite(db):
+    await db.put_local("layer-test", {"seq": 1})
+    await db.put_local("layer-test", {"seq": 2})
+    assert (await db.get_local("layer-test"))["seq"] == 2
+
+
+async def test_attachments_round_trip(db):
+    doc = {"_id": "with-attachment"}
+    await db.put(doc)
+    result = await db.put_attachment("with-attachment", "x.xml", b"<x/>", "application/xml", doc["_rev"])
+    assert result["ok"]
+    body, content_type = await db.get_attachment("with-attachment", "x.xml")
+    assert body == b"<x/>" and content_type.startswith("application/xml")
+
+
+async def test_bad_requests_are_couch_errors(db):
+    with pytest.raises(CouchError) as raised:
+        await db.put({"_id": "_reserved"})
+    assert raised.value.couch_status == 400 and raised.value.status == 500
+
+
+async def test_unreachable_server_is_service_unavailable():
+    async with Couch(f"http://127.0.0.1:{free_port()}", "admin", "x", timeout=2) as couch:
+        with pytest.raises(ServiceUnavailable):
+            await couch.info()
+        with pytest.raises(ServiceUnavailable):
+            await couch.db("medic").get("x")
+
+
+async def test_concurrent_requests_share_the_pool(db):
+    await db.put({"_id": "pool-doc"})
+    docs = await asyncio.gather(*(db.get("pool-doc") for _ in range(50)))
+    assert all(d["_id"] == "pool-doc" for d in docs)
