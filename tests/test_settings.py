@@ -1,0 +1,106 @@
+"""Settings GET/PUT with merge, replace and overwrite; validation; reload across processes."""
+
+import asyncio
+
+import pytest
+
+from api.settings import SETTINGS_ID, updated_settings
+
+from .conftest import admin_headers
+
+
+def test_merge_replace_overwrite_rules():
+    current = {"a": {"x": 1, "y": 2}, "b": [1, 2], "c": 3}
+    body = {"a": {"x": 9}, "b": [7]}
+    assert updated_settings(current, body, replace=False, overwrite=False) == \
+        {"a": {"x": 9, "y": 2}, "b": [7], "c": 3}
+    assert updated_settings(current, body, replace=True, overwrite=False) == \
+        {"a": {"x": 9}, "b": [7], "c": 3}
+    assert updated_settings(current, body, replace=True, overwrite=True) == body
+    assert updated_settings(current, body, replace=False, overwrite=True) == body
+    assert current == {"a": {"x": 1, "y": 2}, "b": [1, 2], "c": 3}
+
+
+@pytest.fixture
+async def admin(config):
+    return admin_headers(config)
+
+
+async def _stored(couch, config):
+    return (await couch.db(config.db_medic).get(SETTINGS_ID))["settings"]
+
+
+async def test_get_returns_the_stored_settings(client, admin, couch, config):
+    response = await client.get("/api/v1/settings", headers=admin)
+    assert response.status == 200
+    assert await response.json() == await _stored(couch, config)
+
+
+async def test_put_merges_by_default(client, admin, couch, config):
+    response = await client.put("/api/v1/settings", json={"roles": {"extra_role": {"offline": False}}},
+                                headers=admin)
+    assert await response.json() == {"success": True, "upgraded": True}
+    roles = (await _stored(couch, config))["roles"]
+    assert "extra_role" in roles and "chw" in roles
+    again = await client.put("/api/v1/settings", json={"roles": {"extra_role": {"offline": False}}},
+                             headers=admin)
+    assert await again.json() == {"success": True, "upgraded": False}
+
+
+async def test_put_replace_replaces_given_properties(client, admin, couch, config):
+    response = await client.put("/api/v1/settings?replace=true",
+                                json={"roles": {"only_role": {"offline": True}}}, headers=admin)
+    assert (await response.json())["upgraded"] is True
+    stored = await _stored(couch, config)
+    assert stored["roles"] == {"only_role": {"offline": True}}
+    assert "permissions" in stored
+
+
+async def test_put_overwrite_replaces_everything(client, admin, couch, config):
+    before = await _stored(couch, config)
+    response = await client.put("/api/v1/settings?overwrite=true&replace=true", json={"locale": "sw"},
+                                headers=admin)
+    assert (await response.json())["upgraded"] is True
+    assert await _stored(couch, config) == {"locale": "sw"}
+    restore = await client.put("/api/v1/settings?overwrite=true", json=before, headers=admin)
+    assert restore.status == 200
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"roles": {"chw": {"offline": "yes"}}}, "roles.chw.offline"),
+    ({"permissions": {"can_x": "chw"}}, "permissions.can_x"),
+    ({"contact_types": [{"name": "no id"}]}, "contact_types.0.id"),
+])
+async def test_invalid_settings_are_refused_naming_the_field(client, admin, couch, config, body, field):
+    before = await _stored(couch, config)
+    response = await client.put("/api/v1/settings", json=body, headers=admin)
+    assert response.status == 400
+    error = await response.json()
+    assert error["field"] == field and field in error["error"]
+    assert await _stored(couch, config) == before
+
+
+@pytest.mark.parametrize("data", [b"{not json", b"", b"[1, 2]", b"\xff\xfe"])
+async def test_malformed_bodies_are_400(client, admin, data):
+    response = await client.put("/api/v1/settings", data=data,
+                                headers={**admin, "Content-Type": "application/json"})
+    assert response.status == 400
+    assert (await response.json())["code"] == 400
+
+
+async def test_bad_query_flag_is_400(client, admin):
+    response = await client.put("/api/v1/settings?replace=maybe", json={}, headers=admin)
+    assert response.status == 400 and (await response.json())["field"] == "replace"
+
+
+async def test_change_made_elsewhere_is_seen(client, admin, couch, config):
+    db = couch.db(config.db_medic)
+    doc = await db.get(SETTINGS_ID)
+    doc["settings"]["locale"] = "fr"
+    await db.put(doc)
+    for _ in range(50):
+        current = await (await client.get("/api/v1/settings", headers=admin)).json()
+        if current["locale"] == "fr":
+            break
+        await asyncio.sleep(0.1)
+    assert current["locale"] == "fr"
