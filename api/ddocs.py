@@ -1,0 +1,208 @@
+"""Design documents: built from the files under ``ddocs/``, compared with what is
+installed, and swapped in without making queries wait on a cold index.
+
+Layout: ``ddocs/<db>/<ddoc>/`` holds ``views/<view>/map.js`` (and optional
+``reduce.js``), an optional ``validate_doc_update.js`` and an optional
+``ddoc.json`` with any other fields. ``<db>`` is the logical database name
+(``medic``, ``medic-sentinel``, ...), mapped to the configured one.
+
+A changed ddoc is first written as a staged copy (``_design/:staged:<name>``,
+without its ``validate_doc_update``), each of its views is queried until built,
+and only then is the real ddoc overwritten. CouchDB (and PouchDB) key view
+indexes by the views' content, not the ddoc's name, so the swapped-in ddoc
+answers from the index the staged copy built. The same code serves the upload
+script and the upgrade endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import ROOT, Config
+from .couch import Couch, Database
+from .errors import NotFound
+
+DDOC_ROOT = ROOT / "ddocs"
+STAGED_PREFIX = "_design/:staged:"
+BUILTIN_REDUCES = frozenset({"_count", "_sum", "_stats", "_approx_count_distinct"})
+_FUNCTION = re.compile(r"^\s*function\s*\w*\s*\(")
+
+Progress = Callable[[str], None]
+
+
+class DdocError(ValueError):
+    """A design doc on disk is malformed; the message says which file and why."""
+
+
+def ddoc_names(logical_db: str, root: Path = DDOC_ROOT) -> list[str]:
+    folder = root / logical_db
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8").strip()
+
+
+def load(logical_db: str, name: str, root: Path = DDOC_ROOT) -> dict[str, Any]:
+    """Build one design doc from its folder."""
+    folder = root / logical_db / name
+    doc: dict[str, Any] = {"_id": f"_design/{name}"}
+    extra = folder / "ddoc.json"
+    if extra.exists():
+        try:
+            doc.update(json.loads(extra.read_text()))
+        except ValueError as exc:
+            raise DdocError(f"{extra}: invalid JSON: {exc}") from None
+    views_dir = folder / "views"
+    if views_dir.is_dir():
+        views: dict[str, dict[str, str]] = {}
+        for view_dir in sorted(p for p in views_dir.iterdir() if p.is_dir()):
+            map_file = view_dir / "map.js"
+            if not map_file.exists():
+                raise DdocError(f"{view_dir}: no map.js")
+            view = {"map": _read(map_file)}
+            if (view_dir / "reduce.js").exists():
+                view["reduce"] = _read(view_dir / "reduce.js")
+            views[view_dir.name] = view
+        doc["views"] = views
+        doc.setdefault("language", "javascript")
+    validate = folder / "validate_doc_update.js"
+    if validate.exists():
+        doc["validate_doc_update"] = _read(validate)
+    return doc
+
+
+def load_all(root: Path = DDOC_ROOT) -> dict[str, list[dict[str, Any]]]:
+    """Every design doc on disk, by logical database."""
+    if not root.is_dir():
+        return {}
+    return {db.name: [load(db.name, n, root) for n in ddoc_names(db.name, root)]
+            for db in sorted(root.iterdir()) if db.is_dir()}
+
+
+def functions(doc: dict[str, Any]) -> dict[str, str]:
+    """The JavaScript sources of a ddoc, by a readable path."""
+    found: dict[str, str] = {}
+    for view_name, view in (doc.get("views") or {}).items():
+        found[f"{doc['_id']}/views/{view_name}/map.js"] = view["map"]
+        if "reduce" in view and view["reduce"] not in BUILTIN_REDUCES:
+            found[f"{doc['_id']}/views/{view_name}/reduce.js"] = view["reduce"]
+    if doc.get("validate_doc_update"):
+        found[f"{doc['_id']}/validate_doc_update.js"] = doc["validate_doc_update"]
+    return found
+
+
+def check(docs: list[dict[str, Any]]) -> list[str]:
+    """Problems with the ddocs' functions; compiled with Node when it is installed."""
+    sources: dict[str, str] = {}
+    for doc in docs:
+        sources.update(functions(doc))
+    problems = [f"{path}: does not start with 'function ('" for path, src in sources.items()
+                if not _FUNCTION.match(src)]
+    node = shutil.which("node")
+    if node and sources:
+        out = subprocess.run([node, str(ROOT / "scripts" / "check-js.js")], input=json.dumps(sources),
+                             capture_output=True, text=True, timeout=60, check=True)
+        problems.extend(f"{path}: {error}" for path, error in json.loads(out.stdout).items())
+    return sorted(set(problems))
+
+
+def _content(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    return {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
+
+
+def _staged_copy(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"_id": STAGED_PREFIX + name, "language": doc.get("language", "javascript"),
+            "views": doc.get("views", {})}
+
+
+async def _put_over(db: Database, doc: dict[str, Any]) -> None:
+    """Write a doc whatever revision is stored (ours is the truth for ddocs)."""
+    current = await db.get_or_none(doc["_id"])
+    body = dict(doc)
+    body.pop("_rev", None)
+    if current:
+        body["_rev"] = current["_rev"]
+    await db.put(body)
+
+
+async def warm(db: Database, ddoc_id: str, views: dict[str, Any], progress: Progress,
+               timeout: float = 3600) -> None:
+    """Query each view until its index is built, saying how it goes."""
+    name = ddoc_id[len("_design/"):]
+    for view_name, view in views.items():
+        started = time.monotonic()
+        params: dict[str, Any] = {"limit": 0}
+        if "reduce" in view:
+            params["reduce"] = False
+        query = asyncio.ensure_future(db.view(name, view_name, timeout=timeout, **params))
+        while True:
+            done, _ = await asyncio.wait({query}, timeout=5)
+            if done:
+                query.result()
+                break
+            tasks = await db.couch.get_json("/_active_tasks")
+            busy = [t for t in tasks if t.get("type") == "indexer" and t.get("design_document") == ddoc_id]
+            share = f"{busy[0].get('progress', 0)}%" if busy else "building"
+            progress(f"  {db.name}/{ddoc_id}/{view_name}: {share} ({time.monotonic() - started:.0f}s)")
+        progress(f"  {db.name}/{ddoc_id}/{view_name}: ready in {time.monotonic() - started:.1f}s")
+
+
+async def install(db: Database, doc: dict[str, Any], progress: Progress = lambda _: None) -> str:
+    """Bring one ddoc up to date: "unchanged", "created" or "updated"."""
+    installed = await db.get_or_none(doc["_id"])
+    if _content(installed) == _content(doc):
+        return "unchanged"
+    name = doc["_id"][len("_design/"):]
+    views = doc.get("views") or {}
+    if views:
+        staged = _staged_copy(doc, name)
+        progress(f"{db.name}/{doc['_id']}: staging")
+        await _put_over(db, staged)
+        try:
+            await warm(db, staged["_id"], views, progress)
+        except BaseException:
+            await _delete_if_present(db, staged["_id"])
+            raise
+    await _put_over(db, doc)
+    if views:
+        await _delete_if_present(db, STAGED_PREFIX + name)
+        await db.couch.request("POST", f"{db.path}/_view_cleanup", json_body={})
+    return "created" if installed is None else "updated"
+
+
+async def _delete_if_present(db: Database, doc_id: str) -> None:
+    current = await db.get_or_none(doc_id)
+    if current:
+        try:
+            await db.delete(doc_id, current["_rev"])
+        except NotFound:
+            pass
+
+
+async def upload_all(couch: Couch, config: Config, progress: Progress = print,
+                     root: Path | None = None) -> dict[str, str]:
+    """Check then install every ddoc on disk; returns ``{"<db>/<ddoc id>": outcome}``."""
+    all_docs = load_all(root or config.ddocs_dir)
+    problems = check([d for docs in all_docs.values() for d in docs])
+    if problems:
+        raise DdocError("invalid design documents:\n  " + "\n  ".join(problems))
+    outcomes: dict[str, str] = {}
+    for logical, docs in all_docs.items():
+        db = couch.db(config.databases.get(logical, logical))
+        for doc in docs:
+            outcome = await install(db, doc, progress)
+            outcomes[f"{db.name}/{doc['_id']}"] = outcome
+            progress(f"{db.name}/{doc['_id']}: {outcome}")
+    return outcomes

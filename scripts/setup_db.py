@@ -1,0 +1,67 @@
+"""Create the databases, lock them to admins, upload the design docs and seed the settings.
+
+Safe to run again: existing databases and settings are kept, and design docs
+that already match are left alone. ``python -m scripts.setup_db``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Callable
+
+from api.config import Config
+from api.couch import Couch
+from api.ddocs import DdocError, upload_all
+from api.errors import ServiceUnavailable
+from api.settings import SettingsStore
+
+# Only admins may read or write these databases directly; users go through the API.
+ADMIN_ONLY = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["_admin"]}}
+
+
+async def wait_for(couch: Couch, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await couch.info()
+            return
+        except ServiceUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def setup(config: Config, progress: Callable[[str], None] = print) -> None:
+    async with Couch.from_config(config) as couch:
+        await wait_for(couch)
+        for name in config.databases.values():
+            if await couch.create_db(name):
+                progress(f"created database {name}")
+            if name != config.db_users:
+                await couch.request("PUT", couch.db(name).path + "/_security", json_body=ADMIN_ONLY)
+        await upload_all(couch, config, progress)
+        if await SettingsStore(couch.db(config.db_medic)).seed_defaults():
+            progress("stored the default app settings")
+
+
+def main() -> int:
+    config = Config.from_env()
+    if not config.couch_user:
+        print("No CouchDB admin: set COUCH_URL with credentials or start the embedded server (make run)",
+              file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(setup(config))
+    except DdocError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ServiceUnavailable as exc:
+        print(f"error: {exc} ({config.couch_url})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""Set-up from scratch and the design doc upload: first upload, no-op rerun, staged swap, bad ddocs."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from api import ddocs
+from api.config import ROOT
+from api.couch import Couch
+from api.settings import SETTINGS_ID
+from scripts.couchdb import free_port
+from scripts.setup_db import setup
+
+from .conftest import module_config
+
+
+@pytest.fixture
+def fresh_config(couch_server):
+    """A config naming databases that do not exist yet."""
+    import uuid
+
+    cfg = module_config(couch_server, f"s{uuid.uuid4().hex[:8]}-")
+    yield cfg
+
+    async def drop():
+        async with Couch.from_config(cfg) as couch:
+            for name in (cfg.db_medic, cfg.db_sentinel, cfg.db_users_meta, cfg.db_logs):
+                await couch.delete_db(name)
+
+    asyncio.run(drop())
+
+
+async def test_setup_from_scratch_then_again_changes_nothing(fresh_config):
+    lines = []
+    await setup(fresh_config, progress=lines.append)
+    assert any("created database" in line for line in lines)
+    async with Couch.from_config(fresh_config) as couch:
+        dbs = set(await couch.all_dbs())
+        assert {fresh_config.db_medic, fresh_config.db_sentinel, fresh_config.db_users_meta,
+                fresh_config.db_logs} <= dbs
+        medic = couch.db(fresh_config.db_medic)
+        security = await medic.get("_security")
+        assert security["members"]["roles"] == ["_admin"]
+        client_ddoc = await medic.get("_design/medic-client")
+        assert "doc_by_type" in client_ddoc["views"]
+        settings = await medic.get(SETTINGS_ID)
+        assert settings["settings"]["contact_types"][0]["id"] == "district_hospital"
+        revs_before = {d: (await medic.get(d))["_rev"] for d in ("_design/medic-client", SETTINGS_ID)}
+
+        lines.clear()
+        await setup(fresh_config, progress=lines.append)
+        assert not any("created" in line or "updated" in line or "stored" in line for line in lines), lines
+        revs_after = {d: (await medic.get(d))["_rev"] for d in revs_before}
+        assert revs_after == revs_before
+
+
+def _ddoc_tree(tmp_path, map_body):
+    root = tmp_path / "ddocs"
+    view = root / "medic" / "probe" / "views" / "by_n"
+    view.mkdir(parents=True)
+    (view / "map.js").write_text(map_body)
+    return root
+
+
+async def test_changed_view_is_staged_warmed_and_swapped(config, couch, tmp_path):
+    db = couch.db(config.db_medic)
+    await db.bulk_docs([{"_id": f"probe-{i}", "n": i} for i in range(50)])
+    root = _ddoc_tree(tmp_path, "function (doc) { if (typeof doc.n === 'number') { emit(doc.n); } }")
+    lines = []
+    assert (await ddocs.upload_all(couch, config, lines.append, root))[f"{db.name}/_design/probe"] == "created"
+    assert (await ddocs.upload_all(couch, config, lines.append, root))[f"{db.name}/_design/probe"] == "unchanged"
+    rev_unchanged = (await db.get("_design/probe"))["_rev"]
+
+    (root / "medic" / "probe" / "views" / "by_n" / "map.js").write_text(
+        "function (doc) { if (typeof doc.n === 'number') { emit(-doc.n); } }")
+    lines.clear()
+    outcome = await ddocs.upload_all(couch, config, lines.append, root)
+    assert outcome[f"{db.name}/_design/probe"] == "updated"
+    assert any("staging" in line for line in lines)
+    assert any("ready in" in line for line in lines)
+    installed = await db.get("_design/probe")
+    assert installed["_rev"] != rev_unchanged and "-doc.n" in installed["views"]["by_n"]["map"]
+    assert await db.get_or_none(ddocs.STAGED_PREFIX + "probe") is None
+    rows = (await db.view("probe", "by_n", limit=3))["rows"]
+    assert [r["key"] for r in rows] == [-49, -48, -47]
+
+
+def test_the_project_ddocs_are_valid():
+    all_docs = ddocs.load_all()
+    assert "medic" in all_docs
+    assert ddocs.check([d for docs in all_docs.values() for d in docs]) == []
+
+
+def test_syntax_errors_are_reported(tmp_path):
+    root = _ddoc_tree(tmp_path, "function (doc) { emit(doc.n; }")
+    problems = ddocs.check(ddocs.load_all(root)["medic"])
+    assert len(problems) == 1 and "probe/views/by_n/map.js" in problems[0] and "SyntaxError" in problems[0]
+    root2 = _ddoc_tree(tmp_path / "b", "emit(doc.n)")
+    assert any("does not start with" in p for p in ddocs.check(ddocs.load_all(root2)["medic"]))
+
+
+def test_missing_map_is_refused(tmp_path):
+    (tmp_path / "medic" / "x" / "views" / "v").mkdir(parents=True)
+    with pytest.raises(ddocs.DdocError, match="no map.js"):
+        ddocs.load_all(tmp_path)
+
+
+def _run_upload(env_changes):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COUCH", "JAMII"))}
+    env.update(env_changes)
+    return subprocess.run([sys.executable, "-m", "scripts.upload_ddocs"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_upload_script_exits_non_zero_when_the_server_is_unreachable():
+    result = _run_upload({"COUCH_URL": f"http://admin:x@127.0.0.1:{free_port()}"})
+    assert result.returncode == 1
+    assert "unreachable" in result.stderr
+
+
+def test_upload_script_is_a_no_op_on_a_second_run(config):
+    env = {"COUCH_URL": config.couch_url_with_credentials(), "JAMII_DB_PREFIX": config.db_medic[:-5]}
+    result = _run_upload(env)
+    assert result.returncode == 0, result.stderr
+    assert "0 design document(s) changed" in result.stdout
+
+
+def test_upload_script_refuses_a_bad_ddoc(config, tmp_path):
+    shutil.copytree(ROOT / "ddocs", tmp_path / "ddocs")
+    broken = tmp_path / "ddocs" / "medic" / "medic-client" / "views" / "doc_by_type" / "map.js"
+    broken.write_text("function (doc) { emit(; }")
+    env = {"COUCH_URL": config.couch_url_with_credentials(), "JAMII_DB_PREFIX": config.db_medic[:-5],
+           "JAMII_DDOCS_DIR": str(tmp_path / "ddocs")}
+    result = _run_upload(env)
+    assert result.returncode == 1
+    assert "doc_by_type/map.js" in result.stderr and "SyntaxError" in result.stderr
