@@ -1,0 +1,5 @@
+"""``python -m api``: run the API server."""
+
+from .app import main
+
+main()

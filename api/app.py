@@ -1,0 +1,62 @@
+"""The application factory: ``create_app(config)`` builds the aiohttp app.
+
+Clients (CouchDB, the authenticator, the settings store) are made in
+``on_startup`` and closed in ``on_cleanup``, as in aiohttp's own examples.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+
+from . import metrics
+from .auth import Authenticator
+from .config import Config
+from .couch import Couch
+from .handlers import setup_routes
+from .middlewares import access_log, auth_middleware, error_middleware
+from .settings import SettingsStore
+from .web import AUTH, CONFIG, COUCH, SETTINGS, STARTED
+
+
+async def _start_clients(app: web.Application) -> None:
+    config = app[CONFIG]
+    couch = Couch.from_config(config, observer=metrics.observe_couch)
+    app[COUCH] = couch
+    app[AUTH] = Authenticator.from_config(couch, config)
+    app[SETTINGS] = SettingsStore(couch.db(config.db_medic))
+    app[SETTINGS].start_watching()
+    app[STARTED] = time.monotonic()
+
+
+async def _close_clients(app: web.Application) -> None:
+    await app[SETTINGS].stop_watching()
+    await app[COUCH].close()
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[access_log, error_middleware, auth_middleware],
+    )
+    app[CONFIG] = config
+    app.on_startup.append(_start_clients)
+    app.on_cleanup.append(_close_clients)
+    setup_routes(app)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main() -> None:
+    config = Config.from_env()
+    configure_logging(config.log_level)
+    if not config.couch_user:
+        raise SystemExit("No CouchDB admin: set COUCH_URL with credentials, or COUCH_USER and COUCH_PASSWORD, "
+                         "or start the embedded server first (make run)")
+    web.run_app(create_app(config), host=config.api_host, port=config.api_port, print=None,
+                access_log=None)

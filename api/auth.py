@@ -1,0 +1,243 @@
+"""Who is calling: CouchDB users (Basic or session cookie) and JWT bearer tokens.
+
+Credentials are checked against CouchDB's own ``/_session`` (so password
+hashing and cookie signing stay CouchDB's business), then the user's ``_users``
+doc is read with the admin credentials for ``facility_id`` and ``contact_id``.
+A successful check is remembered for ``AUTH_CACHE_SECONDS`` (keyed by a hash,
+never by the secret itself) so a busy client does not pay two CouchDB round
+trips per request; ``forget()`` drops a user at once when the API changes
+their password or deletes them. Other API processes see such a change within
+the cache time.
+
+Other schemes (``Token`` for the spatial units API) are registered with
+``Authenticator.register_scheme``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+import jwt
+
+from .couch import Couch, basic_auth
+from .errors import NotFound, Unauthorized
+
+ADMIN_ROLES = frozenset({"_admin", "admin"})
+USER_PREFIX = "org.couchdb.user:"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    name: str
+    roles: tuple[str, ...] = ()
+    method: str = "basic"  # basic | cookie | jwt | token
+    facility_id: Any = None  # a place id (or a list of them, as CHT 4 allows)
+    contact_id: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(ADMIN_ROLES.intersection(self.roles))
+
+    @property
+    def facility_ids(self) -> tuple[str, ...]:
+        if not self.facility_id:
+            return ()
+        if isinstance(self.facility_id, (list, tuple)):
+            return tuple(f for f in self.facility_id if f)
+        return (self.facility_id,)
+
+
+SchemeHandler = Callable[[str], Awaitable[Principal]]
+
+
+class _Cache:
+    """A small time-limited LRU of verified credentials."""
+
+    def __init__(self, seconds: int, size: int = 10000):
+        self.seconds = seconds
+        self.size = size
+        self._items: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def get(self, key: str) -> Principal | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if self.seconds <= 0:
+            return
+        self._items[key] = (time.monotonic() + self.seconds, principal)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def drop_user(self, name: str) -> None:
+        for key in [k for k, (_, p) in self._items.items() if p.name == name]:
+            del self._items[key]
+
+
+class Authenticator:
+    def __init__(self, couch: Couch, *, users_db: str = "_users", cache_seconds: int = 10,
+                 jwt_secret: str | None = None, jwt_public_key: str | None = None,
+                 jwt_audience: str | None = None, jwt_issuer: str | None = None):
+        self.couch = couch
+        self.users = couch.db(users_db)
+        self.cache = _Cache(cache_seconds)
+        self._salt = os.urandom(16)
+        self._jwt_keys: list[tuple[str, str]] = []
+        if jwt_secret:
+            self._jwt_keys.append(("HS256", jwt_secret))
+        if jwt_public_key:
+            self._jwt_keys.append(("RS256", jwt_public_key))
+        self._jwt_audience = jwt_audience
+        self._jwt_issuer = jwt_issuer
+        self._schemes: dict[str, SchemeHandler] = {}
+
+    @classmethod
+    def from_config(cls, couch: Couch, config: Any) -> "Authenticator":
+        return cls(couch, users_db=config.db_users, cache_seconds=config.auth_cache_seconds,
+                   jwt_secret=config.jwt_secret, jwt_public_key=config.jwt_public_key,
+                   jwt_audience=config.jwt_audience, jwt_issuer=config.jwt_issuer)
+
+    def register_scheme(self, scheme: str, handler: SchemeHandler) -> None:
+        """Accept ``Authorization: <scheme> <credentials>`` through ``handler``."""
+        self._schemes[scheme.lower()] = handler
+
+    def _key(self, *parts: str) -> str:
+        digest = hashlib.sha256(self._salt)
+        for part in parts:
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        return digest.hexdigest()
+
+    def forget(self, name: str) -> None:
+        """Drop remembered credentials of a user (password changed, user deleted)."""
+        self.cache.drop_user(name)
+
+    async def authenticate(self, authorization: str | None, session_cookie: str | None) -> Principal | None:
+        """The caller, None when no credentials were sent; wrong credentials raise Unauthorized."""
+        if authorization:
+            scheme, _, credentials = authorization.strip().partition(" ")
+            scheme = scheme.lower()
+            credentials = credentials.strip()
+            if scheme == "basic":
+                name, password = parse_basic(credentials)
+                return await self.basic(name, password)
+            if scheme == "bearer":
+                return self.bearer(credentials)
+            if scheme in self._schemes:
+                return await self._schemes[scheme](credentials)
+            raise Unauthorized(f"Unsupported authorization scheme: {scheme}")
+        if session_cookie:
+            return await self.cookie(session_cookie)
+        return None
+
+    async def basic(self, name: str, password: str) -> Principal:
+        key = self._key("basic", name, password)
+        cached = self.cache.get(key)
+        if cached:
+            return cached
+        ctx, _ = await self.couch.session_info({"Authorization": basic_auth(name, password)})
+        if not ctx.get("name"):
+            raise Unauthorized("Name or password is incorrect.")
+        principal = await self._principal(ctx, "basic")
+        self.cache.put(key, principal)
+        return principal
+
+    async def cookie(self, value: str) -> Principal:
+        key = self._key("cookie", value)
+        cached = self.cache.get(key)
+        if cached:
+            return cached
+        ctx, _ = await self.couch.session_info({"Cookie": f"AuthSession={value}"})
+        if not ctx.get("name"):
+            raise Unauthorized("Session expired or invalid. Please log in again.")
+        principal = await self._principal(ctx, "cookie")
+        self.cache.put(key, principal)
+        return principal
+
+    async def login(self, name: str, password: str) -> tuple[Principal, str]:
+        """Open a CouchDB session; returns the caller and the AuthSession cookie value."""
+        ctx, cookie = await self.couch.new_session(name, password)
+        if not ctx or not cookie:
+            raise Unauthorized("Name or password is incorrect.")
+        principal = await self._principal(ctx, "cookie")
+        self.cache.put(self._key("cookie", cookie), principal)
+        return principal, cookie
+
+    def bearer(self, token: str) -> Principal:
+        if not self._jwt_keys:
+            raise Unauthorized("Bearer tokens are not enabled on this server")
+        claims = None
+        last_error: Exception | None = None
+        for algorithm, key in self._jwt_keys:
+            try:
+                claims = jwt.decode(
+                    token, key, algorithms=[algorithm], audience=self._jwt_audience,
+                    issuer=self._jwt_issuer,
+                    options={"require": ["exp"], "verify_aud": self._jwt_audience is not None},
+                )
+                break
+            except jwt.ExpiredSignatureError:
+                raise Unauthorized("Token expired") from None
+            except jwt.InvalidTokenError as exc:
+                last_error = exc
+        if claims is None:
+            raise Unauthorized(f"Invalid token: {last_error}")
+        name = claims.get("sub") or claims.get("name")
+        if not isinstance(name, str) or not name:
+            raise Unauthorized("Invalid token: no subject")
+        return Principal(name=name, method="jwt", scopes=frozenset(token_scopes(claims)))
+
+    async def _principal(self, ctx: Mapping[str, Any], method: str) -> Principal:
+        name = ctx["name"]
+        roles = tuple(ctx.get("roles") or ())
+        facility_id = contact_id = None
+        try:
+            user_doc = await self.users.get(USER_PREFIX + name)
+            facility_id = user_doc.get("facility_id")
+            contact_id = user_doc.get("contact_id")
+            roles = tuple(user_doc.get("roles") or roles)
+        except NotFound:
+            pass  # a CouchDB server admin has no _users doc
+        return Principal(name=name, roles=roles, method=method, facility_id=facility_id, contact_id=contact_id)
+
+
+def parse_basic(credentials: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("Malformed Basic credentials") from None
+    name, sep, password = decoded.partition(":")
+    if not sep or not name:
+        raise Unauthorized("Malformed Basic credentials")
+    return name, password
+
+
+def token_scopes(claims: Mapping[str, Any]) -> list[str]:
+    """Scopes of a JWT: ``scope`` (space separated, OAuth 2), ``scp`` or ``permissions`` (lists)."""
+    scopes: list[str] = []
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        scopes.extend(scope.split())
+    for name in ("scp", "permissions"):
+        value = claims.get(name)
+        if isinstance(value, list):
+            scopes.extend(str(v) for v in value)
+        elif isinstance(value, str):
+            scopes.extend(value.split())
+    return scopes

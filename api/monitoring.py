@@ -1,0 +1,98 @@
+"""Figures for ``/api/v{1,2}/monitoring``.
+
+Each metric is computed on its own; one that fails is reported as ``-1``
+(numbers) or ``""`` (strings), as the spec says, and the rest still answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from typing import Any, Awaitable, Callable
+
+from . import __version__, checkpoint
+from .config import Config
+from .couch import Couch, Database
+from .ddocs import ddoc_names
+
+log = logging.getLogger("jamii.monitoring")
+
+
+async def _safe(what: str, fn: Callable[[], Awaitable[Any]], fallback: Any) -> Any:
+    try:
+        return await fn()
+    except Exception as exc:  # noqa: BLE001 - one failed metric must not fail the endpoint
+        log.warning("monitoring: %s failed: %s", what, exc)
+        return fallback
+
+
+def seq_number(seq: Any) -> int:
+    """A seq as the number monitoring shows (CouchDB 3's ``"12-g1A..."`` -> 12); display only."""
+    if isinstance(seq, int):
+        return seq
+    return int(str(seq).split("-", 1)[0])
+
+
+def _number(value: Any) -> Any:
+    return value if isinstance(value, (int, float)) else -1
+
+
+async def database_metrics(db: Database, logical_name: str, config: Config) -> dict[str, Any]:
+    info = await db.info()
+    sizes = info.get("sizes") or {}
+    active = _number(sizes.get("active"))
+    file_size = _number(sizes.get("file", info.get("disk_size")))
+    view_indexes = []
+    view_active = view_file = 0
+    for name in ddoc_names(logical_name, config.ddocs_dir):
+        index = await _safe(f"{db.name}/_design/{name}/_info",
+                            lambda n=name: db.couch.get_json(f"{db.path}/_design/{n}/_info"), {})
+        view_index = index.get("view_index") if isinstance(index, dict) else None
+        # pouchdb-server answers {"view_index": "Not implemented."}: sizes unknown (-1).
+        index_sizes = view_index.get("sizes") or {} if isinstance(view_index, dict) else {}
+        entry = {"name": name, "sizes": {"active": _number(index_sizes.get("active")),
+                                         "file": _number(index_sizes.get("file"))}}
+        view_active += max(entry["sizes"]["active"], 0)
+        view_file += max(entry["sizes"]["file"], 0)
+        view_indexes.append(entry)
+    fragmentation: Any = -1
+    if active > 0 and file_size >= 0:
+        fragmentation = (file_size + view_file) / (active + view_active)
+    return {
+        "name": db.name,
+        "update_sequence": seq_number(info["update_seq"]),
+        "doc_count": _number(info.get("doc_count")),
+        "doc_del_count": _number(info.get("doc_del_count")),
+        "fragmentation": fragmentation,
+        "sizes": {"active": active, "file": file_size},
+        "view_indexes": view_indexes,
+    }
+
+
+async def sentinel_backlog(couch: Couch, config: Config) -> int:
+    since = await checkpoint.read(couch.db(config.db_sentinel), checkpoint.SENTINEL)
+    return await couch.db(config.db_medic).pending_changes(since)
+
+
+async def collect(couch: Couch, config: Config, *, uptime_seconds: float) -> dict[str, Any]:
+    """The monitoring document."""
+    server = await _safe("server info", couch.info, {})
+    databases: dict[str, Any] = {}
+    for logical, actual in config.databases.items():
+        fallback = {"name": actual, "update_sequence": -1, "doc_count": -1, "doc_del_count": -1,
+                    "fragmentation": -1, "sizes": {"active": -1, "file": -1}, "view_indexes": []}
+        databases[actual] = await _safe(f"database {actual}",
+                                        lambda d=couch.db(actual), n=logical: database_metrics(d, n, config),
+                                        fallback)
+    return {
+        "version": {
+            "app": __version__,
+            "node": "",
+            "python": platform.python_version(),
+            "couchdb": server.get("version", ""),
+        },
+        "couchdb": databases,
+        "date": {"current": int(time.time() * 1000), "uptime": uptime_seconds},
+        "sentinel": {"backlog": await _safe("sentinel backlog", lambda: sentinel_backlog(couch, config), -1)},
+    }

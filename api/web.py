@@ -1,0 +1,110 @@
+"""Small helpers shared by the handlers: app keys, route flags, request parsing, JSON replies."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from .auth import Authenticator, Principal
+from .config import Config
+from .couch import Couch
+from .errors import BadRequest, PayloadTooLarge
+from .settings import SettingsStore
+from . import permissions
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CONFIG = web.AppKey("config", Config)
+COUCH = web.AppKey("couch", Couch)
+AUTH = web.AppKey("authenticator", Authenticator)
+SETTINGS = web.AppKey("settings", SettingsStore)
+STARTED = web.AppKey("started", float)
+USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type: ignore[arg-type]
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler as reachable without credentials (everything else needs them)."""
+    handler.jamii_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def couch_errors(handler: Handler) -> Handler:
+    """Mark a handler whose errors use CouchDB's ``{"error", "reason"}`` shape."""
+    handler.jamii_couch_errors = True  # type: ignore[attr-defined]
+    return handler
+
+
+def user(request: web.Request) -> Principal | None:
+    return request.get(USER)
+
+
+async def settings(request: web.Request) -> dict[str, Any]:
+    return await request.app[SETTINGS].get()
+
+
+async def require(request: web.Request, *perms: str, online: bool = False) -> Principal:
+    """The caller, if they hold every permission given (and are online, if asked)."""
+    return permissions.require(user(request), await settings(request), *perms, online=online)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or a 400 that says why not."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"Request body is larger than {request.app[CONFIG].max_body_bytes} bytes")
+    if not raw.strip():
+        raise BadRequest("Request body is empty; JSON expected", field="body")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("Request body is not valid UTF-8", field="body") from None
+    except ValueError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}", field="body") from None
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object", field="body")
+    return body
+
+
+def query_bool(query: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Query parameter {name} must be true or false", field=name)
+
+
+def query_int(query: Mapping[str, str], name: str, default: int, *, minimum: int | None = None,
+              maximum: int | None = None) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"Query parameter {name} must be an integer", field=name) from None
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"Query parameter {name} must be at least {minimum}", field=name)
+    if maximum is not None and value > maximum:
+        raise BadRequest(f"Query parameter {name} must be at most {maximum}", field=name)
+    return value
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers,
+                             dumps=lambda obj: json.dumps(obj, separators=(",", ":")))
+
+
+def uptime(request: web.Request) -> float:
+    return time.monotonic() - request.app[STARTED]
