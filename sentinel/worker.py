@@ -1,0 +1,98 @@
+"""The ``_changes`` follower.
+
+It reads the medic database's feed in batches from a checkpoint stored in the
+sentinel database, hands each batch to ``process_batch``, and moves the
+checkpoint only after the batch's work is written. A crash anywhere means the
+batch is read again on restart, never skipped. An unreachable CouchDB is
+retried with backoff; any error restarts the feed from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any, Awaitable, Callable
+
+from api import checkpoint
+from api.config import Config
+from api.couch import Couch
+from api.errors import JamiiError
+
+log = logging.getLogger("jamii.sentinel")
+
+Batch = list[dict[str, Any]]
+BatchProcessor = Callable[[Batch], Awaitable[None]]
+
+
+async def ignore_batch(batch: Batch) -> None:
+    """The processor until transitions are configured: nothing to do."""
+
+
+class Worker:
+    def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
+                 batch_size: int = 100, wait_seconds: float = 30):
+        self.couch = couch
+        self.medic = couch.db(config.db_medic)
+        self.sentinel = couch.db(config.db_sentinel)
+        self.process_batch = process_batch
+        self.batch_size = batch_size
+        self.wait_seconds = wait_seconds
+        self.seq: Any = None
+        self.processed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the feed until ``stop`` is set; the batch under way is finished first."""
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                if self.seq is None:
+                    self.seq = await checkpoint.read(self.sentinel, checkpoint.SENTINEL)
+                    log.info("following %s from %r", self.medic.name, self.seq)
+                await self.step(stop)
+                delay = 1.0
+            except JamiiError as exc:
+                log.warning("feed error: %s; retrying in %.0fs", exc, delay)
+                self.seq = None  # re-read the checkpoint: the durable truth
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, 30)
+
+    async def step(self, stop: asyncio.Event | None = None) -> int:
+        """Read and process one batch (waiting for changes if there are none); returns its size."""
+        feed = asyncio.ensure_future(self.medic.changes(
+            since=self.seq, limit=self.batch_size, include_docs=True, feed="longpoll",
+            timeout=int(self.wait_seconds * 1000), client_timeout=self.wait_seconds))
+        if stop is not None:
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({feed, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if feed not in done:
+                feed.cancel()
+                return 0
+        body = await feed
+        results = body.get("results") or []
+        if results:
+            await self.process_batch(results)
+            await checkpoint.write(self.sentinel, checkpoint.SENTINEL, body["last_seq"])
+            self.processed += len(results)
+            log.info("processed %d change(s); checkpoint %r", len(results), body["last_seq"])
+        self.seq = body.get("last_seq", self.seq)
+        return len(results)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def run(config: Config) -> None:
+    """Run the worker until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Couch.from_config(config) as couch:
+        await Worker(couch, config).run(stop)
+    log.info("sentinel stopped")

@@ -1,0 +1,68 @@
+"""The sentinel's feed follower: batches, durable checkpoint, resume after restart."""
+
+import asyncio
+
+from api import checkpoint
+from sentinel.worker import Worker
+
+
+async def test_worker_processes_every_change_once_and_resumes(couch, config):
+    medic = couch.db(config.db_medic)
+    await checkpoint.write(couch.db(config.db_sentinel), checkpoint.SENTINEL, (await medic.info())["update_seq"])
+    await medic.bulk_docs([{"_id": f"feed-{i:03d}"} for i in range(250)])
+    seen: list[str] = []
+
+    async def record(batch):
+        seen.extend(change["id"] for change in batch)
+        assert all("doc" in change for change in batch)
+
+    worker = Worker(couch, config, record, batch_size=100, wait_seconds=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(100):
+        if len(seen) >= 250:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert sorted(seen) == [f"feed-{i:03d}" for i in range(250)]
+    assert await medic.pending_changes(await checkpoint.read(couch.db(config.db_sentinel),
+                                                             checkpoint.SENTINEL)) == 0
+
+    # a new worker (a restart) starts from the checkpoint: only new changes
+    await medic.bulk_docs([{"_id": "feed-late"}])
+    seen.clear()
+    restarted = Worker(couch, config, record, batch_size=100, wait_seconds=1)
+    restarted.seq = await checkpoint.read(couch.db(config.db_sentinel), checkpoint.SENTINEL)
+    assert await restarted.step() == 1
+    assert seen == ["feed-late"]
+
+
+async def test_a_failed_batch_does_not_move_the_checkpoint(couch, config):
+    medic = couch.db(config.db_medic)
+    sentinel = couch.db(config.db_sentinel)
+    start = (await medic.info())["update_seq"]
+    await checkpoint.write(sentinel, checkpoint.SENTINEL, start)
+    await medic.bulk_docs([{"_id": "feed-fails"}])
+
+    async def explode(batch):
+        raise RuntimeError("crash in the middle of a batch")
+
+    worker = Worker(couch, config, explode, wait_seconds=1)
+    worker.seq = start
+    try:
+        await worker.step()
+    except RuntimeError:
+        pass
+    assert await checkpoint.read(sentinel, checkpoint.SENTINEL) == start
+
+
+async def test_stop_interrupts_an_idle_wait(couch, config):
+    medic = couch.db(config.db_medic)
+    await checkpoint.write(couch.db(config.db_sentinel), checkpoint.SENTINEL, (await medic.info())["update_seq"])
+    worker = Worker(couch, config, wait_seconds=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await asyncio.wait_for(task, 2)
