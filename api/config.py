@@ -67,6 +67,9 @@ class Config:
     db_sentinel: str = "medic-sentinel"
     db_users_meta: str = "medic-users-meta"
     db_logs: str = "medic-logs"
+    db_foci: str = "foci"
+    db_datapoints: str = "datapoints"
+    db_spatial: str = "spatial"
     db_users: str = "_users"
 
     api_host: str = "127.0.0.1"
@@ -118,6 +121,9 @@ class Config:
             db_sentinel=prefix + env.get("SENTINEL_DB", "medic-sentinel"),
             db_users_meta=prefix + env.get("USERS_META_DB", "medic-users-meta"),
             db_logs=prefix + env.get("LOGS_DB", "medic-logs"),
+            db_foci=prefix + env.get("FOCI_DB", "foci"),
+            db_datapoints=prefix + env.get("DATAPOINTS_DB", "datapoints"),
+            db_spatial=prefix + env.get("SPATIAL_DB", "spatial"),
             db_users=env.get("USERS_DB", "_users"),
             api_host=env.get("API_HOST", "127.0.0.1"),
             api_port=_int(env, "API_PORT", 5988),
@@ -149,8 +155,23 @@ class Config:
             "medic-sentinel": self.db_sentinel,
             "medic-users-meta": self.db_users_meta,
             "medic-logs": self.db_logs,
+            "foci": self.db_foci,
+            "datapoints": self.db_datapoints,
+            "spatial": self.db_spatial,
             "_users": self.db_users,
         }
+
+    def with_prefix(self, prefix: str) -> "Config":
+        """The same configuration with every Jamii database (not ``_users``) renamed ``<prefix><logical>``."""
+        return replace(self, db_medic=prefix + "medic", db_sentinel=prefix + "medic-sentinel",
+                       db_users_meta=prefix + "medic-users-meta", db_logs=prefix + "medic-logs",
+                       db_foci=prefix + "foci", db_datapoints=prefix + "datapoints",
+                       db_spatial=prefix + "spatial")
+
+    @property
+    def own_databases(self) -> list[str]:
+        """The databases Jamii owns (everything but ``_users``)."""
+        return [name for logical, name in self.databases.items() if logical != "_users"]
 
     def couch_url_with_credentials(self) -> str:
         """The CouchDB URL with the admin in it, for tools that want one string."""

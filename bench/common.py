@@ -47,10 +47,7 @@ async def bench_stack(**config_changes: object) -> AsyncIterator[Stack]:
             embedded = EmbeddedCouch(Path(tmp), free_port(), ("admin", "bench-admin-pass"))
             embedded.start()
             base = base.replace(couch_url=embedded.url).with_admin(*embedded.admin)
-        prefix = "bench-"
-        config = base.replace(db_medic=prefix + "medic", db_sentinel=prefix + "medic-sentinel",
-                              db_users_meta=prefix + "medic-users-meta", db_logs=prefix + "medic-logs",
-                              **config_changes)
+        config = base.with_prefix("bench-").replace(**config_changes)
         await setup(config, progress=lambda _: None)
         runner = web.AppRunner(create_app(config), access_log=None)
         await runner.setup()

@@ -48,10 +48,7 @@ def couch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def module_config(server: Server, prefix: str, **changes: Any) -> Config:
-    names = {f"db_{key}": prefix + default for key, default in
-             (("medic", "medic"), ("sentinel", "medic-sentinel"), ("users_meta", "medic-users-meta"),
-              ("logs", "medic-logs"))}
-    return server.config.replace(jwt_secret=JWT_SECRET, auth_cache_seconds=0, **names, **changes)
+    return server.config.with_prefix(prefix).replace(jwt_secret=JWT_SECRET, auth_cache_seconds=0, **changes)
 
 
 def user_prefix(config: Config) -> str:
@@ -61,7 +58,7 @@ def user_prefix(config: Config) -> str:
 
 async def _drop(config: Config) -> None:
     async with Couch.from_config(config) as couch:
-        for name in (config.db_medic, config.db_sentinel, config.db_users_meta, config.db_logs):
+        for name in config.own_databases:
             await couch.delete_db(name)
         users = couch.db(config.db_users)
         prefix = f"org.couchdb.user:{user_prefix(config)}"

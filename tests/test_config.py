@@ -15,6 +15,7 @@ def test_defaults_are_safe(tmp_path):
     assert config.couch_user is None
     assert config.databases == {"medic": "medic", "medic-sentinel": "medic-sentinel",
                                 "medic-users-meta": "medic-users-meta", "medic-logs": "medic-logs",
+                                "foci": "foci", "datapoints": "datapoints", "spatial": "spatial",
                                 "_users": "_users"}
 
 

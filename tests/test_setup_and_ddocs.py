@@ -28,7 +28,7 @@ def fresh_config(couch_server):
 
     async def drop():
         async with Couch.from_config(cfg) as couch:
-            for name in (cfg.db_medic, cfg.db_sentinel, cfg.db_users_meta, cfg.db_logs):
+            for name in cfg.own_databases:
                 await couch.delete_db(name)
 
     asyncio.run(drop())
@@ -40,8 +40,7 @@ async def test_setup_from_scratch_then_again_changes_nothing(fresh_config):
     assert any("created database" in line for line in lines)
     async with Couch.from_config(fresh_config) as couch:
         dbs = set(await couch.all_dbs())
-        assert {fresh_config.db_medic, fresh_config.db_sentinel, fresh_config.db_users_meta,
-                fresh_config.db_logs} <= dbs
+        assert set(fresh_config.own_databases) <= dbs
         medic = couch.db(fresh_config.db_medic)
         security = await medic.get("_security")
         assert security["members"]["roles"] == ["_admin"]
