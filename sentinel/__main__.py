@@ -5,7 +5,7 @@ import logging
 
 from api.config import Config
 
-from .worker import run
+from .app import run
 
 config = Config.from_env()
 logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

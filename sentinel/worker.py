@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import Any, Awaitable, Callable
 
 from api import checkpoint
@@ -30,11 +29,15 @@ async def ignore_batch(batch: Batch) -> None:
 
 
 class Worker:
+    """Follows one database's feed (medic by default) under one checkpoint name."""
+
     def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
+                 db_name: str | None = None, checkpoint_name: str = checkpoint.SENTINEL,
                  batch_size: int = 100, wait_seconds: float = 30):
         self.couch = couch
-        self.medic = couch.db(config.db_medic)
+        self.medic = couch.db(db_name or config.db_medic)
         self.sentinel = couch.db(config.db_sentinel)
+        self.checkpoint_name = checkpoint_name
         self.process_batch = process_batch
         self.batch_size = batch_size
         self.wait_seconds = wait_seconds
@@ -47,7 +50,7 @@ class Worker:
         while not stop.is_set():
             try:
                 if self.seq is None:
-                    self.seq = await checkpoint.read(self.sentinel, checkpoint.SENTINEL)
+                    self.seq = await checkpoint.read(self.sentinel, self.checkpoint_name)
                     log.info("following %s from %r", self.medic.name, self.seq)
                 await self.step(stop)
                 delay = 1.0
@@ -73,7 +76,7 @@ class Worker:
         results = body.get("results") or []
         if results:
             await self.process_batch(results)
-            await checkpoint.write(self.sentinel, checkpoint.SENTINEL, body["last_seq"])
+            await checkpoint.write(self.sentinel, self.checkpoint_name, body["last_seq"])
             self.processed += len(results)
             log.info("processed %d change(s); checkpoint %r", len(results), body["last_seq"])
         self.seq = body.get("last_seq", self.seq)
@@ -85,14 +88,3 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
     except asyncio.TimeoutError:
         pass
-
-
-async def run(config: Config) -> None:
-    """Run the worker until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with Couch.from_config(config) as couch:
-        await Worker(couch, config).run(stop)
-    log.info("sentinel stopped")

@@ -1,0 +1,44 @@
+"""The sentinel process: the medic feed through the transition engine, and the periodic jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from api.config import Config
+from api.couch import Couch
+from api.settings import SettingsStore
+
+from . import registry, retries
+from .engine import Engine
+from .scheduler import Job, run_forever
+from .worker import Worker
+
+log = logging.getLogger("jamii.sentinel")
+
+
+def build(couch: Couch, config: Config, settings: SettingsStore) -> tuple[list[Worker], list[Job]]:
+    """The feeds the sentinel follows and the jobs it runs."""
+    engine = Engine(couch, config, settings, registry.medic_transitions())
+    workers = [Worker(couch, config, engine.process_batch)]
+    sentinel_db = couch.db(config.db_sentinel)
+    jobs = [Job("retry-transitions", 60, lambda: retries.retry_due(engine, sentinel_db))]
+    return workers, jobs
+
+
+async def run(config: Config) -> None:
+    """Run until SIGTERM or SIGINT; the batch under way is finished first."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Couch.from_config(config) as couch:
+        settings = SettingsStore(couch.db(config.db_medic))
+        settings.start_watching()
+        workers, jobs = build(couch, config, settings)
+        tasks = [asyncio.create_task(w.run(stop)) for w in workers]
+        tasks.append(asyncio.create_task(run_forever(couch.db(config.db_sentinel), jobs, stop)))
+        await asyncio.gather(*tasks)
+        await settings.stop_watching()
+    log.info("sentinel stopped")

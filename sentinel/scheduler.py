@@ -1,0 +1,83 @@
+"""Periodic jobs inside the sentinel.
+
+Each job runs every ``interval`` seconds. Jobs are single-flight across
+processes: a job first takes a lease doc (``job-lock:<name>``) in the sentinel
+database, written with its revision so only one taker wins, and gives it up
+when done (a crashed holder's lease expires). Jobs must be safe to run twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from api.couch import Database
+from api.errors import Conflict, JamiiError
+
+log = logging.getLogger("jamii.sentinel.jobs")
+
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Job:
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[None]]
+    lease_seconds: float = 600
+
+
+async def take_lease(db: Database, name: str, seconds: float) -> dict | None:
+    """The lease doc if we now hold it, None if another holder's lease is current."""
+    doc = await db.get_or_none(f"job-lock:{name}") or {"_id": f"job-lock:{name}", "type": "job-lock"}
+    now = time.time()
+    if doc.get("holder") and doc.get("expires", 0) > now:
+        return None
+    doc.update(holder=HOLDER, expires=now + seconds)
+    try:
+        await db.put(doc)
+    except Conflict:
+        return None
+    return doc
+
+
+async def release_lease(db: Database, lease: dict) -> None:
+    lease.update(holder=None, expires=0)
+    try:
+        await db.put(lease)
+    except (Conflict, JamiiError):
+        pass  # it expires by itself
+
+
+async def run_once(db: Database, job: Job) -> bool:
+    """Run a job if nobody else is running it; True when it ran."""
+    lease = await take_lease(db, job.name, job.lease_seconds)
+    if lease is None:
+        return False
+    try:
+        await job.run()
+    finally:
+        await release_lease(db, lease)
+    return True
+
+
+async def run_forever(db: Database, jobs: list[Job], stop: asyncio.Event) -> None:
+    last_run: dict[str, float] = {}
+    while not stop.is_set():
+        for job in jobs:
+            if time.monotonic() - last_run.get(job.name, -job.interval) < job.interval:
+                continue
+            last_run[job.name] = time.monotonic()
+            try:
+                await run_once(db, job)
+            except Exception:  # noqa: BLE001 - a failed job runs again next interval
+                log.exception("job %s failed", job.name)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1)
+        except asyncio.TimeoutError:
+            pass

@@ -1,0 +1,91 @@
+"""Transitions: what the sentinel does to a document when it changes.
+
+Each transition is a module in this package exposing an object with
+
+* ``name`` — the key under settings ``transitions`` that enables it;
+* ``filter(doc, ctx) -> bool`` — does it apply? Pure and fast;
+* ``async run(doc, ctx) -> bool`` — change ``doc`` in place (the engine
+  saves all transitions' changes in one write) and say whether it changed;
+  raise ``TransitionError`` for an expected failure (recorded on the doc).
+
+The contract that makes the sentinel crash-safe: **a transition is
+idempotent on the document it changes** — applied to a doc that already
+carries its effect, it changes nothing (messages get deterministic ids,
+fields are set, not appended). CouchDB has no transactions across
+documents, so a crash between saving a doc and saving its info doc may
+replay a transition; idempotency makes that replay a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from api.config import Config
+from api.couch import Couch, Database
+
+
+class TransitionError(Exception):
+    """An expected failure (bad data, unknown patient...): recorded on the doc as ``{code, message}``."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Context:
+    couch: Couch
+    config: Config
+    settings: dict[str, Any]
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    seq: Any = None
+
+    @property
+    def medic(self) -> Database:
+        return self.couch.db(self.config.db_medic)
+
+    @property
+    def sentinel(self) -> Database:
+        return self.couch.db(self.config.db_sentinel)
+
+    @property
+    def now_ms(self) -> int:
+        return int(self.now.timestamp() * 1000)
+
+    def transition_config(self, name: str) -> Any:
+        return (self.settings.get("transitions") or {}).get(name)
+
+
+class Transition(Protocol):
+    name: str
+
+    def filter(self, doc: dict[str, Any], ctx: Context) -> bool: ...
+
+    async def run(self, doc: dict[str, Any], ctx: Context) -> bool: ...
+
+
+def is_enabled(settings: dict[str, Any], name: str) -> bool:
+    """Settings ``transitions.<name>``: ``true``, or an object without ``"disable": true``."""
+    value = (settings.get("transitions") or {}).get(name)
+    if isinstance(value, dict):
+        return not value.get("disable", False)
+    return value is True
+
+
+def add_error(doc: dict[str, Any], code: str, message: str) -> None:
+    """Record a failure on the doc once (CHT's ``errors: [{code, message}]``)."""
+    errors = doc.setdefault("errors", [])
+    if not any(e.get("code") == code and e.get("message") == message for e in errors):
+        errors.append({"code": code, "message": message})
+
+
+def clear_error(doc: dict[str, Any], code: str) -> bool:
+    errors = doc.get("errors") or []
+    kept = [e for e in errors if e.get("code") != code]
+    if len(kept) != len(errors):
+        doc["errors"] = kept
+        return True
+    return False
