@@ -30,7 +30,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
 
 
-def _split_credentials(url: str) -> tuple[str, str | None, str | None]:
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """Return (url without credentials, user, password)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -77,6 +77,7 @@ class Config:
     data_dir: Path = ROOT / ".data"
     node_modules: Path = ROOT / "node_modules"
     ddocs_dir: Path = ROOT / "ddocs"
+    upgrade_builds: str = str(ROOT / ".data" / "builds")
 
     jwt_secret: str | None = field(default=None, repr=False)
     jwt_public_key: str | None = field(default=None, repr=False)
@@ -94,7 +95,7 @@ class Config:
         data_dir = Path(env.get("JAMII_DATA_DIR") or ROOT / ".data")
         couch_port = _int(env, "COUCH_PORT", 5984)
         if env.get("COUCH_URL"):
-            url, user, password = _split_credentials(env["COUCH_URL"])
+            url, user, password = split_credentials(env["COUCH_URL"])
             embedded = False
         else:
             url, user, password = f"http://127.0.0.1:{couch_port}", None, None
@@ -130,6 +131,7 @@ class Config:
             data_dir=data_dir,
             node_modules=Path(env.get("JAMII_NODE_MODULES") or ROOT / "node_modules"),
             ddocs_dir=Path(env.get("JAMII_DDOCS_DIR") or ROOT / "ddocs"),
+            upgrade_builds=env.get("UPGRADE_BUILDS") or str(data_dir / "builds"),
             jwt_secret=env.get("JWT_SECRET") or None,
             jwt_public_key=public_key,
             jwt_audience=env.get("JWT_AUDIENCE") or None,

@@ -116,10 +116,14 @@ def check(docs: list[dict[str, Any]]) -> list[str]:
     return sorted(set(problems))
 
 
+# Fields the server keeps on a ddoc that are not part of its definition.
+RUNTIME_FIELDS = ("_id", "_rev", "deploy_info")
+
+
 def _content(doc: dict[str, Any] | None) -> dict[str, Any] | None:
     if doc is None:
         return None
-    return {k: v for k, v in doc.items() if k not in ("_id", "_rev")}
+    return {k: v for k, v in doc.items() if k not in RUNTIME_FIELDS}
 
 
 def _staged_copy(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -159,15 +163,17 @@ async def warm(db: Database, ddoc_id: str, views: dict[str, Any], progress: Prog
         progress(f"  {db.name}/{ddoc_id}/{view_name}: ready in {time.monotonic() - started:.1f}s")
 
 
-async def install(db: Database, doc: dict[str, Any], progress: Progress = lambda _: None) -> str:
-    """Bring one ddoc up to date: "unchanged", "created" or "updated"."""
+async def stage(db: Database, doc: dict[str, Any], progress: Progress = lambda _: None) -> bool:
+    """Write the staged copy of a ddoc that differs from the installed one and warm its views.
+
+    Returns False when the installed ddoc already matches (nothing staged).
+    """
     installed = await db.get_or_none(doc["_id"])
     if _content(installed) == _content(doc):
-        return "unchanged"
-    name = doc["_id"][len("_design/"):]
+        return False
     views = doc.get("views") or {}
     if views:
-        staged = _staged_copy(doc, name)
+        staged = _staged_copy(doc, doc["_id"][len("_design/"):])
         progress(f"{db.name}/{doc['_id']}: staging")
         await _put_over(db, staged)
         try:
@@ -175,11 +181,39 @@ async def install(db: Database, doc: dict[str, Any], progress: Progress = lambda
         except BaseException:
             await _delete_if_present(db, staged["_id"])
             raise
-    await _put_over(db, doc)
-    if views:
-        await _delete_if_present(db, STAGED_PREFIX + name)
-        await db.couch.request("POST", f"{db.path}/_view_cleanup", json_body={})
+    return True
+
+
+async def swap(db: Database, doc: dict[str, Any]) -> str:
+    """Put the ddoc in place (its views are warm if it was staged) and drop the staged copy.
+
+    A ``deploy_info`` already on the installed ddoc is kept unless ``doc`` brings its own.
+    """
+    installed = await db.get_or_none(doc["_id"])
+    wanted = {k: v for k, v in doc.items() if k != "_rev"}
+    if installed and "deploy_info" in installed:
+        wanted.setdefault("deploy_info", installed["deploy_info"])
+    staged_id = STAGED_PREFIX + doc["_id"][len("_design/"):]
+    if installed and {k: v for k, v in installed.items() if k != "_rev"} == wanted:
+        await _delete_if_present(db, staged_id)
+        return "unchanged"
+    await _put_over(db, wanted)
+    await _delete_if_present(db, staged_id)
     return "created" if installed is None else "updated"
+
+
+async def cleanup_indexes(db: Database) -> None:
+    """Let CouchDB remove index files no ddoc uses any more."""
+    await db.couch.request("POST", f"{db.path}/_view_cleanup", json_body={})
+
+
+async def install(db: Database, doc: dict[str, Any], progress: Progress = lambda _: None) -> str:
+    """Bring one ddoc up to date: "unchanged", "created" or "updated"."""
+    if not await stage(db, doc, progress):
+        return "unchanged"
+    outcome = await swap(db, doc)
+    await cleanup_indexes(db)
+    return outcome
 
 
 async def _delete_if_present(db: Database, doc_id: str) -> None:
