@@ -70,6 +70,7 @@ class Config:
     db_foci: str = "foci"
     db_datapoints: str = "datapoints"
     db_spatial: str = "spatial"
+    db_vault: str = "medic-vault"
     db_users: str = "_users"
 
     api_host: str = "127.0.0.1"
@@ -125,6 +126,7 @@ class Config:
             db_foci=prefix + env.get("FOCI_DB", "foci"),
             db_datapoints=prefix + env.get("DATAPOINTS_DB", "datapoints"),
             db_spatial=prefix + env.get("SPATIAL_DB", "spatial"),
+            db_vault=prefix + env.get("VAULT_DB", "medic-vault"),
             db_users=env.get("USERS_DB", "_users"),
             api_host=env.get("API_HOST", "127.0.0.1"),
             api_port=_int(env, "API_PORT", 5988),
@@ -160,6 +162,7 @@ class Config:
             "foci": self.db_foci,
             "datapoints": self.db_datapoints,
             "spatial": self.db_spatial,
+            "medic-vault": self.db_vault,
             "_users": self.db_users,
         }
 
@@ -168,7 +171,7 @@ class Config:
         return replace(self, db_medic=prefix + "medic", db_sentinel=prefix + "medic-sentinel",
                        db_users_meta=prefix + "medic-users-meta", db_logs=prefix + "medic-logs",
                        db_foci=prefix + "foci", db_datapoints=prefix + "datapoints",
-                       db_spatial=prefix + "spatial")
+                       db_spatial=prefix + "spatial", db_vault=prefix + "medic-vault")
 
     @property
     def own_databases(self) -> list[str]:

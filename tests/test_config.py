@@ -16,6 +16,7 @@ def test_defaults_are_safe(tmp_path):
     assert config.databases == {"medic": "medic", "medic-sentinel": "medic-sentinel",
                                 "medic-users-meta": "medic-users-meta", "medic-logs": "medic-logs",
                                 "foci": "foci", "datapoints": "datapoints", "spatial": "spatial",
+                                "medic-vault": "medic-vault",
                                 "_users": "_users"}
 
 
