@@ -14,11 +14,12 @@ from aiohttp import web
 from . import metrics
 from .auth import Authenticator
 from .config import Config
+from .connected_users import ConnectedUsers
 from .couch import Couch
 from .handlers import setup_routes
 from .middlewares import access_log, auth_middleware, error_middleware
 from .settings import SettingsStore
-from .web import AUTH, CONFIG, COUCH, SETTINGS, STARTED
+from .web import AUTH, CONFIG, CONNECTED, COUCH, SETTINGS, STARTED
 
 
 async def _start_clients(app: web.Application) -> None:
@@ -28,11 +29,13 @@ async def _start_clients(app: web.Application) -> None:
     app[AUTH] = Authenticator.from_config(couch, config)
     app[SETTINGS] = SettingsStore(couch.db(config.db_medic))
     app[SETTINGS].start_watching()
+    app[CONNECTED] = ConnectedUsers(couch.db(config.db_logs))
     app[STARTED] = time.monotonic()
 
 
 async def _close_clients(app: web.Application) -> None:
     await app[SETTINGS].stop_watching()
+    await app[CONNECTED].close()
     await app[COUCH].close()
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from . import metrics
 from .errors import JamiiError, PayloadTooLarge, Unauthorized
-from .web import AUTH, USER, Handler
+from .web import AUTH, CONNECTED, USER, Handler
 
 log = logging.getLogger("jamii.api")
 access = logging.getLogger("jamii.access")
@@ -96,4 +96,6 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 raise
     if request[USER] is None and not public:
         raise Unauthorized("Authentication required")
+    if request[USER] is not None and request[USER].method != "jwt":
+        request.app[CONNECTED].touch(request[USER].name)
     return await handler(request)

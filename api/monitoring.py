@@ -6,15 +6,18 @@ Each metric is computed on its own; one that fails is reported as ``-1``
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import platform
 import time
+from collections import Counter
 from typing import Any, Awaitable, Callable
 
 from . import __version__, checkpoint
 from .config import Config
 from .couch import Couch, Database
 from .ddocs import ddoc_names
+from .messages import FINAL_GROUP, MUTED_GROUP, PENDING_GROUP, STATES, iso
 
 log = logging.getLogger("jamii.monitoring")
 
@@ -75,8 +78,61 @@ async def sentinel_backlog(couch: Couch, config: Config) -> int:
     return await couch.db(config.db_medic).pending_changes(since)
 
 
-async def collect(couch: Couch, config: Config, *, uptime_seconds: float) -> dict[str, Any]:
-    """The monitoring document."""
+# How the spec's message figures group the states.
+TOTALS = {"due": PENDING_GROUP, "scheduled": ("scheduled",), "muted": MUTED_GROUP,
+          "delivered": ("sent", "delivered"), "failed": ("failed",)}
+
+
+async def count(db: Database, ddoc: str, view: str, **params: Any) -> int:
+    """The ``_count`` of a view (over a key range when given)."""
+    rows = (await db.view(ddoc, view, reduce=True, **params))["rows"]
+    return rows[0]["value"] if rows else 0
+
+
+async def messages_by_state(medic: Database, since: str | None = None) -> dict[str, int]:
+    """Messages per state (only those due or changed since ``since``, an ISO date, if given)."""
+    if since is None:
+        rows = (await medic.view("medic", "messages_by_state", reduce=True, group_level=1))["rows"]
+        return {row["key"][0]: row["value"] for row in rows}
+    return {state: await count(medic, "medic", "messages_by_state", startkey=[state, since], endkey=[state, {}])
+            for state in STATES}
+
+
+def group_totals(by_state: dict[str, int]) -> dict[str, int]:
+    return {name: sum(by_state.get(s, 0) for s in states) for name, states in TOTALS.items()}
+
+
+async def last_hundred(medic: Database) -> dict[str, dict[str, int]]:
+    rows = (await medic.view("medic", "messages_by_last_update", descending=True, limit=100))["rows"]
+    seen = Counter(row["value"] for row in rows)
+    return {"pending": {s: seen[s] for s in PENDING_GROUP}, "final": {s: seen[s] for s in FINAL_GROUP},
+            "muted": {s: seen[s] for s in MUTED_GROUP}}
+
+
+async def messaging(couch: Couch, config: Config, version: int) -> dict[str, Any]:
+    medic = couch.db(config.db_medic)
+    totals = group_totals(await messages_by_state(medic))
+    if version == 1:
+        return {"outgoing": {"state": totals}}
+    week_ago = iso(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=7))
+    return {"outgoing": {"total": totals,
+                         "seven_days": group_totals(await messages_by_state(medic, since=week_ago)),
+                         "last_hundred": await last_hundred(medic)}}
+
+
+def _messaging_fallback(version: int) -> dict[str, Any]:
+    totals = {name: -1 for name in TOTALS}
+    if version == 1:
+        return {"outgoing": {"state": totals}}
+    return {"outgoing": {"total": totals, "seven_days": dict(totals),
+                         "last_hundred": {"pending": {s: -1 for s in PENDING_GROUP},
+                                          "final": {s: -1 for s in FINAL_GROUP},
+                                          "muted": {s: -1 for s in MUTED_GROUP}}}}
+
+
+async def collect(couch: Couch, config: Config, *, uptime_seconds: float, version: int = 2,
+                  connected_user_interval: int = 7) -> dict[str, Any]:
+    """The monitoring document of ``/api/v<version>/monitoring``."""
     server = await _safe("server info", couch.info, {})
     databases: dict[str, Any] = {}
     for logical, actual in config.databases.items():
@@ -95,4 +151,16 @@ async def collect(couch: Couch, config: Config, *, uptime_seconds: float) -> dic
         "couchdb": databases,
         "date": {"current": int(time.time() * 1000), "uptime": uptime_seconds},
         "sentinel": {"backlog": await _safe("sentinel backlog", lambda: sentinel_backlog(couch, config), -1)},
+        "messaging": await _safe("messaging", lambda: messaging(couch, config, version), _messaging_fallback(version)),
+        # Jamii has no outbound push: nothing ever waits for it.
+        "outbound_push": {"backlog": 0},
+        "feedback": {"count": await _safe("feedback", lambda: count(
+            couch.db(config.db_users_meta), "users-meta", "feedback_by_date"), -1)},
+        "conflict": {"count": await _safe("conflicts", lambda: count(
+            couch.db(config.db_medic), "medic-conflicts", "conflicts"), -1)},
+        "replication_limit": {"count": await _safe("replication limit", lambda: count(
+            couch.db(config.db_logs), "logs", "replication_limit"), -1)},
+        "connected_users": {"count": await _safe("connected users", lambda: count(
+            couch.db(config.db_logs), "logs", "connected_users",
+            startkey=int((time.time() - connected_user_interval * 86400) * 1000)), -1)},
     }

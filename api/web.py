@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .auth import Authenticator, Principal
 from .config import Config
+from .connected_users import ConnectedUsers
 from .couch import Couch
 from .errors import BadRequest, PayloadTooLarge
 from .settings import SettingsStore
@@ -22,6 +23,7 @@ COUCH = web.AppKey("couch", Couch)
 AUTH = web.AppKey("authenticator", Authenticator)
 SETTINGS = web.AppKey("settings", SettingsStore)
 STARTED = web.AppKey("started", float)
+CONNECTED = web.AppKey("connected_users", ConnectedUsers)
 USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type: ignore[arg-type]
 
 

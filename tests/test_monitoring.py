@@ -54,3 +54,55 @@ async def test_prometheus_exposition_parses(client):
     assert "couchdb_request_duration_seconds" in families
     assert "process_cpu_seconds" in families or "process_cpu_seconds_total" in {
         s.name for f in families.values() for s in f.samples}
+
+
+async def test_every_spec_field_matches_the_data(client, couch, config, make_user):
+    import datetime as dt
+
+    from api import messages
+    from .conftest import basic
+
+    medic = couch.db(config.db_medic)
+    now = dt.datetime.now(dt.timezone.utc)
+    doc = {"_id": "monitoring-messages", "type": "data_record", "reported_date": 1}
+    for i, state in enumerate(["pending", "pending", "forwarded-to-gateway", "sent", "delivered", "failed",
+                               "muted", "denied", "scheduled"]):
+        task = messages.new_task(f"+1{i}", "x", f"mon-{i}", now, state=state)
+        if state == "scheduled":
+            task["due"] = messages.iso(now + dt.timedelta(days=1))
+        messages.add_task(doc, task, scheduled=state == "scheduled")
+    await medic.put(doc)
+    # a conflict, as a device pushing an old edit makes one
+    await medic.bulk_docs([{"_id": "conflicted", "_rev": "1-aaaa", "v": 1},
+                           {"_id": "conflicted", "_rev": "1-bbbb", "v": 2}], new_edits=False)
+    await couch.db(config.db_users_meta).put({"_id": "feedback-1", "type": "feedback", "meta": {"time": "x"}})
+    logs = couch.db(config.db_logs)
+    await logs.bulk_docs([{"_id": "replication-count-a", "user": "a", "count": 12000, "date": 1},
+                          {"_id": "replication-count-b", "user": "b", "count": 50, "date": 1}])
+    name = await make_user("mon-visitor", ["chw"])
+    await client.get("/api/v1/settings", headers=basic(name))
+    import asyncio
+    for _ in range(50):
+        if await logs.get_or_none(f"connected-user-{name}"):
+            break
+        await asyncio.sleep(0.05)
+
+    v2 = await (await client.get("/api/v2/monitoring")).json()
+    outgoing = v2["messaging"]["outgoing"]
+    assert outgoing["total"] == {"due": 3, "scheduled": 1, "muted": 2, "delivered": 2, "failed": 1}
+    assert outgoing["seven_days"] == outgoing["total"]
+    assert outgoing["last_hundred"]["pending"] == {"pending": 2, "forwarded-to-gateway": 1,
+                                                   "received-by-gateway": 0, "forwarded-by-gateway": 0}
+    assert outgoing["last_hundred"]["final"] == {"sent": 1, "delivered": 1, "failed": 1}
+    assert outgoing["last_hundred"]["muted"] == {"denied": 1, "cleared": 0, "muted": 1, "duplicate": 0}
+    assert v2["conflict"]["count"] == 1
+    assert v2["feedback"]["count"] == 1
+    assert v2["replication_limit"]["count"] == 1
+    assert v2["connected_users"]["count"] >= 1
+    assert v2["outbound_push"]["backlog"] == 0
+    v1 = await (await client.get("/api/v1/monitoring")).json()
+    assert v1["messaging"]["outgoing"]["state"] == outgoing["total"]
+    old = await (await client.get("/api/v2/monitoring?connected_user_interval=1")).json()
+    assert old["connected_users"]["count"] >= 1
+    bad = await client.get("/api/v2/monitoring?connected_user_interval=zero")
+    assert bad.status == 400

@@ -5,17 +5,28 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import metrics, monitoring
-from ..web import CONFIG, COUCH, json_response, public, uptime
+from ..web import CONFIG, COUCH, json_response, public, query_int, uptime
 
 routes = web.RouteTableDef()
 
 
+async def _monitoring(request: web.Request, version: int) -> web.Response:
+    interval = query_int(request.query, "connected_user_interval", 7, minimum=1, maximum=3650)
+    figures = await monitoring.collect(request.app[COUCH], request.app[CONFIG], uptime_seconds=uptime(request),
+                                       version=version, connected_user_interval=interval)
+    return json_response(figures)
+
+
 @routes.get("/api/v1/monitoring")
+@public
+async def get_monitoring_v1(request: web.Request) -> web.Response:
+    return await _monitoring(request, 1)
+
+
 @routes.get("/api/v2/monitoring")
 @public
-async def get_monitoring(request: web.Request) -> web.Response:
-    figures = await monitoring.collect(request.app[COUCH], request.app[CONFIG], uptime_seconds=uptime(request))
-    return json_response(figures)
+async def get_monitoring_v2(request: web.Request) -> web.Response:
+    return await _monitoring(request, 2)
 
 
 @routes.get("/api/v1/express-metrics")
