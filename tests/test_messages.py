@@ -39,8 +39,8 @@ async def test_messages_by_state_view(couch, config):
     later = messages.new_task("+2", "later", "m-later", NOW, state="scheduled", due="2026-02-01T00:00:00.000Z")
     messages.add_task(doc, later, scheduled=True)
     await medic.put(doc)
-    pending = (await medic.view("medic", "messages_by_state", startkey=["pending"], endkey=["pending", {}]))["rows"]
+    pending = (await medic.view("medic", "messages_by_state", reduce=False, startkey=["pending"], endkey=["pending", {}]))["rows"]
     assert [r["value"] for r in pending] == [{"id": "m-now", "to": "+1", "content": "now"}]
-    scheduled = (await medic.view("medic", "messages_by_state", startkey=["scheduled"],
+    scheduled = (await medic.view("medic", "messages_by_state", reduce=False, startkey=["scheduled"],
                                   endkey=["scheduled", {}]))["rows"]
     assert scheduled[0]["key"] == ["scheduled", "2026-02-01T00:00:00.000Z"]
