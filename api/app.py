@@ -15,10 +15,11 @@ from . import metrics
 from .auth import Authenticator
 from .config import Config
 from .couch import Couch
+from .credentials import CredentialStore
 from .handlers import setup_routes
 from .middlewares import access_log, auth_middleware, error_middleware
 from .settings import SettingsStore
-from .web import AUTH, CONFIG, COUCH, SETTINGS, STARTED
+from .web import AUTH, CONFIG, COUCH, CREDENTIALS, SETTINGS, STARTED
 
 
 async def _start_clients(app: web.Application) -> None:
@@ -27,6 +28,7 @@ async def _start_clients(app: web.Application) -> None:
     app[COUCH] = couch
     app[AUTH] = Authenticator.from_config(couch, config)
     app[SETTINGS] = SettingsStore(couch.db(config.db_medic))
+    app[CREDENTIALS] = CredentialStore.from_config(couch, config)
     app[SETTINGS].start_watching()
     app[STARTED] = time.monotonic()
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from .auth import Authenticator, Principal
 from .config import Config
 from .couch import Couch
+from .credentials import CredentialStore
 from .errors import BadRequest, PayloadTooLarge
 from .settings import SettingsStore
 from . import permissions
@@ -22,6 +23,7 @@ COUCH = web.AppKey("couch", Couch)
 AUTH = web.AppKey("authenticator", Authenticator)
 SETTINGS = web.AppKey("settings", SettingsStore)
 STARTED = web.AppKey("started", float)
+CREDENTIALS = web.AppKey("credentials", CredentialStore)
 USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type: ignore[arg-type]
 
 
