@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import credentials, docs, monitoring, session, settings, upgrades
+from . import credentials, docs, monitoring, records, session, settings, upgrades
 
-MODULES = (docs, monitoring, session, settings, upgrades, credentials)
+MODULES = (docs, monitoring, session, settings, upgrades, credentials, records)
 
 
 def setup_routes(app: web.Application) -> None:
