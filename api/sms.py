@@ -53,6 +53,7 @@ class StateChange:
     message_id: str | None = None
     gateway_ref: str | None = None
     details: Any = None
+    force: bool = False  # the sender putting a message back to pending: not a stale report
 
 
 def sms_settings(settings: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -110,7 +111,7 @@ async def receive(db: Database, incoming: Iterable[Any], settings: Mapping[str, 
 
 
 def advance(task: dict[str, Any], state: str, now: dt.datetime, details: Any = None,
-            gateway_ref: str | None = None) -> bool:
+            gateway_ref: str | None = None, force: bool = False) -> bool:
     """Apply a delivery report to a task; False when it changes nothing or is stale.
 
     ``delivered`` is final. A report that would move a message back (``sent``
@@ -122,6 +123,8 @@ def advance(task: dict[str, Any], state: str, now: dt.datetime, details: Any = N
     if gateway_ref is not None and task.get("gateway_ref") != gateway_ref:
         task["gateway_ref"] = gateway_ref
         changed = True
+    if force:
+        return messages.set_state(task, state, now, details) or changed
     if current == "delivered" and state != "delivered":
         return changed
     if current in PROGRESS and state in PROGRESS and PROGRESS[state] < PROGRESS[current]:
@@ -165,7 +168,7 @@ async def apply_changes(db: Database, changes: list[StateChange], now: dt.dateti
                 log.warning("status update for unknown message %s ignored", change.message_id)
                 continue
             touched.setdefault(doc["_id"], []).append(change)
-            if advance(task, change.state, now, change.details, change.gateway_ref):
+            if advance(task, change.state, now, change.details, change.gateway_ref, change.force):
                 changed[doc["_id"]] = changed.get(doc["_id"], 0) + 1
         to_write = [docs[doc_id] for doc_id in changed]
         pending = []
@@ -247,6 +250,12 @@ async def hand_out(db: Database, settings: Mapping[str, Any], now: dt.datetime |
     """Claim and return up to ``limit`` messages for the gateway; none when an aggregator sends them."""
     if not gateway_enabled(settings):
         return []
+    return await claim_outgoing(db, settings, now, limit)
+
+
+async def claim_outgoing(db: Database, settings: Mapping[str, Any], now: dt.datetime | None = None,
+                         limit: int = HAND_OUT_LIMIT) -> list[dict[str, str]]:
+    """Claim up to ``limit`` messages to send (``forwarded-to-gateway``), whoever sends them."""
     now = now or dt.datetime.now(dt.timezone.utc)
     minutes = sms_settings(settings).get("gateway_redeliver_minutes", REDELIVER_MINUTES)
     minutes = minutes if isinstance(minutes, (int, float)) and minutes > 0 else REDELIVER_MINUTES
