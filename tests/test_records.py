@@ -178,3 +178,47 @@ async def test_permissions(client, config, forms, make_user):
     assert (await client.post("/api/v2/records", json=body)).status == 401
     assert (await client.post("/api/v2/records", json=body, headers=basic(analyst))).status == 403
     assert (await client.post("/api/v2/records", json=body, headers=basic(clerk))).status == 200
+
+
+class Probe:
+    """A stand-in transition: marks the reports it is shown."""
+
+    name = "probe_records"
+
+    def filter(self, doc, ctx):
+        return doc.get("type") == "data_record" and doc.get("form") == "YYYZ"
+
+    async def run(self, doc, ctx):
+        if doc.get("probed"):
+            return False
+        doc["probed"] = True
+        return True
+
+
+async def test_records_are_picked_up_by_the_sentinel(client, config, couch, forms, medic):
+    from api.settings import SettingsStore
+    from sentinel.engine import Engine
+    from sentinel.worker import Worker
+
+    await client.put("/api/v1/settings", json={"transitions": {"probe_records": True}}, headers=admin_headers(config))
+    by_sms = await post_sms(client, config, message="1!YYYZ!Ann#4", **{"from": "+254722000111"})
+    by_json = await client.post("/api/v2/records", headers=admin_headers(config),
+                                json={"_meta": {"form": "YYYZ"}, "nurse": "Ann", "week": 4})
+    ids = [(await by_sms.json())["id"], (await by_json.json())["id"]]
+    engine = Engine(couch, config, SettingsStore(medic), [Probe()])
+    worker = Worker(couch, config, engine.process_batch, batch_size=1000, wait_seconds=0.5)
+    while await worker.step():
+        pass
+    for doc_id in ids:
+        assert (await medic.get(doc_id))["probed"] is True
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"forms": {"X": {"fields": {"a": {"type": "integer", "range": [1]}}}}}, "forms.X.fields.a.range"),
+    ({"forms": {"X": {"fields": {"a": {"required": "yes"}}}}}, "forms.X.fields.a.required"),
+    ({"sms": {"outgoing_service": "carrier-pigeon"}}, "sms.outgoing_service"),
+    ({"sms": {"rapidpro": {"url": "textit.in"}}}, "sms.rapidpro.url"),
+])
+async def test_form_and_sms_settings_are_checked(client, config, settings, field):
+    response = await client.put("/api/v1/settings", json=settings, headers=admin_headers(config))
+    assert response.status == 400 and (await response.json())["field"] == field
