@@ -129,5 +129,6 @@ async def save_incoming(db: Database, docs: list[dict[str, Any]]) -> tuple[list[
         elif result.get("error") == "conflict":
             duplicates.append(doc["_id"])
         else:
-            raise ServiceUnavailable(f"could not store message {doc['_id']}: {result.get('reason') or result.get('error')}")
+            problem = result.get("reason") or result.get("error")
+            raise ServiceUnavailable(f"could not store message {doc['_id']}: {problem}")
     return saved, duplicates

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from . import messages, phones, records
 from .couch import Database
@@ -209,14 +209,24 @@ def _last_change(task: dict[str, Any]) -> str:
 
 
 def claim(doc: dict[str, Any], wanted: set[str], now: dt.datetime, cutoff: str,
-          settings: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Mark the doc's wanted messages ``forwarded-to-gateway``; returns them as ``{id, to, content}``."""
-    claimed = []
+          settings: Mapping[str, Any]) -> tuple[list[dict[str, str]], bool]:
+    """Mark the doc's wanted messages ``forwarded-to-gateway``.
+
+    Returns them as ``{id, to, content}``, and whether the doc changed: a
+    pending message with no recipient or no text can never be sent, so it is
+    marked ``failed`` rather than left to take a place in every poll.
+    """
+    claimed: list[dict[str, str]] = []
+    changed = False
     for key in ("tasks", "scheduled_tasks"):
         for task in doc.get(key) or []:
-            found = [m for m in task.get("messages") or []
-                     if m.get("uuid") in wanted and m.get("to") and m.get("message")]
-            if not found:
+            mine = [m for m in task.get("messages") or [] if m.get("uuid") in wanted]
+            if not mine:
+                continue
+            sendable = [m for m in mine if m.get("to") and m.get("message")]
+            if not sendable:
+                if task.get("state") == "pending":
+                    changed = messages.set_state(task, "failed", now, "no recipient or no text") or changed
                 continue
             if task.get("state") == "pending":
                 messages.set_state(task, "forwarded-to-gateway", now)
@@ -226,9 +236,10 @@ def claim(doc: dict[str, Any], wanted: set[str], now: dt.datetime, cutoff: str,
                                    {"redelivered": int(details.get("redelivered", 0)) + 1})
             else:
                 continue
+            changed = True
             claimed.extend({"id": m["uuid"], "to": phones.normalize(m["to"], settings) or m["to"],
-                            "content": m["message"]} for m in found)
-    return claimed
+                            "content": m["message"]} for m in sendable)
+    return claimed, changed
 
 
 async def _candidates(db: Database, limit: int, cutoff: str) -> dict[str, set[str]]:
@@ -264,7 +275,8 @@ async def claim_outgoing(db: Database, settings: Mapping[str, Any], now: dt.date
     return await claim_docs(db, wanted, lambda doc: claim(doc, wanted[doc["_id"]], now, cutoff, settings))
 
 
-async def claim_docs(db: Database, wanted: Mapping[str, Any], claim_one: Any) -> list[dict[str, str]]:
+async def claim_docs(db: Database, wanted: Mapping[str, Any],
+                     claim_one: Callable[[dict[str, Any]], tuple[list[dict[str, str]], bool]]) -> list[dict[str, str]]:
     """Claim messages doc by doc, writing each doc at the revision read; a doc lost to a
     concurrent writer is re-read and tried once more, then left for the next poll."""
     out: list[dict[str, str]] = []
@@ -273,8 +285,8 @@ async def claim_docs(db: Database, wanted: Mapping[str, Any], claim_one: Any) ->
         docs = await db.get_many(ids)
         batch, claimed = [], {}
         for doc_id, doc in docs.items():
-            found = claim_one(doc)
-            if found:
+            found, changed = claim_one(doc)
+            if changed:
                 batch.append(doc)
                 claimed[doc_id] = found
         ids = []

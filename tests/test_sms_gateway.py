@@ -74,7 +74,8 @@ async def test_connection_test_and_permissions(client, gateway, make_user, confi
 
 async def test_incoming_messages_are_stored_once(client, gateway, medic):
     body = {"messages": [
-        {"id": "gw-in-1", "from": "0722000111", "content": "1!YYYZ!Sam#23", "sms_sent": 1, "sms_received": 1700000000000},
+        {"id": "gw-in-1", "from": "0722000111", "content": "1!YYYZ!Sam#23", "sms_sent": 1,
+         "sms_received": 1700000000000},
         {"id": "gw-in-2", "from": "+254722000111", "content": "Hello there"},
         {"id": "gw-in-3", "from": "+254722000111"},
         {"id": "gw-in-4"},
@@ -160,6 +161,15 @@ async def test_quiet_handed_out_messages_are_handed_out_again(client, gateway, m
     handed = await drain(client, gateway)
     assert [m["id"] for m in handed] == ["quiet-1"]
     assert (await medic.get("quiet"))["tasks"][0]["state_details"] == {"redelivered": 1}
+
+
+async def test_unsendable_messages_fail_instead_of_blocking(client, gateway, medic):
+    doc = {"_id": "unsendable", "type": "data_record"}
+    messages.add_task(doc, messages.new_task("", "to nobody", "nobody-1", NOW))
+    await medic.put(doc)
+    assert await drain(client, gateway) == []
+    task = (await medic.get("unsendable"))["tasks"][0]
+    assert task["state"] == "failed" and task["state_details"] == "no recipient or no text"
 
 
 async def test_no_hand_out_when_an_aggregator_sends(client, gateway, medic, config):
