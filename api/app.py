@@ -16,10 +16,11 @@ from .auth import Authenticator
 from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch
+from .credentials import CredentialStore
 from .handlers import setup_routes
 from .middlewares import access_log, auth_middleware, error_middleware
 from .settings import SettingsStore
-from .web import AUTH, CONFIG, CONNECTED, COUCH, SETTINGS, STARTED
+from .web import AUTH, CONFIG, CONNECTED, COUCH, CREDENTIALS, SETTINGS, STARTED
 
 
 async def _start_clients(app: web.Application) -> None:
@@ -28,6 +29,7 @@ async def _start_clients(app: web.Application) -> None:
     app[COUCH] = couch
     app[AUTH] = Authenticator.from_config(couch, config)
     app[SETTINGS] = SettingsStore(couch.db(config.db_medic))
+    app[CREDENTIALS] = CredentialStore.from_config(couch, config)
     app[SETTINGS].start_watching()
     app[CONNECTED] = ConnectedUsers(couch.db(config.db_logs))
     app[STARTED] = time.monotonic()

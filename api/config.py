@@ -84,6 +84,7 @@ class Config:
     jwt_public_key: str | None = field(default=None, repr=False)
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    credentials_key: str | None = field(default=None, repr=False)
 
     auth_cache_seconds: int = 10
     session_timeout_seconds: int = 600
@@ -138,6 +139,7 @@ class Config:
             jwt_public_key=public_key,
             jwt_audience=env.get("JWT_AUDIENCE") or None,
             jwt_issuer=env.get("JWT_ISSUER") or None,
+            credentials_key=env.get("CREDENTIALS_KEY") or None,
             auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 10),
             session_timeout_seconds=_int(env, "SESSION_TIMEOUT_SECONDS", 600),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),

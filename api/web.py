@@ -12,6 +12,7 @@ from .auth import Authenticator, Principal
 from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch
+from .credentials import CredentialStore
 from .errors import BadRequest, PayloadTooLarge
 from .settings import SettingsStore
 from . import permissions
@@ -24,6 +25,7 @@ AUTH = web.AppKey("authenticator", Authenticator)
 SETTINGS = web.AppKey("settings", SettingsStore)
 STARTED = web.AppKey("started", float)
 CONNECTED = web.AppKey("connected_users", ConnectedUsers)
+CREDENTIALS = web.AppKey("credentials", CredentialStore)
 USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type: ignore[arg-type]
 
 

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 
 from api.config import ROOT, Config

@@ -8,9 +8,10 @@ import signal
 
 from api.config import Config
 from api.couch import Couch
+from api.credentials import CredentialStore
 from api.settings import SettingsStore
 
-from . import registry, retries
+from . import registry, retries, sms_sender
 from .engine import Engine
 from .scheduler import Job, run_forever
 from .worker import Worker
@@ -23,7 +24,11 @@ def build(couch: Couch, config: Config, settings: SettingsStore) -> tuple[list[W
     engine = Engine(couch, config, settings, registry.medic_transitions())
     workers = [Worker(couch, config, engine.process_batch)]
     sentinel_db = couch.db(config.db_sentinel)
-    jobs = [Job("retry-transitions", 60, lambda: retries.retry_due(engine, sentinel_db))]
+    credentials = CredentialStore.from_config(couch, config)
+    jobs = [
+        Job("retry-transitions", 60, lambda: retries.retry_due(engine, sentinel_db)),
+        Job("send-sms", 15, lambda: sms_sender.send_pending(couch, config, settings, credentials)),
+    ]
     return workers, jobs
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import docs, monitoring, session, settings, upgrades
+from . import credentials, docs, forms, monitoring, records, session, settings, sms, upgrades
 
-MODULES = (docs, monitoring, session, settings, upgrades)
+MODULES = (docs, monitoring, session, settings, upgrades, credentials, forms, records, sms)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -1,0 +1,224 @@
+"""POST /api/v2/records (and v1): reports from JSON and from SMS text, against the real server."""
+
+import pytest
+
+from .conftest import admin_headers, basic
+
+FORMS = {
+    "YYYZ": {
+        "meta": {"code": "YYYZ", "label": "ANC visit"},
+        "fields": {
+            "nurse": {"type": "string", "labels": {"tiny": "N"}, "required": True, "position": 0},
+            "week": {"type": "integer", "labels": {"tiny": "W"}, "range": [1, 53], "required": True, "position": 1},
+            "year": {"type": "integer", "labels": {"tiny": "Y"}, "position": 2},
+            "visit": {"type": "string", "labels": {"tiny": "V"}, "position": 3},
+        },
+    },
+    "REG": {
+        "meta": {"code": "REG"},
+        "fields": {
+            "name": {"type": "string", "labels": {"tiny": "N"}, "required": True},
+            "lmp": {"type": "date", "labels": {"tiny": "L"}},
+            "phone": {"type": "phone_number", "labels": {"tiny": "P"}},
+            "referred": {"type": "boolean", "labels": {"tiny": "R"}},
+            "month": {"type": "month", "labels": {"tiny": "M"}},
+            "details.notes": {"type": "string", "labels": {"tiny": "X"}},
+        },
+    },
+}
+
+
+@pytest.fixture
+async def forms(client, config):
+    response = await client.put("/api/v1/settings", json={"forms": FORMS}, headers=admin_headers(config))
+    assert response.status == 200
+
+
+@pytest.fixture
+async def medic(couch, config):
+    return couch.db(config.db_medic)
+
+
+async def record_count(medic):
+    rows = (await medic.view("medic-client", "doc_by_type", key=["data_record"]))["rows"]
+    return len(rows)
+
+
+async def post_sms(client, config, **fields):
+    return await client.post("/api/v2/records", data=fields, headers=admin_headers(config))
+
+
+async def test_sms_muvuku_as_in_the_spec(client, config, forms, medic):
+    # The spec's body, byte for byte: its unescaped "+" decodes to a space, read back as the "+" it was.
+    response = await client.post("/api/v1/records", data=b"message=1!YYYZ!Sam#23#2015#ANC&from=+5511943348031"
+                                                         b"&sent_timestamp=1352399720000",
+                                 headers={**admin_headers(config),
+                                          "Content-Type": "application/x-www-form-urlencoded"})
+    body = await response.json()
+    assert response.status == 200 and body["success"] is True
+    doc = await medic.get(body["id"])
+    assert doc["type"] == "data_record" and doc["form"] == "YYYZ"
+    assert doc["fields"] == {"nurse": "Sam", "week": 23, "year": 2015, "visit": "ANC"}
+    assert doc["from"] == "+5511943348031" and doc["reported_date"] == 1352399720000
+    assert doc["errors"] == [] and doc["tasks"] == []
+    assert doc["sms_message"]["message"] == "1!YYYZ!Sam#23#2015#ANC"
+    assert doc["sms_message"]["form"] == "YYYZ"
+
+
+async def test_sms_textforms_and_compact(client, config, forms, medic):
+    keyed = await post_sms(client, config, message="reg n Jane Doe # l 2024-01-15 # p 0712345678 # r 1 # m 2 # x ok",
+                           **{"from": "0722000111"})
+    doc = await medic.get((await keyed.json())["id"])
+    assert doc["from"] == "+254722000111"  # settings default_country_code 254
+    assert doc["fields"] == {"name": "Jane Doe", "lmp": 1705276800000, "phone": "+254712345678",
+                             "referred": True, "month": 2, "details": {"notes": "ok"}}
+    compact = await post_sms(client, config, message='YYYZ "Sam O" 23 2015 ANC and more', **{"from": "+254722000111"})
+    doc = await medic.get((await compact.json())["id"])
+    assert doc["fields"] == {"nurse": "Sam O", "week": 23, "year": 2015, "visit": "ANC and more"}
+    assert doc["errors"] == []
+
+
+async def test_sms_with_problems_is_stored_with_its_errors(client, config, forms, medic):
+    response = await post_sms(client, config, message="1!YYYZ!Sam#99#2015#ANC#surplus", **{"from": "+254722000111"})
+    doc = await medic.get((await response.json())["id"])
+    assert [e["code"] for e in doc["errors"]] == ["sys.invalid_fields", "extra_fields"]
+    assert doc["fields"] == {"nurse": "Sam", "year": 2015, "visit": "ANC"}
+    missing = await post_sms(client, config, message="YYYZ", **{"from": "+254722000111"})
+    doc = await medic.get((await missing.json())["id"])
+    assert doc["errors"][0]["code"] == "sys.missing_fields" and doc["errors"][0]["fields"] == ["nurse", "week"]
+
+
+async def test_unknown_forms_and_plain_messages_are_kept(client, config, forms, medic):
+    unknown = await post_sms(client, config, message="1!NOPE!a#b", **{"from": "MPESA"})
+    doc = await medic.get((await unknown.json())["id"])
+    assert "form" not in doc and doc["errors"][0]["code"] == "sys.form_not_found"
+    assert doc["from"] == "MPESA"  # not a phone number: kept as sent
+    plain = await post_sms(client, config, message="Hello, is the clinic open?", **{"from": "+254722000111"})
+    doc = await medic.get((await plain.json())["id"])
+    assert "form" not in doc and doc["errors"] == [] and doc["sms_message"]["message"].startswith("Hello")
+    empty = await post_sms(client, config, message="", **{"from": ""})
+    doc = await medic.get((await empty.json())["id"])
+    assert doc["errors"][0]["code"] == "sys.empty"
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"message": "x"}, "from"),
+    ({"from": "+254722000111"}, "message"),
+    ({"message": "x", "from": "+1", "sent_timestamp": "yesterday"}, "sent_timestamp"),
+])
+async def test_sms_bad_input_is_400(client, config, forms, medic, fields, field):
+    before = await record_count(medic)
+    response = await post_sms(client, config, **fields)
+    assert response.status == 400 and (await response.json())["field"] == field
+    assert await record_count(medic) == before
+
+
+async def test_json_as_in_the_spec(client, config, forms, medic):
+    response = await client.post("/api/v2/records", headers=admin_headers(config), json={
+        "Nurse": "Sam", "WEEK": 23, "year": "2015", "visit": "ANC",
+        "_meta": {"form": "yyyz", "reported_date": 1352399720000, "from": "0722000111", "locale": "fr"}})
+    body = await response.json()
+    assert response.status == 200 and body["success"] is True
+    doc = await medic.get(body["id"])
+    assert doc["form"] == "YYYZ" and doc["fields"] == {"nurse": "Sam", "week": 23, "year": 2015, "visit": "ANC"}
+    assert doc["reported_date"] == 1352399720000 and doc["from"] == "+254722000111" and doc["locale"] == "fr"
+    assert "sms_message" not in doc
+
+
+async def test_json_types_and_dates(client, config, forms, medic):
+    response = await client.post("/api/v2/records", headers=admin_headers(config), json={
+        "name": "Jane", "lmp": "2024-01-15", "referred": 1, "month": 2.0, "details.notes": "ok",
+        "_meta": {"form": "REG", "reported_date": "2016-07-01T13:48:24Z"}})
+    doc = await medic.get((await response.json())["id"])
+    assert doc["fields"] == {"name": "Jane", "lmp": 1705276800000, "referred": True, "month": 2,
+                             "details": {"notes": "ok"}}
+    assert doc["reported_date"] == 1467380904000 and "from" not in doc
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"nurse": "Sam"}, "_meta"),
+    ({"_meta": {}}, "_meta.form"),
+    ({"_meta": {"form": ""}}, "_meta.form"),
+    ({"_meta": {"form": "NOPE"}}, "_meta.form"),
+    ({"_meta": {"form": "YYYZ", "reported_date": "soon"}, "nurse": "S", "week": 1}, "_meta.reported_date"),
+    ({"_meta": {"form": "YYYZ"}, "nurse": "Sam", "week": 1, "colour": "red"}, "colour"),
+    ({"_meta": {"form": "YYYZ"}, "nurse": {"first": "Sam"}, "week": 1}, "nurse"),
+    ({"_meta": {"form": "YYYZ"}, "nurse": ["Sam"], "week": 1}, "nurse"),
+    ({"_meta": {"form": "YYYZ"}, "nurse": "Sam"}, "week"),
+    ({"_meta": {"form": "YYYZ"}, "nurse": "Sam", "week": "twenty"}, "week"),
+    ({"_meta": {"form": "YYYZ"}, "nurse": "Sam", "week": 60}, "week"),
+    ({"_meta": {"form": "YYYZ"}, "nurse": "Sam", "Nurse": "Sue", "week": 2}, "Nurse"),
+    ({"_meta": {"form": "REG"}, "name": "Jane", "referred": "perhaps"}, "referred"),
+])
+async def test_json_bad_input_is_400_and_stores_nothing(client, config, forms, medic, body, field):
+    before = await record_count(medic)
+    response = await client.post("/api/v2/records", headers=admin_headers(config), json=body)
+    assert response.status == 400
+    assert (await response.json())["field"] == field
+    assert await record_count(medic) == before
+
+
+@pytest.mark.parametrize("data", [b"{not json", b"[1, 2]", b""])
+async def test_invalid_json_is_400(client, config, forms, data):
+    response = await client.post("/api/v2/records", data=data,
+                                 headers={**admin_headers(config), "Content-Type": "application/json"})
+    assert response.status == 400 and (await response.json())["field"] == "body"
+
+
+async def test_other_content_types_are_400(client, config, forms):
+    response = await client.post("/api/v2/records", data=b"1!YYYZ!Sam#23",
+                                 headers={**admin_headers(config), "Content-Type": "text/plain"})
+    assert response.status == 400 and (await response.json())["field"] == "Content-Type"
+
+
+async def test_permissions(client, config, forms, make_user):
+    analyst = await make_user("rec-analyst", ["analytics"])
+    clerk = await make_user("rec-clerk", ["data_entry"])
+    body = {"_meta": {"form": "YYYZ"}, "nurse": "Sam", "week": 3}
+    assert (await client.post("/api/v2/records", json=body)).status == 401
+    assert (await client.post("/api/v2/records", json=body, headers=basic(analyst))).status == 403
+    assert (await client.post("/api/v2/records", json=body, headers=basic(clerk))).status == 200
+
+
+class Probe:
+    """A stand-in transition: marks the reports it is shown."""
+
+    name = "probe_records"
+
+    def filter(self, doc, ctx):
+        return doc.get("type") == "data_record" and doc.get("form") == "YYYZ"
+
+    async def run(self, doc, ctx):
+        if doc.get("probed"):
+            return False
+        doc["probed"] = True
+        return True
+
+
+async def test_records_are_picked_up_by_the_sentinel(client, config, couch, forms, medic):
+    from api.settings import SettingsStore
+    from sentinel.engine import Engine
+    from sentinel.worker import Worker
+
+    await client.put("/api/v1/settings", json={"transitions": {"probe_records": True}}, headers=admin_headers(config))
+    by_sms = await post_sms(client, config, message="1!YYYZ!Ann#4", **{"from": "+254722000111"})
+    by_json = await client.post("/api/v2/records", headers=admin_headers(config),
+                                json={"_meta": {"form": "YYYZ"}, "nurse": "Ann", "week": 4})
+    ids = [(await by_sms.json())["id"], (await by_json.json())["id"]]
+    engine = Engine(couch, config, SettingsStore(medic), [Probe()])
+    worker = Worker(couch, config, engine.process_batch, batch_size=1000, wait_seconds=0.5)
+    while await worker.step():
+        pass
+    for doc_id in ids:
+        assert (await medic.get(doc_id))["probed"] is True
+
+
+@pytest.mark.parametrize("settings, field", [
+    ({"forms": {"X": {"fields": {"a": {"type": "integer", "range": [1]}}}}}, "forms.X.fields.a.range"),
+    ({"forms": {"X": {"fields": {"a": {"required": "yes"}}}}}, "forms.X.fields.a.required"),
+    ({"sms": {"outgoing_service": "carrier-pigeon"}}, "sms.outgoing_service"),
+    ({"sms": {"rapidpro": {"url": "textit.in"}}}, "sms.rapidpro.url"),
+])
+async def test_form_and_sms_settings_are_checked(client, config, settings, field):
+    response = await client.put("/api/v1/settings", json=settings, headers=admin_headers(config))
+    assert response.status == 400 and (await response.json())["field"] == field
