@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import docs, monitoring, session, settings, tokens
+from . import docs, monitoring, session, settings, spatial, tokens
 
-MODULES = (docs, monitoring, session, settings, tokens)
+MODULES = (docs, monitoring, session, settings, spatial, tokens)
 
 
 def setup_routes(app: web.Application) -> None:
