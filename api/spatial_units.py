@@ -205,16 +205,20 @@ def _range(project_id: str, unit_type: str | None, ordering: str) -> tuple[str, 
 
 
 async def _pages(db: Database, view: str, start: list[Any], end: list[Any], *, descending: bool,
-                 skip: int = 0, limit: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+                 skip: int = 0, limit: int | None = None,
+                 first_page: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
     """The units of a key range, a page at a time. Keys are unique (they end with the unit id),
-    so the next page starts at the last key, skipping it."""
+    so the next page starts at the last key, skipping it. Pages start at ``first_page`` rows
+    and double up to PAGE_SIZE (a search that wants a few matches reads little)."""
     params: dict[str, Any] = {"include_docs": True, "descending": descending,
                               "startkey": end if descending else start, "endkey": start if descending else end}
     if skip:
         params["skip"] = skip
     remaining = limit
+    page_size = min(PAGE_SIZE, first_page or PAGE_SIZE)
     while remaining is None or remaining > 0:
-        size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+        size = page_size if remaining is None else min(page_size, remaining)
+        page_size = min(PAGE_SIZE, page_size * 2)
         rows = (await db.view(DDOC, view, limit=size, **params))["rows"]
         page = [row["doc"] for row in rows if row.get("doc")]
         if page:
@@ -271,7 +275,8 @@ async def iter_units(db: Database, project_id: str, *, unit_type: str | None = N
         return
     needle = search.casefold()
     skipped = taken = 0
-    async for page in _pages(db, view, start, end, descending=descending):
+    first_page = None if limit is None else max(20, 2 * (offset + limit))
+    async for page in _pages(db, view, start, end, descending=descending, first_page=first_page):
         names = await _related_names(db, project_id, page)
         for doc in page:
             if not matches(doc, needle, names):
