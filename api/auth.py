@@ -140,11 +140,21 @@ class Authenticator:
             if scheme == "bearer":
                 return self.bearer(credentials)
             if scheme in self._schemes:
-                return await self._schemes[scheme](credentials)
+                return await self._scheme(scheme, credentials)
             raise Unauthorized(f"Unsupported authorization scheme: {scheme}")
         if session_cookie:
             return await self.cookie(session_cookie)
         return None
+
+    async def _scheme(self, scheme: str, credentials: str) -> Principal:
+        """A registered scheme's caller, remembered like Basic credentials (``forget`` drops it)."""
+        key = self._key(scheme, credentials)
+        cached = self.cache.get(key)
+        if cached:
+            return cached
+        principal = await self._schemes[scheme](credentials)
+        self.cache.put(key, principal)
+        return principal
 
     async def basic(self, name: str, password: str) -> Principal:
         key = self._key("basic", name, password)

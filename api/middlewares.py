@@ -34,7 +34,13 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 def error_response(request: web.Request, exc: JamiiError) -> web.Response:
-    body = exc.to_couch_body() if _flag(request, "jamii_couch_errors") else exc.to_body()
+    formatter = getattr(request.match_info.handler, "jamii_error_body", None)
+    if formatter is not None:
+        body = formatter(request, exc)
+    elif _flag(request, "jamii_couch_errors"):
+        body = exc.to_couch_body()
+    else:
+        body = exc.to_body()
     return web.json_response(body, status=exc.status, headers=exc.headers)
 
 

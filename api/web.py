@@ -13,11 +13,12 @@ from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch
 from .credentials import CredentialStore
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
 from . import permissions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorBody = Callable[[web.Request, JamiiError], Any]
 
 CONFIG = web.AppKey("config", Config)
 COUCH = web.AppKey("couch", Couch)
@@ -39,6 +40,17 @@ def couch_errors(handler: Handler) -> Handler:
     """Mark a handler whose errors use CouchDB's ``{"error", "reason"}`` shape."""
     handler.jamii_couch_errors = True  # type: ignore[attr-defined]
     return handler
+
+
+def error_body(formatter: ErrorBody) -> Callable[[Handler], Handler]:
+    """Mark a handler whose errors (the authentication middleware's 401 included) get their body from
+    ``formatter(request, exc)``: for an API whose spec shows its own error shapes."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.jamii_error_body = formatter  # type: ignore[attr-defined]
+        return handler
+
+    return mark
 
 
 def user(request: web.Request) -> Principal | None:

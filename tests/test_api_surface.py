@@ -3,7 +3,9 @@
 import logging
 
 from api.app import create_app
+from api.errors import Forbidden
 from api.openapi import build, undocumented
+from api.web import error_body
 
 from .conftest import PASSWORD, admin_headers, basic
 
@@ -57,3 +59,21 @@ async def test_access_log_has_one_line_without_secrets(client, make_user, caplog
     assert lines[0].startswith("GET /api/v1/settings 200 ") and lines[0].endswith(name)
     joined = "\n".join(r.getMessage() for r in caplog.records)
     assert PASSWORD not in joined and "very-secret-token" not in joined and "AuthSession" not in joined
+
+
+async def test_error_body_flag_shapes_every_error_of_its_route(aiohttp_client, config):
+    app = create_app(config)
+
+    @error_body(lambda request, exc: {"status": exc.status, "message": exc.message})
+    async def refuse(request):
+        raise Forbidden("not you")
+
+    app.router.add_get("/test-error-body", refuse)
+    client = await aiohttp_client(app)
+    anonymous = await client.get("/test-error-body")
+    assert anonymous.status == 401
+    assert await anonymous.json() == {"status": 401, "message": "Authentication required"}
+    refused = await client.get("/test-error-body", headers=admin_headers(config))
+    assert refused.status == 403 and await refused.json() == {"status": 403, "message": "not you"}
+    other = await client.get("/api/v1/settings")
+    assert await other.json() == {"code": 401, "error": "Authentication required"}

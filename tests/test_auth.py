@@ -9,6 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from api.app import create_app
+from api.auth import Authenticator, Principal
+from api.errors import Unauthorized
 
 from .conftest import JWT_SECRET, PASSWORD, basic
 
@@ -149,3 +151,24 @@ async def test_cache_remembers_and_forgets(aiohttp_client, config, make_user, co
     app[AUTH].forget(name)
     assert (await client.get("/api/v1/settings", headers=basic(name))).status == 401
     assert (await client.get("/api/v1/settings", headers=basic(name, "a-new-Passw0rd"))).status == 200
+
+
+async def test_registered_scheme_is_used_and_remembered(couch, config):
+    authenticator = Authenticator(couch, users_db=config.db_users, cache_seconds=60)
+    calls = []
+
+    async def scheme(credentials):
+        calls.append(credentials)
+        if credentials != "good":
+            raise Unauthorized("Invalid token.")
+        return Principal(name="scheme-user", method="token")
+
+    authenticator.register_scheme("Token", scheme)
+    assert (await authenticator.authenticate("Token good", None)).name == "scheme-user"
+    assert (await authenticator.authenticate("token  good ", None)).method == "token"
+    assert calls == ["good"]
+    authenticator.forget("scheme-user")
+    await authenticator.authenticate("Token good", None)
+    assert calls == ["good", "good"]
+    with pytest.raises(Unauthorized):
+        await authenticator.authenticate("Token bad", None)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import credentials, docs, forms, monitoring, records, session, settings, sms, upgrades
+from . import credentials, docs, forms, monitoring, records, session, settings, sms, spatial, tokens, upgrades
 
-MODULES = (docs, monitoring, session, settings, upgrades, credentials, forms, records, sms)
+MODULES = (docs, monitoring, session, settings, upgrades, credentials, forms, records, sms, spatial, tokens)
 
 
 def setup_routes(app: web.Application) -> None:
