@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .auth import Authenticator, Principal
 from .config import Config
-from .couch import Couch
+from .couch import Couch, Database
 from .errors import BadRequest, PayloadTooLarge
 from .settings import SettingsStore
 from . import permissions
@@ -35,6 +35,11 @@ def couch_errors(handler: Handler) -> Handler:
     """Mark a handler whose errors use CouchDB's ``{"error", "reason"}`` shape."""
     handler.jamii_couch_errors = True  # type: ignore[attr-defined]
     return handler
+
+
+def medic(request: web.Request) -> Database:
+    """The medic database (CHT's contacts, reports, settings)."""
+    return request.app[COUCH].db(request.app[CONFIG].db_medic)
 
 
 def user(request: web.Request) -> Principal | None:

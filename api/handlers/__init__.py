@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import docs, monitoring, session, settings
+from . import contacts, docs, monitoring, reports, session, settings
 
-MODULES = (docs, monitoring, session, settings)
+MODULES = (docs, monitoring, session, settings, contacts, reports)
 
 
 def setup_routes(app: web.Application) -> None:
