@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import contacts, docs, monitoring, reports, session, settings
+from . import contacts, docs, monitoring, people_places, reports, session, settings
 
-MODULES = (docs, monitoring, session, settings, contacts, reports)
+MODULES = (docs, monitoring, session, settings, contacts, people_places, reports)
 
 
 def setup_routes(app: web.Application) -> None:
