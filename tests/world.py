@@ -21,12 +21,25 @@ class World:
     sup_center: str
 
 
+def make_users(config: Config, specs: dict[str, tuple[list[str], dict[str, object]]]) -> dict[str, str]:
+    """Create users once for a module: short name -> (roles, extra _users fields); returns full names."""
+    prefix = user_prefix(config)
+
+    async def go() -> None:
+        async with Couch.from_config(config) as couch:
+            await couch.db(config.db_users).bulk_docs([
+                {"_id": f"org.couchdb.user:{prefix}{name}", "name": prefix + name, "type": "user", "roles": roles,
+                 "password": PASSWORD, **fields} for name, (roles, fields) in specs.items()])
+
+    asyncio.run(go())
+    return {name: prefix + name for name in specs}
+
+
 def make_world(config: Config, **sizes: int) -> World:
     h = build(**sizes)
     clinic = h.by_id[h.clinics[0]]
     center = h.by_id[h.centers[0]]
-    prefix = user_prefix(config)
-    specs = {
+    specs: dict[str, tuple[list[str], dict[str, object]]] = {
         "po": (["program_officer"], {}),
         "analyst": (["analytics"], {}),
         "gateway": (["gateway"], {}),
@@ -38,9 +51,6 @@ def make_world(config: Config, **sizes: int) -> World:
     async def go() -> None:
         async with Couch.from_config(config) as couch:
             await load(couch.db(config.db_medic), h)
-            users = [{"_id": f"org.couchdb.user:{prefix}{name}", "name": prefix + name, "type": "user",
-                      "roles": roles, "password": PASSWORD, **fields} for name, (roles, fields) in specs.items()]
-            await couch.db(config.db_users).bulk_docs(users)
 
     asyncio.run(go())
-    return World(h, {name: prefix + name for name in specs}, clinic["_id"], clinic["contact"]["_id"], center["_id"])
+    return World(h, make_users(config, specs), clinic["_id"], clinic["contact"]["_id"], center["_id"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import contacts, docs, monitoring, people_places, reports, session, settings
+from . import (bulk_delete, contacts, contacts_by_phone, docs, hydrate, monitoring, people_places, reports, session,
+               settings)
 
-MODULES = (docs, monitoring, session, settings, contacts, people_places, reports)
+MODULES = (docs, monitoring, session, settings, contacts, people_places, reports, hydrate, contacts_by_phone,
+           bulk_delete)
 
 
 def setup_routes(app: web.Application) -> None:
