@@ -8,6 +8,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from .config import ROOT
 from .errors import BadRequest
@@ -15,11 +17,25 @@ from .errors import BadRequest
 SCHEMA_DIR = ROOT / "schemas"
 
 
+@lru_cache(maxsize=1)
+def registry() -> Registry:
+    """Every schema in ``schemas/`` by its ``$id``, so one may ``$ref`` another (``other.json#/$defs/x``).
+
+    Nothing is ever fetched from the network: an unknown ``$ref`` is an error.
+    """
+    resources = []
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
+        contents = json.loads(path.read_text())
+        resources.append((contents.get("$id", path.name),
+                          Resource.from_contents(contents, default_specification=DRAFT202012)))
+    return Registry().with_resources(resources)
+
+
 @lru_cache(maxsize=None)
 def validator(name: str) -> Draft202012Validator:
     schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(schema, registry=registry(), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def field_of(error: ValidationError) -> str:

@@ -11,7 +11,7 @@ from aiohttp import web
 from .auth import Authenticator, Principal
 from .config import Config
 from .connected_users import ConnectedUsers
-from .couch import Couch
+from .couch import Couch, Database
 from .credentials import CredentialStore
 from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
@@ -51,6 +51,11 @@ def error_body(formatter: ErrorBody) -> Callable[[Handler], Handler]:
         return handler
 
     return mark
+
+
+def medic(request: web.Request) -> Database:
+    """The medic database (CHT's contacts, reports, settings)."""
+    return request.app[COUCH].db(request.app[CONFIG].db_medic)
 
 
 def user(request: web.Request) -> Principal | None:

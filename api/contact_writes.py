@@ -1,0 +1,246 @@
+"""Creating people and places (with new parents and contacts nested in the request) and updating places.
+
+Every new doc gets a client-side id, ``reported_date`` (default now), its
+minified lineage and a short id, and the whole set is written with **one**
+``_bulk_docs``. CouchDB writes docs of a bulk request independently, so if any
+of them fails, the ones that were written are deleted again before the error
+is answered: a nested create leaves either everything or nothing. (If CouchDB
+becomes unreachable in the middle, the clean-up may not reach it either; the
+ids are logged.) An update that also creates a contact writes the new contact
+first and the place second, deleting the contact if the place write fails.
+
+Offline callers may only reference docs inside their area and only create
+docs that end up inside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import contact_types, schemas, shortcodes
+from .auth import Principal
+from .couch import Database, new_id
+from .errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable
+from .lineage import minify_contact, minify_lineage
+from .permissions import has_permission
+from .timestamps import now_ms, to_ms
+from .visibility import Scope, contact_visible
+
+log = logging.getLogger("jamii.contacts")
+
+# Keys of a request body that are instructions, not doc content.
+_PLACE_KEYS = {"parent", "contact", "type", "contact_type", "reported_date"}
+_PERSON_KEYS = {"place", "parent", "type", "contact_type", "reported_date"}
+
+
+@dataclass
+class _Plan:
+    new: list[dict[str, Any]] = field(default_factory=list)
+    codes: list[tuple[dict[str, Any], str, str]] = field(default_factory=list)
+
+
+class ContactWriter:
+    """One write request: the caller, the settings and what was fetched for it."""
+
+    def __init__(self, db: Database, settings: Mapping[str, Any], principal: Principal, scope: Scope):
+        self.db = db
+        self.settings = settings
+        self.principal = principal
+        self.scope = scope
+        self.now = now_ms()
+        self._existing: dict[str, dict[str, Any]] = {}
+
+    # -- public operations -------------------------------------------------
+
+    async def create_person(self, body: Any) -> dict[str, Any]:
+        schemas.validate("person_create", body)
+        if "parent" in body:
+            raise BadRequest("A person's place is given as place, not parent", field="parent")
+        await self._fetch_references(body)
+        plan = _Plan()
+        person = self._new_person(body, plan, path="", parent_spec=body.get("place"), parent_path="place")
+        await self._write_new(plan)
+        result = {"id": person["_id"], "rev": person["_rev"]}
+        if isinstance(body.get("place"), Mapping):
+            result["place"] = {"id": person["parent"]["_id"],
+                               "rev": next(d["_rev"] for d in plan.new if d["_id"] == person["parent"]["_id"])}
+        return result
+
+    async def create_place(self, body: Any) -> dict[str, Any]:
+        schemas.validate("place_create", body)
+        await self._fetch_references(body)
+        plan = _Plan()
+        place = self._new_place(body, plan, path="")
+        await self._write_new(plan)
+        result = {"id": place["_id"], "rev": place["_rev"]}
+        if isinstance(body.get("contact"), Mapping):
+            contact_id = place["contact"]["_id"]
+            result["contact"] = {"id": contact_id, "rev": next(d["_rev"] for d in plan.new if d["_id"] == contact_id)}
+        return result
+
+    async def update_place(self, place_id: str, body: Any) -> dict[str, Any]:
+        schemas.validate("place_update", body)
+        place = await self.db.get_or_none(place_id)
+        if place is None or not contact_types.is_place(self.settings, place) or \
+                not contact_visible(self.scope, place):
+            raise NotFound("Place not found")
+        for name in ("type", "contact_type"):
+            if name in body and body[name] != place.get(name):
+                raise BadRequest(f"A place's {name} cannot be changed", field=name)
+        if "parent" in body and body["parent"] != (place.get("parent") or {}).get("_id"):
+            raise BadRequest("A place cannot be moved here: its descendants' lineage would be left stale",
+                             field="parent")
+        await self._fetch_references({"contact": body.get("contact")})
+        updated = dict(place)
+        for key, value in body.items():
+            if key not in ("contact", "parent", "type", "contact_type"):
+                updated[key] = value
+        if "reported_date" in body:
+            updated["reported_date"] = to_ms(body["reported_date"])
+        plan = _Plan()
+        if "contact" in body:
+            updated["contact"] = self._contact(body["contact"], updated, plan, path="contact")
+        if "place_id" in body and str(body["place_id"]) != str(place.get("place_id")):
+            await shortcodes.assign(self.db, [(updated, "place_id", "place_id")])
+        await self._write_new(plan)
+        try:
+            result = await self.db.put(updated)
+        except JamiiError:
+            await self._undo(plan.new)
+            raise
+        return {"id": result["id"], "rev": result["rev"]}
+
+    # -- planning ------------------------------------------------------------
+
+    async def _fetch_references(self, body: Any) -> None:
+        """Every existing id the request names, fetched in one request."""
+        ids: list[str] = []
+
+        def walk(spec: Any, keys: tuple[str, ...]) -> None:
+            if not isinstance(spec, Mapping):
+                return
+            for key in keys:
+                value = spec.get(key)
+                if isinstance(value, str):
+                    ids.append(value)
+                elif isinstance(value, Mapping):
+                    walk(value, ("parent", "contact"))
+
+        walk(body, ("place", "parent", "contact"))
+        if ids:
+            self._existing.update(await self.db.get_many(ids))
+
+    def _existing_doc(self, doc_id: str, kind: str, path: str) -> dict[str, Any]:
+        doc = self._existing.get(doc_id)
+        check = contact_types.is_place if kind == "place" else contact_types.is_person
+        if doc is None or not check(self.settings, doc) or not contact_visible(self.scope, doc):
+            raise NotFound(f"Failed to find {kind} {doc_id}.", field=path)
+        return doc
+
+    def _type_of_spec(self, spec: Mapping[str, Any], path: str, default: str | None) -> str:
+        kind = spec.get("type") or default
+        if kind == "contact":
+            kind = spec.get("contact_type")
+            if not kind:
+                raise BadRequest('contact_type is required when type is "contact"', field=_join(path, "contact_type"))
+        if not kind:
+            raise BadRequest("type is required", field=_join(path, "type"))
+        return kind
+
+    def _require(self, permission: str) -> None:
+        if not has_permission(self.principal, permission, self.settings):
+            raise Forbidden(f"Insufficient privileges: {permission} required")
+
+    def _parent(self, spec: Any, plan: _Plan, path: str) -> dict[str, Any] | None:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            return self._existing_doc(spec, "place", path)
+        return self._new_place(spec, plan, path)
+
+    def _new_place(self, spec: Mapping[str, Any], plan: _Plan, path: str) -> dict[str, Any]:
+        self._require("can_create_places")
+        type_id = self._type_of_spec(spec, path, None)
+        if not contact_types.is_place_type(self.settings, type_id):
+            raise BadRequest(f"Wrong type, {type_id} is not a place type.", field=_join(path, "type"))
+        parent = self._parent(spec.get("parent"), plan, _join(path, "parent"))
+        contact_types.check_parent(self.settings, type_id, contact_types.type_of(parent),
+                                   field=_join(path, "parent"))
+        doc = {key: value for key, value in spec.items() if key not in _PLACE_KEYS}
+        doc.update({"_id": new_id(), **contact_types.type_fields(type_id),
+                    "reported_date": to_ms(spec["reported_date"], _join(path, "reported_date"))
+                    if "reported_date" in spec else self.now})
+        if parent is not None:
+            doc["parent"] = minify_lineage(parent)
+        plan.new.append(doc)
+        plan.codes.append((doc, "place_id", _join(path, "place_id")))
+        if spec.get("contact") is not None:
+            doc["contact"] = self._contact(spec["contact"], doc, plan, path=_join(path, "contact"))
+        return doc
+
+    def _contact(self, spec: Any, place: dict[str, Any], plan: _Plan, path: str) -> Any:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            return minify_contact(self._existing_doc(spec, "person", path))
+        person = self._new_person(spec, plan, path=path, parent_doc=place)
+        return minify_contact(person)
+
+    def _new_person(self, spec: Mapping[str, Any], plan: _Plan, *, path: str, parent_spec: Any = None,
+                    parent_path: str = "", parent_doc: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._require("can_create_people")
+        type_id = self._type_of_spec(spec, path, "person")
+        if not contact_types.is_person_type(self.settings, type_id):
+            raise BadRequest(f"Wrong type, {type_id} is not a person type.", field=_join(path, "type"))
+        parent = parent_doc if parent_doc is not None else self._parent(parent_spec, plan, parent_path)
+        contact_types.check_parent(self.settings, type_id, contact_types.type_of(parent),
+                                   field=parent_path or _join(path, "parent"))
+        doc = {key: value for key, value in spec.items() if key not in _PERSON_KEYS}
+        doc.update({"_id": new_id(), **contact_types.type_fields(type_id),
+                    "reported_date": to_ms(spec["reported_date"], _join(path, "reported_date"))
+                    if "reported_date" in spec else self.now})
+        if parent is not None:
+            doc["parent"] = minify_lineage(parent)
+        plan.new.append(doc)
+        plan.codes.append((doc, "patient_id", _join(path, "patient_id")))
+        return doc
+
+    # -- writing -------------------------------------------------------------
+
+    async def _write_new(self, plan: _Plan) -> None:
+        if not plan.new:
+            return
+        for doc in plan.new:
+            if not contact_visible(self.scope, doc):
+                raise Forbidden("Offline users can only create contacts inside their own place")
+        await shortcodes.assign(self.db, plan.codes)
+        for doc in plan.new:
+            schemas.validate("person" if contact_types.is_person(self.settings, doc) else "place", doc)
+        results = await self.db.bulk_docs(plan.new)
+        for doc, result in zip(plan.new, results):
+            if result.get("rev") and not result.get("error"):
+                doc["_rev"] = result["rev"]
+        failed = [r for r in results if r.get("error")]
+        if failed:
+            await self._undo([d for d in plan.new if "_rev" in d])
+            if any(r["error"] == "conflict" for r in failed):
+                raise Conflict("Document update conflict; nothing was written")
+            raise ServiceUnavailable(f"CouchDB refused the write ({failed[0]['error']}); nothing was written")
+
+    async def _undo(self, docs: list[dict[str, Any]]) -> None:
+        written = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in docs if d.get("_rev")]
+        if not written:
+            return
+        try:
+            results = await self.db.bulk_docs(written)
+            left = [r["id"] for r in results if r.get("error")]
+        except JamiiError:
+            left = [d["_id"] for d in written]
+        if left:
+            log.error("could not remove the docs of a failed nested write: %s", ", ".join(left))
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name

@@ -1,0 +1,59 @@
+"""Reading reports (``data_record`` docs with a ``form``): one by id, and id searches by freetext.
+
+A restricted (offline) caller sees a report when its subject is in their area
+(``api.visibility.report_visible``); the subjects are looked up by id and by
+short id in one round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping
+
+from .contact_types import CONTACT_DOC_TYPES
+from .contacts import check_freetext, freetext_range, in_range
+from .couch import Database
+from .errors import NotFound
+from .hydration import docs_by_shortcode, hydrator
+from .lineage import is_report
+from .paging import decode_cursor, encode_cursor, page
+from .visibility import ALL_KEY, UNASSIGNED_KEY, Scope, replication_keys, report_visible
+
+
+async def subjects_of(db: Database, report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The contacts a report's replication keys name (by id or short id), for the visibility check."""
+    keys = [k for k, _ in replication_keys(report) if k not in (ALL_KEY, UNASSIGNED_KEY)]
+    if not keys:
+        return {}
+    by_id, by_code = await asyncio.gather(db.get_many(keys), docs_by_shortcode(db, keys))
+    subjects: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        doc = by_code.get(key) or by_id.get(key)
+        if doc is not None and doc.get("type") in CONTACT_DOC_TYPES:
+            subjects[key] = doc
+    return subjects
+
+
+async def visible_report(db: Database, scope: Scope, report: Mapping[str, Any]) -> bool:
+    if not scope.restricted:
+        return True
+    return report_visible(scope, report, await subjects_of(db, report))
+
+
+async def get_report(db: Database, scope: Scope, doc_id: str, *, with_lineage: bool = False) -> dict[str, Any]:
+    doc = await db.get_or_none(doc_id)
+    if doc is None or not is_report(doc) or not await visible_report(db, scope, doc):
+        raise NotFound("Report not found")
+    if with_lineage:
+        [doc] = await hydrator(db, scope).hydrate([doc])
+    return doc
+
+
+async def report_uuids(db: Database, freetext: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
+    """``{data: [ids], cursor}`` of reports matching a word (prefix) or a ``key:value`` term."""
+    term = check_freetext(freetext or "")
+    start, end = freetext_range(term, [])
+    after = decode_cursor(cursor, valid_key=in_range(start, end))
+    rows, nxt = await page(db, "medic-client", "reports_by_freetext", startkey=start, endkey=end, after=after,
+                           limit=limit, distinct_ids=True)
+    return {"data": [row["id"] for row in rows], "cursor": encode_cursor(nxt)}

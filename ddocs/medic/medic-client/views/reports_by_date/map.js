@@ -1,0 +1,5 @@
+function (doc) {
+  if (doc.type === 'data_record' && doc.form) {
+    emit([doc.reported_date], doc.reported_date);
+  }
+}

@@ -1,0 +1,149 @@
+"""Lineage rules (pure): minify, ancestor ids, and hydration with batched fetches."""
+
+import pytest
+
+from api.lineage import Hydrator, lineage_ids, minify, minify_lineage, parent_ids, report_subject_keys
+
+
+def _docs():
+    """district > health center > clinic > person, each place with a primary contact."""
+    dh = {"_id": "dh", "type": "district_hospital", "name": "District", "contact": {"_id": "boss", "parent": {"_id": "dh"}}}
+    hc = {"_id": "hc", "type": "health_center", "name": "HC", "parent": {"_id": "dh"},
+          "contact": {"_id": "nurse", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}}
+    clinic = {"_id": "cl", "type": "clinic", "name": "Clinic", "parent": {"_id": "hc", "parent": {"_id": "dh"}},
+              "contact": {"_id": "chw"}}
+    boss = {"_id": "boss", "type": "person", "name": "Boss", "parent": {"_id": "dh"}}
+    nurse = {"_id": "nurse", "type": "person", "name": "Nurse", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}
+    chw = {"_id": "chw", "type": "person", "name": "CHW", "patient_id": "11111",
+           "parent": {"_id": "cl", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}}
+    patient = {"_id": "pat", "type": "person", "name": "Patient", "patient_id": "22222",
+               "parent": {"_id": "cl", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}}
+    return {d["_id"]: d for d in (dh, hc, clinic, boss, nurse, chw, patient)}
+
+
+class FakeDb:
+    """Counts fetches: the point of the hydrator is to make few of them."""
+
+    def __init__(self, docs):
+        self.docs = docs
+        self.fetches = []
+        self.code_lookups = []
+
+    async def fetch(self, ids):
+        self.fetches.append(list(ids))
+        return {i: self.docs[i] for i in ids if i in self.docs}
+
+    async def codes(self, codes):
+        self.code_lookups.append(list(codes))
+        return {str(d["patient_id"]): d for d in self.docs.values() if str(d.get("patient_id")) in codes}
+
+
+def test_parent_ids_and_lineage_ids():
+    chw = _docs()["chw"]
+    assert parent_ids(chw) == ["cl", "hc", "dh"]
+    assert lineage_ids(chw) == ["chw", "cl", "hc", "dh"]
+    assert parent_ids({"_id": "x"}) == [] and parent_ids({"_id": "x", "parent": ""}) == []
+    assert parent_ids({"parent": {"_id": "a", "parent": {"name": "no id"}}}) == ["a"]
+
+
+def test_minify_keeps_only_ids_and_drops_hydrated_subjects():
+    hydrated = {"_id": "r", "type": "data_record", "form": "F",
+                "contact": {"_id": "chw", "name": "CHW", "parent": {"_id": "cl", "name": "Clinic",
+                                                                     "parent": {"_id": "hc", "name": "HC"}}},
+                "patient": {"_id": "pat"}, "place": {"_id": "cl"},
+                "parent": {"_id": "p", "name": "x", "parent": None}}
+    small = minify(hydrated)
+    assert small["contact"] == {"_id": "chw", "parent": {"_id": "cl", "parent": {"_id": "hc"}}}
+    assert small["parent"] == {"_id": "p"}
+    assert "patient" not in small and "place" not in small
+    assert hydrated["contact"]["name"] == "CHW"  # the input is not changed
+    assert minify_lineage({"name": "no id"}) is None
+    assert minify({"_id": "x", "parent": {"name": "no id"}}) == {"_id": "x"}
+
+
+def test_report_subject_keys_prefer_uuid_then_short_ids():
+    assert report_subject_keys({"fields": {"patient_uuid": "u", "patient_id": "1"}}) == {"patient": "u"}
+    assert report_subject_keys({"fields": {"patient_id": 12345}, "place_id": "777"}) == \
+        {"patient": "12345", "place": "777"}
+    assert report_subject_keys({"fields": {"patient_id": True}}) == {}
+
+
+async def test_hydrates_a_person_with_two_fetches_for_three_levels():
+    db = FakeDb(_docs())
+    [person] = await Hydrator(db.fetch).hydrate([db.docs["chw"]])
+    assert len(db.fetches) == 2
+    assert sorted(db.fetches[0]) == ["cl", "dh", "hc"]
+    assert sorted(db.fetches[1]) == ["boss", "chw", "nurse"] or sorted(db.fetches[1]) == ["boss", "nurse"]
+    clinic = person["parent"]
+    assert clinic["name"] == "Clinic" and clinic["contact"]["name"] == "CHW"
+    assert clinic["parent"]["name"] == "HC" and clinic["parent"]["contact"]["name"] == "Nurse"
+    assert clinic["parent"]["parent"]["name"] == "District"
+    assert clinic["parent"]["parent"]["contact"]["name"] == "Boss"
+    # contacts of ancestors keep their own lineage minified (no loops)
+    assert clinic["parent"]["contact"]["parent"] == {"_id": "hc", "parent": {"_id": "dh"}}
+    assert "parent" not in clinic["parent"]["parent"]
+    assert db.docs["chw"]["parent"] == {"_id": "cl", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}
+
+
+async def test_many_docs_share_the_same_fetches():
+    db = FakeDb(_docs())
+    docs = [db.docs["chw"], db.docs["pat"], db.docs["cl"], db.docs["nurse"]]
+    result = await Hydrator(db.fetch).hydrate(docs)
+    assert len(db.fetches) == 2
+    assert [d["_id"] for d in result] == ["chw", "pat", "cl", "nurse"]
+    assert result[2]["contact"]["name"] == "CHW"  # a place's primary contact
+
+
+async def test_missing_ancestors_stay_as_stubs():
+    docs = _docs()
+    del docs["hc"]
+    db = FakeDb(docs)
+    [person] = await Hydrator(db.fetch).hydrate([docs["chw"]])
+    assert person["parent"]["parent"] == {"_id": "hc", "parent": person["parent"]["parent"]["parent"]}
+    assert person["parent"]["parent"]["parent"]["name"] == "District"
+
+
+async def test_hidden_docs_stay_as_stubs():
+    db = FakeDb(_docs())
+    visible = lambda doc: doc["_id"] in ("cl", "chw", "pat")  # noqa: E731
+    [person] = await Hydrator(db.fetch, visible=visible).hydrate([db.docs["pat"]])
+    assert person["parent"]["name"] == "Clinic" and person["parent"]["contact"]["name"] == "CHW"
+    assert person["parent"]["parent"] == {"_id": "hc", "parent": {"_id": "dh"}}
+
+
+async def test_report_gets_contact_patient_and_place_in_three_rounds():
+    db = FakeDb(_docs())
+    report = {"_id": "r1", "type": "data_record", "form": "P", "reported_date": 1,
+              "fields": {"patient_id": "22222", "place_id": "cl"},
+              "contact": {"_id": "chw", "parent": {"_id": "cl", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}}}
+    hydrator = Hydrator(db.fetch, db.codes)
+    [filled] = await hydrator.hydrate([report])
+    assert hydrator.rounds <= 3 and len(db.fetches) <= 3
+    assert db.code_lookups == [["22222", "cl"]] or db.code_lookups == [["cl", "22222"]]
+    assert filled["contact"]["name"] == "CHW"
+    assert filled["contact"]["parent"]["name"] == "Clinic"
+    assert filled["contact"]["parent"]["parent"]["contact"]["name"] == "Nurse"
+    assert filled["patient"]["_id"] == "pat" and filled["patient"]["parent"]["parent"]["name"] == "HC"
+    assert filled["place"]["_id"] == "cl" and filled["place"]["contact"]["name"] == "CHW"
+    assert minify(filled) == report
+
+
+async def test_report_with_unknown_subject_has_no_patient():
+    db = FakeDb(_docs())
+    report = {"_id": "r2", "type": "data_record", "form": "P", "fields": {"patient_id": "99999"},
+              "contact": {"_id": "gone"}}
+    [filled] = await Hydrator(db.fetch, db.codes).hydrate([report])
+    assert "patient" not in filled and filled["contact"] == {"_id": "gone"}
+
+
+@pytest.mark.parametrize("depth", [1, 5, 40])
+async def test_deep_lineages_are_fetched_in_one_round(depth):
+    docs = {f"p{i}": {"_id": f"p{i}", "type": "contact", "contact_type": "area"} for i in range(depth)}
+    node = None
+    for i in reversed(range(depth)):
+        node = {"_id": f"p{i}", "parent": node} if node else {"_id": f"p{i}"}
+    leaf = {"_id": "leaf", "type": "person", "parent": node}
+    db = FakeDb(docs)
+    [filled] = await Hydrator(db.fetch).hydrate([leaf])
+    assert len(db.fetches) == 1 and len(db.fetches[0]) == depth
+    assert parent_ids(filled) == [f"p{i}" for i in range(depth)]
