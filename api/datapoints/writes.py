@@ -121,11 +121,20 @@ def _derive(res: Resource, data: dict[str, Any]) -> None:
         data["guid"] = uuid.uuid4().hex
 
 
+def _validate(res: Resource, data: Mapping[str, Any], given: set[str]) -> None:
+    """Validate against the resource's schema; a problem with a field the client sent is named first."""
+    problems = schemas.errors(res.schema_name(), data)
+    if not problems:
+        return
+    field, message = next(((f, m) for f, m in problems if f.split(".")[0] in given), problems[0])
+    raise BadRequest(f"{field}: {message}" if field else message, field=field or None)
+
+
 async def insert(ctx: Context, res: Resource, body: Mapping[str, Any]) -> int:
     _may_write(ctx, res)
     data = {**DEFAULTS.get(res.name, {}), **coerce(res, body)}
     _derive(res, data)
-    schemas.validate(res.schema_name(), data)
+    _validate(res, data, set(body))
     if res.name == "user":
         return await _insert_user(ctx, data)
     extra = await _check(ctx, res, data, None)
@@ -176,7 +185,7 @@ async def update(ctx: Context, res: Resource, record_id: int, body: Mapping[str,
         _check_owner(ctx, res, doc)
         current = {f.name: doc.get(f.name) for f in res.writable_fields}
         merged = {**current, **changes}
-        schemas.validate(res.schema_name(), merged)
+        _validate(res, merged, set(changes))
         extra = await _check(ctx, res, merged, doc)
         new = {**doc, **changes, "updated_at": now_iso()}
         moved = res.name == "region" and "parent_region_id" in changes
