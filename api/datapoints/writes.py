@@ -223,8 +223,9 @@ async def _check(ctx: Context, res: Resource, data: dict[str, Any], existing: Ma
         extra["parent_path"] = await _region_parent(ctx, data, existing)
     if res.name == "region_permission" and not ctx.who.is_admin:
         scope = await ctx.scope("w")
-        region = (await by_ids(ctx.db, "region", [data["region_id"]])).get(data["region_id"])
-        if scope is None or region is None or not scope.admits(region):
+        region = (await by_ids(ctx.db, "region", [data["region_id"]]))[data["region_id"]]
+        await _must_see_region(ctx, region, "region_id")
+        if scope is None or not scope.admits(region):
             raise Forbidden("region_id: you may grant permissions only on regions you may write", field="region_id")
     if res.name == "campaign":
         if data["end_date"] < data["start_date"]:
@@ -265,6 +266,13 @@ async def _must_exist(ctx: Context, kind: str, value: int, field: str) -> None:
         raise BadRequest(f"{field}: no {kind} with id {value}", field=field)
 
 
+async def _must_see_region(ctx: Context, region: Mapping[str, Any], field: str) -> None:
+    """A region outside the caller's tree does not exist for them (400 as for a missing one, not 403)."""
+    scope = await ctx.scope("r")
+    if scope is not None and not scope.admits(region):
+        raise BadRequest(f"{field}: no region with id {region['id']}", field=field)
+
+
 async def _region_parent(ctx: Context, data: Mapping[str, Any], existing: Mapping[str, Any] | None) -> list[int]:
     """The new region's parent path, after checking the caller may write there (and no cycle)."""
     scope = await ctx.scope("w")
@@ -279,6 +287,7 @@ async def _region_parent(ctx: Context, data: Mapping[str, Any], existing: Mappin
                             field="parent_region_id")
         return []
     parent = (await by_ids(ctx.db, "region", [parent_id]))[parent_id]
+    await _must_see_region(ctx, parent, "parent_region_id")
     if existing is not None and existing["id"] in (parent.get("path") or []):
         raise BadRequest("parent_region_id: a region cannot be placed under itself or its sub-regions",
                          field="parent_region_id")
