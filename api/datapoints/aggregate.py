@@ -147,12 +147,17 @@ async def compute(db: Database, regions: list[Mapping[str, Any]], campaigns: lis
             out[(rid, cid)] = values
             if unsure:
                 exact.append((region, cid, unsure))
-    for region, cid, unsure in exact:
-        nodes = await _subtree(db, region, cid, unsure, deepest)
+    gate = asyncio.Semaphore(PARALLEL_REQUESTS)
+
+    async def settle(region: Mapping[str, Any], cid: int, unsure: set[int]) -> None:
+        async with gate:
+            nodes = await _subtree(db, region, cid, unsure, deepest)
         for ind in unsure:
             total = exact_total(region["id"], nodes, ind)
             if total is not None:
                 out[(region["id"], cid)][ind] = Value(total, True)
+
+    await asyncio.gather(*(settle(region, cid, unsure) for region, cid, unsure in exact))
     for values in out.values():
         for ind, calc in calculated.items():
             if ind in values:
