@@ -206,7 +206,7 @@ async def test_unknown_fields_operators_and_bad_values_are_errors(client, world)
 
 
 async def test_references_follow_uri_format(client, world):
-    url = f"/api/v2/region/?name=P1D1&uri_format="
+    url = "/api/v2/region/?name=P1D1&uri_format="
     by_id = (await get(client, world, "admin", url + "id"))["objects"][0]
     assert by_id["office"] == world.offices["nigeria"] and by_id["parent_region"] == world.regions["P1"]
     assert by_id["region_type"] == "district"
@@ -387,7 +387,7 @@ async def test_documents_are_own_unless_show_all(client, world):
     assert all(d["created_by_id"] == world.user_ids["entry"] for d in own["objects"])
     every = await get(client, world, "entry", "/api/v2/document/?limit=0&show_all=1")
     assert {a, b} <= {d["id"] for d in every["objects"]}
-    assert (await get(client, world, "entry", f"/api/v2/document/?show_all=1&guid=fixed-guid"))["objects"][0][
+    assert (await get(client, world, "entry", "/api/v2/document/?show_all=1&guid=fixed-guid"))["objects"][0][
         "id"] == b
     await post(client, world, "entry", "document", {"id": b, "is_processed": True}, status=403)
     assert len((await get(client, world, "entry", f"/api/v2/document/?id={a}"))["objects"][0]["guid"]) == 32

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -98,7 +99,7 @@ async def create_profile(db: Database, name: str, account: Mapping[str, Any], *,
     stamp = now_iso()
     doc = {"_id": user_doc_id(name), "kind": "user", "id": reservation["id"], "username": name,
            **names_from_account(account), "is_active": True, "is_staff": False, "is_superuser": is_superuser,
-           "last_login": None, "date_joined": stamp, **(fields or {})}
+           "last_login": stamp, "date_joined": stamp, **(fields or {})}
     try:
         await db.put(doc)
     except Conflict:
@@ -187,26 +188,27 @@ async def writable_indicators(db: Database, who: Caller) -> set[int] | None:
 
 
 class Context:
-    """One request's view of the datapoints database: the caller and their (cached) scopes."""
+    """One request's view of the datapoints database: the caller and their scopes, each read once."""
 
     def __init__(self, db: Database, users: Database, who: Caller):
         self.db = db
         self.users = users
         self.who = who
-        self._scopes: dict[str, RegionScope | None] = {}
-        self._offices: set[int] | None = None
-        self._offices_known = False
+        self._scopes: dict[str, asyncio.Task[RegionScope | None]] = {}
+        self._offices: asyncio.Task[set[int] | None] | None = None
 
     async def scope(self, read_write: str = "r") -> RegionScope | None:
         if read_write not in self._scopes:
-            self._scopes[read_write] = await region_scope(self.db, self.who, read_write)
-        return self._scopes[read_write]
+            self._scopes[read_write] = asyncio.ensure_future(region_scope(self.db, self.who, read_write))
+        return await asyncio.shield(self._scopes[read_write])
 
     async def offices(self) -> set[int] | None:
-        if not self._offices_known:
-            self._offices = await visible_offices(self.db, await self.scope("r"))
-            self._offices_known = True
-        return self._offices
+        if self._offices is None:
+            self._offices = asyncio.ensure_future(self._read_offices())
+        return await asyncio.shield(self._offices)
+
+    async def _read_offices(self) -> set[int] | None:
+        return await visible_offices(self.db, await self.scope("r"))
 
     @property
     def manager(self) -> bool:

@@ -6,14 +6,14 @@ each sub-region counts with *its* value (stored, or itself aggregated). So a
 stored value wins at every level, and nothing is counted twice when values
 are stored at two levels of one branch.
 
-How it is read: the ``agg`` view has, per (region, campaign, depth, block of
-64 indicator ids), the sum of the values stored at that depth below the
-region (and, at the region's own depth, its stored values). One POSTed
+How it is read: the ``agg`` view reduces, per (region, campaign, block of 64
+indicator ids), every value stored in the region's subtree to
+``[shallowest depth, sum at that depth, deepest depth, total]``. One POSTed
 ``keys`` query with ``group=true`` returns these for every requested region
-and campaign. When an indicator has values at one depth only below a region
-(the usual case), the aggregate is that one sum. When it has values at two or
-more depths, the buckets under the region are read and the exact rule above
-is applied. Calculated indicators (part/whole ratios) are computed after
+and campaign. The shallowest depth being the region's own means a stored
+value; otherwise, when all values below sit at one depth (the usual case),
+the aggregate is the total. When they sit at two or more depths, the buckets
+under the region are read and the exact rule above is applied. Calculated indicators (part/whole ratios) are computed after
 aggregation from the components' values at the region: a ratio of sums.
 """
 
@@ -40,11 +40,6 @@ class Value:
 
 def block_of(indicator_id: int) -> int:
     return indicator_id // BLOCK
-
-
-async def max_depth(db: Database) -> int:
-    rows = (await db.view(DDOC, "region_depth", descending=True, limit=1))["rows"]
-    return rows[0]["key"] if rows else 0
 
 
 async def _sums(db: Database, keys: list[list[int]]) -> dict[tuple[int, ...], dict[str, Any]]:
@@ -82,19 +77,18 @@ def exact_total(root_id: int, nodes: Mapping[int, tuple[list[int], Mapping[str, 
     return total if found else None
 
 
-async def _subtree(db: Database, region: Mapping[str, Any], campaign_id: int, indicators: Iterable[int],
-                   deepest: int) -> dict[int, tuple[list[int], dict[str, Any]]]:
+async def _subtree(db: Database, region: Mapping[str, Any], campaign_id: int,
+                   indicators: Iterable[int]) -> dict[int, tuple[list[int], dict[str, Any]]]:
     """Every stored value under a region for one campaign (for the exact rule), by region."""
-    blocks = sorted({block_of(i) for i in indicators})
-    keys = [[region["id"], campaign_id, d, b] for d in range(region["depth"] + 1, deepest + 1) for b in blocks]
-    ids: set[str] = set()
-    for i in range(0, len(keys), KEYS_PER_REQUEST):
-        body = await db.view(DDOC, "agg", keys=keys[i:i + KEYS_PER_REQUEST], reduce=False)
-        ids.update(row["id"] for row in body["rows"])
+    keys = [[region["id"], campaign_id, b] for b in sorted({block_of(i) for i in indicators})]
+    body = await db.view(DDOC, "agg", keys=keys, reduce=False)
+    ids = {row["id"] for row in body["rows"]}
     nodes: dict[int, tuple[list[int], dict[str, Any]]] = {}
     for doc in (await db.get_many(ids)).values():
+        paths = doc.get("paths") or {}
         for rid, values in (doc.get("values") or {}).items():
-            nodes[int(rid)] = (list(doc.get("path") or []) + [int(rid)], values)
+            if rid in paths:
+                nodes[int(rid)] = (list(paths[rid]), values)
     return nodes
 
 
@@ -118,10 +112,7 @@ async def compute(db: Database, regions: list[Mapping[str, Any]], campaigns: lis
         summed.update((calc["part"], calc["whole"]))
     own_only = set(calculated) - summed
     blocks = sorted({block_of(i) for i in summed | own_only})
-    deepest = max(await max_depth(db), max((r["depth"] for r in regions), default=0))
-    keys = [[r["id"], c["id"], d, b] for r in regions for c in campaigns
-            for d in range(r["depth"], deepest + 1) for b in blocks]
-    sums = await _sums(db, keys)
+    sums = await _sums(db, [[r["id"], c["id"], b] for r in regions for c in campaigns for b in blocks])
     out: dict[tuple[int, int], dict[int, Value]] = {}
     exact: list[tuple[Mapping[str, Any], int, set[int]]] = []
     for region in regions:
@@ -131,18 +122,17 @@ async def compute(db: Database, regions: list[Mapping[str, Any]], campaigns: lis
             values: dict[int, Value] = {}
             unsure: set[int] = set()
             for ind in summed | own_only:
-                key = str(ind)
-                own = sums.get((rid, cid, depth, block_of(ind)), {}).get(key)
-                if own is not None:
-                    values[ind] = Value(own, False)
+                found = sums.get((rid, cid, block_of(ind)), {}).get(str(ind))
+                if found is None:
                     continue
-                if ind in own_only:
+                shallowest, at_shallowest, deepest, total = found
+                if shallowest == depth:
+                    values[ind] = Value(at_shallowest, False)
+                elif ind in own_only:
                     continue
-                below = [s[key] for d in range(depth + 1, deepest + 1)
-                         if key in (s := sums.get((rid, cid, d, block_of(ind)), {}))]
-                if len(below) == 1:
-                    values[ind] = Value(below[0], True)
-                elif below:
+                elif shallowest == deepest:
+                    values[ind] = Value(total, True)
+                else:
                     unsure.add(ind)
             out[(rid, cid)] = values
             if unsure:
@@ -151,7 +141,7 @@ async def compute(db: Database, regions: list[Mapping[str, Any]], campaigns: lis
 
     async def settle(region: Mapping[str, Any], cid: int, unsure: set[int]) -> None:
         async with gate:
-            nodes = await _subtree(db, region, cid, unsure, deepest)
+            nodes = await _subtree(db, region, cid, unsure)
         for ind in unsure:
             total = exact_total(region["id"], nodes, ind)
             if total is not None:

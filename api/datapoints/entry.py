@@ -1,61 +1,58 @@
 """Stored datapoint values: ``POST /api/v1/dataentry``, and keeping them in place when regions move.
 
-Values are kept in *buckets*: one doc per (campaign, parent region, block of
-32 region ids) holding ``values[region][indicator] = number`` for those
-sibling regions, with the parent's path. The ``agg`` view sums each bucket
-once per ancestor, so a region's total over a whole subtree is read from one
-row per bucket instead of one per datapoint (pouchdb-server recomputes
-reduces on every query; CouchDB caches them either way). Writes are
-read-modify-write with the doc's revision, retried on conflict.
+Values are kept in *buckets*: one doc per (campaign, block of 64 region ids)
+holding ``values[region][indicator] = number`` and each region's path. The
+``agg`` view sums each bucket once per ancestor, so a region's total over a
+whole subtree is read from one row per bucket instead of one per datapoint
+(pouchdb-server recomputes reduces on every query; CouchDB caches them either
+way). Regions made together get neighbouring ids, so a subtree spans few
+buckets. Writes are read-modify-write with the doc's revision, retried on
+conflict.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from .. import schemas
 from ..couch import Database
 from ..errors import BadRequest, Conflict, Forbidden
 from .access import Context, writable_indicators
-from .model import now_iso
+from .model import check_finite, now_iso
 from .query import Query, batches
 from .records import DDOC, by_ids
 
-CHUNK = 32
+CHUNK = 64
 MAX_ITEMS = 5000
 ATTEMPTS = 10
 
 
-def parent_of(region: Mapping[str, Any]) -> int:
-    path = region.get("path") or []
-    return path[-2] if len(path) > 1 else 0
+def bucket_id(campaign_id: int, region_id: int) -> str:
+    return f"dp:{campaign_id}:{region_id // CHUNK}"
 
 
-def bucket_id(campaign_id: int, region: Mapping[str, Any]) -> str:
-    return f"dp:{campaign_id}:{parent_of(region)}:{region['id'] // CHUNK}"
+def new_bucket(campaign_id: int, region_id: int) -> dict[str, Any]:
+    return {"_id": bucket_id(campaign_id, region_id), "kind": "datapoint_bucket", "campaign_id": campaign_id,
+            "block": region_id // CHUNK, "values": {}, "paths": {}, "changes": {}}
 
 
-def new_bucket(campaign_id: int, region: Mapping[str, Any]) -> dict[str, Any]:
-    return {"_id": bucket_id(campaign_id, region), "kind": "datapoint_bucket", "campaign_id": campaign_id,
-            "parent_id": parent_of(region) or None, "path": list((region.get("path") or [])[:-1]),
-            "values": {}, "changes": {}}
-
-
-def set_value(bucket: dict[str, Any], region_id: int, indicator_id: int, value: float | int | None,
+def set_value(bucket: dict[str, Any], region: Mapping[str, Any], indicator_id: int, value: float | int | None,
               change: Mapping[str, Any]) -> None:
-    """Store (or, with None, remove) one value in a bucket."""
-    region, indicator = str(region_id), str(indicator_id)
+    """Store (or, with None, remove) one value of a region in its bucket."""
+    key, indicator = str(region["id"]), str(indicator_id)
     values = bucket.setdefault("values", {})
     changes = bucket.setdefault("changes", {})
+    paths = bucket.setdefault("paths", {})
     if value is None:
-        values.get(region, {}).pop(indicator, None)
-        changes.get(region, {}).pop(indicator, None)
-        for table in (values, changes):
-            if region in table and not table[region]:
-                del table[region]
+        values.get(key, {}).pop(indicator, None)
+        changes.get(key, {}).pop(indicator, None)
+        if not values.get(key):
+            for table in (values, changes, paths):
+                table.pop(key, None)
         return
-    values.setdefault(region, {})[indicator] = value
-    changes.setdefault(region, {})[indicator] = dict(change)
+    values.setdefault(key, {})[indicator] = value
+    changes.setdefault(key, {})[indicator] = dict(change)
+    paths[key] = list(region["path"])
 
 
 async def modify(db: Database, edits: Mapping[str, Callable[[dict[str, Any]], None]],
@@ -134,6 +131,8 @@ async def enter(ctx: Context, body: Any) -> list[dict[str, Any]]:
     if len(items) > MAX_ITEMS:
         raise BadRequest(f"body: at most {MAX_ITEMS} datapoints per request", field="body")
     for n, item in enumerate(items):
+        if isinstance(item, dict):
+            check_finite(item.get("value"), f"{n}.value" if len(items) > 1 else "value")
         problems = schemas.errors("datapoints/dataentry", item)
         if problems:
             field, message = problems[0]
@@ -168,19 +167,17 @@ async def enter(ctx: Context, body: Any) -> list[dict[str, Any]]:
     templates: dict[str, Callable[[], dict[str, Any]]] = {}
     for item in items:
         region = regions[item["region_id"]]
-        key = bucket_id(item["campaign_id"], region)
+        key = bucket_id(item["campaign_id"], region["id"])
         by_bucket.setdefault(key, []).append(item)
-        templates[key] = (lambda c=item["campaign_id"], r=region: new_bucket(c, r))
+        templates[key] = (lambda c=item["campaign_id"], r=region["id"]: new_bucket(c, r))
 
     def editor(key: str) -> Callable[[dict[str, Any]], None]:
         def edit(doc: dict[str, Any]) -> None:
-            first = by_bucket[key][0]
-            doc["path"] = list(regions[first["region_id"]]["path"][:-1])
             for item in by_bucket[key]:
                 change = {"by": who.user_id, "at": stamp}
                 if item.get("document_id"):
                     change["document_id"] = item["document_id"]
-                set_value(doc, item["region_id"], item["indicator_id"], item["value"], change)
+                set_value(doc, regions[item["region_id"]], item["indicator_id"], item["value"], change)
         return edit
 
     await modify(ctx.db, {key: editor(key) for key in by_bucket}, templates)
@@ -189,14 +186,14 @@ async def enter(ctx: Context, body: Any) -> list[dict[str, Any]]:
 
 
 async def repair_region(db: Database, region: Mapping[str, Any]) -> None:
-    """After a region moved: new paths for its subtree, and its stored values in its new parent's buckets.
+    """After a region moved: new paths for its subtree, in the region docs and in the value buckets.
 
     Idempotent: running it again (posting the same ``parent_region_id``)
     finishes a move that was interrupted.
     """
     region_id = region["id"]
     base = list(region["path"])
-    new_paths: dict[int, list[int]] = {region_id: base}
+    new_paths: dict[str, list[int]] = {str(region_id): base}
     query = Query("region")
     query.extra.append({"path": {"$elemMatch": {"$eq": region_id}}})
     async for docs in batches(db, query, batch=500):
@@ -204,44 +201,21 @@ async def repair_region(db: Database, region: Mapping[str, Any]) -> None:
         for doc in docs:
             old = doc.get("path") or []
             path = base + old[old.index(region_id) + 1:] if region_id in old else base
-            new_paths[doc["id"]] = path
+            new_paths[str(doc["id"])] = path
             if doc["id"] != region_id and (old != path or doc.get("depth") != len(path) - 1):
                 updates.append({**doc, "path": path, "depth": len(path) - 1})
         if updates:
-            await db.bulk_docs(updates)
+            failed = [r["id"] for r in await db.bulk_docs(updates) if r.get("error")]
+            if failed:
+                raise Conflict(f"regions {failed} changed while moving; post the move again to finish it")
     bucket_ids = set()
     async for row in db.iter_view(DDOC, "agg", startkey=[region_id], endkey=[region_id, {}], reduce=False):
         bucket_ids.add(row["id"])
-    if not bucket_ids:
-        return
-    moves: dict[str, Callable[[dict[str, Any]], None]] = {}
-    templates: dict[str, Callable[[], dict[str, Any]]] = {}
-    buckets = await db.get_many(bucket_ids)
-    for doc in buckets.values():
-        parent = doc.get("parent_id")
-        if parent in new_paths and doc.get("path") != new_paths[parent]:
-            path = new_paths[parent]
-            moves[doc["_id"]] = (lambda d, p=path: d.__setitem__("path", list(p)))
-    await modify(db, moves, {})
-    relocate: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for doc in buckets.values():
-        own = (doc.get("values") or {}).get(str(region_id))
-        if own is None or doc["_id"] == bucket_id(doc["campaign_id"], region):
-            continue
-        target = bucket_id(doc["campaign_id"], region)
-        templates[target] = (lambda c=doc["campaign_id"]: new_bucket(c, region))
-        relocate.setdefault(target, []).append((doc, own))
-    for target, sources in relocate.items():
-        def add(d: dict[str, Any], sources: Iterable[tuple[dict[str, Any], dict[str, Any]]] = sources) -> None:
-            d["path"] = base[:-1]
-            for source, own in sources:
-                changes = (source.get("changes") or {}).get(str(region_id), {})
-                for indicator, value in own.items():
-                    set_value(d, region_id, int(indicator), value, changes.get(indicator, {}))
-        await modify(db, {target: add}, templates)
-        await modify(db, {source["_id"]: (lambda d: _drop_region(d, region_id)) for source, _ in sources}, {})
 
+    def repath(doc: dict[str, Any]) -> None:
+        paths = doc.setdefault("paths", {})
+        for key in paths:
+            if key in new_paths:
+                paths[key] = list(new_paths[key])
 
-def _drop_region(doc: dict[str, Any], region_id: int) -> None:
-    for table in ("values", "changes"):
-        (doc.get(table) or {}).pop(str(region_id), None)
+    await modify(db, {bucket: repath for bucket in bucket_ids}, {})

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
+
+from ..errors import BadRequest
 
 INT, NUMBER, STRING, BOOL, DATE, DATETIME, JSON = "int", "number", "string", "bool", "date", "datetime", "json"
 ORDERED_TYPES = frozenset({INT, NUMBER, STRING, DATE, DATETIME})
@@ -159,13 +162,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "user": {"first_name": "", "last_name": "", "email": "", "is_active": True, "is_staff": False},
 }
 
-# Fields whose value is another record of this database (checked on write).
-MAP_MASTERS = {"region_map": "region", "indicator_map": "indicator", "campaign_map": "campaign"}
+# The models a document_review row may point at.
 REVIEW_MODELS = ("region", "indicator", "campaign")
-
-
-def resource(name: str) -> Resource | None:
-    return RESOURCES.get(name)
 
 
 def doc_id(resource_name: str, record_id: int) -> str:
@@ -222,5 +220,13 @@ def csv_cell(value: Any) -> str:
     return text
 
 
-def referenced_ids(docs: Iterable[Mapping[str, Any]], field_name: str) -> set[int]:
-    return {d[field_name] for d in docs if isinstance(d.get(field_name), int)}
+def check_finite(value: Any, field: str) -> None:
+    """JSON allows no NaN or Infinity (Python's parser does): refuse them anywhere in a value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest(f"{field}: must be a finite number", field=field)
+    if isinstance(value, dict):
+        for item in value.values():
+            check_finite(item, field)
+    elif isinstance(value, list):
+        for item in value:
+            check_finite(item, field)

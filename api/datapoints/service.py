@@ -10,6 +10,7 @@ server does not understand is an error, never ignored.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
 
@@ -137,7 +138,7 @@ async def one(ctx: Context, res: Resource, record_id: int, params: Mapping[str, 
     errors: dict[str, str] = {}
     uri_format = _choice(params, "uri_format", URI_FORMATS, errors)
     show_all = _bool(params, "show_all", errors) if "show_all" in res.params else False
-    unknown = [p for p in params if p not in ("uri_format", "show_all", "format")]
+    unknown = [p for p in params if p not in ("uri_format", "show_all")]
     for name in unknown:
         errors[name] = f"{name}: not a parameter of a single {res.name}"
     if errors:
@@ -200,45 +201,48 @@ async def datapoints(ctx: Context, params: Mapping[str, str]) -> DatapointResult
     if errors:
         raise EnvelopeError(errors, meta)
     notes: dict[str, str] = {}
-    scope = await ctx.scope("r")
 
-    if indicator_ids is None:
-        indicators = await all_matching(ctx.db, Query("indicator"))
-    else:
+    async def find_indicators() -> list[dict[str, Any]]:
+        if indicator_ids is None:
+            return await all_matching(ctx.db, Query("indicator"))
         found = await by_ids(ctx.db, "indicator", indicator_ids)
-        indicators = [found[i] for i in indicator_ids if i in found]
         missing = [i for i in indicator_ids if i not in found]
         if missing:
             notes["indicator__in"] = f"indicator__in: no indicators with ids {missing}"
-    if len(indicators) > MAX_INDICATORS:
-        raise EnvelopeError({"indicator__in": f"indicator__in: at most {MAX_INDICATORS} indicators at once"}, meta)
+        return [found[i] for i in indicator_ids if i in found]
 
-    if region_ids is None:
-        region_query = Query("region")
-        await restrict(ctx, "region", region_query)
-        regions = []
-        async for docs in batches(ctx.db, region_query, limit=MAX_PAIRS + 1):
-            regions.extend(docs)
-    else:
-        found = await by_ids(ctx.db, "region", region_ids)
-        regions = [found[i] for i in region_ids if i in found and (scope is None or scope.admits(found[i]))]
-        hidden = [i for i in region_ids if i not in {r["id"] for r in regions}]
+    async def find_regions() -> list[dict[str, Any]]:
+        if region_ids is None:
+            query = Query("region")
+            await restrict(ctx, "region", query)
+            return await _read(query)
+        found, scope = await asyncio.gather(by_ids(ctx.db, "region", region_ids), ctx.scope("r"))
+        readable = [found[i] for i in region_ids if i in found and (scope is None or scope.admits(found[i]))]
+        hidden = [i for i in region_ids if i not in {r["id"] for r in readable}]
         if hidden:
             notes["region__in"] = f"region__in: no regions you may read with ids {hidden}"
+        return readable
 
-    if campaign_ids is not None:
-        campaigns_query.restrict("id", INT, campaign_ids)
-    await restrict(ctx, "campaign", campaigns_query)
-    campaigns = []
-    async for docs in batches(ctx.db, campaigns_query, limit=MAX_PAIRS + 1):
-        campaigns.extend(docs)
-    if campaign_ids is not None:
-        seen = {c["id"] for c in campaigns}
-        hidden = [i for i in campaign_ids if i not in seen]
-        if hidden:
-            notes["campaign__in"] = f"campaign__in: no campaigns you may read with ids {hidden}"
-    campaigns.sort(key=lambda c: (c.get("start_date") or "", c["id"]))
+    async def find_campaigns() -> list[dict[str, Any]]:
+        if campaign_ids is not None:
+            campaigns_query.restrict("id", INT, campaign_ids)
+        await restrict(ctx, "campaign", campaigns_query)
+        found = await _read(campaigns_query)
+        if campaign_ids is not None:
+            hidden = [i for i in campaign_ids if i not in {c["id"] for c in found}]
+            if hidden:
+                notes["campaign__in"] = f"campaign__in: no campaigns you may read with ids {hidden}"
+        return sorted(found, key=lambda c: (c.get("start_date") or "", c["id"]))
 
+    async def _read(query: Query) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        async for docs in batches(ctx.db, query, limit=MAX_PAIRS + 1):
+            out.extend(docs)
+        return out
+
+    indicators, regions, campaigns = await asyncio.gather(find_indicators(), find_regions(), find_campaigns())
+    if len(indicators) > MAX_INDICATORS:
+        raise EnvelopeError({"indicator__in": f"indicator__in: at most {MAX_INDICATORS} indicators at once"}, meta)
     if len(regions) * len(campaigns) > MAX_PAIRS:
         raise EnvelopeError({"region__in": f"region__in: more than {MAX_PAIRS} region and campaign pairs; "
                                            "narrow region__in, campaign__in or the campaign dates"}, meta)

@@ -20,11 +20,12 @@ import uuid
 from typing import Any, Mapping
 
 from .. import schemas
-from ..auth import USER_PREFIX
+from ..auth import ADMIN_ROLES, USER_PREFIX
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from .access import Context, create_profile, restrict
-from .model import (BOOL, DEFAULTS, INT, JSON, MANAGE, NUMBER, REVIEW_MODELS, STRING, Resource, doc_id,
-                    now_iso, slugify, user_doc_id)
+from .entry import repair_region
+from .model import (BOOL, DEFAULTS, INT, JSON, MANAGE, NUMBER, REVIEW_MODELS, Resource, check_finite,
+                    doc_id, now_iso, slugify, user_doc_id)
 from .query import Query, add_filter, all_matching, batches, first
 from .records import DDOC, allocate, by_ids, references_to, users_by_ids
 
@@ -50,8 +51,11 @@ def coerce(res: Resource, body: Mapping[str, Any]) -> dict[str, Any]:
             raise BadRequest(f"{name}: {res.name} has no such field", field=name)
         if not fld.writable:
             raise BadRequest(f"{name}: is set by the server and cannot be written", field=name)
+        check_finite(value, name)
         out[name] = _convert(fld.type, name, value)
+        check_finite(out[name], name)
     return out
+
 
 
 def _convert(type_: str, name: str, value: Any) -> Any:
@@ -159,8 +163,8 @@ async def _insert_user(ctx: Context, data: dict[str, Any]) -> int:
         raise BadRequest(f"username: {name!r} is not a user of this server", field="username")
     if await ctx.db.get_or_none(user_doc_id(name)) is not None:
         raise Conflict(f"username: {name!r} already has a datapoints profile", field="username")
-    profile = await create_profile(ctx.db, name, account, is_superuser="_admin" in (account.get("roles") or []),
-                                   fields=data)
+    profile = await create_profile(ctx.db, name, account, is_superuser=bool(ADMIN_ROLES.intersection(account.get("roles") or [])),
+                                   fields={**data, "last_login": None})
     return profile["id"]
 
 
@@ -197,8 +201,6 @@ async def update(ctx: Context, res: Resource, record_id: int, body: Mapping[str,
         except Conflict:
             continue
         if moved:
-            from .entry import repair_region  # moving a region moves its subtree and its stored values
-
             await repair_region(ctx.db, new)
         return record_id
     raise Conflict(f"{res.name} {record_id} kept changing while it was being updated; try again")
