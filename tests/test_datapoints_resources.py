@@ -401,3 +401,57 @@ async def test_who_may_call_what(client, world):
     await post(client, world, "analyst", "office", {"name": "not allowed"}, status=403)
     await post(client, world, "entry", "office", {"name": "not allowed"}, status=403)
     assert (await client.get("/api/v2/nothing/", headers=world.headers("admin"))).status == 404
+
+
+async def test_tags_and_calculations_cannot_loop(client, world):
+    parent = (await post(client, world, "admin", "indicator_tag", {"tag_name": "parent"}))["objects"]["new_id"]
+    child = (await post(client, world, "admin", "indicator_tag", {"tag_name": "child", "parent_tag_id": parent}))[
+        "objects"]["new_id"]
+    loop = await post(client, world, "admin", "indicator_tag", {"id": parent, "parent_tag_id": child}, status=400)
+    assert loop["field"] == "parent_tag_id"
+    tagged = await post(client, world, "admin", "indicator", {"name": "Tagged", "tag_json": [parent, child]})
+    detail = await get(client, world, "admin", f"/api/v2/indicator/{tagged['objects']['new_id']}/")
+    assert detail["objects"][0]["tag_json"] == [parent, child]
+    in_use = await post(client, world, "admin", "indicator_tag", {"id": "", "id__in": [child]}, status=409)
+    assert "indicator" in in_use["error"]
+    component = await post(client, world, "admin", "indicator", {
+        "id": world.indicators["target"], "calculation": {"type": "ratio", "part": world.indicators["missed"],
+                                                          "whole": world.indicators["vaccinated"]}}, status=400)
+    assert component["field"] == "calculation"
+
+
+async def test_non_finite_numbers_are_refused(client, world):
+    headers = {**world.headers("admin"), "Content-Type": "application/json"}
+    response = await client.post("/api/v2/region/", data=b'{"name": "Inf", "latitude": Infinity}', headers=headers)
+    assert response.status == 400 and (await response.json())["field"] == "latitude"
+    response = await client.post("/api/v1/dataentry", headers=headers, data=(
+        '{"region_id": %d, "campaign_id": %d, "indicator_id": %d, "value": NaN}'
+        % (world.regions["P1"], world.campaigns["ng-2016-01"], world.indicators["missed"])).encode())
+    assert response.status == 400 and (await response.json())["field"] == "value"
+
+
+async def test_a_failure_mid_stream_cuts_the_reply(client, world, monkeypatch):
+    import functools
+
+    import aiohttp
+
+    from api.datapoints import query, service
+    from api.errors import ServiceUnavailable
+
+    calls = []
+    real_present = service.present
+
+    async def failing_present(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise ServiceUnavailable("CouchDB went away")
+        return await real_present(*args, **kwargs)
+
+    monkeypatch.setattr(service, "batches", functools.partial(query.batches, batch=5))
+    monkeypatch.setattr(service, "present", failing_present)
+    for fmt in ("json", "csv"):
+        calls.clear()
+        response = await client.get(f"/api/v2/region/?limit=0&format={fmt}", headers=world.headers("admin"))
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
