@@ -74,6 +74,12 @@ async def test_read_write_w_keeps_only_writable_regions(client, world):
 
 
 async def test_regions_outside_the_tree_do_not_exist_for_the_caller(client, world):
+    top = (await get(client, world, "entry", "/api/v2/region/?name=P1&uri_format=name"))["objects"][0]
+    assert top["parent_region_id"] == world.regions["Nigeria"] and top["parent_region"] is None
+    below = (await get(client, world, "entry", "/api/v2/region/?name=P1D1&uri_format=name"))["objects"][0]
+    assert below["parent_region"] == "P1"
+    detail = await get(client, world, "entry", f"/api/v2/region/{world.regions['P1']}/?uri_format=uri")
+    assert detail["objects"][0]["parent_region"] == f"/api/v2/region/{world.regions['Nigeria']}/"
     await get(client, world, "entry", f"/api/v2/region/{world.regions['P2']}/", status=404)
     await get(client, world, "entry", f"/api/v2/region/{world.regions['Nigeria']}/", status=404)
     mine = await get(client, world, "entry", f"/api/v2/region/{world.regions['P1D1S1T1']}/")

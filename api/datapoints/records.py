@@ -65,8 +65,13 @@ def _reference(doc: Mapping[str, Any] | None, kind: str, ref_id: Any, uri_format
 
 
 async def present(db: Database, res: Resource, docs: list[dict[str, Any]], *, user_id: int,
-                  uri_format: str = "id") -> list[dict[str, Any]]:
-    """Records as clients see them: stored fields, references, ``resource_uri`` and computed fields."""
+                  uri_format: str = "id", sees: Callable[[Mapping[str, Any]], bool] | None = None
+                  ) -> list[dict[str, Any]]:
+    """Records as clients see them: stored fields, references, ``resource_uri`` and computed fields.
+
+    ``sees`` tells whether the caller may see a region; a referenced region they
+    may not see (the parent of their top region) is shown by id only, never by name.
+    """
     wanted: set[str] = set()
     fields = res.by_name
     for shown, stored in res.references.items():
@@ -85,8 +90,10 @@ async def present(db: Database, res: Resource, docs: list[dict[str, Any]], *, us
         for shown, stored in res.references.items():
             kind = fields[stored].ref or ""
             ref_id = doc.get(stored)
-            item[shown] = _reference(related.get(doc_id(kind, ref_id)) if ref_id is not None else None,
-                                     kind, ref_id, uri_format)
+            target = related.get(doc_id(kind, ref_id)) if ref_id is not None else None
+            if target is not None and kind == "region" and sees is not None and not sees(target):
+                target = None
+            item[shown] = _reference(target, kind, ref_id, uri_format)
         if res.name == "region":
             region_type = related.get(doc_id("region_type", doc.get("region_type_id")))
             item["region_type"] = region_type.get("name") if region_type else None

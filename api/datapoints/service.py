@@ -92,11 +92,12 @@ class Listing:
     columns: list[str] = field(default_factory=list)
 
     async def batches(self) -> AsyncIterator[list[dict[str, Any]]]:
+        scope = await self.ctx.scope("r") if self.res.name == "region" else None
         async for docs in batches(self.ctx.db, self.query, offset=self.offset, limit=self.limit):
             self.returned += len(docs)
             self.last_id = docs[-1]["id"]
             yield await present(self.ctx.db, self.res, docs, user_id=self.ctx.who.user_id,
-                                uri_format=self.uri_format)
+                                uri_format=self.uri_format, sees=scope.admits if scope else None)
 
     async def total(self) -> int:
         """Matches in all: what was read, plus a count of the rest when the page was full."""
@@ -147,7 +148,9 @@ async def one(ctx: Context, res: Resource, record_id: int, params: Mapping[str, 
     query.restrict("id", INT, [record_id])
     await restrict(ctx, res.name, query, show_all=show_all or res.name == "document")
     docs = await all_matching(ctx.db, query)
-    return await present(ctx.db, res, docs, user_id=ctx.who.user_id, uri_format=uri_format)
+    scope = await ctx.scope("r") if res.name == "region" else None
+    return await present(ctx.db, res, docs, user_id=ctx.who.user_id, uri_format=uri_format,
+                         sees=scope.admits if scope else None)
 
 
 def _ids(params: Mapping[str, str], name: str, errors: dict[str, str]) -> list[int] | None:
