@@ -16,6 +16,7 @@ from .errors import Forbidden, Unauthorized
 # A permission implied by holding another (write implies read).
 IMPLIED_BY: dict[str, tuple[str, ...]] = {
     "read:foci": ("write:foci",),
+    "read:datapoints": ("write:datapoints", "manage:datapoints"),
 }
 
 
