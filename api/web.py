@@ -71,6 +71,11 @@ async def require(request: web.Request, *perms: str, online: bool = False) -> Pr
     return permissions.require(user(request), await settings(request), *perms, online=online)
 
 
+def _not_json(name: str) -> Any:
+    """Python's json accepts NaN and Infinity; JSON (and CouchDB) do not."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400 that says why not."""
     try:
@@ -80,7 +85,7 @@ async def read_json(request: web.Request) -> Any:
     if not raw.strip():
         raise BadRequest("Request body is empty; JSON expected", field="body")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except UnicodeDecodeError:
         raise BadRequest("Request body is not valid UTF-8", field="body") from None
     except ValueError as exc:

@@ -104,3 +104,9 @@ async def test_change_made_elsewhere_is_seen(client, admin, couch, config):
             break
         await asyncio.sleep(0.1)
     assert current["locale"] == "fr"
+
+
+@pytest.mark.parametrize("data", [b'{"locale": NaN}', b'{"x": Infinity}', b'{"x": -Infinity}'])
+async def test_non_json_numbers_are_400(client, admin, data):
+    response = await client.put("/api/v1/settings", data=data, headers={**admin, "Content-Type": "application/json"})
+    assert response.status == 400 and "not a JSON value" in (await response.json())["error"]
