@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import docs, monitoring, session, settings
+from . import docs, foci, monitoring, session, settings
 
-MODULES = (docs, monitoring, session, settings)
+MODULES = (docs, monitoring, session, settings, foci)
 
 
 def setup_routes(app: web.Application) -> None:
