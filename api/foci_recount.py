@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -42,8 +42,9 @@ STATE_PREFIX = "foci-recount:"
 PAGE = 10000
 KEYS_PER_QUERY = 2000
 CONCURRENCY = 8
-# Above this many clusters to recount in one country, one full recount is cheaper.
-FULL_RECOUNT_ABOVE = 500
+# Above this many moved cases or clusters to recount in one country in one
+# batch (a bulk upload), one full recount is cheaper than looking each up.
+FULL_RECOUNT_ABOVE = 200
 
 Position = tuple[str, tuple[float, float]]  # (country, (lon, lat))
 
@@ -54,6 +55,7 @@ class RecountResult:
     cases: int = 0  # case points read
     changed: list[str] = field(default_factory=list)  # doc ids of clusters whose count was written
     full: list[str] = field(default_factory=list)  # countries recounted in full
+    deferred: list[str] = field(default_factory=list)  # countries that need a full recount (defer_full=True)
     seconds: float = 0.0
 
     def add(self, other: "RecountResult") -> None:
@@ -61,6 +63,7 @@ class RecountResult:
         self.cases += other.cases
         self.changed.extend(other.changed)
         self.full.extend(other.full)
+        self.deferred.extend(other.deferred)
 
 
 # -- reading ------------------------------------------------------------------
@@ -162,6 +165,12 @@ def _generation(rev: Any) -> int:
         return 0
 
 
+def _id_country(doc_id: str) -> str:
+    parsed = parse_doc_id(doc_id)
+    assert parsed is not None  # only foci ids get here
+    return parsed[1]
+
+
 def _position(doc: Mapping[str, Any]) -> Position | None:
     """Where a case doc is now (None when deleted or unusable)."""
     if doc.get("_deleted") or doc.get("type") != TYPES[CASE] or not isinstance(doc.get("country"), str):
@@ -187,24 +196,45 @@ async def count_cluster(db: Database, doc: Mapping[str, Any]) -> int | None:
 
 
 async def _recount_clusters(db: Database, ids: Iterable[str]) -> RecountResult:
-    docs = await db.get_many(ids)
+    """Count these clusters exactly; clusters that share geohash cells read each cell once."""
+    docs = [d for d in (await db.get_many(ids)).values()
+            if d.get("type") == TYPES[CLUSTER] and isinstance(d.get("country"), str)]
+    cells_of: dict[str, list[tuple[str, str]]] = {}
+    for doc in docs:
+        bbox = geo.bbox_of(doc.get("geometry"))
+        if bbox is not None:
+            cells_of[doc["_id"]] = [(doc["country"], c) for c in geo.covering_cells(bbox, geo.POINT_LEVEL)]
+    wanted = sorted({cell for cells in cells_of.values() for cell in cells})
     limit = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(doc: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    async def read(country: str, cell: str) -> np.ndarray:
         async with limit:
-            return doc, await count_cluster(db, doc)
+            return await read_points(db, country, [cell])
 
-    counted = [(doc, n) for doc, n in await asyncio.gather(*(one(d) for d in docs.values()
-                                                             if d.get("type") == TYPES[CLUSTER]))
-               if n is not None]
-    return RecountResult(clusters=len(counted), changed=await write_counts(db, counted))
+    arrays = dict(zip(wanted, await asyncio.gather(*(read(*cell) for cell in wanted))))
+    counted = []
+    for doc in docs:
+        if doc["_id"] in cells_of:
+            points = np.concatenate([arrays[cell] for cell in cells_of[doc["_id"]]])
+            n = geo.count_in(doc.get("geometry"), points)
+            if n is not None:
+                counted.append((doc, n))
+    return RecountResult(clusters=len(counted), cases=sum(len(a) for a in arrays.values()),
+                         changed=await write_counts(db, counted))
 
 
-async def recount_changes(db: Database, state_db: Database, docs: Iterable[Mapping[str, Any]]) -> RecountResult:
+async def recount_changes(db: Database, state_db: Database, docs: Iterable[Mapping[str, Any]], *,
+                          defer_full: bool = False) -> RecountResult:
     """Bring the counts up to date after these foci docs changed (other docs are ignored).
 
     ``docs`` are the changed docs as ``_changes?include_docs=true`` gives them,
     tombstones included. Safe to call again with the same docs.
+
+    Some changes need a full recount of their country (a bulk upload, a case
+    the sentinel never saw before). With ``defer_full`` those countries are
+    listed in ``deferred`` instead of recounted, so a caller working through a
+    backlog can run ``recount_country`` once when it has caught up rather than
+    once per batch.
     """
     started = time.monotonic()
     cases: dict[str, Mapping[str, Any]] = {}
@@ -217,9 +247,10 @@ async def recount_changes(db: Database, state_db: Database, docs: Iterable[Mappi
 
     full: set[str] = set()
     lookups: dict[str, set[tuple[float, float]]] = defaultdict(set)
+    moved: Counter[str] = Counter()
     state_writes: list[dict[str, Any]] = []
     for case_id, doc in cases.items():
-        id_country = parse_doc_id(case_id)[1]  # type: ignore[index]
+        id_country = _id_country(case_id)
         state = states.get(STATE_PREFIX + case_id)
         now = _position(doc)
         before = _state_position(state)
@@ -233,18 +264,20 @@ async def recount_changes(db: Database, state_db: Database, docs: Iterable[Mappi
         for position in (before, now):
             if position is not None:
                 lookups[position[0]].add(position[1])
+                moved[position[0]] += 1
         if now is not None:
             state_writes.append({"_id": STATE_PREFIX + case_id, "country": now[0], "point": list(now[1]),
                                  **({"_rev": state["_rev"]} if state else {})})
         elif state is not None:
             state_writes.append({"_id": state["_id"], "_rev": state["_rev"], "_deleted": True})
 
+    full.update(country for country, n in moved.items() if n > FULL_RECOUNT_ABOVE)
     targets: dict[str, set[str]] = defaultdict(set)
     for country, points in lookups.items():
         if country not in full:
             targets[country].update(await clusters_at(db, country, points))
     for cluster_id, doc in clusters.items():
-        country = doc.get("country") if isinstance(doc.get("country"), str) else parse_doc_id(cluster_id)[1]  # type: ignore[index]
+        country = doc["country"] if isinstance(doc.get("country"), str) else _id_country(cluster_id)
         if not doc.get("_deleted") and country not in full:
             targets[country].add(cluster_id)
     for country, ids in list(targets.items()):
@@ -253,7 +286,10 @@ async def recount_changes(db: Database, state_db: Database, docs: Iterable[Mappi
 
     result = RecountResult()
     for country in sorted(full):
-        result.add(await recount_country(db, country))
+        if defer_full:
+            result.deferred.append(country)
+        else:
+            result.add(await recount_country(db, country))
     for country, ids in targets.items():
         if country not in full and ids:
             result.add(await _recount_clusters(db, ids))

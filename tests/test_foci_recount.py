@@ -275,8 +275,27 @@ async def test_many_clusters_to_recount_become_one_full_recount(client, admin, c
     assert result.full == ["zwe"] and result.clusters == 5
     await api(client, admin, "post", "/v6/foci/case?country=zwe",
               [{"geometry": point(25.5 + i, -19.5)} for i in range(5)])
-    await sentinel.settle()
+    uploaded = (await sentinel.settle())[0]
+    assert uploaded.full == ["zwe"]  # five moved cases: more than the limit
     assert set((await assert_counts_right(client, admin, "zwe")).values()) == {1}
+
+
+async def test_full_recounts_can_be_left_to_the_caller(client, admin, couch, config, monkeypatch):
+    from api import foci_recount
+
+    monkeypatch.setattr(foci_recount, "FULL_RECOUNT_ABOVE", 3)
+    db, state = couch.db(config.db_foci), couch.db(config.db_sentinel)
+    since = (await db.info())["update_seq"]
+    await api(client, admin, "post", "/v6/foci/cluster?country=ago", {"id": "g", "geometry": square(14, -12)})
+    await api(client, admin, "post", "/v6/foci/case?country=ago",
+              [{"id": f"g{i}", "geometry": point(14.5, -11.5)} for i in range(6)])
+    docs = [r["doc"] for r in (await db.changes(since=since, include_docs=True))["results"]]
+    deferred = await recount_changes(db, state, docs, defer_full=True)
+    assert deferred.deferred == ["ago"] and deferred.full == [] and deferred.changed == []
+    assert (await db.get("cluster:ago:g"))["cases"] == 0  # not yet
+    assert (await state.get(STATE_PREFIX + "case:ago:g0"))["country"] == "ago"  # but the cases are recorded
+    assert (await recount_country(db, "ago")).changed == ["cluster:ago:g"]
+    assert (await db.get("cluster:ago:g"))["cases"] == 6
 
 
 async def test_unusable_stored_records_are_skipped(couch, config):
