@@ -39,7 +39,7 @@ from .foci import CASE, CLUSTER, DDOC, TYPES, now_ms, parse_doc_id
 log = logging.getLogger("jamii.foci.recount")
 
 STATE_PREFIX = "foci-recount:"
-PAGE = 10000
+PAGE = 50000  # view rows per request: a page of points is ~5 MB of JSON
 KEYS_PER_QUERY = 2000
 CONCURRENCY = 8
 # Above this many moved cases or clusters to recount in one country in one

@@ -411,6 +411,10 @@ async def test_draft_aliases(client, admin):
                                headers=admin)
     assert await ok(updated) == [{"cluster_id": cluster_id}]
     assert (await by_id(client, admin, "cluster", cluster_id, "nam"))["status"] == "active"
+    by_query = await client.put(f"/api/v6/cluster/{cluster_id}?country=nam",
+                                json={"cluster_data": {"id": cluster_id, "geometry": square(2, 2)}}, headers=admin)
+    assert await ok(by_query) == [{"cluster_id": cluster_id}]
+    assert (await by_id(client, admin, "cluster", cluster_id, "nam"))["geometry"] == square(2, 2)
     many = await client.post("/api/v6/cluster?country=nam", json={"cluster_data": [{"geometry": square(1, 1)},
                                                                                    {"geometry": square(3, 3)}]},
                              headers=admin)
