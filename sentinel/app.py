@@ -13,6 +13,8 @@ from api.settings import SettingsStore
 
 from . import registry, retries, sms_sender
 from .engine import Engine
+from .foci_feed import CHECKPOINT as FOCI_CHECKPOINT
+from .foci_feed import FociRecount, recount_everything
 from .scheduler import Job, run_forever
 from .worker import Worker
 
@@ -22,12 +24,16 @@ log = logging.getLogger("jamii.sentinel")
 def build(couch: Couch, config: Config, settings: SettingsStore) -> tuple[list[Worker], list[Job]]:
     """The feeds the sentinel follows and the jobs it runs."""
     engine = Engine(couch, config, settings, registry.medic_transitions())
-    workers = [Worker(couch, config, engine.process_batch)]
+    foci = FociRecount(couch, config)
+    workers = [Worker(couch, config, engine.process_batch),
+               Worker(couch, config, foci.process_batch, db_name=config.db_foci, checkpoint_name=FOCI_CHECKPOINT,
+                      batch_size=foci.batch_size)]
     sentinel_db = couch.db(config.db_sentinel)
     credentials = CredentialStore.from_config(couch, config)
     jobs = [
         Job("retry-transitions", 60, lambda: retries.retry_due(engine, sentinel_db)),
         Job("send-sms", 15, lambda: sms_sender.send_pending(couch, config, settings, credentials)),
+        Job("foci-recount-all", 24 * 3600, lambda: recount_everything(couch, config, settings), lease_seconds=3600),
     ]
     return workers, jobs
 
