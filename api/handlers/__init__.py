@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (bulk_delete, contacts, contacts_by_phone, credentials, docs, forms, hydrate, monitoring,
-               people_places, records, reports, session, settings, sms, spatial, tokens, upgrades)
+               people_places, records, reports, session, settings, sms, spatial, token_login, tokens, upgrades,
+               users, users_info)
 
 MODULES = (docs, monitoring, session, settings, upgrades, credentials, forms, records, sms, spatial, tokens,
-           contacts, people_places, reports, hydrate, contacts_by_phone, bulk_delete)
+           contacts, people_places, reports, hydrate, contacts_by_phone, bulk_delete, users, users_info, token_login)
 
 
 def setup_routes(app: web.Application) -> None:
