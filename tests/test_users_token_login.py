@@ -1,5 +1,7 @@
 """Login by SMS end to end: the spec's token_login table, the SMS docs, the login route, one use, expiry."""
 
+import logging
+
 import pytest
 
 from api.token_login import DOC_PREFIX, digest
@@ -30,7 +32,7 @@ async def _create(client, config, name, **extra):
     return await response.json()
 
 
-async def test_new_user_gets_the_sms_and_logs_in_once(client, uw, config, couch):
+async def test_new_user_gets_the_sms_and_logs_in_once(client, uw, config, couch, caplog):
     name = uw.name("tok1")
     body = await _create(client, config, name)
     assert body["token_login"]["expiration_date"] > 0
@@ -44,6 +46,11 @@ async def test_new_user_gets_the_sms_and_logs_in_once(client, uw, config, couch)
     settings_doc = await couch.db(config.db_medic).get(f"org.couchdb.user:{name}")
     assert settings_doc["token_login"]["active"] is True and "token_hash" not in settings_doc["token_login"]
     assert settings_doc["phone"] == "+254712345678"
+    pending = await couch.db(config.db_medic).view("medic", "messages_by_state", startkey=["pending"],
+                                                   endkey=["pending", {}], reduce=False)
+    ids = {row["value"]["id"] for row in pending["rows"]}
+    assert {t["messages"][0]["uuid"] for t in doc["tasks"]} <= ids  # the SMS gateway hands them out
+    caplog.set_level(logging.INFO, logger="jamii.access")
     page = await client.get(f"/medic/login/token/{token}")
     assert page.status == 200 and "<form method=\"post\"" in await page.text()
     login = await client.post(f"/medic/login/token/{token}")
@@ -52,6 +59,7 @@ async def test_new_user_gets_the_sms_and_logs_in_once(client, uw, config, couch)
     cookie = login.cookies["AuthSession"].value
     me = await client.get("/_session", headers={"Cookie": f"AuthSession={cookie}"})
     assert (await me.json())["userCtx"]["name"] == name
+    assert "/medic/login/token/{token}" in caplog.text and token not in caplog.text
     again = await client.post(f"/medic/login/token/{token}")
     assert again.status == 401 and (await again.json())["error"] == "invalid"
     settings_doc = await couch.db(config.db_medic).get(f"org.couchdb.user:{name}")

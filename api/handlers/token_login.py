@@ -18,7 +18,7 @@ from aiohttp import web
 from .. import token_login
 from ..errors import Conflict, JamiiError
 from ..users import synced_settings
-from ..web import AUTH, CONFIG, json_response, public, settings
+from ..web import AUTH, CONFIG, json_response, public, secret_path, settings
 from .session import set_session_cookie
 from .users import dbs
 
@@ -35,6 +35,7 @@ PAGE = """<!doctype html>
 
 @routes.get("/medic/login/token/{token}")
 @public
+@secret_path
 async def token_page(request: web.Request) -> web.Response:
     action = html.escape(request.path, quote=True)
     return web.Response(text=PAGE.format(action=action), content_type="text/html",
@@ -43,6 +44,7 @@ async def token_page(request: web.Request) -> web.Response:
 
 @routes.post("/medic/login/token/{token}")
 @public
+@secret_path
 async def token_login_post(request: web.Request) -> web.Response:
     token_login.require_enabled(await settings(request))
     both = dbs(request.app)
