@@ -2,6 +2,7 @@
 
 import pytest
 
+from api import passwords
 from api.couch import basic_auth
 
 from .conftest import PASSWORD, admin_headers, basic
@@ -283,3 +284,13 @@ async def test_oidc_username_is_unique_and_randomises_the_password(client, uw, c
                                json={"oidc_username": "sso3@example.org"})
     assert switch.status == 200 and await _login(client, uw.name("sso3"), GOOD) == 401
     assert PASSWORD  # the fixture users keep theirs
+
+
+def test_passwords():
+    assert passwords.problem("Kit-Amani-2024!") is None
+    assert passwords.problem("short").key == "password.length.minimum"
+    assert passwords.problem(12345678).key == "password.length.minimum"
+    assert passwords.problem("password1").key == "password.weak"
+    assert passwords.problem("jabarimwangi", ["jabarimwangi"]).key == "password.weak"
+    made = {passwords.generate() for _ in range(20)}
+    assert len(made) == 20 and all(passwords.problem(p) is None and len(p) == 24 for p in made)

@@ -181,7 +181,11 @@ async def import_users(request: web.Request) -> web.Response:
     principal = await require(request, "can_create_users")
     current = await settings(request)
     upload = await UploadLog.create(dbs(request.app).logs, principal.name)
-    rows = await _rows(request)
+    try:
+        rows = await _rows(request)
+    except JamiiError as exc:
+        await upload.update({"status": "error", "message": exc.message})
+        raise
     if not rows:
         await upload.update({"status": "error", "message": "CSV has no rows"})
         raise BadRequest("The CSV has a header but no users", field="body")
