@@ -294,3 +294,13 @@ def test_passwords():
     assert passwords.problem("jabarimwangi", ["jabarimwangi"]).key == "password.weak"
     made = {passwords.generate() for _ in range(20)}
     assert len(made) == 20 and all(passwords.problem(p) is None and len(p) == 24 for p in made)
+
+
+async def test_lists_are_read_and_streamed_page_by_page(client, uw, config, monkeypatch):
+    from api import users
+
+    everyone = await (await client.get("/api/v2/users", headers=admin_headers(config))).json()
+    monkeypatch.setattr(users, "PAGE", 2)
+    paged = await (await client.get("/api/v2/users", headers=admin_headers(config))).json()
+    assert len(everyone) > 4 and [u["id"] for u in paged] == [u["id"] for u in everyone]
+    assert len({u["id"] for u in paged}) == len(paged)
