@@ -11,13 +11,19 @@ first and the place second, deleting the contact if the place write fails.
 
 Offline callers may only reference docs inside their area and only create
 docs that end up inside it.
+
+Many independent creates (the users API makes a place and a contact per user)
+are planned one by one (``plan_place``/``plan_person`` after one ``prepare``
+of every referenced id) and written together with ``write_plans``: short ids
+for all of them at once, one ``_bulk_docs``, and a failure undoes only the
+plan it belongs to.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from . import contact_types, schemas, shortcodes
 from .auth import Principal
@@ -36,9 +42,14 @@ _PERSON_KEYS = {"place", "parent", "type", "contact_type", "reported_date"}
 
 
 @dataclass
-class _Plan:
+class Plan:
+    """The docs one create will write, and which of them need a short id."""
+
     new: list[dict[str, Any]] = field(default_factory=list)
     codes: list[tuple[dict[str, Any], str, str]] = field(default_factory=list)
+
+    def rev_of(self, doc_id: str) -> str:
+        return next(d["_rev"] for d in self.new if d["_id"] == doc_id)
 
 
 class ContactWriter:
@@ -56,29 +67,95 @@ class ContactWriter:
 
     async def create_person(self, body: Any) -> dict[str, Any]:
         schemas.validate("person_create", body)
-        if "parent" in body:
-            raise BadRequest("A person's place is given as place, not parent", field="parent")
-        await self._fetch_references(body)
-        plan = _Plan()
-        person = self._new_person(body, plan, path="", parent_spec=body.get("place"), parent_path="place")
+        await self.prepare([body])
+        plan = Plan()
+        person = self.plan_person(body, plan)
         await self._write_new(plan)
         result = {"id": person["_id"], "rev": person["_rev"]}
         if isinstance(body.get("place"), Mapping):
-            result["place"] = {"id": person["parent"]["_id"],
-                               "rev": next(d["_rev"] for d in plan.new if d["_id"] == person["parent"]["_id"])}
+            result["place"] = {"id": person["parent"]["_id"], "rev": plan.rev_of(person["parent"]["_id"])}
         return result
 
     async def create_place(self, body: Any) -> dict[str, Any]:
         schemas.validate("place_create", body)
-        await self._fetch_references(body)
-        plan = _Plan()
-        place = self._new_place(body, plan, path="")
+        await self.prepare([body])
+        plan = Plan()
+        place = self.plan_place(body, plan)
         await self._write_new(plan)
         result = {"id": place["_id"], "rev": place["_rev"]}
         if isinstance(body.get("contact"), Mapping):
             contact_id = place["contact"]["_id"]
-            result["contact"] = {"id": contact_id, "rev": next(d["_rev"] for d in plan.new if d["_id"] == contact_id)}
+            result["contact"] = {"id": contact_id, "rev": plan.rev_of(contact_id)}
         return result
+
+    # -- many creates at once ----------------------------------------------------
+
+    async def prepare(self, bodies: Iterable[Any]) -> None:
+        """Fetch every existing doc the bodies name, in one request (before ``plan_*``)."""
+        await self._fetch_references(list(bodies))
+
+    def existing(self, doc_id: str) -> dict[str, Any] | None:
+        """A doc fetched by ``prepare`` (None when it does not exist)."""
+        return self._existing.get(doc_id)
+
+    def plan_person(self, body: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+        """Add a new person (``person_create`` body, already validated) and any new places to ``plan``."""
+        if "parent" in body:
+            raise BadRequest("A person's place is given as place, not parent", field="parent")
+        return self._new_person(body, plan, path="", parent_spec=body.get("place"), parent_path="place")
+
+    def plan_place(self, body: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+        """Add a new place (``place_create`` body, already validated), its new parents and contact to ``plan``."""
+        return self._new_place(body, plan, path="")
+
+    async def write_plans(self, plans: list[Plan]) -> list[JamiiError | None]:
+        """Write every plan with one ``_bulk_docs``; per plan, None or the error that undid it."""
+        errors: list[JamiiError | None] = [None] * len(plans)
+        given: dict[str, int] = {}
+        for index, plan in enumerate(plans):
+            try:
+                for code in _given_codes(plan):
+                    if code in given:
+                        raise Conflict(f"The short id {code} is used twice in this request")
+                    given[code] = index
+            except Conflict as exc:
+                errors[index] = exc
+        for code in await shortcodes.used(self.db, given):
+            errors[given[code]] = Conflict(f"The short id {code} is already used by another contact",
+                                           field=_code_path(plans[given[code]], code))
+        live = [i for i, error in enumerate(errors) if error is None and plans[i].new]
+        missing = [(doc, name) for i in live for doc, name, _ in plans[i].codes if doc.get(name) in (None, "")]
+        for (doc, name), code in zip(missing, await shortcodes.fresh(self.db, len(missing), set(given))):
+            doc[name] = code
+        for i in list(live):
+            try:
+                self._check(plans[i])
+            except JamiiError as exc:
+                errors[i] = exc
+                live.remove(i)
+        docs = [doc for i in live for doc in plans[i].new]
+        results = await self.db.bulk_docs(docs) if docs else []
+        by_id = {doc["_id"]: result for doc, result in zip(docs, results)}
+        for i in live:
+            failed = []
+            for doc in plans[i].new:
+                result = by_id[doc["_id"]]
+                if result.get("rev") and not result.get("error"):
+                    doc["_rev"] = result["rev"]
+                else:
+                    failed.append(result)
+            if failed:
+                await self.undo(plans[i])
+                errors[i] = Conflict("Document update conflict; nothing was written") \
+                    if any(r.get("error") == "conflict" for r in failed) else \
+                    ServiceUnavailable(f"CouchDB refused the write ({failed[0].get('error')}); nothing was written")
+        return errors
+
+    async def undo(self, plan: Plan) -> None:
+        """Delete what was written of a plan (a later step of a bigger write failed)."""
+        await self._undo(plan.new)
+        for doc in plan.new:
+            doc.pop("_rev", None)
 
     async def update_place(self, place_id: str, body: Any) -> dict[str, Any]:
         schemas.validate("place_update", body)
@@ -92,14 +169,14 @@ class ContactWriter:
         if "parent" in body and body["parent"] != (place.get("parent") or {}).get("_id"):
             raise BadRequest("A place cannot be moved here: its descendants' lineage would be left stale",
                              field="parent")
-        await self._fetch_references({"contact": body.get("contact")})
+        await self._fetch_references([{"contact": body.get("contact")}])
         updated = dict(place)
         for key, value in body.items():
             if key not in ("contact", "parent", "type", "contact_type"):
                 updated[key] = value
         if "reported_date" in body:
             updated["reported_date"] = to_ms(body["reported_date"])
-        plan = _Plan()
+        plan = Plan()
         if "contact" in body:
             updated["contact"] = self._contact(body["contact"], updated, plan, path="contact")
         if "place_id" in body and str(body["place_id"]) != str(place.get("place_id")):
@@ -114,7 +191,7 @@ class ContactWriter:
 
     # -- planning ------------------------------------------------------------
 
-    async def _fetch_references(self, body: Any) -> None:
+    async def _fetch_references(self, bodies: list[Any]) -> None:
         """Every existing id the request names, fetched in one request."""
         ids: list[str] = []
 
@@ -128,7 +205,9 @@ class ContactWriter:
                 elif isinstance(value, Mapping):
                     walk(value, ("parent", "contact"))
 
-        walk(body, ("place", "parent", "contact"))
+        for body in bodies:
+            walk(body, ("place", "parent", "contact"))
+        ids = [i for i in dict.fromkeys(ids) if i not in self._existing]
         if ids:
             self._existing.update(await self.db.get_many(ids))
 
@@ -153,14 +232,14 @@ class ContactWriter:
         if not has_permission(self.principal, permission, self.settings):
             raise Forbidden(f"Insufficient privileges: {permission} required")
 
-    def _parent(self, spec: Any, plan: _Plan, path: str) -> dict[str, Any] | None:
+    def _parent(self, spec: Any, plan: Plan, path: str) -> dict[str, Any] | None:
         if spec is None:
             return None
         if isinstance(spec, str):
             return self._existing_doc(spec, "place", path)
         return self._new_place(spec, plan, path)
 
-    def _new_place(self, spec: Mapping[str, Any], plan: _Plan, path: str) -> dict[str, Any]:
+    def _new_place(self, spec: Mapping[str, Any], plan: Plan, path: str) -> dict[str, Any]:
         self._require("can_create_places")
         type_id = self._type_of_spec(spec, path, None)
         if not contact_types.is_place_type(self.settings, type_id):
@@ -180,7 +259,7 @@ class ContactWriter:
             doc["contact"] = self._contact(spec["contact"], doc, plan, path=_join(path, "contact"))
         return doc
 
-    def _contact(self, spec: Any, place: dict[str, Any], plan: _Plan, path: str) -> Any:
+    def _contact(self, spec: Any, place: dict[str, Any], plan: Plan, path: str) -> Any:
         if spec is None:
             return None
         if isinstance(spec, str):
@@ -188,7 +267,7 @@ class ContactWriter:
         person = self._new_person(spec, plan, path=path, parent_doc=place)
         return minify_contact(person)
 
-    def _new_person(self, spec: Mapping[str, Any], plan: _Plan, *, path: str, parent_spec: Any = None,
+    def _new_person(self, spec: Mapping[str, Any], plan: Plan, *, path: str, parent_spec: Any = None,
                     parent_path: str = "", parent_doc: dict[str, Any] | None = None) -> dict[str, Any]:
         self._require("can_create_people")
         type_id = self._type_of_spec(spec, path, "person")
@@ -209,15 +288,14 @@ class ContactWriter:
 
     # -- writing -------------------------------------------------------------
 
-    async def _write_new(self, plan: _Plan) -> None:
+    async def _write_new(self, plan: Plan) -> None:
         if not plan.new:
             return
         for doc in plan.new:
             if not contact_visible(self.scope, doc):
                 raise Forbidden("Offline users can only create contacts inside their own place")
         await shortcodes.assign(self.db, plan.codes)
-        for doc in plan.new:
-            schemas.validate("person" if contact_types.is_person(self.settings, doc) else "place", doc)
+        self._check(plan)
         results = await self.db.bulk_docs(plan.new)
         for doc, result in zip(plan.new, results):
             if result.get("rev") and not result.get("error"):
@@ -228,6 +306,12 @@ class ContactWriter:
             if any(r["error"] == "conflict" for r in failed):
                 raise Conflict("Document update conflict; nothing was written")
             raise ServiceUnavailable(f"CouchDB refused the write ({failed[0]['error']}); nothing was written")
+
+    def _check(self, plan: Plan) -> None:
+        for doc in plan.new:
+            if not contact_visible(self.scope, doc):
+                raise Forbidden("Offline users can only create contacts inside their own place")
+            schemas.validate("person" if contact_types.is_person(self.settings, doc) else "place", doc)
 
     async def _undo(self, docs: list[dict[str, Any]]) -> None:
         written = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in docs if d.get("_rev")]
@@ -240,6 +324,22 @@ class ContactWriter:
             left = [d["_id"] for d in written]
         if left:
             log.error("could not remove the docs of a failed nested write: %s", ", ".join(left))
+
+
+def _given_codes(plan: Plan) -> list[str]:
+    """Short ids a plan's request chose itself (normalised to strings); the same one twice is a conflict."""
+    codes: list[str] = []
+    for doc, name, path in plan.codes:
+        if doc.get(name) not in (None, ""):
+            doc[name] = str(doc[name])
+            if doc[name] in codes:
+                raise Conflict(f"{name} {doc[name]} is used twice in this request", field=path)
+            codes.append(doc[name])
+    return codes
+
+
+def _code_path(plan: Plan, code: str) -> str:
+    return next(path for doc, name, path in plan.codes if doc.get(name) == code)
 
 
 def _join(path: str, name: str) -> str:

@@ -46,7 +46,7 @@ def error_response(request: web.Request, exc: JamiiError) -> web.Response:
 
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: method, path (never the query: it may hold tokens), status, ms, user."""
+    """One line per request: method, path (never the query, nor a path that holds a token), status, ms, user."""
     started = time.monotonic()
     status = 500
     try:
@@ -60,7 +60,8 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         elapsed = time.monotonic() - started
         metrics.observe_request(request.method, _route_name(request), status, elapsed)
         principal = request.get(USER)
-        access.info("%s %s %d %.1fms %s", request.method, request.path, status, elapsed * 1000,
+        path = _route_name(request) if _flag(request, "jamii_secret_path") else request.path
+        access.info("%s %s %d %.1fms %s", request.method, path, status, elapsed * 1000,
                     principal.name if principal else "-")
 
 

@@ -52,6 +52,20 @@ def parse_build(body: Any) -> dict[str, str]:
     return {"namespace": "medic", "application": "medic", "version": version}
 
 
+# CouchDB refuses attachment names starting with "_": in a builds database the _users ddocs
+# are stored under "users-db/" (CHT's name for that folder).
+ATTACHMENT_DB_NAMES = {"_users": "users-db"}
+
+
+def attachment_db(logical: str) -> str:
+    """The folder of a logical database's ddocs among a release doc's attachments."""
+    return ATTACHMENT_DB_NAMES.get(logical, logical)
+
+
+def logical_db(attachment_folder: str) -> str:
+    return next((k for k, v in ATTACHMENT_DB_NAMES.items() if v == attachment_folder), attachment_folder)
+
+
 async def load_release(couch: Couch, config: Config, version: str) -> dict[str, list[dict[str, Any]]]:
     """The release's design docs by logical database; NotFound when the source has no such version."""
     source = config.upgrade_builds
@@ -83,7 +97,7 @@ async def _load_from_couch(url: str, version: str, config: Config) -> dict[str, 
                 ddoc = json.loads(raw)
             except ValueError:
                 raise BadRequest(f"release {version}: {name} is not JSON", field="build.version") from None
-            result.setdefault(name.split("/", 1)[0], []).append(ddoc)
+            result.setdefault(logical_db(name.split("/", 1)[0]), []).append(ddoc)
         return result
 
 

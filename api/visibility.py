@@ -8,10 +8,14 @@ seen through their subject (the patient or place they are about, else their
 submitter), optionally limited to a shallower ``report_depth`` unless the user
 submitted them. As in CHT, reports about the user themselves or their own
 place submitted by someone outside their area are hidden ("sensitive").
+Tasks are seen by the user they are for, targets through their owner
+contact, and every offline user gets ``_design/medic-client`` and their own
+``user-settings`` doc.
 
 Everything here is pure: callers pass the docs (with the minified lineage
 every contact and report carries) and, for reports, the subject contacts they
-looked up. The replication code reuses the same rules.
+looked up. ``api.replication_scope`` computes the same rules for a whole
+area from the views (tests check the two agree on generated hierarchies).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ UNASSIGNED_KEY = "_unassigned"
 GLOBAL_DOC_IDS = frozenset({"resources", "branding", "partners", "service-worker-meta", "zscore-charts",
                             "settings", "privacy-policies"})
 GLOBAL_DOC_TYPES = frozenset({"form", "translations"})
+CLIENT_DDOC_ID = "_design/medic-client"
+USER_SETTINGS_PREFIX = "org.couchdb.user:"
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,17 @@ class Scope:
     depth: int = -1          # levels below the facility; -1: no limit
     report_depth: int = -1   # levels below the facility for others' reports; -1: no limit
     unassigned: bool = False  # may see reports with no known subject
+    user: str | None = None  # the user's name: their tasks and user-settings doc
+
+
+def user_keys(name: str | None) -> tuple[str, ...]:
+    """The replication keys of a user's tasks: ``task.user`` is the name or, as in CHT, the ``_users`` id."""
+    return (name, USER_SETTINGS_PREFIX + name) if name else ()
+
+
+def always_ids(scope: Scope) -> tuple[str, ...]:
+    """Docs every offline user gets whatever their place: the client ddoc and their own user-settings."""
+    return (CLIENT_DDOC_ID, USER_SETTINGS_PREFIX + scope.user) if scope.user else (CLIENT_DDOC_ID,)
 
 
 UNRESTRICTED = Scope(restricted=False)
@@ -87,7 +104,7 @@ def scope_for(principal: Principal | None, settings: Mapping[str, Any]) -> Scope
     unassigned = bool(settings.get("district_admins_access_unallocated_messages")) and \
         has_permission(principal, "can_view_unallocated_data_records", settings)
     return Scope(restricted=True, facility_ids=principal.facility_ids, contact_id=principal.contact_id,
-                 depth=depth, report_depth=report_depth, unassigned=unassigned)
+                 depth=depth, report_depth=report_depth, unassigned=unassigned, user=principal.name)
 
 
 def depth_in_scope(scope: Scope, doc: Mapping[str, Any] | None) -> int | None:
@@ -229,12 +246,21 @@ def report_visible(scope: Scope, report: Mapping[str, Any],
 
 def doc_visible(scope: Scope, doc: Mapping[str, Any],
                 subjects: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
-    """Contacts by their lineage, reports by their subject, global docs always, anything else never."""
+    """Contacts by their lineage, reports by their subject, tasks by their user, targets by their owner,
+    global docs always, anything else never. ``subjects``: contact id or short id -> contact doc."""
     if not scope.restricted:
+        return True
+    if doc.get("_id") in always_ids(scope):
         return True
     kind = doc.get("type")
     if kind in CONTACT_DOC_TYPES:
         return contact_visible(scope, doc)
     if kind == "data_record":
         return report_visible(scope, doc, subjects)
-    return any(key == ALL_KEY for key, _ in replication_keys(doc))
+    keys = replication_keys(doc)
+    if kind == "task":
+        return any(key in user_keys(scope.user) for key, _ in keys)
+    if kind == "target":
+        owner = (subjects or {}).get(keys[0][0]) if keys else None
+        return owner is not None and owner.get("type") in CONTACT_DOC_TYPES and contact_visible(scope, owner)
+    return any(key == ALL_KEY for key, _ in keys)

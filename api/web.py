@@ -36,6 +36,12 @@ def public(handler: Handler) -> Handler:
     return handler
 
 
+def secret_path(handler: Handler) -> Handler:
+    """Mark a handler whose URL path holds a secret (a login token): logs show the route pattern instead."""
+    handler.jamii_secret_path = True  # type: ignore[attr-defined]
+    return handler
+
+
 def couch_errors(handler: Handler) -> Handler:
     """Mark a handler whose errors use CouchDB's ``{"error", "reason"}`` shape."""
     handler.jamii_couch_errors = True  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from pathlib import Path
 from api.config import ROOT, split_credentials
 from api.couch import Couch
 from api.ddocs import DdocError, check, load_all
+from api.upgrades import attachment_db
 
 
 def to_dir(version: str, target: Path, source: Path) -> Path:
@@ -43,7 +44,7 @@ async def to_couch(version: str, url: str, source: Path) -> None:
         await db.put(doc)
         for logical, docs in load_all(source).items():
             for ddoc in docs:
-                name = f"{logical}/{ddoc['_id'][len('_design/'):]}.json"
+                name = f"{attachment_db(logical)}/{ddoc['_id'][len('_design/'):]}.json"
                 result = await db.put_attachment(doc_id, name, json.dumps(ddoc).encode(), "application/json",
                                                  doc["_rev"])
                 doc["_rev"] = result["rev"]

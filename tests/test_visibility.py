@@ -34,7 +34,8 @@ def test_scope_for_online_offline_and_anonymous():
     assert scope_for(Principal("admin", ("_admin",)), SETTINGS) is UNRESTRICTED
     assert scope_for(Principal("po", ("program_officer",)), SETTINGS) is UNRESTRICTED
     chw = scope_for(Principal("chw", ("chw",), facility_id="f1", contact_id="c1"), SETTINGS)
-    assert chw == Scope(restricted=True, facility_ids=("f1",), contact_id="c1", depth=2, report_depth=1)
+    assert chw == Scope(restricted=True, facility_ids=("f1",), contact_id="c1", depth=2, report_depth=1,
+                       user="chw")
     assert scope_for(None, SETTINGS).restricted
     many = scope_for(Principal("x", ("chw",), facility_id=["f1", "f2"]), SETTINGS)
     assert many.facility_ids == ("f1", "f2")

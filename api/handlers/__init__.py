@@ -4,11 +4,56 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import (bulk_delete, contacts, contacts_by_phone, credentials, datapoints, docs, foci, forms, hydrate,
-               monitoring, people_places, records, reports, session, settings, sms, spatial, tokens, upgrades)
+from . import (
+    bulk_delete,
+    contacts,
+    contacts_by_phone,
+    credentials,
+    datapoints,
+    docs,
+    foci,
+    forms,
+    hydrate,
+    monitoring,
+    people_places,
+    records,
+    reports,
+    session,
+    settings,
+    sms,
+    spatial,
+    token_login,
+    tokens,
+    upgrades,
+    users,
+    users_info,
+)
 
-MODULES = (docs, monitoring, session, settings, upgrades, credentials, forms, records, sms, spatial, tokens,
-           contacts, people_places, reports, hydrate, contacts_by_phone, bulk_delete, datapoints, foci)
+# Order matters where paths overlap: a module's routes win over those of modules after it.
+MODULES = (
+    docs,
+    monitoring,
+    session,
+    settings,
+    upgrades,
+    credentials,
+    forms,
+    records,
+    sms,
+    spatial,
+    tokens,
+    contacts,
+    people_places,
+    reports,
+    hydrate,
+    contacts_by_phone,
+    bulk_delete,
+    datapoints,
+    foci,
+    users,
+    users_info,
+    token_login,
+)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -19,7 +19,7 @@ from ..web import AUTH, CONFIG, couch_errors, json_response, public, read_json, 
 routes = web.RouteTableDef()
 
 
-def _set_cookie(request: web.Request, response: web.StreamResponse, value: str, max_age: int) -> None:
+def set_session_cookie(request: web.Request, response: web.StreamResponse, value: str, max_age: int) -> None:
     secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
     response.set_cookie("AuthSession", value, path="/", httponly=True, samesite="Lax", secure=secure,
                         max_age=max_age, expires=formatdate(time.time() + max_age, usegmt=True))
@@ -56,7 +56,7 @@ async def post_session(request: web.Request) -> web.Response:
     name, password = await _credentials(request)
     principal, cookie = await request.app[AUTH].login(name, password)
     response = json_response({"ok": True, **_ctx(principal)})
-    _set_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
+    set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
     return response
 
 
@@ -90,5 +90,5 @@ async def login(request: web.Request) -> web.Response:
         raise Unauthorized("Not logged in") from None
     principal, cookie = await request.app[AUTH].login(name, password)
     response = json_response({"success": True, **_ctx(principal)})
-    _set_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
+    set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
     return response

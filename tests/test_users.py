@@ -1,0 +1,306 @@
+"""POST/GET/DELETE /api/v1|v2/users: create one or many, read, update (self rules), delete."""
+
+import pytest
+
+from api import passwords
+from api.couch import basic_auth
+
+from .conftest import PASSWORD, admin_headers, basic
+from .users_world import make_users_world
+
+GOOD = "Kit-Amani-2024!"
+
+
+@pytest.fixture(scope="module")
+def uw(config):
+    return make_users_world(config)
+
+
+async def _count(couch, config):
+    return (await couch.db(config.db_medic).info())["doc_count"]
+
+
+async def _login(client, name, password):
+    response = await client.post("/_session", json={"name": name, "password": password})
+    return response.status
+
+
+async def test_create_one_with_new_place_and_contact(client, uw, config, couch):
+    center = uw.h.centers[0]
+    name = uw.name("mary")
+    response = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "password": GOOD, "username": name, "type": "chw", "fullname": "Mary Anyango", "ignored": "x",
+        "place": {"name": "Mary's Area", "type": "clinic", "parent": center},
+        "contact": {"name": "Mary Anyango", "phone": "+254712345678"}})
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert list(body) == ["contact", "user-settings", "user"]
+    assert body["user"]["id"] == body["user-settings"]["id"] == f"org.couchdb.user:{name}"
+    user_doc = await couch.db(config.db_users).get(body["user"]["id"])
+    settings_doc = await couch.db(config.db_medic).get(body["user-settings"]["id"])
+    contact = await couch.db(config.db_medic).get(body["contact"]["id"])
+    place = await couch.db(config.db_medic).get(user_doc["facility_id"])
+    assert user_doc["roles"] == ["chw"] and user_doc["contact_id"] == contact["_id"] and "ignored" not in user_doc
+    assert settings_doc["type"] == "user-settings" and settings_doc["fullname"] == "Mary Anyango"
+    assert (settings_doc["facility_id"], settings_doc["contact_id"]) == (place["_id"], contact["_id"])
+    assert place["contact"]["_id"] == contact["_id"] and place["parent"]["_id"] == center
+    assert contact["parent"]["_id"] == place["_id"]
+    assert await _login(client, name, GOOD) == 200
+
+
+async def test_create_with_existing_place_and_contact(client, uw, config, couch):
+    clinic = uw.h.by_id[uw.h.clinics[1]]
+    resident = next(d for d in uw.h.children(clinic["_id"]) if d["type"] == "person")
+    name = uw.name("existing")
+    response = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "password": GOOD, "username": name, "roles": ["chw"], "place": clinic["_id"], "contact": resident["_id"]})
+    assert response.status == 200, await response.text()
+    assert (await response.json())["contact"]["id"] == resident["_id"]
+    place = await couch.db(config.db_medic).get(clinic["_id"])
+    assert place["contact"]["_id"] == clinic["contact"]["_id"]  # an existing place keeps its primary contact
+    elsewhere = uw.h.by_id[uw.h.clinics[0]]["contact"]["_id"]
+    outside = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "password": GOOD, "username": uw.name("outside"), "roles": ["chw"], "place": clinic["_id"],
+        "contact": elsewhere})
+    assert outside.status == 400
+    assert (await outside.json())["error"]["translationKey"] == "configuration.user.place.contact"
+    new_person = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "password": GOOD, "username": uw.name("newperson"), "roles": ["chw"], "place": clinic["_id"],
+        "contact": {"name": "Baraka"}})
+    assert new_person.status == 200
+    person = await couch.db(config.db_medic).get((await new_person.json())["contact"]["id"])
+    assert person["parent"]["_id"] == clinic["_id"]
+
+
+async def test_username_taken_is_the_spec_body(client, uw, config):
+    name = uw.name("taken")
+    first = await client.post("/api/v1/users", headers=admin_headers(config),
+                              json={"password": GOOD, "username": name, "roles": ["program_officer"]})
+    assert first.status == 200
+    again = await client.post("/api/v1/users", headers=admin_headers(config),
+                              json={"password": GOOD, "username": name, "roles": ["program_officer"]})
+    assert again.status == 400
+    body = await again.json()
+    assert body["code"] == 400 and body["error"] == {
+        "message": f'Username "{name}" already taken.', "translationKey": "username.taken",
+        "translationParams": {"username": name}}
+
+
+@pytest.mark.parametrize("body, key", [
+    ({"username": "PREFIXa", "roles": ["program_officer"]}, "fields.required"),
+    ({"username": "PREFIXb", "roles": ["program_officer"], "password": "short"}, "password.length.minimum"),
+    ({"username": "PREFIXc", "roles": ["program_officer"], "password": "password1"}, "password.weak"),
+    ({"username": "PREFIXd", "roles": ["chw"], "password": GOOD}, "fields.required"),
+    ({"username": "Bad Name", "roles": ["program_officer"], "password": GOOD}, "username.invalid"),
+    ({"username": "PREFIXe", "roles": ["nope"], "password": GOOD}, "roles.unknown"),
+    ({"username": "PREFIXf", "roles": ["program_officer"], "token_login": True}, "fields.required"),
+    ({"username": "PREFIXg", "roles": ["program_officer"], "token_login": True, "phone": "12"},
+     "configuration.enable.token.login.phone"),
+    ({"username": "PREFIXh", "roles": ["program_officer"], "password": GOOD, "oidc_username": "h@x.org"},
+     "oidc_username.exclusive"),
+    ({"username": "PREFIXi", "roles": "chw", "password": GOOD}, "field.invalid"),
+])
+async def test_invalid_single_user_is_400_and_writes_nothing(client, uw, config, couch, body, key):
+    body = {k: v.replace("PREFIX", uw.prefix) if isinstance(v, str) else v for k, v in body.items()}
+    before = await _count(couch, config)
+    response = await client.post("/api/v1/users", headers=admin_headers(config), json=body)
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"]["translationKey"] == key
+    assert await _count(couch, config) == before
+
+
+async def test_missing_fields_of_many_is_the_spec_body(client, uw, config, couch):
+    before = await _count(couch, config)
+    response = await client.post("/api/v1/users", headers=admin_headers(config), json=[
+        {"fullname": "no one"}, {"username": uw.name("half")},
+        {"username": uw.name("fine"), "password": GOOD, "roles": ["program_officer"]}])
+    assert response.status == 400
+    body = await response.json()
+    assert body == {"code": 400,
+                    "error": "Missing required fields:\nMissing fields username, password, type or roles for user "
+                             "at index 0\nMissing fields password, type or roles for user at index 1",
+                    "details": {"failingIndexes": [{"fields": ["username", "password", "type or roles"], "index": 0},
+                                                   {"fields": ["password", "type or roles"], "index": 1}]}}
+    assert await _count(couch, config) == before
+    assert await couch.db(config.db_users).get_or_none(f"org.couchdb.user:{uw.name('fine')}") is None
+    weak = await client.post("/api/v1/users", headers=admin_headers(config), json=[
+        {"username": uw.name("weak"), "password": "12345678", "roles": ["program_officer"]}])
+    entry = (await weak.json())["details"]["failingIndexes"][0]
+    assert weak.status == 400 and entry["fields"] == ["password"] and "easy to guess" in entry["error"]
+
+
+async def test_many_with_failures_inline_in_request_order(client, uw, config, couch):
+    center = uw.h.centers[1]
+    users = [
+        {"username": uw.name("bulk1"), "password": GOOD, "roles": ["chw"], "place": {
+            "name": "Bulk area", "type": "clinic", "parent": center}, "contact": {"name": "Bulk One"}},
+        {"username": uw.name("bulk2"), "password": GOOD, "roles": ["chw"], "place": "no-such-place",
+         "contact": {"name": "Lost"}},
+        {"username": uw.name("bulk1"), "password": GOOD, "roles": ["program_officer"]},
+        {"username": uw.name("bulk3"), "password": GOOD, "roles": ["program_officer"]},
+    ]
+    before = await _count(couch, config)
+    response = await client.post("/api/v1/users", headers=admin_headers(config), json=users)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    assert set(body[0]) == {"contact", "user-settings", "user"}
+    assert body[1] == {"error": "Failed to find place."}
+    assert body[2] == {"error": f'Username "{uw.name("bulk1")}" already taken.'}
+    assert set(body[3]) == {"user-settings", "user"}
+    # one place, one person, two user-settings: the failed users left nothing behind
+    assert await _count(couch, config) == before + 4
+    assert await couch.db(config.db_users).get_or_none(f"org.couchdb.user:{uw.name('bulk2')}") is None
+
+
+async def test_permissions(client, uw, config):
+    users = uw.world.users
+    body = {"username": uw.name("perm"), "password": GOOD, "roles": ["program_officer"]}
+    assert (await client.post("/api/v1/users", json=body)).status == 401
+    for path in ("/api/v1/users", "/api/v2/users", f"/api/v2/users/{users['chw']}"):
+        assert (await client.get(path, headers=basic(users["chw"]))).status == 403
+    assert (await client.post("/api/v1/users", json=body, headers=basic(users["po"]))).status == 403
+    assert (await client.delete(f"/api/v1/users/{users['po']}", headers=basic(users["chw"]))).status == 403
+    assert (await client.post(f"/api/v1/users/{users['po']}", json={"fullname": "x"},
+                              headers=basic(users["chw"]))).status == 403
+    national = basic(users["national"])
+    assert (await client.post("/api/v1/users", json=body, headers=national)).status == 200
+    admin_role = await client.post("/api/v1/users", headers=national, json={
+        "username": uw.name("sneaky"), "password": GOOD, "roles": ["admin"]})
+    assert admin_role.status == 400 and (await admin_role.json())["error"]["translationKey"] == "roles.admin"
+    assert (await client.get("/api/v2/users", headers=national)).status == 200
+
+
+async def test_list_and_get(client, uw, config):
+    clinic = uw.h.by_id[uw.h.clinics[0]]
+    name = uw.name("listed")
+    created = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "username": name, "password": GOOD, "roles": ["chw"], "place": clinic["_id"],
+        "contact": clinic["contact"]["_id"], "fullname": "Listed One", "email": "l@example.org", "phone": "0712000111"})
+    assert created.status == 200
+    v2 = await (await client.get("/api/v2/users", headers=admin_headers(config))).json()
+    mine = next(u for u in v2 if u["username"] == name)
+    assert mine["id"] == f"org.couchdb.user:{name}" and mine["roles"] == ["chw"]
+    assert mine["fullname"] == "Listed One" and mine["email"] == "l@example.org"
+    assert mine["place"]["_id"] == clinic["_id"] and mine["place"]["contact"]["_id"] == clinic["contact"]["_id"]
+    assert mine["place"]["contact"]["type"] == "person" and mine["contact"]["_id"] == clinic["contact"]["_id"]
+    assert "inconsistencies" not in mine
+    fixture_user = next(u for u in v2 if u["username"] == uw.world.users["po"])
+    assert fixture_user["inconsistencies"] == [f"the user-settings doc org.couchdb.user:{uw.world.users['po']} "
+                                               "is missing"]
+    v1 = await (await client.get("/api/v1/users", headers=admin_headers(config))).json()
+    old = next(u for u in v1 if u["username"] == name)
+    assert old["type"] == "chw" and "roles" not in old
+    by_place = await (await client.get(f"/api/v2/users?facility_id={clinic['_id']}",
+                                       headers=admin_headers(config))).json()
+    assert name in [u["username"] for u in by_place] and all(u["place"]["_id"] == clinic["_id"] for u in by_place)
+    by_contact = await (await client.get(f"/api/v2/users?contact_id={clinic['contact']['_id']}",
+                                         headers=admin_headers(config))).json()
+    assert name in [u["username"] for u in by_contact]
+    both = await (await client.get(f"/api/v2/users?contact_id={clinic['contact']['_id']}&facility_id=nope",
+                                   headers=admin_headers(config))).json()
+    assert both == []
+    one = await client.get(f"/api/v2/users/{name}", headers=admin_headers(config))
+    assert one.status == 200 and (await one.json())["username"] == name
+    missing = await client.get(f"/api/v2/users/{uw.name('ghost')}", headers=admin_headers(config))
+    assert missing.status == 404 and (await missing.json())["code"] == 404
+
+
+async def test_admin_update_and_self_update_rules(client, uw, config, couch):
+    name = uw.name("selfie")
+    clinic, other = uw.h.by_id[uw.h.clinics[0]], uw.h.by_id[uw.h.clinics[1]]
+    assert (await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "username": name, "password": GOOD, "roles": ["chw"], "place": clinic["_id"],
+        "contact": clinic["contact"]["_id"]})).status == 200
+    moved = await client.post(f"/api/v1/users/{name}", headers=admin_headers(config), json={
+        "place": other["_id"], "contact": other["contact"]["_id"], "fullname": "Moved"})
+    assert moved.status == 200, await moved.text()
+    assert set(await moved.json()) == {"user", "user-settings"}
+    user_doc = await couch.db(config.db_users).get(f"org.couchdb.user:{name}")
+    settings_doc = await couch.db(config.db_medic).get(f"org.couchdb.user:{name}")
+    assert user_doc["facility_id"] == settings_doc["facility_id"] == other["_id"]
+    assert settings_doc["fullname"] == "Moved"
+    bad = await client.post(f"/api/v1/users/{name}", headers=admin_headers(config),
+                            json={"contact": clinic["contact"]["_id"]})
+    assert bad.status == 400 and (await bad.json())["error"]["message"] == "Contact is not within place."
+    nothing = await client.post(f"/api/v1/users/{name}", headers=admin_headers(config), json={"colour": "red"})
+    assert nothing.status == 400 and (await nothing.json())["error"]["translationKey"] == "fields.one.required"
+    # the user themself
+    me = basic(name, GOOD)
+    assert (await client.post(f"/api/v1/users/{name}", json={"fullname": "Me"}, headers=me)).status == 200
+    for field, value in (("roles", ["national_admin"]), ("type", "national_admin"), ("place", clinic["_id"]),
+                         ("contact", clinic["contact"]["_id"])):
+        refused = await client.post(f"/api/v1/users/{name}", json={field: value}, headers=me)
+        assert refused.status == 403 and field in (await refused.json())["error"]
+    session = await client.post("/_session", json={"name": name, "password": GOOD})
+    cookie = {"Cookie": f"AuthSession={session.cookies['AuthSession'].value}"}
+    assert (await client.post(f"/api/v1/users/{name}", json={"fullname": "Cookie"}, headers=cookie)).status == 200
+    by_cookie = await client.post(f"/api/v1/users/{name}", json={"password": "Another-pass-77"}, headers=cookie)
+    assert by_cookie.status == 403 and "Basic" in (await by_cookie.json())["error"]
+    by_basic = await client.post(f"/api/v1/users/{name}", json={"password": "Another-pass-77"}, headers=me)
+    assert by_basic.status == 200
+    assert await _login(client, name, "Another-pass-77") == 200 and await _login(client, name, GOOD) == 401
+    assert (await client.post(f"/api/v1/users/{uw.name('ghost')}", json={"fullname": "x"},
+                              headers=admin_headers(config))).status == 404
+
+
+async def test_delete(client, uw, config, couch):
+    name = uw.name("leaving")
+    clinic = uw.h.by_id[uw.h.clinics[1]]
+    created = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "username": name, "password": GOOD, "roles": ["chw"], "place": clinic["_id"], "contact": {"name": "Leaver"}})
+    person_id = (await created.json())["contact"]["id"]
+    assert await _login(client, name, GOOD) == 200
+    response = await client.delete(f"/api/v1/users/{name}", headers=admin_headers(config))
+    assert response.status == 200
+    assert await _login(client, name, GOOD) == 401
+    assert (await client.get("/api/v1/settings", headers={"Authorization": basic_auth(name, GOOD)})).status == 401
+    settings_doc = await couch.db(config.db_medic).get(f"org.couchdb.user:{name}")
+    assert settings_doc["inactive"] is True and settings_doc["deletion_date"] > 0
+    assert await couch.db(config.db_medic).get_or_none(person_id) is not None
+    assert await couch.db(config.db_medic).get_or_none(clinic["_id"]) is not None
+    again = await client.delete(f"/api/v1/users/{name}", headers=admin_headers(config))
+    assert again.status == 404
+    reborn = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "username": name, "password": GOOD, "roles": ["program_officer"]})
+    assert reborn.status == 200 and await _login(client, name, GOOD) == 200
+
+
+async def test_oidc_username_is_unique_and_randomises_the_password(client, uw, config, couch):
+    first = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "username": uw.name("sso1"), "roles": ["program_officer"], "oidc_username": "sso@example.org"})
+    assert first.status == 200, await first.text()
+    user_doc = await couch.db(config.db_users).get(f"org.couchdb.user:{uw.name('sso1')}")
+    assert user_doc["oidc_username"] == "sso@example.org" and user_doc.get("derived_key")
+    second = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "username": uw.name("sso2"), "roles": ["program_officer"], "oidc_username": "sso@example.org"})
+    assert second.status == 400 and (await second.json())["error"]["translationKey"] == "oidc_username.taken"
+    other = await client.post("/api/v1/users", headers=admin_headers(config), json={
+        "username": uw.name("sso3"), "password": GOOD, "roles": ["program_officer"]})
+    assert other.status == 200
+    steal = await client.post(f"/api/v1/users/{uw.name('sso3')}", headers=admin_headers(config),
+                              json={"oidc_username": "sso@example.org"})
+    assert steal.status == 400
+    switch = await client.post(f"/api/v1/users/{uw.name('sso3')}", headers=admin_headers(config),
+                               json={"oidc_username": "sso3@example.org"})
+    assert switch.status == 200 and await _login(client, uw.name("sso3"), GOOD) == 401
+    assert PASSWORD  # the fixture users keep theirs
+
+
+def test_passwords():
+    assert passwords.problem("Kit-Amani-2024!") is None
+    assert passwords.problem("short").key == "password.length.minimum"
+    assert passwords.problem(12345678).key == "password.length.minimum"
+    assert passwords.problem("password1").key == "password.weak"
+    assert passwords.problem("jabarimwangi", ["jabarimwangi"]).key == "password.weak"
+    made = {passwords.generate() for _ in range(20)}
+    assert len(made) == 20 and all(passwords.problem(p) is None and len(p) == 24 for p in made)
+
+
+async def test_lists_are_read_and_streamed_page_by_page(client, uw, config, monkeypatch):
+    from api import users
+
+    everyone = await (await client.get("/api/v2/users", headers=admin_headers(config))).json()
+    monkeypatch.setattr(users, "PAGE", 2)
+    paged = await (await client.get("/api/v2/users", headers=admin_headers(config))).json()
+    assert len(everyone) > 4 and [u["id"] for u in paged] == [u["id"] for u in everyone]
+    assert len({u["id"] for u in paged}) == len(paged)
