@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import (bulk_delete, contacts, contacts_by_phone, credentials, docs, forms, hydrate, monitoring,
-               people_places, records, reports, session, settings, sms, spatial, tokens, upgrades)
+from . import (bulk_delete, contacts, contacts_by_phone, credentials, docs, exports, forms, hydrate,
+               monitoring, people_places, records, reports, session, settings, sms, spatial, tokens, upgrades)
 
 MODULES = (docs, monitoring, session, settings, upgrades, credentials, forms, records, sms, spatial, tokens,
-           contacts, people_places, reports, hydrate, contacts_by_phone, bulk_delete)
+           contacts, people_places, reports, hydrate, contacts_by_phone, bulk_delete, exports)
 
 
 def setup_routes(app: web.Application) -> None:
