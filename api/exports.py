@@ -18,6 +18,7 @@ import io
 import json
 import time
 from collections import OrderedDict
+from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 from xml.sax.saxutils import escape
@@ -29,7 +30,7 @@ from .couch import Database
 from .export_params import ContactFilters, DateRange, Options, ReportFilters
 from .lineage import lineage_ids
 from .messages import STATES
-from .paging import page
+from .report_search import view_pages
 
 PAGE_SIZE = 500
 SAMPLE_REPORTS = 50  # reports of each form read to find its field columns
@@ -345,18 +346,16 @@ async def messages_csv(db: Database, settings: Mapping[str, Any], dates: DateRan
     yield csv_lines([MESSAGE_COLUMNS])
     names = NameCache(db)
     startkey, endkey = ([dates.start], [dates.end]) if dates.given else (None, None)
-    after = None
-    while True:
-        rows, after = await page(db, "medic", "messages_by_reported_date", startkey=startkey, endkey=endkey,
-                                 after=after, limit=PAGE_SIZE, include_docs=True)
-        docs = [row["doc"] for row in rows if row.get("doc")]
-        await names.load(i for doc in docs for task in message_tasks(doc) for m in task.get("messages") or []
-                         if isinstance(m, Mapping) for i in [_message_contact_id(m, doc)] if i)
-        lines = [line for doc in docs for line in message_rows(doc, names, translate, options.human_readable)]
-        if lines:
-            yield csv_lines(lines)
-        if after is None:
-            return
+    pages = view_pages(db, "medic", "messages_by_reported_date", startkey=startkey, endkey=endkey,
+                       limit=PAGE_SIZE, include_docs=True)
+    async with aclosing(pages):
+        async for rows in pages:
+            docs = [row["doc"] for row in rows if row.get("doc")]
+            await names.load(i for doc in docs for task in message_tasks(doc) for m in task.get("messages") or []
+                             if isinstance(m, Mapping) for i in [_message_contact_id(m, doc)] if i)
+            lines = [line for doc in docs for line in message_rows(doc, names, translate, options.human_readable)]
+            if lines:
+                yield csv_lines(lines)
 
 
 # -- contacts ---------------------------------------------------------------------------------------
@@ -403,20 +402,17 @@ async def contacts_json(db: Database, filters: ContactFilters) -> AsyncIterator[
     yield "["
     first = True
     for ddoc, view, startkey, endkey in ranges:
-        after = None
-        while True:
-            rows, after = await page(db, ddoc, view, startkey=startkey, endkey=endkey, after=after,
-                                     limit=PAGE_SIZE, include_docs=True)
-            chunk = []
-            for row in rows:
-                doc = row.get("doc")
-                if doc and contact_matches(doc, filters, word, row["key"]):
-                    chunk.append(json_array_item(contact_item(doc), first))
-                    first = False
-            if chunk:
-                yield "".join(chunk)
-            if after is None:
-                break
+        pages = view_pages(db, ddoc, view, startkey=startkey, endkey=endkey, limit=PAGE_SIZE, include_docs=True)
+        async with aclosing(pages):
+            async for rows in pages:
+                chunk = []
+                for row in rows:
+                    doc = row.get("doc")
+                    if doc and contact_matches(doc, filters, word, row["key"]):
+                        chunk.append(json_array_item(contact_item(doc), first))
+                        first = False
+                if chunk:
+                    yield "".join(chunk)
     yield "]"
 
 
@@ -441,15 +437,13 @@ async def feedback_export(users_meta: Database, medic_db: Database, fmt: str, lo
     head = [[labels.get(c, c) for c in FEEDBACK_COLUMNS]] if header else []
     encode = csv_lines if fmt == "csv" else xml_rows
     yield (XML_START.format(name="feedback") if fmt == "xml" else "") + encode(head)
-    after = None
-    while True:
-        rows, after = await page(users_meta, "users-meta", "feedback_by_date", startkey=None, endkey=None,
-                                 after=after, limit=PAGE_SIZE, include_docs=True, reduce=False)
-        lines = [feedback_row(row["doc"], tz_minutes) for row in rows if row.get("doc")]
-        if lines:
-            yield encode(lines)
-        if after is None:
-            break
+    pages = view_pages(users_meta, "users-meta", "feedback_by_date", startkey=None, endkey=None, limit=PAGE_SIZE,
+                       include_docs=True, reduce=False)
+    async with aclosing(pages):
+        async for rows in pages:
+            lines = [feedback_row(row["doc"], tz_minutes) for row in rows if row.get("doc")]
+            if lines:
+                yield encode(lines)
     if fmt == "xml":
         yield XML_END
 
@@ -479,19 +473,17 @@ async def user_devices_json(users_meta: Database) -> AsyncIterator[str]:
     first = True
     current: tuple[Any, Any] | None = None
     latest: tuple[Any, Any] | None = None
-    after = None
-    while True:
-        rows, after = await page(users_meta, "users-meta", "telemetry_by_user_device", startkey=None,
-                                 endkey=None, after=after, limit=PAGE_SIZE * 2)
-        chunk = []
-        for row in rows:
-            key = row["key"]
-            if current is not None and (key[0], key[1]) != current and latest is not None:
-                chunk.append(json_array_item(device_item(*latest), first))
-                first = False
-            current, latest = (key[0], key[1]), (key, row.get("value") or {})
-        if chunk:
-            yield "".join(chunk)
-        if after is None:
-            break
+    pages = view_pages(users_meta, "users-meta", "telemetry_by_user_device", startkey=None, endkey=None,
+                       limit=PAGE_SIZE * 2)
+    async with aclosing(pages):
+        async for rows in pages:
+            chunk = []
+            for row in rows:
+                key = row["key"]
+                if current is not None and (key[0], key[1]) != current and latest is not None:
+                    chunk.append(json_array_item(device_item(*latest), first))
+                    first = False
+                current, latest = (key[0], key[1]), (key, row.get("value") or {})
+            if chunk:
+                yield "".join(chunk)
     yield (json_array_item(device_item(*latest), first) if latest is not None else "") + "]"

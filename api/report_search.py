@@ -21,6 +21,8 @@ smallest matching word, so nothing is held in memory to drop duplicates.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
 
@@ -28,7 +30,7 @@ from . import freetext
 from .couch import Database
 from .export_params import ReportFilters
 from .lineage import lineage_ids
-from .paging import page
+from .paging import Position, page
 
 PROBE_LIMIT = 1000
 PAGE_SIZE = 500
@@ -140,19 +142,39 @@ def first_listing(plan: Plan, index: int, row_key: Any, doc: Mapping[str, Any]) 
     return True
 
 
+async def view_pages(db: Database, ddoc: str, view: str, *, startkey: Any, endkey: Any, limit: int,
+                     **params: Any) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every row of a key range, a page at a time, the next page read while the caller handles this one.
+
+    When the caller stops (a client went away), the read under way is
+    cancelled, which releases its CouchDB connection.
+    """
+    async def fetch(after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
+        return await page(db, ddoc, view, startkey=startkey, endkey=endkey, after=after, limit=limit, **params)
+
+    pending: asyncio.Future[tuple[list[dict[str, Any]], Position | None]] | None = asyncio.ensure_future(fetch(None))
+    try:
+        while pending is not None:
+            rows, after = await pending
+            pending = asyncio.ensure_future(fetch(after)) if after is not None else None
+            yield rows
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
 async def iter_reports(db: Database, plan: Plan, filters: ReportFilters,
                        page_size: int | None = None) -> AsyncIterator[list[dict[str, Any]]]:
     """Pages of the reports that pass the filters, read from the plan's ranges in order."""
-    page_size = page_size or PAGE_SIZE
     for index, r in enumerate(plan.ranges):
-        after = None
-        while True:
-            rows, after = await page(db, r.ddoc, r.view, startkey=r.startkey, endkey=r.endkey, after=after,
-                                     limit=page_size, include_docs=True)
-            docs = [row["doc"] for row in rows
-                    if row.get("doc") and matches(row["doc"], filters)
-                    and first_listing(plan, index, row["key"], row["doc"])]
-            if docs:
-                yield docs
-            if after is None:
-                break
+        pages = view_pages(db, r.ddoc, r.view, startkey=r.startkey, endkey=r.endkey,
+                           limit=page_size or PAGE_SIZE, include_docs=True)
+        async with contextlib.aclosing(pages):
+            async for rows in pages:
+                docs = [row["doc"] for row in rows
+                        if row.get("doc") and matches(row["doc"], filters)
+                        and first_listing(plan, index, row["key"], row["doc"])]
+                if docs:
+                    yield docs
