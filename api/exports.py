@@ -13,6 +13,7 @@ Nested values (arrays, objects) are written as JSON in one cell.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -34,6 +35,7 @@ from .report_search import view_pages
 
 PAGE_SIZE = 500
 SAMPLE_REPORTS = 50  # reports of each form read to find its field columns
+SAMPLE_CONCURRENCY = 8
 MAX_FORMS = 1000
 NAME_CACHE_SIZE = 20000
 
@@ -233,12 +235,17 @@ async def report_field_columns(db: Database, settings: Mapping[str, Any],
         found = sms_parser.find_form(json_forms, code) if json_forms else None
         if found is not None:
             paths.update((name,) for name, _ in sms_parser.ordered_fields(found[1]))
+
+    async def sample(code: str) -> None:
         rows = (await db.view("medic-client", "reports_by_form", key=[code], limit=SAMPLE_REPORTS,
                               include_docs=True, reduce=False))["rows"]
         for row in rows:
             doc = row.get("doc") or {}
             if doc.get("form") == code and isinstance(doc.get("fields"), Mapping):
                 paths.update(flatten(doc["fields"]))
+
+    for start in range(0, len(codes), SAMPLE_CONCURRENCY):
+        await asyncio.gather(*(sample(code) for code in codes[start:start + SAMPLE_CONCURRENCY]))
     return sorted(paths, key=lambda p: ".".join(p))
 
 
@@ -253,8 +260,8 @@ def _field(fields: Any, path: tuple[str, ...]) -> Any:
 async def reports_csv(db: Database, settings: Mapping[str, Any], filters: ReportFilters,
                       options: Options) -> AsyncIterator[str]:
     """The reports export: a header, then one CSV row per report, a page at a time."""
-    paths = await report_field_columns(db, settings, filters.forms)
-    plan = await report_search.choose(db, filters)
+    paths, plan = await asyncio.gather(report_field_columns(db, settings, filters.forms),
+                                       report_search.choose(db, filters))
     yield csv_lines([REPORT_COLUMNS + ["fields." + ".".join(p) for p in paths]])
     names = NameCache(db)
     async for docs in report_search.iter_reports(db, plan, filters):
@@ -272,10 +279,9 @@ async def reports_csv(db: Database, settings: Mapping[str, Any], filters: Report
 
 # -- messages ------------------------------------------------------------------------------------
 
-TIMESTAMP_STATES = tuple(s for s in STATES)
 MESSAGE_COLUMNS = (["Record UUID", "Patient ID", "Reported Date", "From", "Contact Name", "Message Type",
                     "Message State", "Received Timestamp"]
-                   + [s.replace("-", " ").title() + " Timestamp" for s in TIMESTAMP_STATES]
+                   + [s.replace("-", " ").title() + " Timestamp" for s in STATES]
                    + ["Sent By", "To Phone", "Message Body"])
 
 
@@ -334,7 +340,7 @@ def message_rows(doc: Mapping[str, Any], names: NameCache, translate: Mapping[st
                 names.name(_message_contact_id(message, doc))
             rows.append([doc.get("_id"), patient_id, export_date(doc.get("reported_date"), human), doc.get("from"),
                          name, kind, task.get("state"), _state_date("received", task, history, human)]
-                        + [_state_date(s, task, history, human) for s in TIMESTAMP_STATES]
+                        + [_state_date(s, task, history, human) for s in STATES]
                         + [message.get("sent_by"), message.get("to"), message.get("message")])
     return rows
 

@@ -100,8 +100,7 @@ async def choose(db: Database, filters: ReportFilters) -> Plan:
     options = plans(filters)
     if len(options) == 1:
         return options[0]
-    for plan in options:
-        await probe(db, plan)
+    await asyncio.gather(*(probe(db, plan) for plan in options))
     return min(options, key=lambda p: (p.size, RANK.index(p.name)))
 
 

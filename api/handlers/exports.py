@@ -21,7 +21,8 @@ from aiohttp import web
 
 from .. import dhis, exports
 from ..errors import BadRequest, Forbidden, JamiiError
-from ..export_params import (contact_filters, message_filters, options, parse_form, report_filters)
+from ..export_params import (contact_filters, feedback_params, message_filters, options, parse_form,
+                             report_filters)
 from ..export_params import dhis_filters as parse_dhis_filters
 from ..permissions import has_permission
 from ..timestamps import now_ms
@@ -104,7 +105,7 @@ async def stream(request: web.Request, chunks: AsyncIterator[str], content_type:
     return response
 
 
-@routes.get("/api/v2/export/reports")
+@routes.get("/api/v2/export/reports", allow_head=False)
 @routes.post("/api/v2/export/reports")
 async def export_reports(request: web.Request) -> web.StreamResponse:
     await allowed(request, "reports")
@@ -114,7 +115,7 @@ async def export_reports(request: web.Request) -> web.StreamResponse:
     return await stream(request, chunks, CSV, exports.filename("reports", "csv"))
 
 
-@routes.get("/api/v2/export/messages")
+@routes.get("/api/v2/export/messages", allow_head=False)
 @routes.post("/api/v2/export/messages")
 async def export_messages(request: web.Request) -> web.StreamResponse:
     await allowed(request, "messages")
@@ -124,7 +125,7 @@ async def export_messages(request: web.Request) -> web.StreamResponse:
     return await stream(request, chunks, CSV, exports.filename("messages", "csv"))
 
 
-@routes.get("/api/v2/export/contacts")
+@routes.get("/api/v2/export/contacts", allow_head=False)
 @routes.post("/api/v2/export/contacts")
 async def export_contacts(request: web.Request) -> web.StreamResponse:
     await allowed(request, "contacts")
@@ -134,41 +135,17 @@ async def export_contacts(request: web.Request) -> web.StreamResponse:
                         exports.filename("contacts", "json"))
 
 
-def _feedback_params(raw: dict[str, Any]) -> tuple[str, str, int, bool]:
-    fmt = raw.get("format") or "csv"
-    if fmt not in ("csv", "xml"):
-        raise BadRequest("format must be csv or xml", field="format")
-    locale = raw.get("locale") or "en"
-    if not isinstance(locale, str) or not locale.replace("-", "").replace("_", "").isalnum() or len(locale) > 20:
-        raise BadRequest("locale must be a language code such as en or fr", field="locale")
-    tz = raw.get("tz")
-    try:
-        tz_minutes = 0 if tz in (None, "") else int(tz)
-    except (TypeError, ValueError):
-        raise BadRequest("tz must be a whole number of minutes, for example -120", field="tz") from None
-    if isinstance(tz, bool) or not -24 * 60 < tz_minutes < 24 * 60:
-        raise BadRequest("tz must be between -1439 and 1439 minutes", field="tz")
-    skip = raw.get("skip_header_row")
-    if skip in (None, ""):
-        skip = False
-    elif isinstance(skip, str) and skip.lower() in ("true", "false"):
-        skip = skip.lower() == "true"
-    elif not isinstance(skip, bool):
-        raise BadRequest("skip_header_row must be true or false", field="skip_header_row")
-    return fmt, locale, tz_minutes, not skip
-
-
-@routes.get("/api/v2/export/feedback")
+@routes.get("/api/v2/export/feedback", allow_head=False)
 @routes.post("/api/v2/export/feedback")
 async def export_feedback(request: web.Request) -> web.StreamResponse:
     await allowed(request, "feedback")
-    fmt, locale, tz, header = _feedback_params(await parameters(request))
+    fmt, locale, tz, header = feedback_params(await parameters(request))
     users_meta = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
     chunks = exports.feedback_export(users_meta, medic(request), fmt, locale, tz, header)
     return await stream(request, chunks, CSV if fmt == "csv" else XML, exports.filename("feedback", fmt))
 
 
-@routes.get("/api/v2/export/user-devices")
+@routes.get("/api/v2/export/user-devices", allow_head=False)
 @routes.post("/api/v2/export/user-devices")
 async def export_user_devices(request: web.Request) -> web.StreamResponse:
     await allowed(request, "user-devices")
@@ -177,7 +154,7 @@ async def export_user_devices(request: web.Request) -> web.StreamResponse:
                         exports.filename("user-devices", "json"))
 
 
-@routes.get("/api/v2/export/dhis")
+@routes.get("/api/v2/export/dhis", allow_head=False)
 @routes.post("/api/v2/export/dhis")
 async def export_dhis(request: web.Request) -> web.Response:
     await allowed(request, "dhis")
