@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, AsyncGenerator, Iterable, Mapping, Sequence
 from xml.sax.saxutils import escape
 
 from ua_parser import parse as parse_user_agent
@@ -258,7 +258,7 @@ def _field(fields: Any, path: tuple[str, ...]) -> Any:
 
 
 async def reports_csv(db: Database, settings: Mapping[str, Any], filters: ReportFilters,
-                      options: Options) -> AsyncIterator[str]:
+                      options: Options) -> AsyncGenerator[str, None]:
     """The reports export: a header, then one CSV row per report, a page at a time."""
     paths, plan = await asyncio.gather(report_field_columns(db, settings, filters.forms),
                                        report_search.choose(db, filters))
@@ -346,7 +346,7 @@ def message_rows(doc: Mapping[str, Any], names: NameCache, translate: Mapping[st
 
 
 async def messages_csv(db: Database, settings: Mapping[str, Any], dates: DateRange,
-                       options: Options) -> AsyncIterator[str]:
+                       options: Options) -> AsyncGenerator[str, None]:
     """The messages export: one row per message (outgoing, scheduled, automatic reply or incoming)."""
     translate = await translations(db, str(settings.get("locale") or "en"))
     yield csv_lines([MESSAGE_COLUMNS])
@@ -402,7 +402,7 @@ def contact_matches(doc: Mapping[str, Any], filters: ContactFilters, word: str |
     return True
 
 
-async def contacts_json(db: Database, filters: ContactFilters) -> AsyncIterator[str]:
+async def contacts_json(db: Database, filters: ContactFilters) -> AsyncGenerator[str, None]:
     """The contacts export: a JSON array, written a page at a time."""
     word, ranges = contact_ranges(filters)
     yield "["
@@ -437,7 +437,7 @@ def feedback_row(doc: Mapping[str, Any], tz_minutes: int) -> list[Any]:
 
 
 async def feedback_export(users_meta: Database, medic_db: Database, fmt: str, locale: str, tz_minutes: int,
-                          header: bool) -> AsyncIterator[str]:
+                          header: bool) -> AsyncGenerator[str, None]:
     """Feedback docs in date order, as CSV or Excel XML; dates in the ``tz`` offset (JS sign: -120 is UTC+2)."""
     labels = await translations(medic_db, locale)
     head = [[labels.get(c, c) for c in FEEDBACK_COLUMNS]] if header else []
@@ -473,7 +473,7 @@ def device_item(key: Sequence[Any], value: Mapping[str, Any]) -> dict[str, Any]:
             "settings": value.get("settings")}
 
 
-async def user_devices_json(users_meta: Database) -> AsyncIterator[str]:
+async def user_devices_json(users_meta: Database) -> AsyncGenerator[str, None]:
     """One entry per user and device, from its latest telemetry doc; rows come sorted by user, device, date."""
     yield "["
     first = True

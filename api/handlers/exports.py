@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator
 
 from aiohttp import web
 
@@ -68,7 +68,7 @@ async def parameters(request: web.Request) -> dict[str, Any]:
     return {**params, **body}
 
 
-async def stream(request: web.Request, chunks: AsyncIterator[str], content_type: str,
+async def stream(request: web.Request, chunks: AsyncGenerator[str, None], content_type: str,
                  name: str) -> web.StreamResponse:
     """Write the chunks as they come; errors before the first chunk are ordinary error replies."""
     try:
