@@ -11,6 +11,7 @@ from . import (
     credentials,
     datapoints,
     docs,
+    exports,
     foci,
     forms,
     hydrate,
@@ -53,6 +54,7 @@ MODULES = (
     users,
     users_info,
     token_login,
+    exports,
 )
 
 

@@ -1,0 +1,168 @@
+"""``/api/v2/export/*``: reports, messages, contacts, feedback, user devices and DHIS2 data value sets.
+
+Every export takes GET with form-style parameters or POST with a JSON body
+(``{"filters": ..., "options": ...}``), is for online users only, and needs
+its CHT permission (``can_export_all`` grants every export). Everything
+that can be wrong with a request is answered as a 4xx before the first
+byte; then the export streams: each page read from CouchDB is written at
+once. If the client goes away the export stops reading; if CouchDB fails
+part-way the connection is cut without a proper end, so a client never
+takes a truncated file for a whole one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, AsyncGenerator
+
+from aiohttp import web
+
+from .. import dhis, exports
+from ..errors import BadRequest, Forbidden, JamiiError
+from ..export_params import (contact_filters, feedback_params, message_filters, options, parse_form,
+                             report_filters)
+from ..export_params import dhis_filters as parse_dhis_filters
+from ..permissions import has_permission
+from ..timestamps import now_ms
+from ..web import CONFIG, COUCH, json_response, medic, read_json, require, settings, user
+
+routes = web.RouteTableDef()
+log = logging.getLogger("jamii.exports")
+
+PERMISSIONS = {
+    "reports": "can_export_messages",  # as in CHT: reports and messages share one permission
+    "messages": "can_export_messages",
+    "contacts": "can_export_contacts",
+    "feedback": "can_export_feedback",
+    "user-devices": "can_export_devices_details",
+    "dhis": "can_export_dhis",
+}
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+CSV = "text/csv; charset=utf-8"
+JSON = "application/json; charset=utf-8"
+XML = "application/vnd.ms-excel; charset=utf-8"
+
+
+async def allowed(request: web.Request, kind: str) -> None:
+    """Online users only; ``can_export_all`` or the export's own permission."""
+    principal = await require(request, online=True)
+    current = await settings(request)
+    if not has_permission(principal, "can_export_all", current) and \
+            not has_permission(principal, PERMISSIONS[kind], current):
+        raise Forbidden(f"Insufficient privileges: {PERMISSIONS[kind]} required")
+
+
+async def parameters(request: web.Request) -> dict[str, Any]:
+    """The request's parameters as one nested object: the query string, merged with a POST body."""
+    params = parse_form(request.query.items())
+    if request.method != "POST" or not request.can_read_body:
+        return params
+    if request.content_type in FORM_TYPES:
+        body = parse_form((k, v) for k, v in (await request.post()).items() if isinstance(v, str))
+    else:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object", field="body")
+    return {**params, **body}
+
+
+async def stream(request: web.Request, chunks: AsyncGenerator[str, None], content_type: str,
+                 name: str) -> web.StreamResponse:
+    """Write the chunks as they come; errors before the first chunk are ordinary error replies."""
+    try:
+        first = await anext(chunks)
+    except BaseException:
+        await chunks.aclose()
+        raise
+    response = web.StreamResponse(headers={"Content-Type": content_type,
+                                           "Content-Disposition": f'attachment; filename="{name}"'})
+    response.enable_chunked_encoding()
+    who = getattr(user(request), "name", None)
+    written = 0
+    try:
+        await response.prepare(request)
+        await response.write(first.encode())
+        async for chunk in chunks:
+            await response.write(chunk.encode())
+            written += 1
+    except JamiiError as exc:
+        log.warning("export %s for %s stopped part-way: %s", request.path, who, exc)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    except ConnectionResetError:
+        log.info("export %s for %s stopped: the client went away after %d pages", request.path, who, written)
+        return response
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the connection is lost while a write waits for the client
+        log.info("export %s for %s stopped: the client went away after %d pages", request.path, who, written)
+        raise
+    finally:
+        await chunks.aclose()
+    await response.write_eof()
+    return response
+
+
+@routes.get("/api/v2/export/reports", allow_head=False)
+@routes.post("/api/v2/export/reports")
+async def export_reports(request: web.Request) -> web.StreamResponse:
+    await allowed(request, "reports")
+    raw = await parameters(request)
+    filters, opts = report_filters(raw, now_ms()), options(raw)
+    chunks = exports.reports_csv(medic(request), await settings(request), filters, opts)
+    return await stream(request, chunks, CSV, exports.filename("reports", "csv"))
+
+
+@routes.get("/api/v2/export/messages", allow_head=False)
+@routes.post("/api/v2/export/messages")
+async def export_messages(request: web.Request) -> web.StreamResponse:
+    await allowed(request, "messages")
+    raw = await parameters(request)
+    dates, opts = message_filters(raw, now_ms()), options(raw)
+    chunks = exports.messages_csv(medic(request), await settings(request), dates, opts)
+    return await stream(request, chunks, CSV, exports.filename("messages", "csv"))
+
+
+@routes.get("/api/v2/export/contacts", allow_head=False)
+@routes.post("/api/v2/export/contacts")
+async def export_contacts(request: web.Request) -> web.StreamResponse:
+    await allowed(request, "contacts")
+    raw = await parameters(request)
+    filters = contact_filters(raw)
+    return await stream(request, exports.contacts_json(medic(request), filters), JSON,
+                        exports.filename("contacts", "json"))
+
+
+@routes.get("/api/v2/export/feedback", allow_head=False)
+@routes.post("/api/v2/export/feedback")
+async def export_feedback(request: web.Request) -> web.StreamResponse:
+    await allowed(request, "feedback")
+    fmt, locale, tz, header = feedback_params(await parameters(request))
+    users_meta = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
+    chunks = exports.feedback_export(users_meta, medic(request), fmt, locale, tz, header)
+    return await stream(request, chunks, CSV if fmt == "csv" else XML, exports.filename("feedback", fmt))
+
+
+@routes.get("/api/v2/export/user-devices", allow_head=False)
+@routes.post("/api/v2/export/user-devices")
+async def export_user_devices(request: web.Request) -> web.StreamResponse:
+    await allowed(request, "user-devices")
+    users_meta = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
+    return await stream(request, exports.user_devices_json(users_meta), JSON,
+                        exports.filename("user-devices", "json"))
+
+
+@routes.get("/api/v2/export/dhis", allow_head=False)
+@routes.post("/api/v2/export/dhis")
+async def export_dhis(request: web.Request) -> web.Response:
+    await allowed(request, "dhis")
+    raw = await parameters(request)
+    filters, opts = parse_dhis_filters(raw), options(raw)
+    current = await settings(request)
+    db = medic(request)
+    translate = await exports.translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
+    result = await dhis.data_value_set(db, current, filters, opts, translate, time.time())
+    name = exports.filename("dhis", "json")
+    return json_response(result, headers={"Content-Disposition": f'attachment; filename="{name}"'})
