@@ -193,22 +193,31 @@ class Couch:
         return (await self.request("GET", path, params=params))[1]
 
     async def stream(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                     data: Any = None, headers: Mapping[str, str] | None = None,
-                     timeout: float | None = None) -> aiohttp.ClientResponse:
+                     query_string: str | None = None, data: Any = None,
+                     headers: Mapping[str, str] | None = None, timeout: float | None = None,
+                     raise_errors: bool = True) -> aiohttp.ClientResponse:
         """Start a request and return the open response, for streaming bodies.
 
+        ``query_string`` passes a client's query on untouched (instead of
+        ``params``). With ``raise_errors=False`` a 4xx response is returned
+        too (for passing CouchDB's own error on); a 5xx always raises.
         The caller must ``release()`` (or use ``async with``) the response.
         """
-        kwargs: dict[str, Any] = {"params": encode_params(params), "headers": {**self.headers, **(headers or {})}}
+        url = self.url + path
+        kwargs: dict[str, Any] = {"headers": {**self.headers, **(headers or {})}}
+        if query_string:
+            url += "?" + query_string
+        else:
+            kwargs["params"] = encode_params(params)
         if data is not None:
             kwargs["data"] = data
         kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout, sock_connect=5,
                                                   sock_read=timeout)
         try:
-            resp = await self.session.request(method, self.url + path, **kwargs)
+            resp = await self.session.request(method, url, **kwargs)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
-        if resp.status >= 400:
+        if resp.status >= 500 or (raise_errors and resp.status >= 400):
             try:
                 body = await resp.json(content_type=None)
             except (ValueError, aiohttp.ClientError):

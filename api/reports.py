@@ -20,9 +20,13 @@ from .paging import decode_cursor, encode_cursor, page
 from .visibility import ALL_KEY, UNASSIGNED_KEY, Scope, replication_keys, report_visible
 
 
-async def subjects_of(db: Database, report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The contacts a report's replication keys name (by id or short id), for the visibility check."""
-    keys = [k for k, _ in replication_keys(report) if k not in (ALL_KEY, UNASSIGNED_KEY)]
+async def subjects_of(db: Database, *reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The contacts the docs' replication keys name (by id or short id), for the visibility check.
+
+    One round for any number of docs (a replicated batch of writes).
+    """
+    keys = list(dict.fromkeys(k for report in reports for k, _ in replication_keys(report)
+                              if k not in (ALL_KEY, UNASSIGNED_KEY)))
     if not keys:
         return {}
     by_id, by_code = await asyncio.gather(db.get_many(keys), docs_by_shortcode(db, keys))

@@ -15,9 +15,11 @@ from . import (
     foci,
     forms,
     hydrate,
+    medic_db,
     monitoring,
     people_places,
     records,
+    replication_sync,
     reports,
     session,
     settings,
@@ -55,6 +57,8 @@ MODULES = (
     users_info,
     token_login,
     exports,
+    replication_sync,
+    medic_db,  # last: its /medic/{doc_id} routes catch what the others have not matched
 )
 
 

@@ -1,0 +1,361 @@
+"""``/medic``: the CouchDB replication protocol, served by the API.
+
+Admins get CouchDB's own behaviour: requests are passed through as they are
+(as admin), bodies streamed both ways. Online users get it too, except that
+their writes are checked by ``api/write_rules.py`` first and admin-only
+endpoints are refused. Offline users are served by ``api/replication.py``:
+every read is filtered to the documents they may see and every write is
+checked against it; a document they may not see answers 404 as if it did not
+exist. Errors use CouchDB's ``{"error", "reason"}`` shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from aiohttp import web
+
+from .. import replication
+from ..auth import Principal
+from ..changes_notifier import ChangesNotifier
+from ..couch import quote_id
+from ..errors import BadRequest, Forbidden, NotFound
+from ..permissions import is_offline
+from ..web import CONFIG, COUCH, couch_errors, json_response, medic, read_json, read_json_object, settings, user
+
+routes = web.RouteTableDef()
+NOTIFIER = web.AppKey("changes_notifier", ChangesNotifier)
+SCOPES = web.AppKey("replication_scopes", replication.ScopeCache)
+
+# Headers passed on between the client and CouchDB (never credentials or cookies). JSON is always
+# asked for (pouchdb-server answers text/plain otherwise); attachments pass the client's Accept on.
+REQUEST_HEADERS = ("Content-Type", "If-None-Match", "If-Match")
+RESPONSE_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Location")
+# _changes filters pouchdb-server survives (others crash it: _design, _selector, ddoc filters).
+SAFE_FILTERS = frozenset({"_doc_ids"})
+CLIENT_DDOC = "_design/medic-client"
+
+
+def setup(app: web.Application) -> None:
+    async def start(app: web.Application) -> None:
+        medic = app[COUCH].db(app[CONFIG].db_medic)
+        app[NOTIFIER] = ChangesNotifier(medic)
+        app[SCOPES] = replication.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs))
+
+    async def stop(app: web.Application) -> None:
+        await app[NOTIFIER].close()
+        await app[SCOPES].close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+
+
+# -- helpers ----------------------------------------------------------------
+
+class Caller:
+    """Who is asking, and how they are served."""
+
+    def __init__(self, principal: Principal, app_settings: dict[str, Any]):
+        self.principal = principal
+        self.settings = app_settings
+        self.admin = principal.is_admin
+        self.offline = not self.admin and is_offline(principal, app_settings)
+
+
+async def caller(request: web.Request) -> Caller:
+    principal = user(request)
+    if principal is None:  # the auth middleware refuses anonymous callers first
+        raise Forbidden("Authentication required")
+    return Caller(principal, await settings(request))
+
+
+def medic_path(request: web.Request, suffix: str = "") -> str:
+    return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
+
+
+async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
+                      query_string: str | None = None, raw: bool = False) -> web.StreamResponse:
+    """Send the request on to CouchDB as admin and stream its answer back untouched."""
+    headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
+    if raw:
+        headers["Accept"] = request.headers.get("Accept", "*/*")
+    data: Any = body
+    if data is None and request.can_read_body:
+        data = request.content.iter_chunked(65536)
+    resp = await request.app[COUCH].stream(
+        request.method, medic_path(request, suffix),
+        query_string=request.query_string if query_string is None else query_string,
+        data=data, headers=headers, raise_errors=False, timeout=None)
+    try:
+        out = web.StreamResponse(status=resp.status,
+                                 headers={h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers})
+        await out.prepare(request)
+        if request.method != "HEAD":
+            async for chunk in resp.content.iter_chunked(65536):
+                await out.write(chunk)
+        await out.write_eof()
+        return out
+    finally:
+        resp.release()
+
+
+def admin_only(c: Caller) -> None:
+    if not c.admin:
+        raise Forbidden("Only admins may do this")
+
+
+def local_id(c: Caller, name: str) -> str:
+    """Non-admins' ``_local`` docs live in a namespace of their own, so users cannot touch each other's."""
+    if c.admin:
+        return name
+    return hashlib.sha256(c.principal.name.encode()).hexdigest()[:16] + "-" + name
+
+
+# -- the database ----------------------------------------------------------------
+
+@routes.get("/medic")
+@routes.get("/medic/")
+@couch_errors
+async def db_info(request: web.Request) -> web.StreamResponse:
+    await caller(request)
+    info = await medic(request).info()
+    return json_response({**info, "db_name": "medic"})
+
+
+@routes.put("/medic")
+@routes.put("/medic/")
+@routes.delete("/medic")
+@routes.delete("/medic/")
+@couch_errors
+async def db_admin(request: web.Request) -> web.StreamResponse:
+    admin_only(await caller(request))
+    return await passthrough(request, "")
+
+
+@routes.post("/medic")
+@routes.post("/medic/")
+@couch_errors
+async def post_doc(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    doc = await read_json_object(request)
+    result = await replication.write_docs(medic(request), c.principal, c.settings, [doc], new_edits=True,
+                                          scopes=request.app[SCOPES] if c.offline else None)
+    return _single_write_response(result[0])
+
+
+def _single_write_response(result: dict[str, Any]) -> web.Response:
+    if result.get("ok"):
+        return json_response(result, status=201)
+    error = result.get("error", "unknown_error")
+    status = {"conflict": 409, "forbidden": 403, "not_found": 404, "bad_request": 400}.get(error, 500)
+    return json_response({"error": error, "reason": result.get("reason", error)}, status=status)
+
+
+@routes.post("/medic/_ensure_full_commit")
+@couch_errors
+async def ensure_full_commit(request: web.Request) -> web.Response:
+    await caller(request)
+    return json_response({"ok": True, "instance_start_time": "0"}, status=201)
+
+
+# -- replication protocol -----------------------------------------------------------
+
+@routes.get("/medic/_changes")
+@routes.post("/medic/_changes")
+@couch_errors
+async def changes(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    query = request.query
+    if query.get("filter") and query["filter"] not in SAFE_FILTERS:
+        raise BadRequest(f"filter {query['filter']} is not supported; use _doc_ids", field="filter")
+    if query.get("feed") in ("continuous", "eventsource"):
+        raise BadRequest("feed=continuous is not supported; use feed=longpoll", field="feed")
+    if not c.offline:
+        return await passthrough(request, "/_changes")
+    body = await read_json(request) if request.can_read_body and request.method == "POST" else {}
+    return await replication.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
+                                           c.principal, c.settings, query, body if isinstance(body, dict) else {})
+
+
+@routes.get("/medic/_all_docs")
+@routes.post("/medic/_all_docs")
+@couch_errors
+async def all_docs(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    if not c.offline:
+        return await passthrough(request, "/_all_docs")
+    body = await read_json_object(request) if request.method == "POST" and request.can_read_body else {}
+    visible = await request.app[SCOPES].get(c.principal, c.settings)
+    return json_response(await replication.all_docs(medic(request), visible, request.query, body))
+
+
+@routes.post("/medic/_bulk_get")
+@couch_errors
+async def bulk_get(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    if not c.offline:
+        return await passthrough(request, "/_bulk_get")
+    body = await read_json_object(request)
+    visible = await request.app[SCOPES].get(c.principal, c.settings)
+    return json_response(await replication.bulk_get(medic(request), visible, request.query, body))
+
+
+@routes.post("/medic/_revs_diff")
+@couch_errors
+async def revs_diff(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    if not c.offline:
+        return await passthrough(request, "/_revs_diff")
+    body = await read_json_object(request)
+    visible = await request.app[SCOPES].get(c.principal, c.settings)
+    return json_response(await replication.revs_diff(medic(request), visible, body))
+
+
+@routes.post("/medic/_bulk_docs")
+@couch_errors
+async def bulk_docs(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    if c.admin:
+        return await passthrough(request, "/_bulk_docs")
+    body = await read_json_object(request)
+    docs = body.get("docs")
+    if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
+        raise BadRequest("docs must be an array of objects", field="docs")
+    results = await replication.write_docs(medic(request), c.principal, c.settings, docs,
+                                           new_edits=body.get("new_edits", True) is not False,
+                                           scopes=request.app[SCOPES] if c.offline else None)
+    return json_response(results, status=201)
+
+
+# -- _local docs (checkpoints) ------------------------------------------------------------
+
+@routes.get("/medic/_local/{name}")
+@routes.put("/medic/_local/{name}")
+@routes.delete("/medic/_local/{name}")
+@couch_errors
+async def local_doc(request: web.Request) -> web.StreamResponse:
+    """Replication checkpoints. Non-admins' are stored under a prefix of their own, and shown
+    under the id they asked for (PouchDB writes back the ``_id`` it read)."""
+    c = await caller(request)
+    asked = "_local/" + request.match_info["name"]
+    stored = "_local/" + local_id(c, request.match_info["name"])
+    db = medic(request)
+    if request.method == "GET":
+        doc = await db.get(stored)
+        return json_response({**doc, "_id": asked})
+    if request.method == "PUT":
+        doc = await read_json_object(request)
+        _, result, _ = await db.couch.request("PUT", db.doc_path(stored), json_body={**doc, "_id": stored})
+        return json_response({**result, "id": asked}, status=201)
+    rev = request.query.get("rev")
+    if not rev:
+        raise BadRequest("Document rev required to delete", field="rev")
+    result = await db.delete(stored, rev)
+    return json_response({**result, "id": asked})
+
+
+# -- design docs, views, queries -----------------------------------------------------------
+
+@routes.get("/medic/_design/{ddoc}")
+@routes.put("/medic/_design/{ddoc}")
+@routes.delete("/medic/_design/{ddoc}")
+@routes.get("/medic/_design/{ddoc}/{rest:.+}")
+@routes.post("/medic/_design/{ddoc}/{rest:.+}")
+@routes.put("/medic/_design/{ddoc}/{rest:.+}")
+@routes.delete("/medic/_design/{ddoc}/{rest:.+}")
+@couch_errors
+async def design(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    ddoc_id = "_design/" + request.match_info["ddoc"]
+    rest = request.match_info.get("rest")
+    reading = request.method in ("GET", "HEAD") or (request.method == "POST" and rest and "/_view/" in "/" + rest)
+    if not c.admin:
+        if not reading:
+            raise Forbidden("Only admins may change design documents")
+        if c.offline and (ddoc_id != CLIENT_DDOC or (rest and rest.startswith("_view"))):
+            raise NotFound("missing")
+    suffix = "/" + quote_id(ddoc_id) + (("/" + rest) if rest else "")
+    return await passthrough(request, suffix)
+
+
+@routes.post("/medic/_find")
+@routes.post("/medic/_explain")
+@couch_errors
+async def find(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    if c.offline:
+        raise Forbidden("Offline users replicate; they do not query the server")
+    return await passthrough(request, "/" + request.path.rsplit("/", 1)[1])
+
+
+@routes.get("/medic/_index")
+@routes.post("/medic/_index")
+@routes.delete("/medic/_index/{rest:.+}")
+@routes.get("/medic/_security")
+@routes.put("/medic/_security")
+@routes.post("/medic/_compact")
+@routes.post("/medic/_view_cleanup")
+@routes.get("/medic/_revs_limit")
+@routes.put("/medic/_revs_limit")
+@couch_errors
+async def admin_endpoints(request: web.Request) -> web.StreamResponse:
+    admin_only(await caller(request))
+    return await passthrough(request, request.path[len("/medic"):])
+
+
+# -- documents and attachments -------------------------------------------------------------
+
+@routes.get("/medic/{doc_id}")
+@routes.put("/medic/{doc_id}")
+@routes.delete("/medic/{doc_id}")
+@couch_errors
+async def document(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    doc_id = request.match_info["doc_id"]
+    if doc_id.startswith("_"):
+        raise NotFound("missing") if request.method == "GET" else BadRequest(
+            "Only reserved document ids may start with underscore.", field="_id")
+    db = medic(request)
+    if request.method in ("GET", "HEAD"):
+        if c.offline:
+            await replication.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
+        return await passthrough(request, "/" + quote_id(doc_id))
+    if c.admin:
+        return await passthrough(request, "/" + quote_id(doc_id))
+    if request.method == "PUT":
+        doc = await read_json_object(request)
+        doc["_id"] = doc_id
+        if "rev" in request.query and "_rev" not in doc:
+            doc["_rev"] = request.query["rev"]
+        new_edits = request.query.get("new_edits") != "false"
+    else:
+        rev = request.query.get("rev") or request.headers.get("If-Match")
+        if not rev:
+            raise BadRequest("Document rev required to delete", field="rev")
+        doc = {"_id": doc_id, "_rev": rev, "_deleted": True}
+        new_edits = True
+    result = await replication.write_docs(db, c.principal, c.settings, [doc], new_edits=new_edits,
+                                          scopes=request.app[SCOPES] if c.offline else None)
+    return _single_write_response(result[0] if result else {"ok": True, "id": doc_id, "rev": doc.get("_rev")})
+
+
+@routes.get("/medic/{doc_id}/{attachment:.+}")
+@routes.put("/medic/{doc_id}/{attachment:.+}")
+@routes.delete("/medic/{doc_id}/{attachment:.+}")
+@couch_errors
+async def attachment(request: web.Request) -> web.StreamResponse:
+    c = await caller(request)
+    doc_id = request.match_info["doc_id"]
+    if doc_id.startswith("_"):
+        raise NotFound("missing")
+    db = medic(request)
+    suffix = "/" + quote_id(doc_id) + "/" + request.match_info["attachment"]
+    if request.method in ("GET", "HEAD"):
+        if c.offline:
+            await replication.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
+        return await passthrough(request, suffix, raw=True)
+    if not c.admin:
+        await replication.check_attachment_write(db, request.app[SCOPES] if c.offline else None,
+                                                 c.principal, c.settings, doc_id)
+    return await passthrough(request, suffix)

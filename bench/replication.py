@@ -1,0 +1,83 @@
+"""Offline initial replication through the API against a direct PouchDB replication from CouchDB.
+
+A generated hierarchy of ~``--docs`` documents in ten districts; an offline
+supervisor placed at one district sees about a tenth of them. Printed: the
+time of a stock PouchDB's first pull through the API (the visible set computed
+and served, filtered), the time of the same PouchDB pulling the same docs
+straight from CouchDB (admin, ``doc_ids``), their ratio (goal <= 2x), and the
+time of an incremental sync after 100 new docs in the user's district.
+
+    python -m bench.replication [--docs 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from tests.conftest import PASSWORD
+from tests.device import Device
+from tests.hierarchy import build, load
+
+from .common import bench_stack
+
+
+def sizes(docs: int) -> dict[str, int]:
+    """Hierarchy sizes for about ``docs`` documents in 10 districts (~200 docs per clinic)."""
+    clinics_total = max(10, docs // 200)
+    centers = max(1, round((clinics_total / 10) ** 0.5))
+    clinics = max(1, clinics_total // (10 * centers))
+    return {"districts": 10, "centers": centers, "clinics": clinics, "people": 60, "reports_per_clinic": 140}
+
+
+async def timed_pull(url: str, user: str, password: str, **options: object) -> tuple[float, dict, Device]:
+    device = await Device.start(url, user, password)
+    started = time.perf_counter()
+    result = await device.call("pull", timeout=3600, **options)
+    return time.perf_counter() - started, result, device
+
+
+async def main(docs: int) -> None:
+    async with bench_stack() as stack:
+        hierarchy = build(seed=3, **sizes(docs))
+        medic = stack.couch.db(stack.config.db_medic)
+        started = time.perf_counter()
+        await load(medic, hierarchy)
+        print(f"{len(hierarchy.docs)} docs loaded in {time.perf_counter() - started:.1f}s")
+        district = hierarchy.by_id[hierarchy.districts[0]]
+        name = "bench-supervisor"
+        await stack.couch.db(stack.config.db_users).put({
+            "_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": ["chw_supervisor"],
+            "password": PASSWORD, "facility_id": district["_id"], "contact_id": district["contact"]["_id"]})
+
+        started = time.perf_counter()  # build the views once, as a running server has them
+        for ddoc, view in (("medic", "contacts_by_depth"), ("medic", "docs_by_replication_key"),
+                           ("medic-client", "contacts_by_reference")):
+            await medic.view(ddoc, view, limit=1, timeout=3600)
+        print(f"view indexes built in {time.perf_counter() - started:.1f}s")
+
+        through_api, result, device = await timed_pull(f"{stack.api_url}/medic", name, PASSWORD)
+        ids = [i for i in await device.call("ids")]
+        print(f"through the API: {len(ids)} docs in {through_api:.2f}s ({result['docs_written']} written)")
+        direct, direct_result, direct_device = await timed_pull(
+            f"{stack.couch_url}/{stack.config.db_medic}", *stack.admin, doc_ids=ids)
+        await direct_device.close()
+        print(f"direct from CouchDB (doc_ids): {direct_result['docs_written']} docs in {direct:.2f}s")
+        print(f"ratio API / direct: {through_api / direct:.2f}x  (goal <= 2x)")
+
+        clinic = hierarchy.by_id[next(c for c in hierarchy.clinics
+                                      if hierarchy.by_id[c]["parent"]["parent"]["_id"] == district["_id"])]
+        await medic.bulk_docs([{"_id": f"bench-new-{i}", "type": "person", "name": f"New {i}",
+                                "parent": {"_id": clinic["_id"], "parent": clinic["parent"]}} for i in range(100)])
+        started = time.perf_counter()
+        incremental = await device.call("pull", timeout=3600)
+        print(f"incremental sync of 100 new docs: {time.perf_counter() - started:.2f}s "
+              f"({incremental['docs_written']} written)")
+        await device.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=100000)
+    asyncio.run(main(parser.parse_args().docs))

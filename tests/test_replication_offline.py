@@ -1,0 +1,396 @@
+"""Offline users replicate through the API with a stock PouchDB: exactly their visible set, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from api.app import create_app
+from api.auth import Principal
+from api.couch import Couch
+from api.settings import default_settings
+from api.visibility import doc_visible, replication_keys, scope_for
+
+from .conftest import PASSWORD, basic
+from .device import Device
+from .hierarchy import build, load
+from .world import make_users
+
+
+@pytest.fixture(scope="module")
+def world(config):
+    """Two districts; users at a clinic (chw), a health center (supervisor) and a district (manager)."""
+    h = build(seed=6, districts=2, centers=2, clinics=2, people=6, reports_per_clinic=5)
+    clinic = h.by_id[h.clinics[0]]
+    center = h.by_id[h.centers[0]]
+    district = h.by_id[h.districts[0]]
+    specs = {
+        "chw": (["chw"], {"facility_id": clinic["_id"], "contact_id": clinic["contact"]["_id"]}),
+        "sup": (["chw_supervisor"], {"facility_id": center["_id"], "contact_id": center["contact"]["_id"]}),
+        "manager": (["chw_supervisor"], {"facility_id": district["_id"], "contact_id": district["contact"]["_id"]}),
+        "officer": (["program_officer"], {}),
+    }
+
+    async def go():
+        async with Couch.from_config(config) as couch:
+            medic = couch.db(config.db_medic)
+            await load(medic, h)
+            await medic.bulk_docs([{"_id": "form:P", "type": "form", "title": "P"},
+                                   {"_id": "resources", "resources": {}}])
+    asyncio.run(go())
+    users = make_users(config, specs)
+
+    async def settings_docs():
+        async with Couch.from_config(config) as couch:
+            await couch.db(config.db_medic).bulk_docs([
+                {"_id": f"org.couchdb.user:{full}", "type": "user-settings", "name": full}
+                for full in users.values()])
+    asyncio.run(settings_docs())
+    return {"h": h, "users": users, "specs": specs}
+
+
+@pytest.fixture
+async def server(aiohttp_server, config):
+    return await aiohttp_server(create_app(config))
+
+
+def principal(world, short):
+    roles, fields = world["specs"][short]
+    return Principal(world["users"][short], tuple(roles), facility_id=fields.get("facility_id"),
+                     contact_id=fields.get("contact_id"))
+
+
+async def expected_ids(couch, config, who: Principal, settings=None) -> set[str]:
+    """Brute force: every doc of the database judged one by one by api.visibility."""
+    settings = settings or default_settings()
+    scope = scope_for(who, settings)
+    rows = (await couch.db(config.db_medic).all_docs(include_docs=True))["rows"]
+    docs = [r["doc"] for r in rows if r.get("doc")]
+    by_key: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        if doc.get("type") in ("person", "clinic", "health_center", "district_hospital", "contact"):
+            by_key[doc["_id"]] = doc
+            for code in (doc.get("patient_id"), doc.get("place_id")):
+                if code:
+                    by_key[str(code)] = doc
+    visible = set()
+    for doc in docs:
+        subjects = {k: by_key[k] for k, _ in replication_keys(doc) if k in by_key}
+        if doc_visible(scope, doc, subjects):
+            visible.add(doc["_id"])
+    return visible
+
+
+async def device_for(server, world, short) -> Device:
+    return await Device.start(f"http://127.0.0.1:{server.port}/medic", world["users"][short], PASSWORD)
+
+
+@pytest.mark.parametrize("short", ["chw", "sup", "manager"])
+async def test_pull_gives_exactly_the_visible_set(server, world, couch, config, short):
+    device = await device_for(server, world, short)
+    try:
+        result = await device.call("pull")
+        assert result["ok"] and result["doc_write_failures"] == 0
+        local = set(await device.call("ids"))
+    finally:
+        await device.close()
+    expected = await expected_ids(couch, config, principal(world, short))
+    assert local == expected
+    assert "_design/medic-client" in local and "form:P" in local and "settings" in local
+    assert f"org.couchdb.user:{world['users'][short]}" in local
+    assert "_design/medic" not in local
+    others = {f"org.couchdb.user:{u}" for s, u in world["users"].items() if s != short}
+    assert not local & others
+
+
+async def test_the_scopes_nest(server, world, couch, config):
+    def shared(ids):
+        return {i for i in ids if not i.startswith("org.couchdb.user:")}
+
+    chw = shared(await expected_ids(couch, config, principal(world, "chw")))
+    sup = shared(await expected_ids(couch, config, principal(world, "sup")))
+    manager = shared(await expected_ids(couch, config, principal(world, "manager")))
+    assert chw < manager and sup < manager
+    assert len(manager) < len((await couch.db(config.db_medic).all_docs())["rows"])
+
+
+async def test_reads_of_invisible_docs_are_404(client, world, couch, config):
+    h = world["h"]
+    auth = basic(world["users"]["chw"])
+    other_district = h.districts[1]
+    inside = world["specs"]["chw"][1]["facility_id"]
+    assert (await client.get(f"/medic/{inside}", headers=auth)).status == 200
+    missing = await client.get(f"/medic/{other_district}", headers=auth)
+    assert missing.status == 404 and await missing.json() == {"error": "not_found", "reason": "missing"}
+    rows = (await (await client.post("/medic/_all_docs", json={"keys": [inside, other_district]},
+                                     headers=auth)).json())["rows"]
+    assert rows[0]["id"] == inside and rows[1] == {"key": other_district, "error": "not_found"}
+    got = (await (await client.post("/medic/_bulk_get", json={"docs": [{"id": other_district}]},
+                                    headers=auth)).json())["results"][0]
+    assert got["docs"][0]["error"]["error"] == "not_found"
+    rev = (await couch.db(config.db_medic).get(other_district))["_rev"]
+    diff = await (await client.post("/medic/_revs_diff", json={other_district: [rev]}, headers=auth)).json()
+    assert diff == {other_district: {"missing": [rev]}}, "as if the server had never seen it"
+    assert (await client.get("/medic/_design/medic", headers=auth)).status == 404
+    assert (await client.post("/medic/_find", json={"selector": {}}, headers=auth)).status == 403
+    all_ids = {r["id"] for r in (await (await client.get("/medic/_all_docs", headers=auth)).json())["rows"]}
+    assert all_ids == await expected_ids(couch, config, principal(world, "chw"))
+
+
+async def test_push_accepts_inside_and_refuses_outside(server, world, couch, config):
+    h = world["h"]
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    clinic = h.by_id[chw.facility_id]
+    patient = next(d for d in h.docs if d.get("type") == "person" and d["parent"]["_id"] == clinic["_id"]
+                   and d["_id"] != clinic["contact"]["_id"])
+    outsider = next(d for d in h.docs if d.get("type") == "person"
+                    and h.districts[1] in str(d.get("parent")))
+    device = await device_for(server, world, "chw")
+    try:
+        await device.call("pull")
+        local_patient = await device.call("get", id=patient["_id"])
+        await device.call("put", doc={**local_patient, "notes": "edited on the phone"})
+        await device.call("put", doc={"_id": "report-from-phone", "type": "data_record", "form": "V",
+                                      "reported_date": 1, "fields": {"patient_id": patient["patient_id"]},
+                                      "contact": {"_id": clinic["contact"]["_id"],
+                                                  "parent": {"_id": clinic["_id"]}}})
+        await device.call("put", doc={"_id": "report-about-outsider", "type": "data_record", "form": "V",
+                                      "reported_date": 1, "fields": {"patient_id": outsider["patient_id"]},
+                                      "contact": {"_id": outsider["_id"]}})
+        await device.call("put", doc={"_id": "settings-copy-attempt", "type": "form"})
+        local_settings = await device.call("get", id="settings")
+        await device.call("put", doc={**local_settings, "settings": {"hacked": True}})
+        result = await device.call("push")
+    finally:
+        await device.close()
+    assert result["docs_written"] == 2 and result["doc_write_failures"] == 3
+    assert (await medic.get(patient["_id"]))["notes"] == "edited on the phone"
+    assert await medic.get_or_none("report-from-phone")
+    assert await medic.get_or_none("report-about-outsider") is None
+    assert await medic.get_or_none("settings-copy-attempt") is None
+    assert "hacked" not in (await medic.get("settings"))["settings"]
+
+
+async def test_conflicts_are_kept_and_visible(server, world, couch, config):
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    doc_id = chw.facility_id
+    device = await device_for(server, world, "chw")
+    try:
+        await device.call("pull")
+        local = await device.call("get", id=doc_id)
+        await device.call("put", doc={**local, "name": "Name from the phone"})
+        server_doc = await medic.get(doc_id)
+        await medic.put({**server_doc, "name": "Name from the server"})
+        await device.call("push")
+        stored = await medic.get(doc_id, conflicts=True)
+        assert len(stored.get("_conflicts", [])) == 1
+        await device.call("pull")
+        mine = await device.call("get", id=doc_id, options={"conflicts": True})
+        assert mine["_rev"] == stored["_rev"] and mine["_conflicts"] == stored["_conflicts"]
+    finally:
+        await device.close()
+    auth = basic(world["users"]["chw"])
+    via_api = await (await server_client_get(server, f"/medic/{doc_id}?conflicts=true", auth)).json()
+    assert via_api["_conflicts"] == stored["_conflicts"]
+
+
+async def server_client_get(server, path, headers):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{server.port}{path}", headers=headers) as response:
+            body = await response.read()
+
+    class Answer:
+        status = response.status
+
+        async def json(self):
+            import json
+            return json.loads(body)
+    return Answer()
+
+
+async def test_moving_a_contact_changes_who_has_it(server, world, couch, config, client):
+    h = world["h"]
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    clinic = h.by_id[chw.facility_id]
+    other_clinic = h.by_id[h.clinics[-1]]  # in the other district
+    person = next(d for d in h.docs if d.get("type") == "person" and d["parent"]["_id"] == clinic["_id"]
+                  and d["_id"] != clinic["contact"]["_id"] and d["_id"] != "moved")
+    chw_device = await device_for(server, world, "chw")
+    try:
+        await chw_device.call("pull")
+        assert person["_id"] in await chw_device.call("ids")
+        stored = await medic.get(person["_id"])
+        stored["parent"] = {"_id": other_clinic["_id"], "parent": other_clinic["parent"]}
+        await medic.put(stored)
+        await chw_device.call("pull")
+        auth = basic(world["users"]["chw"])
+        feed = await (await client.get("/medic/_changes", headers=auth)).json()
+        assert person["_id"] not in {c["id"] for c in feed["results"]}
+        gone = await (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": [person["_id"]]},
+                                        headers=auth)).json()
+        assert gone == {"doc_ids": [person["_id"]]}, "a CHT-aware client learns to purge it"
+    finally:
+        await chw_device.close()
+    expected_other = await expected_ids(couch, config, principal(world, "manager"))
+    assert person["_id"] not in expected_other
+    # put it back for the other tests
+    stored = await medic.get(person["_id"])
+    stored["parent"] = person["parent"]
+    await medic.put(stored)
+
+
+async def test_deletions_reach_the_device(server, world, couch, config):
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    clinic = world["h"].by_id[chw.facility_id]
+    patient = next(d for d in world["h"].docs if d.get("type") == "person" and d["parent"]["_id"] == clinic["_id"]
+                   and d["_id"] != chw.contact_id)
+    device = await device_for(server, world, "chw")
+    try:
+        await device.call("put", doc={"_id": "to-delete", "type": "data_record", "form": "V", "reported_date": 1,
+                                      "fields": {"patient_id": patient["patient_id"]},
+                                      "contact": {"_id": chw.contact_id,
+                                                  "parent": {"_id": clinic["_id"], "parent": clinic["parent"]}}})
+        assert (await device.call("push"))["docs_written"] == 1
+        await device.call("pull")
+        assert "to-delete" in await device.call("ids")
+        stored = await medic.get("to-delete")
+        await medic.delete("to-delete", stored["_rev"])
+        await device.call("pull")
+        assert "to-delete" not in await device.call("ids")
+    finally:
+        await device.close()
+
+
+async def test_initial_sync_endpoints(client, world, couch, config):
+    auth = basic(world["users"]["chw"])
+    body = await (await client.get("/api/v1/replication/get-ids", headers=auth)).json()
+    expected = await expected_ids(couch, config, principal(world, "chw"))
+    assert {d["id"] for d in body["doc_ids_revs"]} == expected
+    assert body["warn"] is False and body["limit"] == 10000 and body["warn_docs"] <= len(expected)
+    assert body["last_seq"] is not None
+    some = sorted(expected)[:2]
+    deleted = await (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": some + ["ghost"]},
+                                       headers=auth)).json()
+    assert deleted == {"doc_ids": ["ghost"]}
+    online = basic(world["users"]["officer"])
+    assert (await client.get("/api/v1/replication/get-ids", headers=online)).status == 400
+    assert (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": "x"},
+                              headers=auth)).status == 400
+
+
+async def test_replication_count_is_recorded(client, world, couch, config):
+    auth = basic(world["users"]["sup"])
+    await client.get("/medic/_changes", headers=auth)
+    logs = couch.db(config.db_logs)
+    for _ in range(50):
+        doc = await logs.get_or_none(f"replication-count-{world['users']['sup']}")
+        if doc:
+            break
+        await asyncio.sleep(0.05)
+    assert doc["count"] == len(await expected_ids(couch, config, principal(world, "sup")))
+
+
+async def test_longpoll_waits_for_a_visible_change(client, world, couch, config):
+    auth = basic(world["users"]["chw"])
+    first = await (await client.get("/medic/_changes", headers=auth)).json()
+    chw = principal(world, "chw")
+    medic = couch.db(config.db_medic)
+
+    async def later():
+        await asyncio.sleep(0.5)
+        await medic.put({"_id": "elsewhere-change", "type": "data_record", "form": "V",
+                         "fields": {"patient_id": "not-a-patient"}})
+        await asyncio.sleep(0.5)
+        await medic.put({"_id": "longpoll-visible", "type": "person", "name": "New baby",
+                         "parent": {"_id": chw.facility_id,
+                                    "parent": world["h"].by_id[chw.facility_id]["parent"]}})
+
+    writer = asyncio.create_task(later())
+    response = await client.get(f"/medic/_changes?feed=longpoll&since={first['last_seq']}&heartbeat=200"
+                                "&timeout=20000", headers=auth)
+    body = await response.json()
+    await writer
+    assert [c["id"] for c in body["results"]] == ["longpoll-visible"]
+    quiet = await client.get(f"/medic/_changes?feed=longpoll&since={body['last_seq']}&timeout=600&heartbeat=100",
+                             headers=auth)
+    assert (await quiet.json())["results"] == []
+
+
+async def test_live_sync_survives_an_api_restart(world, couch, config, unused_tcp_port_factory):
+    port = unused_tcp_port_factory()
+    server = TestServer(create_app(config), port=port)
+    await server.start_server()
+    chw = principal(world, "chw")
+    device = await Device.start(f"http://127.0.0.1:{port}/medic", world["users"]["chw"], PASSWORD)
+    medic = couch.db(config.db_medic)
+    try:
+        await device.call("pull")
+        await device.call("live_start")
+        await server.close()
+        await medic.put({"_id": "while-down", "type": "person", "name": "Born during the outage",
+                         "parent": {"_id": chw.facility_id,
+                                    "parent": world["h"].by_id[chw.facility_id]["parent"]}})
+        await device.call("put", doc={"_id": "made-offline", "type": "person", "name": "Registered offline",
+                                      "parent": {"_id": chw.facility_id,
+                                                 "parent": world["h"].by_id[chw.facility_id]["parent"]}})
+        await asyncio.sleep(1)
+        server = TestServer(create_app(config), port=port)
+        await server.start_server()
+        for _ in range(150):
+            ids = await device.call("ids")
+            if "while-down" in ids and await medic.get_or_none("made-offline"):
+                break
+            await asyncio.sleep(0.2)
+        assert "while-down" in ids and await medic.get_or_none("made-offline")
+    finally:
+        await device.call("live_stop")
+        await device.close()
+        await server.close()
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+async def test_served_set_matches_brute_force_on_random_hierarchies(aiohttp_client, couch_server, seed):
+    """Random hierarchies, places and role depths: the feed the API serves is exactly the brute-force set."""
+    import random
+    import uuid as uuid_module
+
+    from api.settings import SettingsStore
+    from scripts.setup_db import setup
+
+    from .conftest import _drop, module_config
+
+    rng = random.Random(seed)
+    config = module_config(couch_server, f"r{uuid_module.uuid4().hex[:8]}-")
+    await setup(config, progress=lambda _: None)
+    try:
+        h = build(seed=seed, districts=2, centers=rng.randint(1, 3), clinics=rng.randint(1, 3),
+                  people=rng.randint(2, 5), reports_per_clinic=rng.randint(1, 6))
+        depth, report_depth = rng.choice([(0, 0), (1, 0), (2, 1), (3, 2), (-1, -1)])
+        async with Couch.from_config(config) as c:
+            medic = c.db(config.db_medic)
+            await load(medic, h)
+            entry = {"role": "chw", "depth": depth}
+            if report_depth >= 0:
+                entry["report_depth"] = report_depth
+            await SettingsStore(medic).update({"replication_depth": [entry] if depth >= 0 else []}, replace=True)
+            settings = (await medic.get("settings"))["settings"]
+            place = h.by_id[rng.choice(h.districts + h.centers + h.clinics)]
+            name = f"{config.db_medic[:-5]}rnd"
+            await c.db(config.db_users).put({"_id": f"org.couchdb.user:{name}", "name": name, "type": "user",
+                                             "roles": ["chw"], "password": PASSWORD, "facility_id": place["_id"],
+                                             "contact_id": place["contact"]["_id"]})
+            client = await aiohttp_client(create_app(config))
+            served = await (await client.get("/medic/_changes", headers=basic(name))).json()
+            who = Principal(name, ("chw",), facility_id=place["_id"], contact_id=place["contact"]["_id"])
+            assert {c["id"] for c in served["results"]} == await expected_ids(c, config, who, settings)
+    finally:
+        await _drop(config)

@@ -1,0 +1,106 @@
+"""/medic for admins and online users: CouchDB's behaviour through the API, with the write rules."""
+
+import pytest
+
+from api.app import create_app
+
+from .conftest import admin_headers, basic
+from .device import Device
+
+
+@pytest.fixture
+async def server(aiohttp_server, config):
+    return await aiohttp_server(create_app(config))
+
+
+async def test_admin_replicates_both_ways_with_a_stock_pouchdb(server, config, couch):
+    medic = couch.db(config.db_medic)
+    await medic.bulk_docs([{"_id": f"adm-{i}", "type": "x"} for i in range(150)])
+    device = await Device.start(f"http://127.0.0.1:{server.port}/medic", config.couch_user, config.couch_password)
+    try:
+        pulled = await device.call("pull")
+        assert pulled["ok"] and pulled["doc_write_failures"] == 0
+        ids = await device.call("ids")
+        assert {f"adm-{i}" for i in range(150)} <= set(ids) and "_design/medic" in ids, "admins get everything"
+        await device.call("put", doc={"_id": "from-admin-device", "a": 1})
+        assert (await device.call("push"))["docs_written"] == 1
+        assert (await medic.get("from-admin-device"))["a"] == 1
+    finally:
+        await device.close()
+
+
+async def test_passthrough_keeps_couchdb_answers(client, config, couch):
+    admin = admin_headers(config)
+    await couch.db(config.db_medic).put({"_id": "ordered", "z": 1, "a": 2, "m": 3})
+    raw = await (await client.get("/medic/ordered", headers=admin)).text()
+    assert raw.index('"z"') < raw.index('"a"') < raw.index('"m"'), "keys in the order they were written"
+    missing = await client.get("/medic/not-there", headers=admin)
+    assert missing.status == 404 and await missing.json() == {"error": "not_found", "reason": "missing"}
+    info = await (await client.get("/medic/", headers=admin)).json()
+    assert info["db_name"] == "medic" and "update_seq" in info
+    conflict = await client.put("/medic/ordered", json={"x": 1}, headers=admin)
+    assert conflict.status == 409 and (await conflict.json())["error"] == "conflict"
+
+
+async def test_attachments_round_trip(client, config):
+    admin = admin_headers(config)
+    created = await (await client.put("/medic/with-att", json={"type": "x"}, headers=admin)).json()
+    put = await client.put(f"/medic/with-att/photo.png?rev={created['rev']}", data=b"\x89PNG\r\n\x00\xff",
+                           headers={**admin, "Content-Type": "image/png"})
+    assert put.status == 201
+    got = await client.get("/medic/with-att/photo.png", headers=admin)
+    assert got.status == 200 and await got.read() == b"\x89PNG\r\n\x00\xff"
+    assert got.headers["Content-Type"] == "image/png"
+    stub = (await (await client.get("/medic/with-att", headers=admin)).json())["_attachments"]["photo.png"]
+    assert stub["stub"] is True and stub["digest"].startswith("md5-")
+
+
+async def test_unsafe_changes_filters_are_refused(client, config):
+    admin = admin_headers(config)
+    for query in ("filter=_design", "filter=_selector", "filter=medic/missing", "feed=continuous"):
+        response = await client.get(f"/medic/_changes?{query}", headers=admin)
+        assert response.status == 400, query
+        assert (await response.json())["error"] == "bad_request"
+    ok = await client.get("/medic/_changes?limit=1", headers=admin)
+    assert ok.status == 200
+
+
+async def test_online_user_writes_follow_the_rules(client, make_user, couch, config):
+    officer = await make_user("officer", ["program_officer"])
+    auth = basic(officer)
+    medic = couch.db(config.db_medic)
+    created = await client.put("/medic/officer-report", json={"type": "data_record", "form": "P"}, headers=auth)
+    assert created.status == 201
+    for doc_id, body in (("_design/evil", {"views": {}}), ("settings", {"settings": {}}),
+                         ("form:anc", {"type": "form"}), ("org.couchdb.user:someone", {"type": "user-settings"})):
+        response = await client.put(f"/medic/{doc_id}", json=body, headers=auth)
+        assert response.status == 403, doc_id
+        assert (await response.json())["error"] == "forbidden"
+    results = await (await client.post("/medic/_bulk_docs", headers=auth, json={"docs": [
+        {"_id": "ok-1", "type": "data_record"}, {"_id": "settings", "settings": {}}, {"_id": "ok-2"}]})).json()
+    assert [r.get("error") for r in results] == [None, "forbidden", None]
+    assert [r["id"] for r in results] == ["ok-1", "settings", "ok-2"]
+    assert await medic.get_or_none("ok-2") and (await medic.get("settings"))["settings"]
+    assert (await client.get("/medic/_security", headers=auth)).status == 403
+    assert (await client.post("/medic/_index", json={"index": {"fields": ["a"]}}, headers=auth)).status == 403
+    assert (await client.get("/medic/_design/medic-client", headers=auth)).status == 200
+
+
+async def test_users_without_can_edit_cannot_write(client, make_user):
+    viewer = await make_user("viewer", ["analytics"])
+    response = await client.put("/medic/by-viewer", json={"type": "data_record"}, headers=basic(viewer))
+    assert response.status == 403
+
+
+async def test_local_docs_are_per_user(client, make_user):
+    a = basic(await make_user("local-a", ["program_officer"]))
+    b = basic(await make_user("local-b", ["program_officer"]))
+    assert (await client.put("/medic/_local/checkpoint", json={"last_seq": 5}, headers=a)).status == 201
+    assert (await (await client.get("/medic/_local/checkpoint", headers=a)).json())["last_seq"] == 5
+    assert (await client.get("/medic/_local/checkpoint", headers=b)).status == 404
+
+
+async def test_anonymous_gets_couch_shaped_401(client):
+    response = await client.get("/medic/_changes")
+    assert response.status == 401
+    assert (await response.json())["error"] == "unauthorized"
