@@ -34,6 +34,10 @@ APP_VERSION = Gauge("app_version", "The version of the API", ["version", "major"
                     registry=REGISTRY)
 _major, _minor, _patch = (__version__.split(".") + ["0", "0"])[:3]
 APP_VERSION.labels(__version__, _major, _minor, _patch).set(1)
+SENTINEL_BACKLOG = Gauge("sentinel_backlog", "Changes of the medic database the sentinel has not processed yet",
+                         registry=REGISTRY)
+TRANSITIONS = Gauge("sentinel_transitions", "Documents each sentinel transition has run on, by outcome",
+                    ["transition", "outcome"], registry=REGISTRY)
 PYTHON_INFO = Gauge("jamii_python_info", "Python runtime", ["version"], registry=REGISTRY)
 PYTHON_INFO.labels(sys.version.split()[0]).set(1)
 

@@ -22,7 +22,7 @@ from .messages import FINAL_GROUP, MUTED_GROUP, PENDING_GROUP, STATES, iso
 log = logging.getLogger("jamii.monitoring")
 
 
-async def _safe(what: str, fn: Callable[[], Awaitable[Any]], fallback: Any) -> Any:
+async def safe(what: str, fn: Callable[[], Awaitable[Any]], fallback: Any) -> Any:
     try:
         return await fn()
     except Exception as exc:  # noqa: BLE001 - one failed metric must not fail the endpoint
@@ -49,7 +49,7 @@ async def database_metrics(db: Database, logical_name: str, config: Config) -> d
     view_indexes = []
     view_active = view_file = 0
     for name in ddoc_names(logical_name, config.ddocs_dir):
-        index = await _safe(f"{db.name}/_design/{name}/_info",
+        index = await safe(f"{db.name}/_design/{name}/_info",
                             lambda n=name: db.couch.get_json(f"{db.path}/_design/{n}/_info"), {})
         view_index = index.get("view_index") if isinstance(index, dict) else None
         # pouchdb-server answers {"view_index": "Not implemented."}: sizes unknown (-1).
@@ -130,15 +130,22 @@ def _messaging_fallback(version: int) -> dict[str, Any]:
                                           "muted": {s: -1 for s in MUTED_GROUP}}}}
 
 
+async def transition_counts(couch: Couch, config: Config) -> dict[tuple[str, str], int]:
+    """How many docs each transition ran on, ok or failed (from the info docs)."""
+    rows = (await couch.db(config.db_sentinel).view("sentinel", "transitions_by_name", reduce=True,
+                                                     group=True))["rows"]
+    return {(row["key"][0], row["key"][1]): row["value"] for row in rows}
+
+
 async def collect(couch: Couch, config: Config, *, uptime_seconds: float, version: int = 2,
                   connected_user_interval: int = 7) -> dict[str, Any]:
     """The monitoring document of ``/api/v<version>/monitoring``."""
-    server = await _safe("server info", couch.info, {})
+    server = await safe("server info", couch.info, {})
     databases: dict[str, Any] = {}
     for logical, actual in config.databases.items():
         fallback = {"name": actual, "update_sequence": -1, "doc_count": -1, "doc_del_count": -1,
                     "fragmentation": -1, "sizes": {"active": -1, "file": -1}, "view_indexes": []}
-        databases[actual] = await _safe(f"database {actual}",
+        databases[actual] = await safe(f"database {actual}",
                                         lambda d=couch.db(actual), n=logical: database_metrics(d, n, config),
                                         fallback)
     return {
@@ -150,17 +157,17 @@ async def collect(couch: Couch, config: Config, *, uptime_seconds: float, versio
         },
         "couchdb": databases,
         "date": {"current": int(time.time() * 1000), "uptime": uptime_seconds},
-        "sentinel": {"backlog": await _safe("sentinel backlog", lambda: sentinel_backlog(couch, config), -1)},
-        "messaging": await _safe("messaging", lambda: messaging(couch, config, version), _messaging_fallback(version)),
+        "sentinel": {"backlog": await safe("sentinel backlog", lambda: sentinel_backlog(couch, config), -1)},
+        "messaging": await safe("messaging", lambda: messaging(couch, config, version), _messaging_fallback(version)),
         # Jamii has no outbound push: nothing ever waits for it.
         "outbound_push": {"backlog": 0},
-        "feedback": {"count": await _safe("feedback", lambda: count(
+        "feedback": {"count": await safe("feedback", lambda: count(
             couch.db(config.db_users_meta), "users-meta", "feedback_by_date"), -1)},
-        "conflict": {"count": await _safe("conflicts", lambda: count(
+        "conflict": {"count": await safe("conflicts", lambda: count(
             couch.db(config.db_medic), "medic-conflicts", "conflicts"), -1)},
-        "replication_limit": {"count": await _safe("replication limit", lambda: count(
+        "replication_limit": {"count": await safe("replication limit", lambda: count(
             couch.db(config.db_logs), "logs", "replication_limit"), -1)},
-        "connected_users": {"count": await _safe("connected users", lambda: count(
+        "connected_users": {"count": await safe("connected users", lambda: count(
             couch.db(config.db_logs), "logs", "connected_users",
             startkey=int((time.time() - connected_user_interval * 86400) * 1000)), -1)},
     }

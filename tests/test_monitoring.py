@@ -107,3 +107,18 @@ async def test_every_spec_field_matches_the_data(client, couch, config, make_use
     assert old["connected_users"]["count"] >= 1
     bad = await client.get("/api/v2/monitoring?connected_user_interval=zero")
     assert bad.status == 400
+
+
+async def test_prometheus_has_the_sentinel_figures(client, couch, config):
+    sentinel = couch.db(config.db_sentinel)
+    await sentinel.bulk_docs([
+        {"_id": "a-info", "type": "info", "doc_id": "a", "transitions": {"registration": {"ok": True},
+                                                                         "update_clinics": {"ok": False}}},
+        {"_id": "b-info", "type": "info", "doc_id": "b", "transitions": {"registration": {"ok": True}}},
+    ])
+    text = await (await client.get("/api/v1/express-metrics")).text()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("sentinel_transitions", (("outcome", "ok"), ("transition", "registration")))] == 2
+    assert samples[("sentinel_transitions", (("outcome", "failed"), ("transition", "update_clinics")))] == 1
+    assert samples[("sentinel_backlog", ())] >= 0

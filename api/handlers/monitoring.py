@@ -32,4 +32,11 @@ async def get_monitoring_v2(request: web.Request) -> web.Response:
 @routes.get("/api/v1/express-metrics")
 @public
 async def get_metrics(request: web.Request) -> web.Response:
+    """The Prometheus exposition; the sentinel's figures are read from CouchDB at each scrape."""
+    couch, config = request.app[COUCH], request.app[CONFIG]
+    metrics.SENTINEL_BACKLOG.set(await monitoring.safe("sentinel backlog",
+                                                        lambda: monitoring.sentinel_backlog(couch, config), -1))
+    counts = await monitoring.safe("transition counts", lambda: monitoring.transition_counts(couch, config), {})
+    for (name, outcome), value in counts.items():
+        metrics.TRANSITIONS.labels(name, outcome).set(value)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
