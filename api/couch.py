@@ -251,6 +251,21 @@ class Couch:
         if status not in (200, 202, 404):
             raise_for_status(status, body)
 
+    async def config_section(self, section: str) -> dict[str, str]:
+        """One section of the server's configuration (``{}`` when the server sets nothing in it).
+
+        CouchDB 2/3 serve it at ``/_node/_local/_config/<section>``; CouchDB 1 and
+        pouchdb-server at ``/_config/<section>``.
+        """
+        name = quote(section, safe="")
+        for path in (f"/_node/_local/_config/{name}", f"/_config/{name}"):
+            status, body, _ = await self.request("GET", path, raise_errors=False)
+            if status == 200 and isinstance(body, dict):
+                return {k: v for k, v in body.items() if isinstance(v, str)}
+            if status >= 500 or status in (401, 403):
+                raise_for_status(status, body)
+        return {}
+
     async def session_info(self, headers: Mapping[str, str]) -> tuple[dict[str, Any], Mapping[str, str]]:
         """``GET /_session`` with a client's own credentials (Basic or cookie).
 

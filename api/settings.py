@@ -55,6 +55,32 @@ def updated_settings(current: dict[str, Any], body: dict[str, Any], *, replace: 
     return result
 
 
+def value_at(settings: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path (``forms.P.meta``; list items by index), or ``{}`` when there
+    is none — what CHT's ``app_settings/medic/<path>`` answers."""
+    value: Any = settings
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return {}
+    return {} if value is None else value
+
+
+# Transitions CHT deprecated, as CHT lists them: cht-conf warns when the settings it uploads
+# enable one. Jamii's sentinel runs neither; the replacements named are the ones to configure.
+DEPRECATED_TRANSITIONS: tuple[dict[str, Any], ...] = (
+    {"name": "update_notifications", "deprecated": True, "deprecatedIn": "3.2.x",
+     "deprecationMessage": '"update_notifications" transition is deprecated in 3.2.x. '
+                           'Please use "muting" transition instead.'},
+    {"name": "generate_patient_id_on_people", "deprecated": True, "deprecatedIn": "3.8.x",
+     "deprecationMessage": '"generate_patient_id_on_people" transition is deprecated in 3.8.x. '
+                           'Please use "generate_shortcode_on_contacts" transition instead.'},
+)
+
+
 class SettingsStore:
     def __init__(self, db: Database):
         self.db = db

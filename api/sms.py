@@ -23,8 +23,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from . import messages, phones, records
+from . import messages, phones, records, timestamps
 from .couch import Database
+from .errors import BadRequest
 
 log = logging.getLogger("jamii.sms")
 
@@ -80,12 +81,21 @@ def incoming_doc(message: Any, settings: Mapping[str, Any], now_ms: int) -> dict
     sender = message.get("from")
     content = message.get("content")
     ref = message.get("id")
-    received = message.get("sms_received")
-    reported = int(received) if isinstance(received, (int, float)) and not isinstance(received, bool) \
-        and received > 0 else now_ms
+    reported = _timestamp(message.get("sms_received")) or now_ms
     return records.from_sms(content if isinstance(content, str) else "", sender if isinstance(sender, str) else "",
                             settings, reported_date=reported,
                             gateway_ref=str(ref) if isinstance(ref, (str, int)) and str(ref) else None)
+
+
+def _timestamp(value: Any) -> int | None:
+    """A gateway's timestamp (ms as a number or a string of digits, or ISO 8601); None when unusable."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        ms = timestamps.to_ms(value, "sms_received")
+    except BadRequest:
+        return None
+    return ms if ms > 0 else None
 
 
 async def receive(db: Database, incoming: Iterable[Any], settings: Mapping[str, Any],

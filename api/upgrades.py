@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import ddocs
+from . import ddocs, deploy_info
 from .config import Config, split_credentials
 from .couch import Couch
 from .errors import BadRequest, Conflict, JamiiError, NotFound
@@ -212,9 +212,8 @@ class Upgrader:
         for logical, docs in release.items():
             db = self.couch.db(self.config.databases.get(logical, logical))
             for ddoc in docs:
-                if ddoc["_id"] == "_design/medic-client":
-                    ddoc = {**ddoc, "deploy_info": {"version": version, "timestamp": int(time.time() * 1000),
-                                                    "user": doc.get("user")}}
+                if ddoc["_id"] == deploy_info.CLIENT_DDOC:
+                    ddoc = {**ddoc, "deploy_info": deploy_info.deploy_info(doc.get("user"), release=version)}
                 await ddocs.swap(db, ddoc)
             await ddocs.cleanup_indexes(db)
         await self.medic.delete(doc["_id"], doc["_rev"])

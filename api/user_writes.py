@@ -26,7 +26,7 @@ from .contact_writes import ContactWriter, Plan
 from .couch import Database
 from .errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable
 from .lineage import lineage_ids
-from .permissions import is_offline
+from .permissions import has_permission, is_offline
 from .users import SETTINGS_TYPE, Dbs, by_field, facility_ids, synced_settings, user_id
 from .visibility import Scope, contact_visible
 
@@ -75,6 +75,12 @@ def _roles_of(data: Mapping[str, Any]) -> list[str]:
 
 def _offline(roles: list[str], settings: Mapping[str, Any]) -> bool:
     return bool(roles) and not ADMIN_ROLES.intersection(roles) and is_offline(Principal("-", tuple(roles)), settings)
+
+
+def _may_have_places(roles: list[str], settings: Mapping[str, Any]) -> bool:
+    """CHT's rule for users with several places: their roles must hold ``can_have_multiple_places``."""
+    return bool(ADMIN_ROLES.intersection(roles)) or has_permission(
+        Principal("-", tuple(roles)), "can_have_multiple_places", settings)
 
 
 def _role_problem(roles: list[str], settings: Mapping[str, Any], principal: Principal) -> Invalid | None:
@@ -524,19 +530,23 @@ class UserWriter:
         if isinstance(place, dict) or isinstance(contact, dict):
             raise BadRequest("Creating or modifying people and places through a user update is not supported; "
                              "give ids", field="place" if isinstance(place, dict) else "contact")
+        if isinstance(place, list) and len(place) > 1 and not _may_have_places(roles, self.settings):
+            raise user_error("This user cannot have multiple places", "permission.multiple.places",
+                             field_name="place")
         for doc in (user_new, settings_new):
             for value, key in ((place, "facility_id"), (contact, "contact_id")):
                 if value is None:
                     doc.pop(key, None)
-                elif isinstance(value, str):
+                elif isinstance(value, (str, list)):
                     doc[key] = value
-        if isinstance(place, str) or isinstance(contact, str):
+        places = [place] if isinstance(place, str) else place if isinstance(place, list) else []
+        if places or isinstance(contact, str):
             final_contact = user_new.get("contact_id")
             writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope)
-            await writer.prepare([{"place": place if isinstance(place, str) else None,
-                                   "contact": final_contact if isinstance(final_contact, str) else None}])
-            if isinstance(place, str):
-                self._existing_place(writer, place)
+            final = final_contact if isinstance(final_contact, str) else None
+            await writer.prepare([{"place": p} for p in places] + [{"contact": final}])
+            for place_id in places:
+                self._existing_place(writer, place_id)
             if isinstance(final_contact, str):
                 self._existing_contact(writer, final_contact, None)
                 places = facility_ids(user_new.get("facility_id"))

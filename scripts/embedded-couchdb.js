@@ -65,6 +65,79 @@ if (fs.existsSync(configPath)) {
 couchConfig.admins = { [adminName]: adminPassword };
 fs.writeFileSync(configPath, JSON.stringify(couchConfig, null, 2), { mode: 0o600 });
 
+// CouchDB writes a document's keys in a fixed order: _id, _rev, the body as it was written, then
+// _deleted, _revisions, the meta fields and _attachments. PouchDB puts _id and _rev last and keeps
+// _attachments where the writer had it. Clients compare JSON.stringify(doc) (cht-conf decides
+// whether to upload again that way), so every JSON answer of this server puts the documents it
+// carries (a doc, open_revs, rows[].doc, results[].doc, results[].docs[].ok, docs[]) in CouchDB's order.
+const TRAILING_KEYS = ['_deleted', '_revisions', '_revs_info', '_conflicts', '_deleted_conflicts', '_local_seq',
+  '_attachments'];
+function couchOrder(doc) {
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc) || typeof doc._id !== 'string') {
+    return doc;
+  }
+  const ordered = { _id: doc._id };
+  if ('_rev' in doc) {
+    ordered._rev = doc._rev;
+  }
+  Object.keys(doc).forEach((key) => {
+    if (key !== '_id' && key !== '_rev' && TRAILING_KEYS.indexOf(key) === -1) {
+      ordered[key] = doc[key];
+    }
+  });
+  TRAILING_KEYS.forEach((key) => {
+    if (key in doc) {
+      ordered[key] = doc[key];
+    }
+  });
+  return ordered;
+}
+function withCouchOrder(body) {
+  if (!body || typeof body !== 'object') {
+    return body;
+  }
+  if (Array.isArray(body)) { // open_revs
+    return body.map((item) => (item && typeof item.ok === 'object' ? Object.assign({}, item, { ok: couchOrder(item.ok) }) : item));
+  }
+  if (typeof body._id === 'string') {
+    return couchOrder(body);
+  }
+  const out = Object.assign({}, body);
+  if (typeof body.doc === 'object') { // a continuous _changes line
+    out.doc = couchOrder(body.doc);
+  }
+  ['rows', 'results'].forEach((list) => {
+    if (Array.isArray(body[list])) {
+      out[list] = body[list].map((row) => {
+        if (!row || typeof row !== 'object') {
+          return row;
+        }
+        const copy = Object.assign({}, row);
+        if (typeof row.doc === 'object') {
+          copy.doc = couchOrder(row.doc);
+        }
+        if (Array.isArray(row.docs)) { // _bulk_get
+          copy.docs = row.docs.map((d) => (d && typeof d.ok === 'object' ? Object.assign({}, d, { ok: couchOrder(d.ok) }) : d));
+        }
+        return copy;
+      });
+    }
+  });
+  if (Array.isArray(body.docs)) { // _find
+    out.docs = body.docs.map(couchOrder);
+  }
+  return out;
+}
+const pouchUtils = need('express-pouchdb/lib/utils');
+['sendJSON', 'writeJSON'].forEach((name) => {
+  const original = pouchUtils[name];
+  pouchUtils[name] = function () {
+    const args = Array.prototype.slice.call(arguments);
+    args[args.length - 1] = withCouchOrder(args[args.length - 1]);
+    return original.apply(this, args);
+  };
+});
+
 const pouchApp = expressPouchDB({
   mode: 'fullCouchDB',
   configPath: configPath,

@@ -1,4 +1,5 @@
-"""Create the databases, lock them to admins, upload the design docs and seed the settings.
+"""Create the databases, lock them to admins, upload the design docs, record the CHT version
+Jamii answers as (``deploy_info``) and seed the settings.
 
 Safe to run again: existing databases and settings are kept, and design docs
 that already match are left alone. ``python -m scripts.setup_db``
@@ -11,6 +12,7 @@ import sys
 import time
 from typing import Callable
 
+from api import deploy_info
 from api.config import Config
 from api.couch import Couch
 from api.ddocs import DdocError, upload_all
@@ -42,6 +44,8 @@ async def setup(config: Config, progress: Callable[[str], None] = print) -> None
             if name != config.db_users:
                 await couch.request("PUT", couch.db(name).path + "/_security", json_body=ADMIN_ONLY)
         await upload_all(couch, config, progress)
+        if await deploy_info.ensure(couch.db(config.db_medic), config.couch_user):
+            progress(f"recorded deploy_info: CHT {deploy_info.CHT_VERSION}")
         if await SettingsStore(couch.db(config.db_medic)).seed_defaults():
             progress("stored the default app settings")
 

@@ -52,7 +52,9 @@ async def test_session_cookie_login_and_use(client, make_user):
     assert response.status == 200
     assert (await response.json())["name"] == name
     set_cookie = response.headers["Set-Cookie"]
-    assert set_cookie.startswith("AuthSession=") and "expires=" in set_cookie.lower() and "HttpOnly" in set_cookie
+    assert set_cookie.startswith("AuthSession=") and "HttpOnly" in set_cookie
+    # CouchDB's capitalisation: pouchdb-session-authentication (cht-conf) looks for exactly "Expires"
+    assert "; Expires=" in set_cookie and "; Max-Age=600" in set_cookie and "; Path=/" in set_cookie
     cookie = response.cookies["AuthSession"].value
     client.session.cookie_jar.clear()
     ok = await client.get("/api/v1/settings", headers={"Cookie": f"AuthSession={cookie}"})

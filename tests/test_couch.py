@@ -118,3 +118,9 @@ async def test_concurrent_requests_share_the_pool(db):
     await db.put({"_id": "pool-doc"})
     docs = await asyncio.gather(*(db.get("pool-doc") for _ in range(50)))
     assert all(d["_id"] == "pool-doc" for d in docs)
+
+
+async def test_config_section_reads_the_server_configuration(couch):
+    # CouchDB 3 at /_node/_local/_config, pouchdb-server at /_config: both set the server's uuid.
+    assert (await couch.config_section("couchdb")).get("uuid")
+    assert await couch.config_section("no-such-section-anywhere") == {}

@@ -1,5 +1,7 @@
 """/medic for admins and online users: CouchDB's behaviour through the API, with the write rules."""
 
+import json
+
 import pytest
 
 from api.app import create_app
@@ -40,6 +42,21 @@ async def test_passthrough_keeps_couchdb_answers(client, config, couch):
     assert info["db_name"] == "medic" and "update_seq" in info
     conflict = await client.put("/medic/ordered", json={"x": 1}, headers=admin)
     assert conflict.status == 409 and (await conflict.json())["error"] == "conflict"
+
+
+async def test_documents_come_back_in_couchdbs_key_order(client, config):
+    """_id, _rev, the body as written, _attachments last: clients (cht-conf) compare JSON.stringify(doc)."""
+    admin = admin_headers(config)
+    body = {"_id": "keys-in-order", "_attachments": {"a.txt": {"content_type": "text/plain", "data": "aGk="}},
+            "z": 1, "a": {"y": 1, "b": 2}}
+    assert (await client.post("/medic", json=body, headers=admin)).status == 201
+    for path, pick in (("/medic/keys-in-order", lambda b: b),
+                       ("/medic/_all_docs?include_docs=true&key=%22keys-in-order%22", lambda b: b["rows"][0]["doc"]),
+                       ("/medic/keys-in-order?open_revs=all", lambda b: b[0]["ok"])):
+        response = await client.get(path, headers={**admin, "Accept": "application/json"})
+        doc = pick(json.loads(await response.text()))
+        assert list(doc) == ["_id", "_rev", "z", "a", "_attachments"], path
+        assert list(doc["a"]) == ["y", "b"]
 
 
 async def test_attachments_round_trip(client, config):

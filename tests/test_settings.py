@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from api.settings import SETTINGS_ID, updated_settings
+from api.settings import SETTINGS_ID, updated_settings, value_at
 
-from .conftest import admin_headers
+from .conftest import admin_headers, basic
 
 
 def test_merge_replace_overwrite_rules():
@@ -110,3 +110,64 @@ async def test_change_made_elsewhere_is_seen(client, admin, couch, config):
 async def test_non_json_numbers_are_400(client, admin, data):
     response = await client.put("/api/v1/settings", data=data, headers={**admin, "Content-Type": "application/json"})
     assert response.status == 400 and "not a JSON value" in (await response.json())["error"]
+
+
+REWRITE = "/medic/_design/medic/_rewrite"
+
+
+async def test_couchdb_app_paths_read_and_update_settings(client, admin, couch, config):
+    """The paths cht-conf uses: ``{settings, meta, schema}`` and ``{success, updated}`` (replace=1)."""
+    read = await client.get(f"{REWRITE}/app_settings/medic", headers=admin)
+    assert read.status == 200
+    assert await read.json() == {"settings": await _stored(couch, config), "meta": {}, "schema": {}}
+    role, value = next(iter((await _stored(couch, config))["roles"].items()))
+    part = await (await client.get(f"{REWRITE}/app_settings/medic/roles.{role}", headers=admin)).json()
+    assert part["settings"] == value
+    assert (await (await client.get(f"{REWRITE}/app_settings/medic/contact_types.0.id", headers=admin)).json()
+            )["settings"] == "district_hospital"
+    missing = await (await client.get(f"{REWRITE}/app_settings/medic/no.such.path", headers=admin)).json()
+    assert missing["settings"] == {}
+
+    before = await _stored(couch, config)
+    body = {"locale_outgoing": "sw", "roles": {**before["roles"], "cht_conf_role": {"offline": False}}}
+    put = await client.put(f"{REWRITE}/update_settings/medic?replace=1", json=body, headers=admin)
+    assert put.status == 200 and await put.json() == {"success": True, "updated": True}
+    stored = await _stored(couch, config)
+    assert stored["locale_outgoing"] == "sw" and "cht_conf_role" in stored["roles"]
+    assert stored["permissions"] == before["permissions"], "replace: only the given properties"
+    again = await client.put(f"{REWRITE}/update_settings/medic?replace=1", json=body, headers=admin)
+    assert await again.json() == {"success": True, "updated": False}
+
+
+async def test_couchdb_app_paths_errors_are_couch_shaped(client, admin, couch, config, make_user):
+    before = await _stored(couch, config)
+    bad = await client.put(f"{REWRITE}/update_settings/medic?replace=1",
+                           json={"roles": {"chw": {"offline": "yes"}}}, headers=admin)
+    assert bad.status == 400
+    error = await bad.json()
+    assert error["error"] == "bad_request" and "roles.chw.offline" in error["reason"]
+    assert await _stored(couch, config) == before
+    chw = basic(await make_user("rewrite-chw", ["chw"]))
+    assert (await client.get(f"{REWRITE}/app_settings/medic", headers=chw)).status == 200, "any user reads"
+    refused = await client.put(f"{REWRITE}/update_settings/medic", json={"locale": "sw"}, headers=chw)
+    assert refused.status == 403 and (await refused.json())["error"] == "forbidden"
+    anonymous = await client.get(f"{REWRITE}/app_settings/medic")
+    assert anonymous.status == 401 and (await anonymous.json())["error"] == "unauthorized"
+
+
+async def test_deprecated_transitions(client, make_user):
+    chw = basic(await make_user("transitions-chw", ["chw"]))
+    response = await client.get("/api/v1/settings/deprecated-transitions", headers=chw)
+    assert response.status == 200
+    listed = {t["name"]: t for t in await response.json()}
+    assert set(listed) == {"update_notifications", "generate_patient_id_on_people"}
+    assert all(t["deprecated"] is True and t["deprecationMessage"] for t in listed.values())
+    assert 'Please use "muting" transition instead.' in listed["update_notifications"]["deprecationMessage"]
+    assert (await client.get("/api/v1/settings/deprecated-transitions")).status == 401
+
+
+def test_value_at_follows_dotted_paths():
+    settings = {"a": {"b": [{"c": 1}, False]}, "n": None}
+    assert value_at(settings, "a.b.0.c") == 1
+    assert value_at(settings, "a.b.1") is False, "a real false stays false"
+    assert value_at(settings, "a.b.2") == {} and value_at(settings, "a.x") == {} and value_at(settings, "n") == {}

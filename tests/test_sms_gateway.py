@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime as dt
+import time
 
 import pytest
 
@@ -95,6 +96,24 @@ async def test_incoming_messages_are_stored_once(client, gateway, medic):
     rev = report["_rev"]
     await asyncio.gather(*(client.post("/api/sms", json=body, headers=gateway) for _ in range(5)))
     assert (await medic.get(gateway_doc_id("gw-in-1")))["_rev"] == rev
+
+
+async def test_timestamps_may_be_strings(client, gateway, medic):
+    """cht-conf's upload-sms-from-csv sends the CSV's text; an unusable value means "now", never a refusal."""
+    body = {"messages": [
+        {"id": "gw-ts-1", "from": "+254722000111", "content": "a", "sms_sent": "1700000000000",
+         "sms_received": "1700000300000"},
+        {"id": "gw-ts-2", "from": "+254722000111", "content": "b", "sms_received": "2023-11-14T22:13:20Z"},
+        {"id": "gw-ts-3", "from": "+254722000111", "content": "c", "sms_received": "yesterday"},
+    ]}
+    before = int(time.time() * 1000)
+    response = await client.post("/api/sms", json=body, headers=gateway)
+    assert response.status == 200
+    assert (await medic.get(gateway_doc_id("gw-ts-1")))["reported_date"] == 1700000300000
+    assert (await medic.get(gateway_doc_id("gw-ts-2")))["reported_date"] == 1700000000000
+    assert (await medic.get(gateway_doc_id("gw-ts-3")))["reported_date"] >= before
+    refused = await client.post("/api/sms", json={"messages": [{"id": "x", "sms_sent": True}]}, headers=gateway)
+    assert refused.status == 400 and (await refused.json())["field"] == "messages.0.sms_sent"
 
 
 async def test_pending_messages_are_handed_out_once_and_marked(client, gateway, medic):

@@ -9,6 +9,7 @@ import pytest
 from api.app import create_app
 from api.config import ROOT
 from api.ddocs import STAGED_PREFIX
+from api.deploy_info import CHT_VERSION
 from scripts.make_release import to_couch, to_dir
 
 from .conftest import admin_headers, basic
@@ -79,7 +80,9 @@ async def test_stage_then_complete(upgrade_client, couch, config, tmp_path):
     assert response.status == 200 and (await response.json())["version"] == "9.1.0"
     installed = await medic.get("_design/medic-client")
     assert "upgrade_probe" in installed["views"]
-    assert installed["deploy_info"]["version"] == "9.1.0"
+    # the release is recorded; the version stays the CHT API level the code speaks (clients read it)
+    assert installed["deploy_info"]["release"] == "9.1.0"
+    assert installed["deploy_info"]["version"] == CHT_VERSION
     assert await medic.get_or_none(STAGED_PREFIX + "medic-client") is None
     assert await medic.get_or_none("horti-upgrade") is None
     rows = (await medic.view("medic-client", "upgrade_probe", limit=2))["rows"]

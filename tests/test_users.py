@@ -243,6 +243,38 @@ async def test_admin_update_and_self_update_rules(client, uw, config, couch):
                               headers=admin_headers(config))).status == 404
 
 
+async def test_update_with_a_list_of_places(client, uw, config, couch):
+    """CHT's users with several places (cht-conf's upload-docs sends the places left after a delete)."""
+    first, second = uw.h.by_id[uw.h.clinics[0]], uw.h.by_id[uw.h.clinics[1]]
+    supervisor, chw = uw.name("multi-sup"), uw.name("multi-chw")
+    for name, role in ((supervisor, "chw_supervisor"), (chw, "chw")):
+        assert (await client.post("/api/v1/users", headers=admin_headers(config), json={
+            "username": name, "password": GOOD, "roles": [role], "place": first["_id"],
+            "contact": first["contact"]["_id"]})).status == 200
+    both = await client.post(f"/api/v1/users/{supervisor}", headers=admin_headers(config),
+                             json={"place": [first["_id"], second["_id"]]})
+    assert both.status == 200, await both.text()
+    for db in (config.db_users, config.db_medic):
+        assert (await couch.db(db).get(f"org.couchdb.user:{supervisor}"))["facility_id"] == [first["_id"], second["_id"]]
+    listed = await (await client.get(f"/api/v2/users?facility_id={second['_id']}", headers=admin_headers(config))).json()
+    assert supervisor in [u["username"] for u in listed] and chw not in [u["username"] for u in listed]
+    one = await client.post(f"/api/v1/users/{supervisor}", headers=admin_headers(config), json={"place": [first["_id"]]})
+    assert one.status == 200
+    assert (await couch.db(config.db_users).get(f"org.couchdb.user:{supervisor}"))["facility_id"] == [first["_id"]]
+    # several places need can_have_multiple_places; every id must be a place; nothing is written otherwise
+    refused = await client.post(f"/api/v1/users/{chw}", headers=admin_headers(config),
+                                json={"place": [first["_id"], second["_id"]]})
+    assert refused.status == 400 and (await refused.json())["error"]["translationKey"] == "permission.multiple.places"
+    missing = await client.post(f"/api/v1/users/{supervisor}", headers=admin_headers(config),
+                                json={"place": [first["_id"], "no-such-place"]})
+    assert missing.status == 404
+    for body in ({"place": []}, {"place": [first["_id"], first["_id"]]}, {"place": [7]}):
+        bad = await client.post(f"/api/v1/users/{supervisor}", headers=admin_headers(config), json=body)
+        assert bad.status == 400 and (await bad.json())["field"].startswith("place")
+    assert (await couch.db(config.db_users).get(f"org.couchdb.user:{chw}"))["facility_id"] == first["_id"]
+    assert (await couch.db(config.db_users).get(f"org.couchdb.user:{supervisor}"))["facility_id"] == [first["_id"]]
+
+
 async def test_delete(client, uw, config, couch):
     name = uw.name("leaving")
     clinic = uw.h.by_id[uw.h.clinics[1]]

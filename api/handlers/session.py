@@ -20,9 +20,14 @@ routes = web.RouteTableDef()
 
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, value: str, max_age: int) -> None:
-    secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
-    response.set_cookie("AuthSession", value, path="/", httponly=True, samesite="Lax", secure=secure,
-                        max_age=max_age, expires=formatdate(time.time() + max_age, usegmt=True))
+    """Set-Cookie as CouchDB writes it. Attribute names are case-insensitive by the RFC, but
+    pouchdb-session-authentication (cht-conf's PouchDB) looks for exactly ``Expires``, which
+    aiohttp's cookie writer lower-cases; so the header is written here."""
+    attributes = [f"AuthSession={value}", "Version=1", f"Expires={formatdate(time.time() + max_age, usegmt=True)}",
+                  f"Max-Age={max_age}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if request.secure or request.headers.get("X-Forwarded-Proto", "") == "https":
+        attributes.append("Secure")
+    response.headers.add("Set-Cookie", "; ".join(attributes))
 
 
 async def _credentials(request: web.Request) -> tuple[str, str]:

@@ -1,12 +1,17 @@
-"""``/api/v1/settings``: read and update the app settings."""
+"""App settings: ``/api/v1/settings``, the deprecated-transitions list, and the CouchDB-app
+paths CHT keeps for cht-conf (``/medic/_design/medic/_rewrite/...``)."""
 
 from __future__ import annotations
 
+import copy
+
 from aiohttp import web
 
-from ..web import SETTINGS, json_response, query_bool, read_json, require, settings
+from .. import settings as app_settings
+from ..web import SETTINGS, couch_errors, json_response, query_bool, read_json, require, settings
 
 routes = web.RouteTableDef()
+REWRITE = "/medic/_design/medic/_rewrite"
 
 
 @routes.get("/api/v1/settings")
@@ -14,11 +19,38 @@ async def get_settings(request: web.Request) -> web.Response:
     return json_response(await settings(request))
 
 
-@routes.put("/api/v1/settings")
-async def put_settings(request: web.Request) -> web.Response:
+async def _update(request: web.Request) -> bool:
     await require(request, "can_configure")
     replace = query_bool(request.query, "replace")
     overwrite = query_bool(request.query, "overwrite")
     body = await read_json(request)
-    changed = await request.app[SETTINGS].update(body, replace=replace, overwrite=overwrite)
-    return json_response({"success": True, "upgraded": changed})
+    return await request.app[SETTINGS].update(body, replace=replace, overwrite=overwrite)
+
+
+@routes.put("/api/v1/settings")
+async def put_settings(request: web.Request) -> web.Response:
+    return json_response({"success": True, "upgraded": await _update(request)})
+
+
+@routes.get("/api/v1/settings/deprecated-transitions")
+async def deprecated_transitions(request: web.Request) -> web.Response:
+    await require(request)
+    return json_response(copy.deepcopy(list(app_settings.DEPRECATED_TRANSITIONS)))
+
+
+@routes.get(REWRITE + "/app_settings/medic")
+@routes.get(REWRITE + "/app_settings/medic/{path}")
+@couch_errors
+async def get_settings_v0(request: web.Request) -> web.Response:
+    """CHT's deprecated settings read (cht-conf's backup-app-settings): ``{settings, meta, schema}``."""
+    current = await settings(request)
+    path = request.match_info.get("path")
+    return json_response({"settings": app_settings.value_at(current, path) if path else current,
+                          "meta": {}, "schema": {}})
+
+
+@routes.put(REWRITE + "/update_settings/medic")
+@couch_errors
+async def put_settings_v0(request: web.Request) -> web.Response:
+    """CHT's deprecated settings update (cht-conf's upload-app-settings): ``{success, updated}``."""
+    return json_response({"success": True, "updated": await _update(request)})

@@ -1,0 +1,7 @@
+module.exports = {
+  fields: [
+    { appliesToType: 'person', label: 'contact.name', value: 'name', width: 4 }
+  ],
+  cards: [],
+  context: {}
+};

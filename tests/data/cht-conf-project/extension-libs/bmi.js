@@ -1,0 +1,3 @@
+module.exports = function (weight, height) {
+  return weight / (height * height);
+};

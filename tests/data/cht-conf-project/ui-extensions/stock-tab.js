@@ -1,0 +1,6 @@
+class StockTab extends HTMLElement {
+  connectedCallback() {
+    this.textContent = 'Stock levels';
+  }
+}
+module.exports = StockTab;
