@@ -16,15 +16,19 @@ worker retries it from the checkpoint.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Sequence
 
 from api.config import Config
 from api.couch import Couch
 from api.errors import ServiceUnavailable
+from api.lineage import minify
 from api.settings import SETTINGS_ID, SettingsStore
 
 from . import info as infos
 from .transitions import Context, Transition, TransitionError, add_error, is_enabled
+from .translations import TRANSLATIONS_PREFIX, Translations
+from .workspace import Workspace
 
 log = logging.getLogger("jamii.sentinel.engine")
 
@@ -40,11 +44,15 @@ class Engine:
         self.sentinel = couch.db(config.db_sentinel)
         self.namespace = namespace
         self.runs = 0
+        self.requests = 0
+        self.translations = Translations()
 
     async def process_batch(self, batch: list[dict[str, Any]]) -> None:
         """The worker's batch processor."""
         if any(change["id"] == SETTINGS_ID for change in batch) and self.db.name == self.config.db_medic:
             await self.settings.reload()
+        if any(change["id"].startswith(TRANSLATIONS_PREFIX) for change in batch):
+            self.translations.forget()
         live = [c for c in batch if c.get("doc") and not c.get("deleted") and not c["id"].startswith("_")]
         deleted = [c["id"] for c in batch if c.get("deleted")]
         await self.run_docs([(c["doc"], c.get("seq")) for c in live])
@@ -63,31 +71,53 @@ class Engine:
         if not enabled or not docs:
             return {}
         info_docs = await infos.load(self.sentinel, [doc["_id"] for doc, _ in docs], self.namespace)
+        work = Workspace(self.db)
+        for doc, _ in docs:
+            work.add_feed(doc)
+        base = Context(self.couch, self.config, settings, work=work,
+                       translations=await self.translations.get(self.db))
+        seqs = {doc["_id"]: seq for doc, seq in docs}
         ran: dict[str, list[tuple[str, bool]]] = {}
-        changed_docs: dict[str, dict[str, Any]] = {}
-        seqs: dict[str, Any] = {}
-        for doc, seq in docs:
-            ctx = Context(self.couch, self.config, settings, seq=seq)
-            seqs[doc["_id"]] = seq
-            outcomes, changed = await self._run_one(doc, ctx, enabled, info_docs[doc["_id"]], retry)
-            if outcomes:
-                ran[doc["_id"]] = outcomes
-            if changed:
-                changed_docs[doc["_id"]] = doc
-        saved_revs = await self._save_docs(list(changed_docs.values()))
-        now = Context(self.couch, self.config, settings).now_ms
+        changed: set[str] = set()
+        ctx_of = {doc["_id"]: replace(base, seq=seqs[doc["_id"]]) for doc, _ in docs}
+        for transition in enabled:
+            candidates = [doc for doc, _ in docs
+                          if self._wants(transition, doc, ctx_of[doc["_id"]], info_docs[doc["_id"]], retry,
+                                         ran, changed)]
+            if not candidates:
+                continue
+            try:
+                if getattr(transition, "hydrate", False):
+                    await work.hydrate(candidates)
+                prepare = getattr(transition, "prepare", None)
+                if prepare is not None:
+                    await prepare(candidates, base)
+            except ServiceUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the transition fails on these docs, the feed goes on
+                log.exception("transition %s failed to prepare", transition.name)
+                for doc in candidates:
+                    self._failed(doc, transition, exc, ran, changed)
+                continue
+            for doc in candidates:
+                work.current = (doc["_id"], transition.name)
+                if await self._run_one(doc, ctx_of[doc["_id"]], transition, ran, changed):
+                    changed.add(doc["_id"])
+            work.current = None
+        saved_revs, retry_later = await self._save(work, [d for d, _ in docs if d["_id"] in changed])
+        now = base.now_ms
         to_write = []
         for doc_id, outcomes in ran.items():
-            if doc_id in changed_docs and doc_id not in saved_revs:
+            if doc_id in changed and doc_id not in saved_revs:
                 continue  # conflict: a newer revision is in the feed and will be handled then
-            doc = changed_docs.get(doc_id)
-            rev = saved_revs.get(doc_id) or next(d for d, _ in docs if d["_id"] == doc_id)["_rev"]
+            doc = work.docs[doc_id]
+            rev = saved_revs.get(doc_id) or doc["_rev"]
             info = info_docs[doc_id]
             for name, ok in outcomes:
-                infos.record(info, name, rev=rev, seq=seqs[doc_id], ok=ok, now_ms=now)
+                later = (doc_id, name) in retry_later
+                infos.record(info, name, rev=rev, seq=seqs[doc_id], ok=ok and not later, now_ms=now,
+                             error="conflict writing another doc; retried" if later else None)
             to_write.append(info)
-            if doc is not None:
-                doc["_rev"] = rev
         if to_write:
             results = await self.sentinel.bulk_docs(to_write)
             failed = [r for r in results if not r.get("ok")]
@@ -95,38 +125,71 @@ class Engine:
                 # Only a concurrent writer of the same info docs (a second sentinel) gets here.
                 raise ServiceUnavailable(f"could not record {len(failed)} info doc(s): {failed[0]}")
         self.runs += sum(len(o) for o in ran.values())
+        self.requests += work.requests
         return {doc_id: [name for name, _ in outcomes] for doc_id, outcomes in ran.items()}
 
-    async def _run_one(self, doc: dict[str, Any], ctx: Context, enabled: list[Transition], info: dict[str, Any],
-                       retry: bool) -> tuple[list[tuple[str, bool]], bool]:
-        outcomes: list[tuple[str, bool]] = []
-        changed = False
-        for transition in enabled:
-            if not retry and infos.has_run_on(info, transition.name, doc["_rev"]):
-                continue
-            try:
-                if not transition.filter(doc, ctx):
-                    continue
-                changed = await transition.run(doc, ctx) or changed
-                outcomes.append((transition.name, True))
-            except TransitionError as exc:
-                add_error(doc, exc.code, exc.message)
-                changed = True
-                outcomes.append((transition.name, False))
-            except ServiceUnavailable:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one broken transition must not stop the feed
+    def _wants(self, transition: Transition, doc: dict[str, Any], ctx: Context, info: dict[str, Any],
+               retry: bool, ran: dict[str, list[tuple[str, bool]]], changed: set[str]) -> bool:
+        if not retry:
+            if infos.has_run_on(info, transition.name, doc["_rev"]):
+                return False
+            if getattr(transition, "once", False) and infos.has_succeeded(info, transition.name):
+                return False
+        try:
+            return bool(transition.filter(doc, ctx))
+        except Exception as exc:  # noqa: BLE001 - a broken filter fails its transition alone
+            log.exception("filter of %s failed on %s", transition.name, doc.get("_id"))
+            self._failed(doc, transition, exc, ran, changed)
+            return False
+
+    async def _run_one(self, doc: dict[str, Any], ctx: Context, transition: Transition,
+                       ran: dict[str, list[tuple[str, bool]]], changed: set[str]) -> bool:
+        try:
+            result = await transition.run(doc, ctx)
+        except ServiceUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one broken transition must not stop the feed
+            if not isinstance(exc, TransitionError):
                 log.exception("transition %s failed on %s", transition.name, doc.get("_id"))
-                add_error(doc, f"{transition.name}_failed", f"{type(exc).__name__}: {exc}")
-                changed = True
-                outcomes.append((transition.name, False))
-        return outcomes, changed
+            self._failed(doc, transition, exc, ran, changed)
+            return True
+        ran.setdefault(doc["_id"], []).append((transition.name, True))
+        return bool(result)
+
+    @staticmethod
+    def _failed(doc: dict[str, Any], transition: Transition, exc: Exception,
+                ran: dict[str, list[tuple[str, bool]]], changed: set[str]) -> None:
+        if isinstance(exc, TransitionError):
+            add_error(doc, exc.code, exc.message)
+        else:
+            add_error(doc, f"{transition.name}_failed", f"{type(exc).__name__}: {exc}")
+        changed.add(doc["_id"])
+        ran.setdefault(doc["_id"], []).append((transition.name, False))
+
+    async def _save(self, work: Workspace, feed_docs: list[dict[str, Any]]) -> tuple[dict[str, str],
+                                                                                     set[tuple[str, str]]]:
+        """Save the changed feed docs and the other docs transitions changed, in one request.
+
+        Returns the new rev of each saved doc, and the (doc id, transition)
+        runs whose write to another doc conflicted: those are retried later.
+        """
+        ids = {doc["_id"] for doc in feed_docs}
+        docs = feed_docs + [work.docs[i] for i in work.written if i not in ids]
+        saved = await self._save_docs(docs)
+        retry_later: set[tuple[str, str]] = set()
+        for doc_id, writers in work.written.items():
+            if doc_id not in saved:
+                retry_later.update(w for w in writers if w[0] != doc_id)
+        for doc in docs:
+            if doc["_id"] in saved:
+                doc["_rev"] = saved[doc["_id"]]
+        return saved, retry_later
 
     async def _save_docs(self, docs: list[dict[str, Any]]) -> dict[str, str]:
         """Save changed docs in one request; returns the new rev of each saved doc."""
         if not docs:
             return {}
-        results = await self.db.bulk_docs(docs)
+        results = await self.db.bulk_docs([minify(doc) for doc in docs])
         saved = {}
         for result in results:
             if result.get("ok"):

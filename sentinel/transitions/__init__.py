@@ -7,6 +7,23 @@ Each transition is a module in this package exposing an object with
 * ``async run(doc, ctx) -> bool`` — change ``doc`` in place (the engine
   saves all transitions' changes in one write) and say whether it changed;
   raise ``TransitionError`` for an expected failure (recorded on the doc).
+  Other docs are read with ``ctx.work.fetch`` and saved with
+  ``ctx.work.write`` (see ``sentinel.workspace``), never written directly;
+
+and optionally
+
+* ``once = True`` — run at most once per doc (CHT's ``hasRun``): a later
+  revision of a doc it handled successfully is not considered again;
+* ``hydrate = True`` — the engine fills in the doc's lineage, contact,
+  patient and place (``doc["patient"]``...) before ``run``, for the whole batch
+  at once; they are dropped again (minified) when the doc is saved;
+* ``async prepare(docs, ctx)`` — called once per batch with the docs that
+  passed the filter, before ``run`` on each: the place for the one view query
+  per batch a transition needs (results kept in ``ctx.work.cache``).
+
+The engine runs the transitions phase by phase: the first transition on
+every doc of the batch, then the second, and so on, so each doc still sees
+them in the fixed order.
 
 The contract that makes the sentinel crash-safe: **a transition is
 idempotent on the document it changes** — applied to a doc that already
@@ -25,6 +42,8 @@ from typing import Any, Protocol
 from api.config import Config
 from api.couch import Couch, Database
 
+from ..workspace import Workspace
+
 
 class TransitionError(Exception):
     """An expected failure (bad data, unknown patient...): recorded on the doc as ``{code, message}``."""
@@ -42,6 +61,8 @@ class Context:
     settings: dict[str, Any]
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     seq: Any = None
+    work: Workspace | None = None
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def medic(self) -> Database:
@@ -57,6 +78,13 @@ class Context:
 
     def transition_config(self, name: str) -> Any:
         return (self.settings.get("transitions") or {}).get(name)
+
+    @property
+    def ws(self) -> Workspace:
+        """The batch's workspace (a fresh one when a transition is run alone, e.g. in a unit test)."""
+        if self.work is None:
+            self.work = Workspace(self.medic)
+        return self.work
 
 
 class Transition(Protocol):

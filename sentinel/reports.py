@@ -1,0 +1,221 @@
+"""What several transitions need about reports: forms, submitters, subjects, registrations, lookups.
+
+Every lookup here is made for a whole batch at once (one view query) and
+kept in the batch's workspace cache, so a transition's ``prepare`` calls it
+with all its docs and ``run`` finds the answers there.
+"""
+
+from __future__ import annotations
+
+
+import re
+from typing import Any, Iterable, Mapping
+
+from api import contact_types, messages, phones
+from api.lineage import report_subject_keys
+
+from . import messaging, schedules
+from .transitions import Context, add_error
+from .translations import translate
+
+DURATION_RE = re.compile(r"^\s*(\d+)\s+(minute|hour|day|week|month|year)s?\s*$", re.I)
+CLEARABLE = ("pending", "scheduled", "muted")
+
+
+def same_form(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip().upper() == b.strip().upper()
+
+
+def config_for(configs: Any, form: Any) -> Mapping[str, Any] | None:
+    """The entry of a settings list (``registrations``, ``patient_reports``) for this form."""
+    for config in configs if isinstance(configs, list) else []:
+        if isinstance(config, Mapping) and same_form(config.get("form"), form):
+            return config
+    return None
+
+
+def forms_in(value: Any) -> list[str]:
+    return [f for f in value if isinstance(f, str)] if isinstance(value, list) else []
+
+
+def is_report(doc: Mapping[str, Any]) -> bool:
+    return doc.get("type") == "data_record" and isinstance(doc.get("form"), str) and bool(doc["form"])
+
+
+def is_valid_submission(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """CHT's rule: an app (XForm) report, a public SMS form, or a known sender.
+
+    Reports that did not come by SMS (no ``sms_message``) count as app reports.
+    """
+    if doc.get("content_type") == "xml" or not doc.get("sms_message"):
+        return True
+    form = (settings.get("forms") or {}).get(doc.get("form")) if isinstance(doc.get("form"), str) else None
+    if isinstance(form, Mapping) and form.get("public_form"):
+        return True
+    contact = doc.get("contact")
+    return isinstance(contact, Mapping) and bool(contact.get("_id"))
+
+
+def subject(doc: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
+    """The report's patient, else its place (hydrated); a contact made in this batch counts too."""
+    for name in ("patient", "place"):
+        if isinstance(doc.get(name), Mapping):
+            return doc[name]
+    keys = report_subject_keys(doc)
+    for name in ("patient", "place"):
+        made = ctx.ws.shortcodes.get(keys[name]) if name in keys else None
+        if made is not None:
+            doc[name] = made
+            return made
+    return None
+
+
+def subject_ids(contact: Mapping[str, Any] | None) -> list[str]:
+    if not isinstance(contact, Mapping):
+        return []
+    ids = [contact.get("_id"), contact.get("patient_id"), contact.get("place_id")]
+    return [str(i) for i in ids if isinstance(i, (str, int)) and not isinstance(i, bool) and str(i)]
+
+
+def is_registration(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    return is_report(doc) and config_for(settings.get("registrations"), doc.get("form")) is not None
+
+
+async def load_registrations(ctx: Context, ids: Iterable[str]) -> None:
+    """Registrations (reports of a ``registrations`` form) by subject id, for many subjects in one query."""
+    cache: dict[str, list[str]] = ctx.ws.cache.setdefault("registrations", {})
+    wanted = [i for i in dict.fromkeys(ids) if i and i not in cache]
+    if not wanted:
+        return
+    ctx.ws.requests += 1
+    body = await ctx.medic.view("medic-client", "reports_by_subject", keys=wanted, include_docs=True)
+    for key in wanted:
+        cache[key] = []
+    for row in body["rows"]:
+        doc = row.get("doc")
+        if doc and is_registration(doc, ctx.settings):
+            known = ctx.ws.known(doc)
+            if known["_id"] not in cache[row["key"]]:
+                cache[row["key"]].append(known["_id"])
+
+
+async def registrations(ctx: Context, contact: Mapping[str, Any] | None, exclude: str | None = None
+                        ) -> list[dict[str, Any]]:
+    """The subject's registrations, from the view and from this batch, oldest first."""
+    ids = subject_ids(contact)
+    await load_registrations(ctx, ids)
+    cache = ctx.ws.cache["registrations"]
+    found: dict[str, dict[str, Any]] = {}
+    for key in ids:
+        for doc_id in cache.get(key, []):
+            found[doc_id] = ctx.ws.docs[doc_id]
+    wanted = set(ids)
+    for doc_id in ctx.ws.feed_ids:
+        doc = ctx.ws.docs[doc_id]
+        if doc_id not in found and is_registration(doc, ctx.settings) and \
+                wanted & set(report_subject_keys(doc).values()):
+            found[doc_id] = doc
+    found.pop(exclude or "", None)
+    return sorted(found.values(), key=lambda d: (d.get("reported_date") or 0, d["_id"]))
+
+
+def duration(text: Any) -> tuple[int, str] | None:
+    match = DURATION_RE.match(text) if isinstance(text, str) else None
+    return (int(match.group(1)), match.group(2).lower()) if match else None
+
+
+def silence(registration: dict[str, Any], report: Mapping[str, Any], ctx: Context, types: Any,
+            silence_for: Any) -> bool:
+    """Clear a registration's clearable tasks of these types (CHT's ``silence_type``/``silence_for``).
+
+    Without ``silence_for`` every clearable task of the types is cleared;
+    with it, the groups that have a task due before the report's date plus
+    ``silence_for``. Returns whether the registration changed.
+    """
+    names = [t.strip() for t in (types.split(",") if isinstance(types, str) else types or []) if t and t.strip()]
+    tasks = [t for t in registration.get("scheduled_tasks") or [] if t.get("type") in names]
+    if not tasks:
+        return False
+    reported = schedules.to_datetime(report.get("reported_date")) or ctx.now
+    span = duration(silence_for)
+    if span is None:
+        chosen = [t for t in tasks if t.get("state") in CLEARABLE]
+    else:
+        until = schedules.add_offset(reported, *span)
+        groups = {(t.get("group"), t.get("type")) for t in tasks
+                  if (schedules.to_datetime(t.get("due")) or until) <= until}
+        chosen = [t for t in tasks if (t.get("group"), t.get("type")) in groups and t.get("state") in CLEARABLE]
+    for task in chosen:
+        messages.set_state(task, "cleared", ctx.now)
+        task["cleared_by"] = report["_id"]
+    return bool(chosen)
+
+
+def reject(doc: dict[str, Any], ctx: Context, config: Mapping[str, Any] | None, key: str, prefix: str,
+           extra: Mapping[str, Any] | None = None) -> None:
+    """CHT's rejection: an error ``{code: key}`` on the doc and the same text back to the sender.
+
+    The text is the configured message of ``event_type: key``, else the
+    translation of ``messages.generic.<key>``.
+    """
+    locale = messaging.locale_of(doc, ctx.settings)
+    configured = next((m for m in (config or {}).get("messages") or []
+                       if isinstance(m, Mapping) and m.get("event_type") == key), None)
+    text = messaging.text_of(configured, ctx, locale) if configured else None
+    if not text:
+        text = translate(ctx.translations, f"messages.generic.{key}", locale)
+    body = messaging.render(text, messaging.template_context(doc, extra))
+    add_error(doc, key, body)
+    messaging.add_message(doc, ctx, configured or {}, prefix, "error", key, extra=extra, text=text)
+
+
+def add_validation_errors(doc: dict[str, Any], ctx: Context, config: Mapping[str, Any],
+                          failed: list[Mapping[str, Any]], prefix: str) -> None:
+    """Each failed validation as an error ``invalid_<property>``, and one reply (joined when configured)."""
+    locale = messaging.locale_of(doc, ctx.settings)
+    context = messaging.template_context(doc)
+    texts = []
+    for item in failed:
+        text = messaging.text_of({"message": item.get("message"), "translation_key": item.get("translation_key")},
+                                 ctx, locale) or f"Invalid {item['property']}."
+        text = messaging.render(text, context)
+        add_error(doc, f"invalid_{item['property']}", text)
+        texts.append(text)
+    join = bool(((config.get("validations") or {}) if isinstance(config.get("validations"), Mapping) else {})
+                .get("join_responses"))
+    reply = "  ".join(texts) if join else texts[0]
+    messaging.add_message(doc, ctx, {}, prefix, "invalid", text=reply)
+
+
+# -- contacts by phone, for many numbers in one query ------------------------------
+
+async def load_contacts_by_phone(ctx: Context, numbers: Iterable[Any]) -> None:
+    cache: dict[str, dict[str, Any] | None] = ctx.ws.cache.setdefault("by_phone", {})
+    parsed = {}
+    for raw in dict.fromkeys(n for n in numbers if isinstance(n, str) and n):
+        if raw in cache:
+            continue
+        number = phones.parse(ctx.settings, raw)
+        if number is None:
+            cache[raw] = None
+        else:
+            parsed[raw] = number
+    if not parsed:
+        return
+    keys = sorted({key for number in parsed.values() for key in phones.view_keys(number)})
+    ctx.ws.requests += 1
+    body = await ctx.medic.view("medic-client", "contacts_by_phone", keys=keys, include_docs=True)
+    candidates = [ctx.ws.known(row["doc"]) for row in body["rows"] if row.get("doc")
+                  and contact_types.is_contact(ctx.settings, row["doc"])]
+    for raw, number in parsed.items():
+        wanted = phones.e164(number)
+        matches = sorted({d["_id"]: d for d in candidates
+                          if any(phones.same_number(ctx.settings, d.get(f), wanted) for f in phones.FIELDS)}.values(),
+                         key=lambda d: (not contact_types.is_person(ctx.settings, d), d["_id"]))
+        cache[raw] = matches[0] if matches else None
+
+
+def contact_by_phone(ctx: Context, raw: Any) -> dict[str, Any] | None:
+    return ctx.ws.cache.get("by_phone", {}).get(raw) if isinstance(raw, str) else None
+
+
