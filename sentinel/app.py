@@ -11,7 +11,7 @@ from api.couch import Couch
 from api.credentials import CredentialStore
 from api.settings import SettingsStore
 
-from . import registry, retries, sms_sender
+from . import due_messages, info_cleanup, registry, reminders, retries, sms_sender
 from .engine import Engine
 from .scheduler import Job, run_forever
 from .worker import Worker
@@ -25,10 +25,16 @@ def build(couch: Couch, config: Config, settings: SettingsStore) -> tuple[list[W
     workers = [Worker(couch, config, engine.process_batch)]
     sentinel_db = couch.db(config.db_sentinel)
     credentials = CredentialStore.from_config(couch, config)
+    medic_db = couch.db(config.db_medic)
     jobs = [
         Job("retry-transitions", 60, lambda: retries.retry_due(engine, sentinel_db)),
         Job("send-sms", 15, lambda: sms_sender.send_pending(couch, config, settings, credentials)),
+        Job("due-messages", 120, lambda: due_messages.move_due(medic_db, settings)),
+        Job("reminders", 300, lambda: reminders.send(couch, config, settings, engine.translations)),
+        Job("clean-info-docs", 3600, lambda: info_cleanup.clean(sentinel_db, medic_db)),
     ]
+    # foci_recount: the foci issue adds its Worker (foci feed, own checkpoint name, Engine with
+    # namespace "foci:") to ``workers`` here, and any recount job to ``jobs``.
     return workers, jobs
 
 
