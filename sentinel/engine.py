@@ -22,13 +22,15 @@ from typing import Any, Sequence
 from api.config import Config
 from api.couch import Couch
 from api.errors import ServiceUnavailable
+from api.contact_types import CONTACT_DOC_TYPES
 from api.lineage import minify
 from api.settings import SETTINGS_ID, SettingsStore
 
 from . import info as infos
 from .transitions import Context, Transition, TransitionError, add_error, is_enabled
 from .translations import TRANSLATIONS_PREFIX, Translations
-from .workspace import Workspace
+from .reports import is_registration
+from .workspace import Memory, Workspace
 
 log = logging.getLogger("jamii.sentinel.engine")
 
@@ -46,13 +48,29 @@ class Engine:
         self.runs = 0
         self.requests = 0
         self.translations = Translations()
+        self.memory = Memory()
+        self._memory_settings: dict[str, Any] | None = None
 
     async def process_batch(self, batch: list[dict[str, Any]]) -> None:
-        """The worker's batch processor."""
+        """The worker's batch processor; a failed batch leaves the memory empty (it is read again)."""
+        try:
+            await self._process_batch(batch)
+        except BaseException:
+            self.memory.clear()
+            raise
+
+    async def _process_batch(self, batch: list[dict[str, Any]]) -> None:
         if any(change["id"] == SETTINGS_ID for change in batch) and self.db.name == self.config.db_medic:
             await self.settings.reload()
         if any(change["id"].startswith(TRANSLATIONS_PREFIX) for change in batch):
             self.translations.forget()
+        settings = await self.settings.get()
+        if settings is not self._memory_settings:
+            self.memory.registrations.clear()  # which forms are registrations may have changed
+            self._memory_settings = settings
+        for change in batch:
+            doc = change.get("doc")
+            self.memory.seen(doc, change["id"], bool(doc) and is_registration(doc, settings))
         live = [c for c in batch if c.get("doc") and not c.get("deleted") and not c["id"].startswith("_")]
         deleted = [c["id"] for c in batch if c.get("deleted")]
         await self.run_docs([(c["doc"], c.get("seq")) for c in live])
@@ -70,8 +88,12 @@ class Engine:
         enabled = [t for t in self.transitions if is_enabled(settings, t.name) and (only is None or t.name in only)]
         if not enabled or not docs:
             return {}
-        info_docs = await infos.load(self.sentinel, [doc["_id"] for doc, _ in docs], self.namespace)
-        work = Workspace(self.db)
+        info_docs = {doc["_id"]: self.memory.infos[doc["_id"]] for doc, _ in docs
+                     if doc["_id"] in self.memory.infos}
+        info_docs.update(await infos.load(self.sentinel, [doc["_id"] for doc, _ in docs if doc["_id"] not in info_docs],
+                                          self.namespace))
+        work = Workspace(self.db, self.memory)
+        work.settings = settings
         for doc, _ in docs:
             work.add_feed(doc)
         base = Context(self.couch, self.config, settings, work=work,
@@ -106,27 +128,46 @@ class Engine:
             work.current = None
         saved_revs, retry_later = await self._save(work, [d for d, _ in docs if d["_id"] in changed])
         now = base.now_ms
-        to_write = []
+        records: dict[str, Any] = {}
         for doc_id, outcomes in ran.items():
             if doc_id in changed and doc_id not in saved_revs:
                 continue  # conflict: a newer revision is in the feed and will be handled then
-            doc = work.docs[doc_id]
-            rev = saved_revs.get(doc_id) or doc["_rev"]
-            info = info_docs[doc_id]
-            for name, ok in outcomes:
-                later = (doc_id, name) in retry_later
-                infos.record(info, name, rev=rev, seq=seqs[doc_id], ok=ok and not later, now_ms=now,
-                             error="conflict writing another doc; retried" if later else None)
-            to_write.append(info)
-        if to_write:
-            results = await self.sentinel.bulk_docs(to_write)
-            failed = [r for r in results if not r.get("ok")]
-            if failed:
-                # Only a concurrent writer of the same info docs (a second sentinel) gets here.
-                raise ServiceUnavailable(f"could not record {len(failed)} info doc(s): {failed[0]}")
+            rev = saved_revs.get(doc_id) or work.docs[doc_id]["_rev"]
+            records[doc_id] = [(name, dict(rev=rev, seq=seqs[doc_id], ok=ok and (doc_id, name) not in retry_later,
+                                           now_ms=now, error="conflict writing another doc; retried"
+                                           if (doc_id, name) in retry_later else None))
+                               for name, ok in outcomes]
+        await self._record(records, info_docs)
         self.runs += sum(len(o) for o in ran.values())
         self.requests += work.requests
         return {doc_id: [name for name, _ in outcomes] for doc_id, outcomes in ran.items()}
+
+    async def _record(self, records: dict[str, Any], info_docs: dict[str, dict[str, Any]]) -> None:
+        """Write the runs into the info docs (one request); an info doc someone else wrote is read again once."""
+        for attempt in range(2):
+            to_write = []
+            for doc_id, runs in records.items():
+                info = info_docs[doc_id]
+                for name, fields in runs:
+                    infos.record(info, name, **fields)
+                to_write.append(info)
+            if not to_write:
+                return
+            results = await self.sentinel.bulk_docs(to_write)
+            for info, result in zip(to_write, results):
+                if result.get("ok"):
+                    info["_rev"] = result["rev"]
+                    self.memory.remember_info(info)
+            conflicts = [info["doc_id"] for info, r in zip(to_write, results) if r.get("error") == "conflict"]
+            failed = [r for r in results if not r.get("ok") and r.get("error") != "conflict"]
+            if failed or (conflicts and attempt):
+                # Only a concurrent writer of the same info docs (a second sentinel) gets here.
+                self.memory.clear()
+                raise ServiceUnavailable(f"could not record {len(failed + conflicts)} info doc(s)")
+            records = {doc_id: records[doc_id] for doc_id in conflicts}
+            for doc_id in conflicts:
+                self.memory.infos.pop(doc_id, None)
+            info_docs = await infos.load(self.sentinel, conflicts, self.namespace)
 
     def _wants(self, transition: Transition, doc: dict[str, Any], ctx: Context, info: dict[str, Any],
                retry: bool, ran: dict[str, list[tuple[str, bool]]], changed: set[str]) -> bool:
@@ -183,7 +224,20 @@ class Engine:
         for doc in docs:
             if doc["_id"] in saved:
                 doc["_rev"] = saved[doc["_id"]]
+                self._remember(doc, work)
+        for callback in work.after_save:
+            callback(saved)
         return saved, retry_later
+
+    def _remember(self, doc: dict[str, Any], work: Workspace) -> None:
+        """Our own write, as the feed will show it later: the memory must not wait for that."""
+        stored = minify(doc)
+        self.memory.seen(stored, doc["_id"], is_registration(stored, work.settings))
+        if stored.get("type") in CONTACT_DOC_TYPES:
+            self.memory.remember_contact(stored)
+            for name in ("patient_id", "place_id"):
+                if stored.get(name):
+                    self.memory.answer(str(stored[name]), stored["_id"])
 
     async def _save_docs(self, docs: list[dict[str, Any]]) -> dict[str, str]:
         """Save changed docs in one request; returns the new rev of each saved doc."""
@@ -202,6 +256,8 @@ class Engine:
 
     async def _drop_infos(self, doc_ids: list[str]) -> None:
         """A deleted doc needs no info doc any more."""
+        for doc_id in doc_ids:
+            self.memory.infos.pop(doc_id, None)
         found = await self.sentinel.get_many(infos.info_id(d, self.namespace) for d in doc_ids)
         if found:
             await self.sentinel.bulk_docs([{"_id": i, "_rev": d["_rev"], "_deleted": True}

@@ -82,27 +82,44 @@ def is_registration(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> bool
 
 
 async def load_registrations(ctx: Context, ids: Iterable[str]) -> None:
-    """Registrations (reports of a ``registrations`` form) by subject id, for many subjects in one query."""
+    """Registrations (reports of a ``registrations`` form) by subject id, for many subjects in one query.
+
+    Subjects asked about before are answered from the engine's memory (kept
+    up to date by the feed); their docs are then fetched by id.
+    """
     cache: dict[str, list[str]] = ctx.ws.cache.setdefault("registrations", {})
+    memory = ctx.ws.memory.registrations
     wanted = [i for i in dict.fromkeys(ids) if i and i not in cache]
-    if not wanted:
-        return
-    ctx.ws.requests += 1
-    body = await ctx.medic.view("medic-client", "reports_by_subject", keys=wanted, include_docs=True)
+    asked = [i for i in wanted if i not in memory]
+    if asked:
+        ctx.ws.requests += 1
+        body = await ctx.medic.view("medic-client", "reports_by_subject", keys=asked, include_docs=True)
+        for key in asked:
+            memory[key] = []
+        for row in body["rows"]:
+            doc = row.get("doc")
+            if doc and is_registration(doc, ctx.settings):
+                ctx.ws.known(doc)
+                if doc["_id"] not in memory[row["key"]]:
+                    memory[row["key"]].append(doc["_id"])
+    await ctx.ws.fetch(i for key in wanted for i in memory.get(key, []))
     for key in wanted:
-        cache[key] = []
-    for row in body["rows"]:
-        doc = row.get("doc")
-        if doc and is_registration(doc, ctx.settings):
-            known = ctx.ws.known(doc)
-            if known["_id"] not in cache[row["key"]]:
-                cache[row["key"]].append(known["_id"])
+        cache[key] = [i for i in memory.get(key, []) if i in ctx.ws.docs]
+
+
+def _feed_registrations(ctx: Context) -> list[dict[str, Any]]:
+    if "feed_registrations" not in ctx.ws.cache:
+        ctx.ws.cache["feed_registrations"] = [ctx.ws.docs[i] for i in ctx.ws.feed_ids
+                                              if is_registration(ctx.ws.docs[i], ctx.settings)]
+    return ctx.ws.cache["feed_registrations"]
 
 
 async def registrations(ctx: Context, contact: Mapping[str, Any] | None, exclude: str | None = None
                         ) -> list[dict[str, Any]]:
     """The subject's registrations, from the view and from this batch, oldest first."""
     ids = subject_ids(contact)
+    if not ids:
+        return []
     await load_registrations(ctx, ids)
     cache = ctx.ws.cache["registrations"]
     found: dict[str, dict[str, Any]] = {}
@@ -110,11 +127,9 @@ async def registrations(ctx: Context, contact: Mapping[str, Any] | None, exclude
         for doc_id in cache.get(key, []):
             found[doc_id] = ctx.ws.docs[doc_id]
     wanted = set(ids)
-    for doc_id in ctx.ws.feed_ids:
-        doc = ctx.ws.docs[doc_id]
-        if doc_id not in found and is_registration(doc, ctx.settings) and \
-                wanted & set(report_subject_keys(doc).values()):
-            found[doc_id] = doc
+    for doc in _feed_registrations(ctx):
+        if doc["_id"] not in found and wanted & set(report_subject_keys(doc).values()):
+            found[doc["_id"]] = doc
     found.pop(exclude or "", None)
     return sorted(found.values(), key=lambda d: (d.get("reported_date") or 0, d["_id"]))
 
@@ -190,27 +205,25 @@ def add_validation_errors(doc: dict[str, Any], ctx: Context, config: Mapping[str
 # -- contacts by phone, for many numbers in one query ------------------------------
 
 async def load_contacts_by_phone(ctx: Context, numbers: Iterable[Any]) -> None:
+    """The contact of each phone number (a person first, then by id), from the engine's phone index."""
     cache: dict[str, dict[str, Any] | None] = ctx.ws.cache.setdefault("by_phone", {})
-    parsed = {}
-    for raw in dict.fromkeys(n for n in numbers if isinstance(n, str) and n):
-        if raw in cache:
-            continue
-        number = phones.parse(ctx.settings, raw)
+    raws = [n for n in dict.fromkeys(numbers) if isinstance(n, str) and n and n not in cache]
+    parsed = {raw: phones.parse(ctx.settings, raw) for raw in raws}
+    index = ctx.ws.memory.phones
+    if index.ids_by_key is None:
+        ctx.ws.requests += 1
+        await index.ensure(ctx.medic)
+    candidates = {raw: index.ids(phones.view_keys(number)) for raw, number in parsed.items() if number is not None}
+    found = await ctx.ws.fetch(i for ids in candidates.values() for i in sorted(ids))
+    for raw in raws:
+        number = parsed[raw]
         if number is None:
             cache[raw] = None
-        else:
-            parsed[raw] = number
-    if not parsed:
-        return
-    keys = sorted({key for number in parsed.values() for key in phones.view_keys(number)})
-    ctx.ws.requests += 1
-    body = await ctx.medic.view("medic-client", "contacts_by_phone", keys=keys, include_docs=True)
-    candidates = [ctx.ws.known(row["doc"]) for row in body["rows"] if row.get("doc")
-                  and contact_types.is_contact(ctx.settings, row["doc"])]
-    for raw, number in parsed.items():
+            continue
         wanted = phones.e164(number)
-        matches = sorted({d["_id"]: d for d in candidates
-                          if any(phones.same_number(ctx.settings, d.get(f), wanted) for f in phones.FIELDS)}.values(),
+        matches = sorted((found[i] for i in candidates[raw] if i in found
+                          and contact_types.is_contact(ctx.settings, found[i])
+                          and any(phones.same_number(ctx.settings, found[i].get(f), wanted) for f in phones.FIELDS)),
                          key=lambda d: (not contact_types.is_person(ctx.settings, d), d["_id"]))
         cache[raw] = matches[0] if matches else None
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
+from api import records
 from api.couch import Database
 from api.lineage import minify_contact, minify_lineage
 from api.settings import SettingsStore, default_settings
@@ -127,3 +129,37 @@ async def save(db: Database, docs: list[dict[str, Any]]) -> list[dict[str, Any]]
         assert result.get("ok"), result
         doc["_rev"] = result["rev"]
     return docs
+
+
+def build_backlog(total: int, worlds: int, seed: int, new_contacts: float = 0.1
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+    """Contacts, registrations, visits, free text and SMS from strangers, in random order.
+
+    Returns (the hierarchy's docs, the backlog's docs, the kind of each backlog doc).
+    """
+    rng = random.Random(seed)
+    settings = transition_settings()
+    contacts = [d for n in range(worlds) for d in hierarchy(f"crash{n}", 50 + n)]
+    chws = [d for d in contacts if d["_id"].endswith("-chw")]
+    clinics = {d["_id"]: d for d in contacts if d.get("type") == "clinic"}
+    docs, kinds = [], {}
+    for i in range(total):
+        chw = rng.choice(chws)
+        roll = rng.random()
+        if roll < new_contacts:
+            clinic = clinics[chw["parent"]["_id"]]
+            doc = {"_id": f"crash-person-{i}", "type": "person", "name": f"Person {i}",
+                   "parent": {"_id": clinic["_id"], "parent": clinic["parent"]}, "reported_date": 1}
+            kind = "contact"
+        elif roll < new_contacts + 0.35:
+            doc, kind = records.from_sms(f"P Name{i} 4", chw["phone"], settings), "registration"
+        elif roll < new_contacts + 0.65:
+            other = rng.choice(chws)
+            doc, kind = records.from_sms(f"V {other['patient_id']}", chw["phone"], settings), "visit"
+        elif roll < new_contacts + 0.8:
+            doc, kind = records.from_sms(f"hello {i}", chw["phone"], settings), "text"
+        else:
+            doc, kind = records.from_sms(f"V {chw['patient_id']}", f"+2547999{i:05d}", settings), "stranger"
+        docs.append(doc)
+        kinds[doc["_id"]] = kind
+    return contacts, docs, kinds

@@ -128,7 +128,8 @@ async def test_registration_creates_the_patient_schedule_and_reply_once(couch, c
     # a crash between the doc write and the info write: the replay changes nothing
     info = await sentinel_db.get(f"{report['_id']}-info")
     await sentinel_db.delete(info["_id"], info["_rev"])
-    await sentinel.process_batch([{"id": stored["_id"], "seq": None, "doc": stored}])
+    restarted = Engine(couch, config, sentinel.settings, registry.medic_transitions())
+    await restarted.process_batch([{"id": stored["_id"], "seq": None, "doc": stored}])
     again = await medic.get(report["_id"])
     assert again["_rev"] == stored["_rev"]
     rows = (await medic.view("medic-client", "contacts_by_reference", key=["shortcode", patient["patient_id"]]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import contact_types, shortcodes
+from api import contact_types
 
 from . import Context
 
@@ -32,8 +32,7 @@ class GenerateShortcodeOnContacts:
         return name is not None and doc.get(name) in (None, "")
 
     async def prepare(self, docs: list[dict[str, Any]], ctx: Context) -> None:
-        ctx.ws.requests += 1
-        ctx.ws.cache[self.name] = await shortcodes.fresh(ctx.medic, len(docs), set(ctx.ws.shortcodes))
+        ctx.ws.cache[self.name] = await ctx.ws.fresh_codes(len(docs))
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
         name = field_for(doc, ctx.settings)

@@ -31,7 +31,7 @@ import json
 import uuid
 from typing import Any, Mapping
 
-from api import contact_types, phones, shortcodes
+from api import contact_types, phones
 from api.errors import BadRequest
 from api.lineage import minify_lineage
 
@@ -122,6 +122,17 @@ def set_birth_date(doc: dict[str, Any]) -> None:
     doc["birth_date"] = day.isoformat().replace("+00:00", "Z")
 
 
+def _remember_new_subject(ctx: Context, report_id: str, person_id: str, code: str) -> Any:
+    """Once saved, a brand-new person's registrations are known: this report, and later ones the feed brings."""
+    memory = ctx.ws.memory
+
+    def remember(saved: Mapping[str, str]) -> None:
+        if report_id in saved and person_id in saved:
+            memory.registrations[person_id] = [report_id]
+            memory.registrations[code] = [report_id]
+    return remember
+
+
 class Registration:
     name = "registration"
     once = True
@@ -142,8 +153,7 @@ class Registration:
                 ctx.ws.remember_shortcode(person["patient_id"], person)
         wanted = sum(1 for d in docs if self._adds_patient(d, ctx) and patient_uuid(d["_id"]) not in made)
         if wanted:
-            ctx.ws.requests += 1
-            ctx.ws.cache["registration_codes"] = await shortcodes.fresh(ctx.medic, wanted, set(ctx.ws.shortcodes))
+            ctx.ws.cache["registration_codes"] = await ctx.ws.fresh_codes(wanted)
 
     def _adds_patient(self, doc: Mapping[str, Any], ctx: Context) -> bool:
         config = self.config(doc, ctx) or {}
@@ -219,7 +229,7 @@ class Registration:
         else:
             pool = ctx.ws.cache.setdefault("registration_codes", [])
             if not pool:
-                pool.extend(await shortcodes.fresh(ctx.medic, 1, set(ctx.ws.shortcodes)))
+                pool.extend(await ctx.ws.fresh_codes(1))
             code = pool.pop()
         parent = await self._parent(doc, ctx, config, params)
         if parent is None:
@@ -249,6 +259,7 @@ class Registration:
             person["created_by"] = contact["_id"]
         stored = dict(person, parent=minify_lineage(parent))
         ctx.ws.write(stored)
+        ctx.ws.after_save.append(_remember_new_subject(ctx, doc["_id"], stored["_id"], code))
         ctx.ws.remember_shortcode(code, dict(person, parent=parent))
         doc["patient_id"] = code
         doc["patient"] = dict(person, parent=parent)
