@@ -152,7 +152,8 @@ def build_backlog(total: int, worlds: int, seed: int, new_contacts: float = 0.1
                    "parent": {"_id": clinic["_id"], "parent": clinic["parent"]}, "reported_date": 1}
             kind = "contact"
         elif roll < new_contacts + 0.35:
-            doc, kind = records.from_sms(f"P Name{i} 4", chw["phone"], settings), "registration"
+            name = "Pat" + "".join(chr(ord("a") + int(d)) for d in str(i))
+            doc, kind = records.from_sms(f"P {name} 4", chw["phone"], settings), "registration"
         elif roll < new_contacts + 0.65:
             other = rng.choice(chws)
             doc, kind = records.from_sms(f"V {other['patient_id']}", chw["phone"], settings), "visit"
