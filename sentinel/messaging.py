@@ -54,7 +54,7 @@ def text_of(config: Mapping[str, Any], ctx: Context, locale: str) -> str | None:
     if isinstance(content, str):
         return content or None
     if isinstance(content, list):
-        entries = [m for m in content if isinstance(m, Mapping) and isinstance(m.get("content"), str)]
+        entries = [m for m in content if isinstance(m, dict) and isinstance(m.get("content"), str)]
         for wanted in (locale, ctx.settings.get("locale_outgoing"), ctx.settings.get("locale"), "en"):
             for entry in entries:
                 if entry.get("locale") == wanted and entry["content"]:
@@ -66,7 +66,7 @@ def text_of(config: Mapping[str, Any], ctx: Context, locale: str) -> str | None:
 def _lookup(context: Mapping[str, Any], path: str) -> Any:
     value: Any = context
     for part in path.split("."):
-        if isinstance(value, Mapping) and part in value:
+        if isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
@@ -102,8 +102,8 @@ def render(text: str, context: Mapping[str, Any]) -> str:
 def ancestors(contact: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     """The (hydrated) places above a contact, nearest first."""
     found = []
-    node = contact.get("parent") if isinstance(contact, Mapping) else None
-    while isinstance(node, Mapping) and len(found) < 64:
+    node = contact.get("parent") if isinstance(contact, dict) else None
+    while isinstance(node, dict) and len(found) < 64:
         found.append(node)
         node = node.get("parent")
     return found
@@ -116,9 +116,9 @@ def _type(doc: Mapping[str, Any]) -> str | None:
 def template_context(doc: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What ``{{...}}`` can read: CHT's extended template context."""
     context: dict[str, Any] = dict(doc)
-    if isinstance(doc.get("fields"), Mapping):
+    if isinstance(doc.get("fields"), dict):
         context.update(doc["fields"])
-    contact = doc.get("contact") if isinstance(doc.get("contact"), Mapping) else None
+    contact = doc.get("contact") if isinstance(doc.get("contact"), dict) else None
     places = ancestors(contact)
     if places:
         context.setdefault("parent", places[0])
@@ -128,7 +128,7 @@ def template_context(doc: Mapping[str, Any], extra: Mapping[str, Any] | None = N
         for place in places:
             if _type(place) in types:
                 context.setdefault(name, place)
-    patient = doc.get("patient") if isinstance(doc.get("patient"), Mapping) else None
+    patient = doc.get("patient") if isinstance(doc.get("patient"), dict) else None
     if patient:
         context.setdefault("patient_name", patient.get("name"))
         context.setdefault("patient_id", patient.get("patient_id"))
@@ -137,20 +137,20 @@ def template_context(doc: Mapping[str, Any], extra: Mapping[str, Any] | None = N
 
 
 def _phone_of(contact: Any) -> str | None:
-    if not isinstance(contact, Mapping):
+    if not isinstance(contact, dict):
         return None
     phone = contact.get("phone")
     if isinstance(phone, str) and phone:
         return phone
     inner = contact.get("contact")
-    if isinstance(inner, Mapping) and isinstance(inner.get("phone"), str) and inner["phone"]:
+    if isinstance(inner, dict) and isinstance(inner.get("phone"), str) and inner["phone"]:
         return inner["phone"]
     return None
 
 
 def recipient(doc: Mapping[str, Any], name: Any, settings: Mapping[str, Any]) -> str | None:
     """The phone number a message for this recipient goes to; None when there is none."""
-    contact = doc.get("contact") if isinstance(doc.get("contact"), Mapping) else None
+    contact = doc.get("contact") if isinstance(doc.get("contact"), dict) else None
     sender = doc.get("from") if isinstance(doc.get("from"), str) and doc.get("from") else _phone_of(contact)
     if not name or name == "reporting_unit":
         return sender
@@ -222,7 +222,7 @@ def add_event_messages(doc: dict[str, Any], ctx: Context, configs: Any, event_ty
     """Add every configured message of this ``event_type`` (``default_event``: also those without one)."""
     changed = False
     for index, config in enumerate(configs if isinstance(configs, list) else []):
-        if not isinstance(config, Mapping):
+        if not isinstance(config, dict):
             continue
         kind = config.get("event_type")
         if kind == event_type or (default_event and not kind):

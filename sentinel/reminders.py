@@ -74,7 +74,7 @@ async def send(couch: Couch, config: Config, store: SettingsStore, translations:
     ctx = Context(couch, config, settings, now=now, translations=await translations.get(couch.db(config.db_medic)))
     total = 0
     for reminder in settings.get("reminders") or []:
-        if not isinstance(reminder, Mapping) or not isinstance(reminder.get("form"), str):
+        if not isinstance(reminder, dict) or not isinstance(reminder.get("form"), str):
             continue
         when = occurrence(reminder.get("cron"), now)
         if when is None:
@@ -124,12 +124,12 @@ async def _remind(ctx: Context, reminder: Mapping[str, Any], when: dt.datetime, 
         recent = {row["key"][1] for row in rows if isinstance(row.get("value"), (int, float))
                   and row["value"] >= since}
         places = [p for p in places if p["_id"] not in recent]
-    contact_ids = [p["contact"]["_id"] for p in places if isinstance(p.get("contact"), Mapping)
+    contact_ids = [p["contact"]["_id"] for p in places if isinstance(p.get("contact"), dict)
                    and p["contact"].get("_id")]
     contacts = await medic.get_many(contact_ids) if contact_ids else {}
     docs = []
     for place in places:
-        contact = contacts.get((place.get("contact") or {}).get("_id")) if isinstance(place.get("contact"), Mapping) \
+        contact = contacts.get((place.get("contact") or {}).get("_id")) if isinstance(place.get("contact"), dict) \
             else None
         doc = {"_id": f"reminder:{form}:{stamp}:{place['_id']}", "type": "reminder", "form": form,
                "reminder_date": messages.iso(when), "place": minify_lineage(place)}

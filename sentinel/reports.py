@@ -7,7 +7,6 @@ with all its docs and ``run`` finds the answers there.
 
 from __future__ import annotations
 
-
 import re
 from typing import Any, Iterable, Mapping
 
@@ -29,7 +28,7 @@ def same_form(a: Any, b: Any) -> bool:
 def config_for(configs: Any, form: Any) -> Mapping[str, Any] | None:
     """The entry of a settings list (``registrations``, ``patient_reports``) for this form."""
     for config in configs if isinstance(configs, list) else []:
-        if isinstance(config, Mapping) and same_form(config.get("form"), form):
+        if isinstance(config, dict) and same_form(config.get("form"), form):
             return config
     return None
 
@@ -50,16 +49,16 @@ def is_valid_submission(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> 
     if doc.get("content_type") == "xml" or not doc.get("sms_message"):
         return True
     form = (settings.get("forms") or {}).get(doc.get("form")) if isinstance(doc.get("form"), str) else None
-    if isinstance(form, Mapping) and form.get("public_form"):
+    if isinstance(form, dict) and form.get("public_form"):
         return True
     contact = doc.get("contact")
-    return isinstance(contact, Mapping) and bool(contact.get("_id"))
+    return isinstance(contact, dict) and bool(contact.get("_id"))
 
 
 def subject(doc: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
     """The report's patient, else its place (hydrated); a contact made in this batch counts too."""
     for name in ("patient", "place"):
-        if isinstance(doc.get(name), Mapping):
+        if isinstance(doc.get(name), dict):
             return doc[name]
     keys = report_subject_keys(doc)
     for name in ("patient", "place"):
@@ -71,7 +70,7 @@ def subject(doc: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
 
 
 def subject_ids(contact: Mapping[str, Any] | None) -> list[str]:
-    if not isinstance(contact, Mapping):
+    if not isinstance(contact, dict):
         return []
     ids = [contact.get("_id"), contact.get("patient_id"), contact.get("place_id")]
     return [str(i) for i in ids if isinstance(i, (str, int)) and not isinstance(i, bool) and str(i)]
@@ -175,7 +174,7 @@ def reject(doc: dict[str, Any], ctx: Context, config: Mapping[str, Any] | None, 
     """
     locale = messaging.locale_of(doc, ctx.settings)
     configured = next((m for m in (config or {}).get("messages") or []
-                       if isinstance(m, Mapping) and m.get("event_type") == key), None)
+                       if isinstance(m, dict) and m.get("event_type") == key), None)
     text = messaging.text_of(configured, ctx, locale) if configured else None
     if not text:
         text = translate(ctx.translations, f"messages.generic.{key}", locale)
@@ -196,7 +195,7 @@ def add_validation_errors(doc: dict[str, Any], ctx: Context, config: Mapping[str
         text = messaging.render(text, context)
         add_error(doc, f"invalid_{item['property']}", text)
         texts.append(text)
-    join = bool(((config.get("validations") or {}) if isinstance(config.get("validations"), Mapping) else {})
+    join = bool(((config.get("validations") or {}) if isinstance(config.get("validations"), dict) else {})
                 .get("join_responses"))
     reply = "  ".join(texts) if join else texts[0]
     messaging.add_message(doc, ctx, {}, prefix, "invalid", text=reply)
@@ -230,5 +229,3 @@ async def load_contacts_by_phone(ctx: Context, numbers: Iterable[Any]) -> None:
 
 def contact_by_phone(ctx: Context, raw: Any) -> dict[str, Any] | None:
     return ctx.ws.cache.get("by_phone", {}).get(raw) if isinstance(raw, str) else None
-
-

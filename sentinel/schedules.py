@@ -89,7 +89,7 @@ def due_date(start: dt.datetime, message: Mapping[str, Any]) -> dt.datetime | No
 
 def find(settings: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     for schedule in settings.get("schedules") or []:
-        if isinstance(schedule, Mapping) and schedule.get("name") == name:
+        if isinstance(schedule, dict) and schedule.get("name") == name:
             return schedule
     return None
 
@@ -97,7 +97,7 @@ def find(settings: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 def _path(doc: Mapping[str, Any], path: str) -> Any:
     value: Any = doc
     for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        if not isinstance(value, dict) or part not in value:
             return ...
         value = value[part]
     return value
@@ -105,9 +105,9 @@ def _path(doc: Mapping[str, Any], path: str) -> Any:
 
 def is_muted(doc: Mapping[str, Any]) -> bool:
     """The report's subject (patient first, else place) or one of its ancestors is muted."""
-    subject = doc.get("patient") if isinstance(doc.get("patient"), Mapping) else doc.get("place")
-    node = subject if isinstance(subject, Mapping) else None
-    while isinstance(node, Mapping):
+    subject = doc.get("patient") if isinstance(doc.get("patient"), dict) else doc.get("place")
+    node = subject if isinstance(subject, dict) else None
+    while isinstance(node, dict):
         if node.get("muted"):
             return True
         node = node.get("parent")
@@ -128,7 +128,7 @@ def assign(doc: dict[str, Any], ctx: Context, schedule: Mapping[str, Any]) -> bo
     skipped_groups: set[Any] = set()
     changed = False
     for index, message in enumerate(schedule.get("messages") or []):
-        if not isinstance(message, Mapping) or message.get("group") in skipped_groups:
+        if not isinstance(message, dict) or message.get("group") in skipped_groups:
             continue
         due = due_date(start, message)
         text = messaging.text_of(message, ctx, locale)

@@ -10,8 +10,6 @@ the feed.
 
 from __future__ import annotations
 
-
-
 from api.couch import Database
 
 TRANSLATIONS_PREFIX = "messages-"
@@ -63,5 +61,3 @@ def translate(translations: dict[str, dict[str, str]], key: str, locale: str | N
         if candidate and key in translations.get(candidate, {}):
             return translations[candidate][key]
     return DEFAULTS.get(key, key)
-
-

@@ -142,7 +142,7 @@ def rule_passes(rule: str, value: Any) -> bool:
 
 
 def value_of(doc: Mapping[str, Any], prop: str) -> Any:
-    fields = doc.get("fields") if isinstance(doc.get("fields"), Mapping) else {}
+    fields = doc.get("fields") if isinstance(doc.get("fields"), dict) else {}
     if prop in fields:
         return fields[prop]
     return doc.get(prop)
@@ -150,11 +150,11 @@ def value_of(doc: Mapping[str, Any], prop: str) -> Any:
 
 def failures(config: Mapping[str, Any] | None, doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The validations of ``config["validations"]`` that the doc fails, in order."""
-    validations = (config or {}).get("validations") if isinstance(config, Mapping) else None
-    rules = validations.get("list") if isinstance(validations, Mapping) else None
+    validations = (config or {}).get("validations") if isinstance(config, dict) else None
+    rules = validations.get("list") if isinstance(validations, dict) else None
     failed = []
     for item in rules if isinstance(rules, list) else []:
-        if isinstance(item, Mapping) and isinstance(item.get("property"), str) and isinstance(item.get("rule"), str):
+        if isinstance(item, dict) and isinstance(item.get("property"), str) and isinstance(item.get("rule"), str):
             if not rule_passes(item["rule"], value_of(doc, item["property"])):
                 failed.append(item)
     return failed
@@ -173,10 +173,10 @@ def bool_expr(expr: Any, doc: Mapping[str, Any]) -> bool:
         return False
     negate, path, op, literal = match.groups()
     parts = path.split(".")
-    fields = doc.get("fields") if isinstance(doc.get("fields"), Mapping) else {}
+    fields = doc.get("fields") if isinstance(doc.get("fields"), dict) else {}
     value: Any = {"doc": doc} if parts[0] == "doc" else {**fields, **doc}
     for part in parts:
-        value = value.get(part) if isinstance(value, Mapping) else None
+        value = value.get(part) if isinstance(value, dict) else None
     if op:
         expected: Any = literal[1:-1] if literal[0] in "'\"" else float(literal)
         actual = _number(str(value)) if isinstance(expected, float) and value is not None else value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from api import checkpoint
@@ -75,10 +76,12 @@ class Worker:
         body = await feed
         results = body.get("results") or []
         if results:
+            started = time.monotonic()
             await self.process_batch(results)
             await checkpoint.write(self.sentinel, self.checkpoint_name, body["last_seq"])
             self.processed += len(results)
-            log.info("processed %d change(s); checkpoint %r", len(results), body["last_seq"])
+            log.info("%s: processed %d change(s) in %d ms; checkpoint %r", self.medic.name, len(results),
+                     (time.monotonic() - started) * 1000, body["last_seq"])
         self.seq = body.get("last_seq", self.seq)
         return len(results)
 

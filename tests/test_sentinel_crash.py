@@ -40,7 +40,18 @@ async def backlog(couch, config) -> int:
     return await couch.db(config.db_medic).pending_changes(since)
 
 
-async def crash_run(couch, config, tmp_path, total: int, kills: int, seed: int) -> None:
+@pytest.fixture
+def processes():
+    """Every sentinel process a test starts is gone when it ends, whatever happened."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+async def crash_run(couch, config, tmp_path, processes, total: int, kills: int, seed: int) -> None:
     medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
     store = SettingsStore(medic)
     await use_settings(store, transition_settings())
@@ -56,6 +67,7 @@ async def crash_run(couch, config, tmp_path, total: int, kills: int, seed: int) 
         if await backlog(couch, config) == 0:
             break
         proc = start_sentinel(config, tmp_path)
+        processes.append(proc)
         # let it move its checkpoint a few times, then kill it at a random moment of the next batch
         moves, seq = rng.randint(1, 3), await checkpoint.read(sentinel, checkpoint.SENTINEL)
         while moves and await backlog(couch, config) > 0:
@@ -69,6 +81,7 @@ async def crash_run(couch, config, tmp_path, total: int, kills: int, seed: int) 
         proc.wait(10)
         kill_backlogs.append(await backlog(couch, config))
     proc = start_sentinel(config, tmp_path)
+    processes.append(proc)
     try:
         deadline = time.monotonic() + 300
         while await backlog(couch, config) > 0:
@@ -142,10 +155,10 @@ async def crash_run(couch, config, tmp_path, total: int, kills: int, seed: int) 
     assert sum(uuids.values()) == expected_messages
 
 
-async def test_sigkill_during_a_backlog_loses_and_doubles_nothing(couch, config, tmp_path):
-    await crash_run(couch, config, tmp_path, total=2000, kills=5, seed=7)
+async def test_sigkill_during_a_backlog_loses_and_doubles_nothing(couch, config, tmp_path, processes):
+    await crash_run(couch, config, tmp_path, processes, total=2000, kills=5, seed=7)
 
 
 @pytest.mark.slow
-async def test_sigkill_during_a_long_backlog(couch, config, tmp_path):
-    await crash_run(couch, config, tmp_path, total=10000, kills=20, seed=11)
+async def test_sigkill_during_a_long_backlog(couch, config, tmp_path, processes):
+    await crash_run(couch, config, tmp_path, processes, total=10000, kills=20, seed=11)

@@ -47,13 +47,13 @@ class AcceptPatientReports:
             return True
         subject = reports.subject(doc, ctx)
         if subject is None:
-            fields = doc.get("fields") if isinstance(doc.get("fields"), Mapping) else {}
+            fields = doc.get("fields") if isinstance(doc.get("fields"), dict) else {}
             reports.reject(doc, ctx, config, "registration_not_found", self.name,
                            extra={"patient_id": fields.get("patient_id") or doc.get("patient_id")})
             return True
         changed = False
         for index, message in enumerate(config.get("messages") or []):
-            if isinstance(message, Mapping) and message.get("event_type") == "report_accepted" and \
+            if isinstance(message, dict) and message.get("event_type") == "report_accepted" and \
                     validation.bool_expr(message.get("bool_expr"), doc):
                 changed = messaging.add_message(doc, ctx, message, self.name, "accepted", index) or changed
         found = await reports.registrations(ctx, doc.get("patient"), exclude=doc["_id"]) + \

@@ -15,13 +15,13 @@ from . import Context
 
 def _config(ctx: Context) -> Mapping[str, Any]:
     config = ctx.settings.get("death_reporting")
-    return config if isinstance(config, Mapping) else {}
+    return config if isinstance(config, dict) else {}
 
 
 def _path(doc: Mapping[str, Any], path: Any) -> Any:
     value: Any = doc
     for part in path.split(".") if isinstance(path, str) and path else []:
-        value = value.get(part) if isinstance(value, Mapping) else None
+        value = value.get(part) if isinstance(value, dict) else None
     return value if isinstance(path, str) and path else None
 
 
@@ -43,7 +43,7 @@ class DeathReporting:
             reports.is_valid_submission(doc, ctx.settings)
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
-        subject = doc.get("patient") if isinstance(doc.get("patient"), Mapping) else None
+        subject = doc.get("patient") if isinstance(doc.get("patient"), dict) else None
         patient = await ctx.ws.get(subject.get("_id")) if subject else None
         if patient is None:
             return False

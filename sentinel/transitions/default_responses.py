@@ -19,12 +19,12 @@ from . import Context
 
 
 def _codes(doc: Mapping[str, Any]) -> set[str]:
-    return {e.get("code") for e in doc.get("errors") or [] if isinstance(e, Mapping)}
+    return {e.get("code") for e in doc.get("errors") or [] if isinstance(e, dict)}
 
 
 def after_start(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
     config = settings.get("default_responses")
-    start = config.get("start_date") if isinstance(config, Mapping) else None
+    start = config.get("start_date") if isinstance(config, dict) else None
     if not isinstance(start, str) or not start.strip():
         return True
     try:

@@ -27,12 +27,12 @@ from . import Context, add_error
 
 def _config(ctx: Context) -> Mapping[str, Any]:
     config = ctx.settings.get("muting")
-    return config if isinstance(config, Mapping) else {}
+    return config if isinstance(config, dict) else {}
 
 
 def _muted_ancestor(doc: Mapping[str, Any]) -> Any:
     node = doc.get("parent")
-    while isinstance(node, Mapping):
+    while isinstance(node, dict):
         if node.get("muted"):
             return node["muted"]
         node = node.get("parent")
@@ -57,7 +57,7 @@ class Muting:
         if reports.is_report(doc):
             return self._mute(doc, ctx) is not None and reports.is_valid_submission(doc, ctx.settings)
         return contact_types.is_contact(ctx.settings, doc) and not doc.get("muted") and \
-            isinstance(doc.get("parent"), Mapping)
+            isinstance(doc.get("parent"), dict)
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
         if not reports.is_report(doc):
@@ -93,7 +93,7 @@ class Muting:
 
     @staticmethod
     def _message(config: Mapping[str, Any], event: str) -> Mapping[str, Any] | None:
-        return next((m for m in config.get("messages") or [] if isinstance(m, Mapping)
+        return next((m for m in config.get("messages") or [] if isinstance(m, dict)
                      and m.get("event_type") == event), None)
 
     def _reply(self, doc: dict[str, Any], ctx: Context, event: str, contact: Mapping[str, Any] | None) -> None:

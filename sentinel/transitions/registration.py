@@ -158,7 +158,7 @@ class Registration:
     def _adds_patient(self, doc: Mapping[str, Any], ctx: Context) -> bool:
         config = self.config(doc, ctx) or {}
         return not doc.get("patient_id") and any(
-            isinstance(e, Mapping) and e.get("trigger") in ("add_patient", "add_patient_id")
+            isinstance(e, dict) and e.get("trigger") in ("add_patient", "add_patient_id")
             and not _param(parse_params(e.get("params")), "patient_id_field")
             for e in config.get("events") or [])
 
@@ -170,7 +170,7 @@ class Registration:
             return True
         changed = False
         for event in config.get("events") or []:
-            if not isinstance(event, Mapping) or event.get("name") != "on_create":
+            if not isinstance(event, dict) or event.get("name") != "on_create":
                 continue
             if not validation.bool_expr(event.get("bool_expr"), doc):
                 continue
@@ -198,7 +198,7 @@ class Registration:
                 for registration in await reports.registrations(ctx, subject, exclude=doc["_id"]):
                     if reports.silence(registration, doc, ctx, types, None):
                         ctx.ws.write(registration)
-        messages = [m for m in config.get("messages") or [] if isinstance(m, Mapping)
+        messages = [m for m in config.get("messages") or [] if isinstance(m, dict)
                     and m.get("event_type") in (None, "", "report_accepted") and validation.bool_expr(
                         m.get("bool_expr"), doc)]
         for index, message in enumerate(messages):
@@ -255,7 +255,7 @@ class Registration:
                 return False
             person["phone"] = _fields(doc)[phone_field]
         contact = doc.get("contact")
-        if isinstance(contact, Mapping) and contact.get("_id"):
+        if isinstance(contact, dict) and contact.get("_id"):
             person["created_by"] = contact["_id"]
         stored = dict(person, parent=minify_lineage(parent))
         ctx.ws.write(stored)
@@ -268,9 +268,9 @@ class Registration:
     @staticmethod
     def _phone_field(doc: Mapping[str, Any], ctx: Context) -> str | None:
         form = (ctx.settings.get("forms") or {}).get(doc.get("form"))
-        fields = form.get("fields") if isinstance(form, Mapping) else None
+        fields = form.get("fields") if isinstance(form, dict) else None
         for name, field in (fields or {}).items():
-            if isinstance(field, Mapping) and field.get("type") == "phone_number":
+            if isinstance(field, dict) and field.get("type") == "phone_number":
                 return name
         return None
 
@@ -288,8 +288,8 @@ class Registration:
                 return None
             return await ctx.ws.hydrated(found)
         contact = doc.get("contact")
-        parent = contact.get("parent") if isinstance(contact, Mapping) else None
-        if not isinstance(parent, Mapping) or not parent.get("_id"):
+        parent = contact.get("parent") if isinstance(contact, dict) else None
+        if not isinstance(parent, dict) or not parent.get("_id"):
             reports.reject(doc, ctx, config, "parent_not_found", self.name)
             return None
         if parent.get("type"):

@@ -32,7 +32,7 @@ class UpdateClinics:
 
     def filter(self, doc: dict[str, Any], ctx: Context) -> bool:
         contact = doc.get("contact")
-        return doc.get("type") == "data_record" and not (isinstance(contact, Mapping) and contact.get("_id")) \
+        return doc.get("type") == "data_record" and not (isinstance(contact, dict) and contact.get("_id")) \
             and bool(doc.get("from") or refid(doc))
 
     async def prepare(self, docs: list[dict[str, Any]], ctx: Context) -> None:
@@ -52,7 +52,7 @@ class UpdateClinics:
         if contact is None or contact_types.is_person(ctx.settings, contact):
             return contact
         primary = contact.get("contact")
-        person = await ctx.ws.get(primary.get("_id")) if isinstance(primary, Mapping) else None
+        person = await ctx.ws.get(primary.get("_id")) if isinstance(primary, dict) else None
         return person if person is not None else {"parent": contact}
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
@@ -61,7 +61,7 @@ class UpdateClinics:
         person = await self._person(found, ctx)
         if person is None:
             form = (ctx.settings.get("forms") or {}).get(doc.get("form")) if doc.get("form") else None
-            if isinstance(form, Mapping) and not form.get("public_form"):
+            if isinstance(form, dict) and not form.get("public_form"):
                 add_error(doc, NOT_FOUND, "Facility not found.")
                 return True
             return False
