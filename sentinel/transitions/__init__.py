@@ -28,7 +28,10 @@ them in the fixed order.
 The contract that makes the sentinel crash-safe: **a transition is
 idempotent on the document it changes** — applied to a doc that already
 carries its effect, it changes nothing (messages get deterministic ids,
-fields are set, not appended). CouchDB has no transactions across
+fields are set, not appended). So ``filter`` says whether the transition
+applies to the doc at all, never whether its effect is already there: that
+is for ``run`` to find out. Then a doc replayed after a crash gets the same
+transitions recorded in its info doc as it would have without the crash. CouchDB has no transactions across
 documents, so a crash between saving a doc and saving its info doc may
 replay a transition; idempotency makes that replay a no-op.
 """

@@ -28,11 +28,11 @@ class GenerateShortcodeOnContacts:
     name = "generate_shortcode_on_contacts"
 
     def filter(self, doc: dict[str, Any], ctx: Context) -> bool:
-        name = field_for(doc, ctx.settings)
-        return name is not None and doc.get(name) in (None, "")
+        return field_for(doc, ctx.settings) is not None
 
     async def prepare(self, docs: list[dict[str, Any]], ctx: Context) -> None:
-        ctx.ws.cache[self.name] = await ctx.ws.fresh_codes(len(docs))
+        lacking = [d for d in docs if d.get(field_for(d, ctx.settings) or "") in (None, "")]
+        ctx.ws.cache[self.name] = await ctx.ws.fresh_codes(len(lacking)) if lacking else []
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
         name = field_for(doc, ctx.settings)

@@ -56,8 +56,7 @@ class Muting:
     def filter(self, doc: dict[str, Any], ctx: Context) -> bool:
         if reports.is_report(doc):
             return self._mute(doc, ctx) is not None and reports.is_valid_submission(doc, ctx.settings)
-        return contact_types.is_contact(ctx.settings, doc) and not doc.get("muted") and \
-            isinstance(doc.get("parent"), dict)
+        return contact_types.is_contact(ctx.settings, doc) and isinstance(doc.get("parent"), dict)
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
         if not reports.is_report(doc):

@@ -17,7 +17,7 @@ class ResolvePending:
     name = "resolve_pending"
 
     def filter(self, doc: dict[str, Any], ctx: Context) -> bool:
-        return any(t.get("state") == "pending" for t in doc.get("tasks") or [])
+        return bool(doc.get("tasks"))
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
         changed = False

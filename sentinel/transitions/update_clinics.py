@@ -26,16 +26,20 @@ def refid(doc: Mapping[str, Any]) -> str | None:
     return str(value).strip().upper() if isinstance(value, (str, int)) and str(value).strip() else None
 
 
+def has_contact(doc: Mapping[str, Any]) -> bool:
+    contact = doc.get("contact")
+    return isinstance(contact, dict) and bool(contact.get("_id"))
+
+
 class UpdateClinics:
     name = "update_clinics"
     once = True
 
     def filter(self, doc: dict[str, Any], ctx: Context) -> bool:
-        contact = doc.get("contact")
-        return doc.get("type") == "data_record" and not (isinstance(contact, dict) and contact.get("_id")) \
-            and bool(doc.get("from") or refid(doc))
+        return doc.get("type") == "data_record" and bool(doc.get("from") or refid(doc))
 
     async def prepare(self, docs: list[dict[str, Any]], ctx: Context) -> None:
+        docs = [d for d in docs if not has_contact(d)]
         codes = sorted({c for c in (refid(d) for d in docs) if c})
         found: dict[str, dict[str, Any]] = {}
         if codes:
@@ -56,6 +60,8 @@ class UpdateClinics:
         return person if person is not None else {"parent": contact}
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
+        if has_contact(doc):
+            return False
         code = refid(doc)
         found = ctx.ws.cache["by_refid"].get(code) if code else reports.contact_by_phone(ctx, doc.get("from"))
         person = await self._person(found, ctx)

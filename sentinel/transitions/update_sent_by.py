@@ -13,12 +13,14 @@ class UpdateSentBy:
     once = True
 
     def filter(self, doc: dict[str, Any], ctx: Context) -> bool:
-        return doc.get("type") == "data_record" and bool(doc.get("from")) and not doc.get("sent_by")
+        return doc.get("type") == "data_record" and bool(doc.get("from"))
 
     async def prepare(self, docs: list[dict[str, Any]], ctx: Context) -> None:
-        await reports.load_contacts_by_phone(ctx, [d.get("from") for d in docs])
+        await reports.load_contacts_by_phone(ctx, [d.get("from") for d in docs if not d.get("sent_by")])
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
+        if doc.get("sent_by"):
+            return False
         contact = reports.contact_by_phone(ctx, doc.get("from"))
         name = contact.get("name") if contact else None
         if not isinstance(name, str) or not name or doc.get("sent_by") == name:
