@@ -22,6 +22,7 @@ what the message is for, so a transition replayed after a crash adds nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any, Mapping
 
@@ -172,13 +173,23 @@ def recipient(doc: Mapping[str, Any], name: Any, settings: Mapping[str, Any]) ->
     return sender
 
 
+@functools.lru_cache(maxsize=4096)
+def _e164(raw: str, country_code: Any, validation: Any) -> str | None:
+    return phones.normalize(raw, {"default_country_code": country_code, "phone_validation": validation})
+
+
+def same_phone(a: str, b: str, settings: Mapping[str, Any]) -> bool:
+    """Two numbers are the same (E.164), however written; parsed once per number and settings."""
+    key = (settings.get("default_country_code"), settings.get("phone_validation"))
+    first = _e164(a, *key)
+    return first is not None and first == _e164(b, *key)
+
+
 def outgoing_allowed(to: str, settings: Mapping[str, Any]) -> bool:
     """CHT's deny rules: the gateway's own number, ``outgoing_deny_list`` prefixes, short codes, letters."""
     gateway = settings.get("gateway_number")
-    if isinstance(gateway, str) and gateway:
-        same = phones.normalize(gateway, settings)
-        if same and same == phones.normalize(to, settings):
-            return False
+    if isinstance(gateway, str) and gateway and same_phone(gateway, to, settings):
+        return False
     clean = to.strip().lower()
     deny_list = settings.get("outgoing_deny_list")
     if isinstance(deny_list, str) and any(p.strip().lower() and clean.startswith(p.strip().lower())
