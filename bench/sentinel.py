@@ -40,6 +40,27 @@ VIEWS = [("medic-client", "contacts_by_phone"), ("medic-client", "contacts_by_re
          ("medic-client", "reports_by_subject"), ("medic", "messages_by_state")]
 
 
+def time_requests(couch) -> dict[str, list]:
+    """Count and time CouchDB requests by method, database and path (ids left out)."""
+    spent: dict[str, list] = {}
+    request = couch.request
+
+    async def timed(method, path, **kwargs):
+        started = time.perf_counter()
+        try:
+            return await request(method, path, **kwargs)
+        finally:
+            parts = path.split("/")
+            kind = " ".join([method, parts[1].split("-", 1)[-1]] +
+                            ["/".join(p for p in parts[2:6] if p.startswith("_") and len(p) < 40)])
+            entry = spent.setdefault(kind, [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    couch.request = timed
+    return spent
+
+
 async def warm(db) -> float:
     started = time.perf_counter()
     for ddoc, view in VIEWS:
@@ -79,6 +100,7 @@ async def main(reports: int, batch: int) -> None:
         raw_s = time.perf_counter() - began
         await couch.delete_db(raw_db.name)
 
+        spent = time_requests(couch)
         engine = Engine(couch, config, store, registry.medic_transitions())
         worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=0.5)
         worker.seq = start
@@ -94,6 +116,10 @@ async def main(reports: int, batch: int) -> None:
               f"{worker.processed} changes incl. its own writes, {engine.runs} transition runs, "
               f"{engine.requests} lookups, backlog after: {backlog})")
         print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f}  (goal >= 0.5)")
+        waited = sum(seconds for _, seconds in spent.values())
+        print(f"time in CouchDB requests during the drain: {waited:.1f}s; the rest is Python")
+        for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
+            print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
 
 
 if __name__ == "__main__":
