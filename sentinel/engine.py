@@ -1,10 +1,15 @@
 """Runs the enabled transitions over a batch of changes.
 
-For each changed document, in the fixed order of the registry: skip a
-transition that already handled this revision (info doc) or whose filter says
-no; run the others on the doc in memory. All their changes are saved in one
-write per doc (one ``_bulk_docs`` per batch), then the info docs record the
-runs (one ``_bulk_docs``), and only then does the worker move the checkpoint.
+Phase by phase, in the fixed order of the registry: each transition is
+offered every doc of the batch; docs it already handled at this revision
+(info doc; at any revision for a ``once`` transition) or that its filter
+refuses are left out, the rest are hydrated if it asks, its ``prepare`` makes
+the batch's lookups, and it runs on each doc in memory. All changes, to the
+batch's docs and to the other docs transitions wrote through the workspace,
+are saved in one write per doc (one ``_bulk_docs`` per batch), then the info
+docs record the runs (one ``_bulk_docs``), and only then does the worker move
+the checkpoint. The engine's ``Memory`` keeps lookups between batches, kept
+true by the feed.
 
 A transition that raises ``TransitionError`` (or anything unexpected) fails
 alone: the failure is recorded on the doc (``errors``) and in the info doc,
