@@ -103,6 +103,17 @@ async def test_sms_reports_get_their_sender_and_sent_by(couch, config, sentinel)
     assert {"code": "sys.facility_not_found", "message": "Facility not found."} in missing["errors"]
     assert (await medic.get(by_ref["_id"]))["contact"]["_id"] == w["chw"]["_id"]
 
+    # a report that comes with its contact keeps it; the transition still shows as run (nothing to do)
+    app_report = {"_id": f"{w['chw']['_id']}-app", "type": "data_record", "form": "V", "from": w["chw"]["phone"],
+                  "contact": {"_id": w["nurse"]["_id"]}, "fields": {}, "reported_date": 1}
+    await save(medic, [app_report])
+    await drain(sentinel, couch, config)
+    kept = await medic.get(app_report["_id"])
+    assert kept["contact"]["_id"] == w["nurse"]["_id"], "not replaced by the contact of the phone"
+    assert kept["contact"]["parent"] == w["nurse"]["parent"], "saved with CHT's minified lineage"
+    runs = (await couch.db(config.db_sentinel).get(f"{app_report['_id']}-info"))["transitions"]
+    assert runs["update_clinics"]["ok"] and runs["update_sent_by"]["ok"]
+
 
 async def test_registration_creates_the_patient_schedule_and_reply_once(couch, config, sentinel):
     medic, sentinel_db = couch.db(config.db_medic), couch.db(config.db_sentinel)

@@ -19,10 +19,13 @@ def _config(ctx: Context) -> Mapping[str, Any]:
 
 
 def _path(doc: Mapping[str, Any], path: Any) -> Any:
+    """The value at a dotted path (``fields.time_of_death``); None when there is none."""
+    if not isinstance(path, str) or not path:
+        return None
     value: Any = doc
-    for part in path.split(".") if isinstance(path, str) and path else []:
+    for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
-    return value if isinstance(path, str) and path else None
+    return value
 
 
 class DeathReporting:

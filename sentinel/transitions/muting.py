@@ -106,7 +106,6 @@ class Muting:
         ctx.ws.requests += 1
         rows = (await ctx.medic.view("medic", "contacts_by_depth", key=[contact["_id"]]))["rows"]
         found = await ctx.ws.fetch([contact["_id"]] + [row["id"] for row in rows])
-        changed = []
         for doc in found.values():
             if mute and not doc.get("muted"):
                 doc["muted"] = messages.iso(ctx.now)
@@ -117,7 +116,6 @@ class Muting:
             else:
                 continue
             ctx.ws.write(doc)
-            changed.append(doc)
         await self._update_registrations(ctx, list(found.values()), mute)
 
     async def _update_registrations(self, ctx: Context, contacts: list[dict[str, Any]], mute: bool) -> None:
