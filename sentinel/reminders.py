@@ -12,14 +12,15 @@ A reminder is a doc ``reminder:<form>:<occurrence ms>:<place id>`` of type
 ``reminder`` (``form``, ``reminder_date``, ``place``, ``contact``, ``tasks``);
 its id names the occurrence, so a second run (or a second sentinel) makes
 nothing twice. A handled occurrence is noted as ``reminderlog:<form>:<ms>``
-in the sentinel database. CHT's ``text_expression`` (later.js text) is not
-supported: give ``cron``.
+in the sentinel database. Of CHT's ``text_expression`` (later.js text), the
+simple forms are read (see ``cron_of``); give ``cron`` for anything else.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from typing import Any, Mapping
 
 from croniter import croniter
@@ -40,6 +41,39 @@ from .translations import Translations
 log = logging.getLogger("jamii.sentinel.reminders")
 
 LOOKBACK = dt.timedelta(days=1)
+
+
+TEXT_TIME_RE = re.compile(r"\bat\s+(\d{1,2})(?::(\d{2}))?\s*(am|pm)?", re.I)
+DAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+
+
+def cron_of(reminder: Mapping[str, Any]) -> str | None:
+    """The reminder's cron expression: ``cron``, or the simple later.js texts CHT configs use.
+
+    ``text_expression`` is read when it says a time and, optionally, week days:
+    ``at 9:00 am on Monday``, ``every day at 17:30``, ``at 8am on monday and
+    thursday``. Anything else is not understood (None).
+    """
+    if isinstance(reminder.get("cron"), str):
+        return reminder["cron"]
+    text = reminder.get("text_expression")
+    if not isinstance(text, str):
+        return None
+    match = TEXT_TIME_RE.search(text)
+    if not match:
+        return None
+    hour, minute, half = int(match.group(1)), int(match.group(2) or 0), (match.group(3) or "").lower()
+    if half == "pm" and hour < 12:
+        hour += 12
+    elif half == "am" and hour == 12:
+        hour = 0
+    if hour > 23 or minute > 59:
+        return None
+    rest = (text[:match.start()] + " " + text[match.end():]).lower()
+    days = [str(i) for i, day in enumerate(DAYS) if re.search(rf"\b{day[:3]}(?:{day[3:]})?\b", rest)]
+    if not days and re.sub(r"\b(every|each|day|daily|on|and)\b|[\s,]", "", rest):
+        return None  # something more than a time and days: not understood
+    return f"{minute} {hour} * * {','.join(days) or '*'}"
 
 
 def occurrence(cron: Any, now: dt.datetime) -> dt.datetime | None:
@@ -76,11 +110,13 @@ async def send(couch: Couch, config: Config, store: SettingsStore, translations:
     for reminder in settings.get("reminders") or []:
         if not isinstance(reminder, dict) or not isinstance(reminder.get("form"), str):
             continue
-        when = occurrence(reminder.get("cron"), now)
+        cron = cron_of(reminder)
+        if cron is None:
+            log.warning("reminder %s: no cron expression, and text_expression %r is not understood",
+                        reminder["form"], reminder.get("text_expression"))
+            continue
+        when = occurrence(cron, now)
         if when is None:
-            if reminder.get("text_expression") and not reminder.get("cron"):
-                log.warning("reminder %s: text_expression is not supported; give a cron expression",
-                            reminder["form"])
             continue
         total += await send_one(ctx, reminder, when)
     return total

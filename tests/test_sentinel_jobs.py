@@ -132,3 +132,19 @@ async def test_build_registers_single_flight_jobs(couch, config, store):
     assert {"retry-transitions", "send-sms", "due-messages", "reminders", "clean-info-docs"} <= set(names)
     due = next(job for job in jobs if job.name == "due-messages")
     assert await run_once(couch.db(config.db_sentinel), due) is True
+
+
+@pytest.mark.parametrize("text, cron", [
+    ("at 9:00 am on Monday", "0 9 * * 1"),
+    ("every day at 17:30", "30 17 * * *"),
+    ("at 8pm on mon and thursday", "0 20 * * 1,4"),
+    ("at 12 am", "0 0 * * *"),
+    ("on the first day of the month at 9", None),
+    ("whenever", None),
+])
+def test_reminder_text_expressions(text, cron):
+    assert reminders.cron_of({"text_expression": text}) == cron
+
+
+def test_a_cron_wins_over_a_text_expression():
+    assert reminders.cron_of({"cron": "5 4 * * *", "text_expression": "at 9am"}) == "5 4 * * *"
