@@ -11,7 +11,7 @@ from api.couch import Couch
 from api.credentials import CredentialStore
 from api.settings import SettingsStore
 
-from . import registry, retries, sms_sender
+from . import due_messages, info_cleanup, registry, reminders, retries, sms_sender
 from .engine import Engine
 from .foci_feed import CHECKPOINT as FOCI_CHECKPOINT
 from .foci_feed import FociRecount, recount_everything
@@ -30,10 +30,14 @@ def build(couch: Couch, config: Config, settings: SettingsStore) -> tuple[list[W
                       batch_size=foci.batch_size)]
     sentinel_db = couch.db(config.db_sentinel)
     credentials = CredentialStore.from_config(couch, config)
+    medic_db = couch.db(config.db_medic)
     jobs = [
         Job("retry-transitions", 60, lambda: retries.retry_due(engine, sentinel_db)),
         Job("send-sms", 15, lambda: sms_sender.send_pending(couch, config, settings, credentials)),
         Job("foci-recount-all", 24 * 3600, lambda: recount_everything(couch, config, settings), lease_seconds=3600),
+        Job("due-messages", 120, lambda: due_messages.move_due(medic_db, settings)),
+        Job("reminders", 300, lambda: reminders.send(couch, config, settings, engine.translations)),
+        Job("clean-info-docs", 3600, lambda: info_cleanup.clean(sentinel_db, medic_db)),
     ]
     return workers, jobs
 

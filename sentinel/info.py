@@ -35,10 +35,19 @@ def has_run_on(info: dict[str, Any], name: str, rev: str) -> bool:
     return bool(record) and record.get("last_rev") == rev
 
 
-def record(info: dict[str, Any], name: str, *, rev: str, seq: Any, ok: bool, now_ms: int) -> None:
+def has_succeeded(info: dict[str, Any], name: str) -> bool:
+    """The transition ran successfully on some revision of the doc."""
+    record = info.get("transitions", {}).get(name)
+    return bool(record) and record.get("ok") is True
+
+
+def record(info: dict[str, Any], name: str, *, rev: str, seq: Any, ok: bool, now_ms: int,
+           error: str | None = None) -> None:
     """Note a run; a failed one is scheduled for a bounded number of retries with backoff."""
     previous = info.setdefault("transitions", {}).get(name) or {}
     entry: dict[str, Any] = {"last_rev": rev, "seq": seq, "ok": ok, "run_date": now_ms}
+    if error:
+        entry["error"] = error
     if not ok:
         attempts = previous.get("attempts", 0) + 1 if not previous.get("ok", True) else 1
         entry["attempts"] = attempts

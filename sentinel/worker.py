@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from api import checkpoint
@@ -33,7 +34,7 @@ class Worker:
 
     def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
                  db_name: str | None = None, checkpoint_name: str = checkpoint.SENTINEL,
-                 batch_size: int = 100, wait_seconds: float = 30):
+                 batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True):
         self.couch = couch
         self.medic = couch.db(db_name or config.db_medic)
         self.sentinel = couch.db(config.db_sentinel)
@@ -43,44 +44,96 @@ class Worker:
         self.wait_seconds = wait_seconds
         self.seq: Any = None
         self.processed = 0
+        self.read_ahead = read_ahead
+        self._ahead: tuple[Any, asyncio.Future[dict[str, Any]]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Follow the feed until ``stop`` is set; the batch under way is finished first."""
+        """Follow the feed until ``stop`` is set; the batch under way is finished first.
+
+        Any error (CouchDB unreachable, a bug in a batch) restarts the feed from
+        the checkpoint after a backoff: the worker itself never dies.
+        """
         delay = 1.0
-        while not stop.is_set():
-            try:
-                if self.seq is None:
-                    self.seq = await checkpoint.read(self.sentinel, self.checkpoint_name)
-                    log.info("following %s from %r", self.medic.name, self.seq)
-                await self.step(stop)
-                delay = 1.0
-            except JamiiError as exc:
-                log.warning("feed error: %s; retrying in %.0fs", exc, delay)
-                self.seq = None  # re-read the checkpoint: the durable truth
-                await _sleep_or_stop(stop, delay)
-                delay = min(delay * 2, 30)
+        try:
+            while not stop.is_set():
+                try:
+                    if self.seq is None:
+                        self.seq = await checkpoint.read(self.sentinel, self.checkpoint_name)
+                        log.info("following %s from %r", self.medic.name, self.seq)
+                    await self.step(stop)
+                    delay = 1.0
+                except Exception as exc:  # noqa: BLE001 - the feed must go on
+                    if isinstance(exc, JamiiError):
+                        log.warning("feed error: %s; retrying in %.0fs", exc, delay)
+                    else:
+                        log.exception("batch failed; retrying from the checkpoint in %.0fs", delay)
+                    self.seq = None  # re-read the checkpoint: the durable truth
+                    await self._drop_ahead()
+                    await _sleep_or_stop(stop, delay)
+                    delay = min(delay * 2, 30)
+        finally:
+            await self._drop_ahead()
 
     async def step(self, stop: asyncio.Event | None = None) -> int:
-        """Read and process one batch (waiting for changes if there are none); returns its size."""
-        feed = asyncio.ensure_future(self.medic.changes(
-            since=self.seq, limit=self.batch_size, include_docs=True, feed="longpoll",
-            timeout=int(self.wait_seconds * 1000), client_timeout=self.wait_seconds))
-        if stop is not None:
-            stopper = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({feed, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if feed not in done:
-                feed.cancel()
-                return 0
-        body = await feed
+        """Read and process one batch (waiting for changes if there are none); returns its size.
+
+        While a full batch is processed, the next one is already read (a plain,
+        non-waiting ``_changes`` request from the batch's ``last_seq``), so the
+        read overlaps the work. Docs read ahead may be a revision behind one
+        this batch writes; the engine then meets a conflict and leaves them to
+        their newer change, as for any concurrent edit.
+        """
+        body = await self._take_ahead()
+        if body is None:
+            feed = asyncio.ensure_future(self.medic.changes(
+                since=self.seq, limit=self.batch_size, include_docs=True, feed="longpoll",
+                timeout=int(self.wait_seconds * 1000), client_timeout=self.wait_seconds))
+            if stop is not None:
+                stopper = asyncio.ensure_future(stop.wait())
+                done, _ = await asyncio.wait({feed, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if feed not in done:
+                    feed.cancel()
+                    return 0
+            body = await feed
         results = body.get("results") or []
         if results:
+            if self.read_ahead and len(results) >= self.batch_size:
+                self._ahead = (body["last_seq"], asyncio.ensure_future(self.medic.changes(
+                    since=body["last_seq"], limit=self.batch_size, include_docs=True)))
+            started = time.monotonic()
             await self.process_batch(results)
             await checkpoint.write(self.sentinel, self.checkpoint_name, body["last_seq"])
             self.processed += len(results)
-            log.info("processed %d change(s); checkpoint %r", len(results), body["last_seq"])
+            log.info("%s: processed %d change(s) in %d ms; checkpoint %r", self.medic.name, len(results),
+                     (time.monotonic() - started) * 1000, body["last_seq"])
         self.seq = body.get("last_seq", self.seq)
         return len(results)
+
+    async def _take_ahead(self) -> dict[str, Any] | None:
+        """The batch read ahead, if it starts where we are and has changes."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        since, task = ahead
+        if since != self.seq:
+            await _cancel(task)
+            return None
+        body = await task
+        return body if body.get("results") else None
+
+    async def _drop_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            await _cancel(ahead[1])
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, Exception):  # noqa: BLE001 - however it ended, it is not wanted
+        pass
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

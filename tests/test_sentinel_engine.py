@@ -118,7 +118,8 @@ async def test_a_crash_before_the_info_doc_replays_as_a_no_op(couch, config, sto
     info = await sentinel.get("crash-0-info")
     await sentinel.delete(info["_id"], info["_rev"])  # as if we died between the two writes
     saved = await medic.get("crash-0")
-    await engine.process_batch(changes_for([saved]))
+    restarted = Engine(couch, config, store, [Stamp(), Count()])  # a new process remembers nothing
+    await restarted.process_batch(changes_for([saved]))
     again = await medic.get("crash-0")
     assert again["_rev"] == saved["_rev"], "idempotent transitions change nothing on replay"
     assert (await sentinel.get("crash-0-info"))["transitions"]["stamp"]["last_rev"] == saved["_rev"]

@@ -66,3 +66,28 @@ async def test_stop_interrupts_an_idle_wait(couch, config):
     await asyncio.sleep(0.3)
     stop.set()
     await asyncio.wait_for(task, 2)
+
+
+async def test_a_broken_batch_does_not_kill_the_worker(couch, config):
+    medic = couch.db(config.db_medic)
+    await checkpoint.write(couch.db(config.db_sentinel), checkpoint.SENTINEL, (await medic.info())["update_seq"])
+    await medic.bulk_docs([{"_id": f"broken-{i:03d}"} for i in range(150)])
+    seen: list[str] = []
+    failures = []
+
+    async def flaky(batch):
+        if not failures:
+            failures.append(batch[0]["id"])
+            raise KeyError("a bug in a transition's code")
+        seen.extend(change["id"] for change in batch)
+
+    worker = Worker(couch, config, flaky, batch_size=100, wait_seconds=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for _ in range(100):
+        if len(seen) >= 150:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert failures and sorted(seen) == [f"broken-{i:03d}" for i in range(150)], "retried from the checkpoint"

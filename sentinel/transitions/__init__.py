@@ -7,11 +7,31 @@ Each transition is a module in this package exposing an object with
 * ``async run(doc, ctx) -> bool`` — change ``doc`` in place (the engine
   saves all transitions' changes in one write) and say whether it changed;
   raise ``TransitionError`` for an expected failure (recorded on the doc).
+  Other docs are read with ``ctx.work.fetch`` and saved with
+  ``ctx.work.write`` (see ``sentinel.workspace``), never written directly;
+
+and optionally
+
+* ``once = True`` — run at most once per doc (CHT's ``hasRun``): a later
+  revision of a doc it handled successfully is not considered again;
+* ``hydrate = True`` — the engine fills in the doc's lineage, contact,
+  patient and place (``doc["patient"]``...) before ``run``, for the whole batch
+  at once; they are dropped again (minified) when the doc is saved;
+* ``async prepare(docs, ctx)`` — called once per batch with the docs that
+  passed the filter, before ``run`` on each: the place for the one view query
+  per batch a transition needs (results kept in ``ctx.work.cache``).
+
+The engine runs the transitions phase by phase: the first transition on
+every doc of the batch, then the second, and so on, so each doc still sees
+them in the fixed order.
 
 The contract that makes the sentinel crash-safe: **a transition is
 idempotent on the document it changes** — applied to a doc that already
 carries its effect, it changes nothing (messages get deterministic ids,
-fields are set, not appended). CouchDB has no transactions across
+fields are set, not appended). So ``filter`` says whether the transition
+applies to the doc at all, never whether its effect is already there: that
+is for ``run`` to find out. Then a doc replayed after a crash gets the same
+transitions recorded in its info doc as it would have without the crash. CouchDB has no transactions across
 documents, so a crash between saving a doc and saving its info doc may
 replay a transition; idempotency makes that replay a no-op.
 """
@@ -24,6 +44,8 @@ from typing import Any, Protocol
 
 from api.config import Config
 from api.couch import Couch, Database
+
+from ..workspace import Workspace
 
 
 class TransitionError(Exception):
@@ -42,6 +64,8 @@ class Context:
     settings: dict[str, Any]
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     seq: Any = None
+    work: Workspace | None = None
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def medic(self) -> Database:
@@ -57,6 +81,13 @@ class Context:
 
     def transition_config(self, name: str) -> Any:
         return (self.settings.get("transitions") or {}).get(name)
+
+    @property
+    def ws(self) -> Workspace:
+        """The batch's workspace (a fresh one when a transition is run alone, e.g. in a unit test)."""
+        if self.work is None:
+            self.work = Workspace(self.medic)
+        return self.work
 
 
 class Transition(Protocol):

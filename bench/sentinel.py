@@ -1,0 +1,130 @@
+"""How fast the sentinel drains a backlog of reports, against reading and writing as many docs raw.
+
+    python -m bench.sentinel [--reports 10000] [--batch 100]
+
+A hierarchy (12 districts' worth of clinics and CHWs) and ``--reports`` SMS
+reports are loaded (35% registrations with a schedule and a reply, 35%
+visits naming a patient, 20% free text, 10% from unknown numbers), with the
+transitions a typical deployment enables: ``generate_shortcode_on_contacts``,
+``update_clinics``, ``registration``, ``accept_patient_reports``,
+``default_responses``, ``update_sent_by``. The views are brought up to date
+first (a running API keeps them so).
+
+* raw: read those changes from ``_changes`` (``include_docs``, in batches of
+  ``--batch``) and write each batch to another database with one
+  ``_bulk_docs`` — the least any worker that reads and writes every doc does;
+* sentinel: the worker and engine, in this process, from the checkpoint
+  until the backlog is empty (its own writes come back through the feed and
+  are drained too).
+
+The ratio raw / sentinel is the figure (goal: at least 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from api import checkpoint
+from api.couch import new_id
+from api.settings import SettingsStore
+from sentinel import registry
+from sentinel.engine import Engine
+from sentinel.worker import Worker
+from tests.sentinel_world import build_backlog, save, transition_settings, use_settings
+
+from .common import bench_stack
+
+VIEWS = [("medic-client", "contacts_by_phone"), ("medic-client", "contacts_by_reference"),
+         ("medic-client", "reports_by_subject"), ("medic", "messages_by_state")]
+
+
+def time_requests(couch) -> dict[str, list]:
+    """Count and time CouchDB requests by method, database and path (ids left out)."""
+    spent: dict[str, list] = {}
+    request = couch.request
+
+    async def timed(method, path, **kwargs):
+        started = time.perf_counter()
+        try:
+            return await request(method, path, **kwargs)
+        finally:
+            parts = path.split("/")
+            kind = " ".join([method, parts[1].split("-", 1)[-1]] +
+                            ["/".join(p for p in parts[2:6] if p.startswith("_") and len(p) < 40)])
+            entry = spent.setdefault(kind, [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    couch.request = timed
+    return spent
+
+
+async def warm(db) -> float:
+    started = time.perf_counter()
+    for ddoc, view in VIEWS:
+        await db.view(ddoc, view, limit=1, reduce=False) if view == "messages_by_state" else \
+            await db.view(ddoc, view, limit=1)
+    return time.perf_counter() - started
+
+
+async def main(reports: int, batch: int) -> None:
+    async with bench_stack() as stack:
+        couch, config = stack.couch, stack.config
+        medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
+        store = SettingsStore(medic)
+        settings = transition_settings()
+        settings["transitions"].pop("death_reporting")
+        settings["transitions"].pop("muting")
+        await use_settings(store, settings)
+        contacts, docs, _ = build_backlog(reports, worlds=12, seed=3, new_contacts=0.0)
+        await save(medic, contacts)
+        start = (await medic.info())["update_seq"]
+        await checkpoint.write(sentinel, checkpoint.SENTINEL, start)
+        for first in range(0, len(docs), 1000):
+            await save(medic, docs[first:first + 1000])
+        warm_s = await warm(medic)
+
+        raw_db = couch.db(config.db_medic + "-raw")
+        await couch.create_db(raw_db.name)
+        began = time.perf_counter()
+        since, seen = start, 0
+        while seen < len(docs):
+            body = await medic.changes(since=since, limit=batch, include_docs=True)
+            results = body["results"]
+            await raw_db.bulk_docs([{**{k: v for k, v in r["doc"].items() if k != "_rev"}, "_id": new_id()}
+                                   for r in results])
+            seen += len(results)
+            since = body["last_seq"]
+        raw_s = time.perf_counter() - began
+        await couch.delete_db(raw_db.name)
+
+        spent = time_requests(couch)
+        engine = Engine(couch, config, store, registry.medic_transitions())
+        worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=0.5)
+        worker.seq = start
+        began = time.perf_counter()
+        while await worker.step():
+            pass
+        sentinel_s = time.perf_counter() - began
+        backlog = await medic.pending_changes(await checkpoint.read(sentinel, checkpoint.SENTINEL))
+
+        print(f"reports: {reports}, batch: {batch}, views brought up to date in {warm_s:.1f}s")
+        print(f"raw read + bulk write:  {raw_s:7.1f}s  ({reports / raw_s:6.0f} docs/s)")
+        print(f"sentinel drain:         {sentinel_s:7.1f}s  ({reports / sentinel_s:6.0f} reports/s, "
+              f"{worker.processed} changes incl. its own writes, {engine.runs} transition runs, "
+              f"{engine.requests} lookups, backlog after: {backlog})")
+        print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f}  (goal >= 0.5)")
+        waited = sum(seconds for _, seconds in spent.values())
+        print(f"time in CouchDB requests during the drain: {waited:.1f}s; the rest is Python")
+        for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
+            print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=10000)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+    asyncio.run(main(args.reports, args.batch))

@@ -1,0 +1,46 @@
+"""``generate_shortcode_on_contacts``: every contact gets a short id (``patient_id`` for people, ``place_id``
+for places) that SMS reports can name.
+
+Codes come from ``api.shortcodes`` (digits, unique among contacts, checked
+against ``contacts_by_reference``, growing in length as the space fills), all
+the batch's codes from one lookup. A contact that has its code is left alone,
+which is what makes a replay a no-op.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import contact_types
+
+from . import Context
+
+
+def field_for(doc: dict[str, Any], settings: dict[str, Any]) -> str | None:
+    if contact_types.is_person(settings, doc):
+        return "patient_id"
+    if contact_types.is_place(settings, doc):
+        return "place_id"
+    return None
+
+
+class GenerateShortcodeOnContacts:
+    name = "generate_shortcode_on_contacts"
+
+    def filter(self, doc: dict[str, Any], ctx: Context) -> bool:
+        return field_for(doc, ctx.settings) is not None
+
+    async def prepare(self, docs: list[dict[str, Any]], ctx: Context) -> None:
+        lacking = [d for d in docs if d.get(field_for(d, ctx.settings) or "") in (None, "")]
+        ctx.ws.cache[self.name] = await ctx.ws.fresh_codes(len(lacking)) if lacking else []
+
+    async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
+        name = field_for(doc, ctx.settings)
+        if name is None or doc.get(name) not in (None, ""):
+            return False
+        doc[name] = ctx.ws.cache[self.name].pop()
+        ctx.ws.remember_shortcode(doc[name], doc)
+        return True
+
+
+transition = GenerateShortcodeOnContacts()
