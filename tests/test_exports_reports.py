@@ -328,7 +328,7 @@ async def test_a_client_that_goes_away_leaves_the_server_healthy(client, couch, 
     many = [{"_id": f"x-many{i:04d}", "type": "data_record", "form": "M", "reported_date": BASE + i,
              "contact": CHW1, "fields": {"text": "x" * 2000}} for i in range(600)]
     await db.bulk_docs(many)
-    caplog.set_level(logging.INFO, logger="jamii.exports")
+    caplog.set_level(logging.INFO, logger="jamii.streaming")
     response = await client.get("/api/v2/export/reports?filters[forms][selected][0][code]=M",
                                 headers=basic(users["po"]))
     assert response.status == 200

@@ -4,7 +4,6 @@ import asyncio
 
 import pytest
 
-from api.app import create_app
 from api.settings import SettingsStore
 from sentinel.app import build
 

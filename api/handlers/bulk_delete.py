@@ -8,18 +8,14 @@ array, as CHT does: the client sees a truncated body, never a false success.
 
 from __future__ import annotations
 
-import json
-import logging
-
 from aiohttp import web
 
 from .. import schemas
 from ..bulk_delete import delete_batches
-from ..errors import JamiiError
+from ..streaming import json_array, stream
 from ..web import medic, read_json_object, require, settings
 
 routes = web.RouteTableDef()
-log = logging.getLogger("jamii.bulk_delete")
 
 
 @routes.post("/api/v1/bulk-delete")
@@ -29,25 +25,6 @@ async def bulk_delete(request: web.Request) -> web.StreamResponse:
     schemas.validate("bulk_delete_body", body)
     ids = [doc["_id"] for doc in body["docs"]]
     batches = delete_batches(medic(request), ids, principal, await settings(request))
-    try:
-        first = await anext(batches)
-    except JamiiError:
-        await batches.aclose()
-        raise
-    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    await response.write(b"[" + json.dumps(first, separators=(",", ":")).encode())
-    try:
-        async for batch in batches:
-            await response.write(b"," + json.dumps(batch, separators=(",", ":")).encode())
-    except JamiiError as exc:
-        log.warning("bulk delete stopped part-way by %s: %s", principal.name, exc)
-        if request.transport is not None:
-            request.transport.abort()
-        return response
-    await response.write(b"]")
-    await response.write_eof()
-    return response
+    return await stream(request, json_array(batches, flush_bytes=0))
 
 

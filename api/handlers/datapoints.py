@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -13,14 +12,15 @@ from aiohttp import web
 from ..datapoints import access, entry, service, writes
 from ..datapoints.model import RESOURCES, csv_cell
 from ..errors import JamiiError, NotFound
+from ..streaming import stream
 from ..web import CONFIG, COUCH, json_response, read_json, read_json_object, settings, user
 
 routes = web.RouteTableDef()
-log = logging.getLogger("jamii.datapoints")
 
 NAMES = "|".join(sorted(RESOURCES, key=len, reverse=True))
 LIST = r"/api/v2/{resource:(" + NAMES + r")}"
 DETAIL = LIST + r"/{id:[0-9]+}"
+CSV = "text/csv; charset=utf-8"
 
 
 def _dumps(obj: Any) -> bytes:
@@ -35,27 +35,8 @@ async def _context(request: web.Request) -> access.Context:
     return access.Context(db, users, who)
 
 
-def _aborted(request: web.Request, exc: BaseException) -> ConnectionResetError:
-    """A failure after the reply started: cut the connection so the client sees an incomplete body."""
-    log.warning("%s %s: stream aborted: %s", request.method, request.path, exc)
-    if request.transport is not None:
-        request.transport.close()
-    return ConnectionResetError("stream aborted")
-
-
-async def _chain(first: list[dict[str, Any]] | None,
-                 rest: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[list[dict[str, Any]]]:
-    if first is not None:
-        yield first
-    async for batch in rest:
-        yield batch
-
-
-async def _csv_response(request: web.Request, filename: str) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
-                                           "Content-Disposition": f'attachment; filename="{filename}.csv"'})
-    await response.prepare(request)
-    return response
+def _csv_headers(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}.csv"'}
 
 
 def _csv_lines(rows: list[list[Any]]) -> bytes:
@@ -71,35 +52,33 @@ async def list_records(request: web.Request) -> web.StreamResponse:
     res = RESOURCES[request.match_info["resource"]]
     ctx = await _context(request)
     listing = await service.listing(ctx, res, request.query)
-    pages = listing.batches()
-    first = await anext(pages, None)
     if listing.format == "csv":
-        response = await _csv_response(request, res.name)
-        try:
-            await response.write(_csv_lines([listing.columns]))
-            async for batch in _chain(first, pages):
-                await response.write(_csv_lines([[obj[c] for c in listing.columns] for obj in batch]))
-        except (JamiiError, OSError) as exc:
-            raise _aborted(request, exc) from exc
-        await response.write_eof()
-        return response
-    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    await response.prepare(request)
-    try:
-        await response.write(b'{"objects":[')
-        separator = b""
-        async for batch in _chain(first, pages):
-            parts = []
-            for obj in batch:
-                parts.append(separator + _dumps(obj))
-                separator = b","
-            await response.write(b"".join(parts))
-        listing.meta["total_count"] = await listing.total()
-        await response.write(b'],"meta":' + _dumps(listing.meta) + b',"errors":{}}')
-    except (JamiiError, OSError) as exc:
-        raise _aborted(request, exc) from exc
-    await response.write_eof()
-    return response
+        return await stream(request, _listing_csv(listing), content_type=CSV, headers=_csv_headers(res.name))
+    return await stream(request, _listing_json(listing))
+
+
+async def _listing_csv(listing: Any) -> AsyncIterator[bytes]:
+    pages = listing.batches()
+    batch = await anext(pages, None)  # read before the header goes out: an error is still a reply
+    yield _csv_lines([listing.columns])
+    while batch is not None:
+        yield _csv_lines([[obj[c] for c in listing.columns] for obj in batch])
+        batch = await anext(pages, None)
+
+
+async def _listing_json(listing: Any) -> AsyncIterator[bytes]:
+    """The ``{objects, meta, errors}`` envelope; ``total_count`` is only known at the end."""
+    pages = listing.batches()
+    batch = await anext(pages, None)
+    yield b'{"objects":['
+    comma = b""
+    while batch is not None:
+        if batch:
+            yield comma + b",".join(_dumps(obj) for obj in batch)
+            comma = b","
+        batch = await anext(pages, None)
+    listing.meta["total_count"] = await listing.total()
+    yield b'],"meta":' + _dumps(listing.meta) + b',"errors":{}}'
 
 
 @routes.get(DETAIL)
@@ -146,27 +125,24 @@ async def get_datapoints(request: web.Request) -> web.StreamResponse:
     result = await service.datapoints(ctx, request.query)
     if result.format != "csv":
         return json_response({"meta": result.meta, "objects": result.objects, "errors": result.errors})
+    return await stream(request, _datapoints_csv(result), content_type=CSV, headers=_csv_headers("datapoints"))
+
+
+async def _datapoints_csv(result: Any) -> AsyncIterator[bytes]:
+    """One row per (region, campaign) with indicator columns, names not ids (or one per indicator)."""
     regions, campaigns = result.regions, result.campaigns
-    response = await _csv_response(request, "datapoints")
-    try:
-        if result.no_pivot:
-            await response.write(_csv_lines([["region", "campaign", "indicator", "value", "is_agg"]]))
-            names = {i["id"]: i.get("name") for i in result.indicators}
-            for obj in result.objects:
-                entry_ = obj["indicators"][0]
-                await response.write(_csv_lines([[regions[obj["region"]].get("name"),
-                                                  campaigns[obj["campaign"]].get("name"),
-                                                  names.get(entry_["indicator"]), entry_["value"], entry_["is_agg"]]]))
-        else:
-            await response.write(_csv_lines([["region", "campaign", *[i.get("name") for i in result.indicators]]]))
-            for obj in result.objects:
-                await response.write(_csv_lines([[regions[obj["region"]].get("name"),
-                                                  campaigns[obj["campaign"]].get("name"),
-                                                  *[e["value"] for e in obj["indicators"]]]]))
-    except OSError as exc:
-        raise _aborted(request, exc) from exc
-    await response.write_eof()
-    return response
+    if result.no_pivot:
+        yield _csv_lines([["region", "campaign", "indicator", "value", "is_agg"]])
+        names = {i["id"]: i.get("name") for i in result.indicators}
+        for obj in result.objects:
+            entry_ = obj["indicators"][0]
+            yield _csv_lines([[regions[obj["region"]].get("name"), campaigns[obj["campaign"]].get("name"),
+                               names.get(entry_["indicator"]), entry_["value"], entry_["is_agg"]]])
+    else:
+        yield _csv_lines([["region", "campaign", *[i.get("name") for i in result.indicators]]])
+        for obj in result.objects:
+            yield _csv_lines([[regions[obj["region"]].get("name"), campaigns[obj["campaign"]].get("name"),
+                               *[e["value"] for e in obj["indicators"]]]])
 
 
 @routes.post("/api/v1/dataentry")

@@ -12,24 +12,21 @@ takes a truncated file for a whole one.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from typing import Any, AsyncGenerator
 
 from aiohttp import web
 
-from .. import dhis, exports
-from ..errors import BadRequest, Forbidden, JamiiError
+from .. import dhis, exports, streaming
+from ..errors import BadRequest, Forbidden
 from ..export_params import (contact_filters, feedback_params, message_filters, options, parse_form,
                              report_filters)
 from ..export_params import dhis_filters as parse_dhis_filters
 from ..permissions import has_permission
 from ..timestamps import now_ms
-from ..web import CONFIG, COUCH, json_response, medic, read_json, require, settings, user
+from ..web import CONFIG, COUCH, json_response, medic, read_json, require, settings
 
 routes = web.RouteTableDef()
-log = logging.getLogger("jamii.exports")
 
 PERMISSIONS = {
     "reports": "can_export_messages",  # as in CHT: reports and messages share one permission
@@ -70,39 +67,17 @@ async def parameters(request: web.Request) -> dict[str, Any]:
 
 async def stream(request: web.Request, chunks: AsyncGenerator[str, None], content_type: str,
                  name: str) -> web.StreamResponse:
-    """Write the chunks as they come; errors before the first chunk are ordinary error replies."""
+    """An export streamed as a file download (``api.streaming``: errors before the first chunk are replies)."""
+    return await streaming.stream(request, _encoded(chunks), content_type=content_type,
+                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def _encoded(chunks: AsyncGenerator[str, None]) -> AsyncGenerator[bytes, None]:
     try:
-        first = await anext(chunks)
-    except BaseException:
-        await chunks.aclose()
-        raise
-    response = web.StreamResponse(headers={"Content-Type": content_type,
-                                           "Content-Disposition": f'attachment; filename="{name}"'})
-    response.enable_chunked_encoding()
-    who = getattr(user(request), "name", None)
-    written = 0
-    try:
-        await response.prepare(request)
-        await response.write(first.encode())
         async for chunk in chunks:
-            await response.write(chunk.encode())
-            written += 1
-    except JamiiError as exc:
-        log.warning("export %s for %s stopped part-way: %s", request.path, who, exc)
-        if request.transport is not None:
-            request.transport.abort()
-        return response
-    except ConnectionResetError:
-        log.info("export %s for %s stopped: the client went away after %d pages", request.path, who, written)
-        return response
-    except asyncio.CancelledError:
-        # aiohttp cancels the handler when the connection is lost while a write waits for the client
-        log.info("export %s for %s stopped: the client went away after %d pages", request.path, who, written)
-        raise
+            yield chunk.encode()
     finally:
         await chunks.aclose()
-    await response.write_eof()
-    return response
 
 
 @routes.get("/api/v2/export/reports", allow_head=False)

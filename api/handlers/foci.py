@@ -7,22 +7,19 @@ the spec says. Lists stream, so a country with 100k cases never sits in memory.
 
 from __future__ import annotations
 
-import json
-import logging
-from typing import Any, AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
 from .. import foci
 from ..couch import Database
 from ..errors import BadRequest, JamiiError, NotFound
+from ..streaming import json_array, stream
 from ..web import CONFIG, COUCH, json_response, read_json, read_json_object, require, settings
 
 routes = web.RouteTableDef()
-log = logging.getLogger("jamii.foci")
 
 READ, WRITE = "read:foci", "write:foci"
-FLUSH_BYTES = 64 * 1024
 
 
 def foci_db(request: web.Request) -> Database:
@@ -31,41 +28,6 @@ def foci_db(request: web.Request) -> Database:
 
 async def country(request: web.Request, value: Any, unknown: type[JamiiError]) -> str:
     return foci.resolve_country(await settings(request), value, unknown=unknown)
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-async def stream_array(request: web.Request, records: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
-    """A JSON array written as it is read.
-
-    The first page is read before the status is sent, so an unreachable
-    CouchDB is still a clean 503; a failure after that cuts the connection,
-    so the client sees a broken body, never a short but valid array.
-    """
-    iterator = records.__aiter__()
-    try:
-        first = await iterator.__anext__()
-    except StopAsyncIteration:
-        return json_response([])
-    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    await response.prepare(request)
-    chunk = bytearray(b"[" + _dumps(first))
-    try:
-        async for record in iterator:
-            chunk += b"," + _dumps(record)
-            if len(chunk) >= FLUSH_BYTES:
-                await response.write(bytes(chunk))
-                chunk.clear()
-        chunk += b"]"
-        await response.write(bytes(chunk))
-        await response.write_eof()
-    except JamiiError as exc:
-        log.warning("%s %s: list cut short: %s", request.method, request.path, exc)
-        if request.transport is not None:
-            request.transport.close()
-    return response
 
 
 def _within(prefix: str, exc: BadRequest) -> BadRequest:
@@ -80,7 +42,7 @@ def _within(prefix: str, exc: BadRequest) -> BadRequest:
 async def _list(request: web.Request, kind: str) -> web.StreamResponse:
     await require(request, READ)
     code = await country(request, request.query.get("country"), NotFound)
-    return await stream_array(request, foci.iter_records(foci_db(request), kind, code))
+    return await stream(request, json_array(foci.iter_records(foci_db(request), kind, code)))
 
 
 async def _count(request: web.Request, kind: str) -> web.Response:

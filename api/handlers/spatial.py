@@ -7,9 +7,7 @@ served with and without its trailing slash. Errors have the spec's shapes (see
 
 from __future__ import annotations
 
-import json
-import logging
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -17,11 +15,11 @@ from .. import spatial, spatial_units
 from ..auth import Principal
 from ..couch import Database
 from ..errors import BadRequest, Forbidden, JamiiError, NotFound, Unauthorized
+from ..streaming import json_array, stream
 from ..spatial import ORG_ROLES, PROJECT_ROLES, ProjectAccess
 from ..web import CONFIG, COUCH, Handler, error_body, json_response, query_int, read_json, settings, user
 
 routes = web.RouteTableDef()
-log = logging.getLogger("jamii.spatial")
 
 SIGN_IN = "Please sign in."
 MAX_LIMIT = 1000
@@ -234,38 +232,6 @@ def _list_options(request: web.Request) -> dict[str, Any]:
             "offset": query_int(query, "offset", 0, minimum=0), "limit": limit}
 
 
-async def _stream(request: web.Request, docs: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
-    """A JSON array of Features, written as the units are read (a whole project never sits in memory).
-
-    The first unit is read before the headers go out, so a database error there is still a
-    clean 503; one later can only cut the connection (the client sees an incomplete body).
-    """
-    first = await anext(docs, None)
-    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    try:
-        if first is None:
-            await response.write(b"[]")
-        else:
-            buffer = [b"[", json.dumps(spatial_units.feature(first), separators=(",", ":")).encode()]
-            size = 0
-            async for doc in docs:
-                chunk = json.dumps(spatial_units.feature(doc), separators=(",", ":")).encode()
-                buffer += [b",", chunk]
-                size += len(chunk)
-                if size > 65536:
-                    await response.write(b"".join(buffer))
-                    buffer, size = [], 0
-            buffer.append(b"]")
-            await response.write(b"".join(buffer))
-    except Exception as exc:
-        log.warning("spatial unit list cut short: %s", exc)
-        raise ConnectionResetError("spatial unit list cut short") from exc
-    await response.write_eof()
-    return response
-
-
 @_route("GET", UNITS)
 async def list_units(request: web.Request) -> web.StreamResponse:
     """The spec's plain array. With ``limit`` the page is read whole (at most 1000 units) and a
@@ -276,7 +242,8 @@ async def list_units(request: web.Request) -> web.StreamResponse:
     db, project_id = _db(request), access.project["id"]
     limit = options.pop("limit")
     if limit is None:
-        return await _stream(request, spatial_units.iter_units(db, project_id, **options))
+        features = (spatial_units.feature(doc) async for doc in spatial_units.iter_units(db, project_id, **options))
+        return await stream(request, json_array(features))
     docs = [doc async for doc in spatial_units.iter_units(db, project_id, limit=limit + 1, **options)]
     headers = {}
     if len(docs) > limit:

@@ -8,7 +8,6 @@ including the spec's own error bodies for bulk creation.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -17,13 +16,13 @@ from .. import users
 from ..auth import Principal
 from ..errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge
 from ..permissions import has_permission
+from ..streaming import json_array, stream
 from ..user_writes import Invalid, UserWriter, check_new
 from ..users_csv import Row, UploadLog, log_entry, parse
 from ..visibility import scope_for
 from ..web import AUTH, CONFIG, COUCH, json_response, read_json, require, settings, user
 
 routes = web.RouteTableDef()
-log = logging.getLogger("jamii.users")
 
 
 def dbs(app: web.Application) -> users.Dbs:
@@ -50,35 +49,8 @@ def _v1(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "type": roles[0] if roles else "unknown"}
 
 
-async def _stream(request: web.Request, pages: AsyncIterator[list[dict[str, Any]]]) -> web.StreamResponse:
-    """A JSON array written a page at a time; a failure part-way aborts rather than ends the array."""
-    try:
-        first = await anext(pages, None)
-    except JamiiError:
-        raise
-    response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    items = first or []
-    await response.write(b"[" + b",".join(json.dumps(i, separators=(",", ":")).encode() for i in items))
-    written = bool(items)
-    try:
-        async for page in pages:
-            if page:
-                chunk = b",".join(json.dumps(i, separators=(",", ":")).encode() for i in page)
-                await response.write((b"," if written else b"") + chunk)
-                written = True
-    except JamiiError as exc:
-        log.warning("user list stopped part-way: %s", exc)
-        if request.transport is not None:
-            request.transport.abort()
-        return response
-    await response.write(b"]")
-    await response.write_eof()
-    return response
-
-
-async def _pages(request: web.Request, v1: bool) -> AsyncIterator[list[dict[str, Any]]]:
+async def _listing(request: web.Request, v1: bool) -> AsyncIterator[dict[str, Any]]:
+    """The users, read a page at a time."""
     both = dbs(request.app)
     facility_id, contact_id = request.query.get("facility_id"), request.query.get("contact_id")
     if not v1 and (facility_id or contact_id):
@@ -87,8 +59,8 @@ async def _pages(request: web.Request, v1: bool) -> AsyncIterator[list[dict[str,
     else:
         pages = users.iter_user_docs(both.users)
     async for docs in pages:
-        shaped = await users.shape_page(both, docs)
-        yield [_v1(i) for i in shaped] if v1 else shaped
+        for item in await users.shape_page(both, docs):
+            yield _v1(item) if v1 else item
 
 
 async def _one_page(docs: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
@@ -98,13 +70,13 @@ async def _one_page(docs: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, 
 @routes.get("/api/v1/users")
 async def list_users_v1(request: web.Request) -> web.StreamResponse:
     await require(request, "can_view_users")
-    return await _stream(request, _pages(request, v1=True))
+    return await stream(request, json_array(_listing(request, v1=True)))
 
 
 @routes.get("/api/v2/users")
 async def list_users(request: web.Request) -> web.StreamResponse:
     await require(request, "can_view_users")
-    return await _stream(request, _pages(request, v1=False))
+    return await stream(request, json_array(_listing(request, v1=False)))
 
 
 @routes.get("/api/v2/users/{username}")
