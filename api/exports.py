@@ -26,8 +26,9 @@ from xml.sax.saxutils import escape
 
 from ua_parser import parse as parse_user_agent
 
-from . import freetext, report_search, sms_parser
+from . import freetext, report_search, sms_parser, timestamps
 from .couch import Database
+from .errors import BadRequest
 from .export_params import ContactFilters, DateRange, Options, ReportFilters
 from .lineage import lineage_ids
 from .messages import STATES
@@ -91,23 +92,16 @@ def json_array_item(value: Any, first: bool) -> str:
 
 
 def to_ms(value: Any) -> int | None:
-    """Milliseconds since the epoch from ms or an ISO 8601 string; None when it is neither."""
-    if isinstance(value, bool) or value is None:
+    """Milliseconds since the epoch from ms or an ISO 8601 string; None when it is neither.
+
+    The lenient twin of ``api.timestamps.to_ms``: an export writes what it can read.
+    """
+    if value is None:
         return None
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return int(text)
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp() * 1000)
-    return None
+    try:
+        return timestamps.to_ms(value)
+    except BadRequest:
+        return None
 
 
 def iso(ms: int, offset_minutes: int = 0) -> str:
