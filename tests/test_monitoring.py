@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from api import checkpoint
+from api import checkpoint, monitoring
 from api.ddocs import ddoc_names
 
 
@@ -32,6 +32,27 @@ async def test_doc_count_and_backlog_follow_the_data(client, couch, config):
     assert after["couchdb"][config.db_medic]["doc_count"] == before["couchdb"][config.db_medic]["doc_count"] + 7
     assert before["sentinel"]["backlog"] == 0
     assert after["sentinel"]["backlog"] == 7
+
+
+async def test_couchdb_reads_are_concurrent(couch, config):
+    """~40 reads one after another queued behind the load (about 30 s per call with bench.load's 200 clients)."""
+    in_flight = peak = 0
+    request = couch.request
+
+    async def counted(*args, **kwargs):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await request(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    couch.request = counted
+    body = await monitoring.collect(couch, config, uptime_seconds=1)
+    assert body["couchdb"][config.db_medic]["doc_count"] >= 0
+    assert body["messaging"]["outgoing"]["total"]["due"] >= 0
+    assert peak >= len(config.databases)
 
 
 async def test_failed_metric_is_minus_one(aiohttp_client, config):
