@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_FLAGS := --omit=optional --no-audit --no-fund --loglevel=error
 
-.PHONY: install run test bench clean upload-ddocs
+.PHONY: install run test bench load clean upload-ddocs
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -30,7 +30,11 @@ upload-ddocs: install
 	$(PY) -m scripts.upload_ddocs
 
 bench: install
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+# 200 concurrent clients for 5 minutes against a fresh stack (LOAD_ARGS="--clients 50 --seconds 30").
+load: install
+	$(PY) -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

@@ -1,0 +1,358 @@
+"""Load: many concurrent clients mixing reads, writes, replication and exports against one API process.
+
+A generated hierarchy is loaded and users are placed in it: an online
+program officer (contact, person, place and report reads; person and record
+writes), a national admin (exports) and offline CHWs and supervisors who
+replicate as PouchDB does (``_changes`` from their checkpoint, then
+``_bulk_get`` of what changed in batches of 100, ``_all_docs`` by keys, and a
+push of a new report with ``_revs_diff`` + ``_bulk_docs new_edits=false``).
+Anyone reads ``/api/v2/monitoring``.
+
+Each client is a closed loop with one keep-alive connection: it picks a
+weighted-random action, waits for the answer and picks again (no think time,
+so the figures show the server saturated). The clients run in a separate
+process so they do not share the API's event loop. Printed: one row per
+route with requests, errors, p50, p99 and max latency, then the total rate.
+Any non-2xx answer or client exception is an error, and the exit status is 1.
+
+    python -m bench.load [--clients 200] [--seconds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import sys
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+from api.couch import basic_auth
+from api.lineage import minify_contact
+from tests.hierarchy import build, load
+
+from .common import Stack, bench_stack, percentile_ms
+
+PASSWORD = "Load-passw0rd!"
+BULK_GET_BATCH = 100  # PouchDB's default batch_size
+REQUEST_TIMEOUT = 120.0  # seconds; a request slower than this counts as an error
+ERROR_SAMPLES = 20
+
+
+@dataclass
+class World:
+    """What the clients need to know about the seeded data (picklable, sent to the client process)."""
+
+    api_url: str
+    contacts: list[str]
+    people: list[str]
+    places: list[str]
+    clinics: list[str]
+    reports: list[str]
+    online: dict[str, str]  # purpose -> Authorization header
+    offline: list[dict[str, Any]]  # {"auth", "contact", "patients"}
+
+
+@dataclass
+class Tally:
+    """Latencies and errors per route, as collected by the client process."""
+
+    timings: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    samples: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def error(self, route: str, what: str) -> None:
+        self.errors[route] += 1
+        if len(self.samples) < ERROR_SAMPLES:
+            self.samples.append(f"{route}: {what}")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per route: requests, errors, p50/p99/max in ms."""
+        out = []
+        for route in sorted(set(self.timings) | set(self.errors)):
+            times = self.timings.get(route) or [0.0]
+            out.append({"route": route, "requests": len(self.timings.get(route, [])) + self.errors.get(route, 0),
+                        "errors": self.errors.get(route, 0), "p50": percentile_ms(times, 50),
+                        "p99": percentile_ms(times, 99), "max": max(times) * 1000})
+        return out
+
+    @property
+    def requests(self) -> int:
+        return sum(len(t) for t in self.timings.values()) + sum(self.errors.values())
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+# -- seeding ---------------------------------------------------------------------------------
+
+async def seed(stack: Stack, rng: random.Random) -> World:
+    """The hierarchy, users, a JSON form for records, and every view the actions use built once."""
+    h = build(seed=14, districts=2, centers=3, clinics=4, people=10, reports_per_clinic=10)
+    medic = stack.couch.db(stack.config.db_medic)
+    await load(medic, h)
+    users: list[dict[str, Any]] = [
+        {"name": "load-po", "roles": ["program_officer"]},
+        {"name": "load-national", "roles": ["national_admin"]},
+    ]
+    offline_at = [(f"load-chw-{i}", ["chw"], h.by_id[c]) for i, c in enumerate(h.clinics[:8])]
+    offline_at += [(f"load-sup-{i}", ["chw_supervisor"], h.by_id[c]) for i, c in enumerate(h.centers[:2])]
+    for name, roles, place in offline_at:
+        users.append({"name": name, "roles": roles, "facility_id": place["_id"],
+                      "contact_id": place["contact"]["_id"]})
+    await stack.couch.db(stack.config.db_users).bulk_docs([
+        {"_id": f"org.couchdb.user:{u['name']}", "type": "user", "password": PASSWORD, **u} for u in users])
+    await medic.bulk_docs([{"_id": f"org.couchdb.user:{u['name']}", "type": "user-settings", "name": u["name"],
+                            **({"facility_id": u["facility_id"], "contact_id": u["contact_id"]}
+                               if "facility_id" in u else {})} for u in users])
+    offline = []
+    for name, _, place in offline_at:
+        patients = [d["patient_id"] for d in h.docs if d.get("type") == "person"
+                    and (d.get("parent") or {}).get("_id") == place["_id"]]
+        offline.append({"auth": basic_auth(name, PASSWORD), "contact": minify_contact(h.by_id[place["contact"]["_id"]]),
+                        "patients": patients or [h.by_id[place["contact"]["_id"]]["patient_id"]]})
+    places = [d["_id"] for d in h.docs if d.get("type") in ("district_hospital", "health_center", "clinic")]
+    world = World(stack.api_url, places + h.people, h.people, places, h.clinics, h.reports,
+                  {"po": basic_auth("load-po", PASSWORD), "exports": basic_auth("load-national", PASSWORD)},
+                  offline)
+    async with aiohttp.ClientSession() as session:  # a first pass builds the views and fills the caches
+        tally = Tally()
+        client = Client(session, world, tally, rng)
+        for action, _ in ACTIONS:
+            await action(client)
+        for device in world.offline:
+            await pull(client, device)
+        if tally.error_count:
+            raise SystemExit("the warm-up failed:\n  " + "\n  ".join(tally.samples))
+    return world
+
+
+# -- the actions -----------------------------------------------------------------------------
+
+class Client:
+    """One simulated client: a session with one connection, and the checkpoints of the devices it plays."""
+
+    def __init__(self, session: aiohttp.ClientSession, world: World, tally: Tally, rng: random.Random):
+        self.session, self.world, self.tally, self.rng = session, world, tally, rng
+        self.checkpoints: dict[str, Any] = {}
+
+    async def call(self, route: str, method: str, path: str, auth: str, **kwargs: Any) -> Any:
+        """One timed request; returns the parsed JSON body (or None), or None after recording an error."""
+        started = time.perf_counter()
+        try:
+            async with self.session.request(method, self.world.api_url + path,
+                                            headers={"Authorization": auth, "Accept": "application/json"},
+                                            **kwargs) as response:
+                raw = await response.read()
+                status = response.status
+        except Exception as exc:  # noqa: BLE001 -- every failure is a figure of the run
+            self.tally.error(route, f"{type(exc).__name__}: {exc}"[:300])
+            return None
+        elapsed = time.perf_counter() - started
+        if not 200 <= status < 300:
+            self.tally.error(route, f"{status} {raw[:300]!r}")
+            return None
+        self.tally.timings[route].append(elapsed)
+        if raw[:1] in (b"{", b"["):
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return None
+        return raw
+
+
+async def read_contact(c: Client) -> None:
+    await c.call("GET /api/v1/contact/{uuid}", "GET", f"/api/v1/contact/{c.rng.choice(c.world.contacts)}",
+                 c.world.online["po"])
+
+
+async def read_person(c: Client) -> None:
+    await c.call("GET /api/v1/person/{uuid}", "GET", f"/api/v1/person/{c.rng.choice(c.world.people)}",
+                 c.world.online["po"])
+
+
+async def read_place(c: Client) -> None:
+    await c.call("GET /api/v1/place/{uuid}", "GET", f"/api/v1/place/{c.rng.choice(c.world.places)}",
+                 c.world.online["po"])
+
+
+async def read_report(c: Client) -> None:
+    await c.call("GET /api/v1/report/{uuid}", "GET", f"/api/v1/report/{c.rng.choice(c.world.reports)}",
+                 c.world.online["po"])
+
+
+async def write_person(c: Client) -> None:
+    await c.call("POST /api/v1/people", "POST", "/api/v1/people", c.world.online["po"],
+                 json={"name": f"Load person {uuid.uuid4().hex[:8]}", "place": c.rng.choice(c.world.clinics),
+                       "phone": f"+2547{c.rng.randrange(10**8):08d}"})
+
+
+async def write_record(c: Client) -> None:
+    await c.call("POST /api/v2/records", "POST", "/api/v2/records", c.world.online["po"],
+                 json={"_meta": {"form": "P", "from": f"+2547{c.rng.randrange(10**8):08d}"},
+                       "patient_name": f"Load {uuid.uuid4().hex[:6]}", "lmp": c.rng.randrange(1, 40)})
+
+
+async def pull(c: Client, device: dict[str, Any] | None = None) -> None:
+    """One replication pull of an offline device from its checkpoint (now and then a fresh device)."""
+    device = device or c.rng.choice(c.world.offline)
+    auth = device["auth"]
+    since = c.checkpoints.get(auth, 0)
+    if c.rng.random() < 0.05:
+        since = 0
+    body = await c.call("GET /medic/_changes", "GET", "/medic/_changes", auth,
+                        params={"style": "all_docs", "since": str(since), "limit": "100"})
+    if not isinstance(body, dict):
+        return
+    c.checkpoints[auth] = body["last_seq"]
+    wanted = [{"id": r["id"], "rev": ch["rev"]} for r in body["results"] for ch in r["changes"]]
+    for start in range(0, len(wanted), BULK_GET_BATCH):
+        await c.call("POST /medic/_bulk_get", "POST", "/medic/_bulk_get", auth,
+                     params={"revs": "true", "latest": "true"}, json={"docs": wanted[start:start + BULK_GET_BATCH]})
+
+
+async def all_docs(c: Client) -> None:
+    device = c.rng.choice(c.world.offline)
+    keys = c.rng.sample(c.world.contacts, 20)  # some visible to the device, most not (rows say not_found)
+    await c.call("POST /medic/_all_docs", "POST", "/medic/_all_docs", device["auth"],
+                 params={"include_docs": "true"}, json={"keys": keys})
+
+
+async def push(c: Client) -> None:
+    """An offline CHW's new report, pushed as PouchDB does."""
+    device = c.rng.choice(c.world.offline)
+    doc_id, rev = str(uuid.uuid4()), f"1-{uuid.uuid4().hex}"
+    await c.call("POST /medic/_revs_diff", "POST", "/medic/_revs_diff", device["auth"], json={doc_id: [rev]})
+    doc = {"_id": doc_id, "_rev": rev, "_revisions": {"start": 1, "ids": [rev[2:]]}, "type": "data_record",
+           "form": "V", "content_type": "xml", "reported_date": int(time.time() * 1000),
+           "contact": device["contact"], "fields": {"patient_id": c.rng.choice(device["patients"])}}
+    await c.call("POST /medic/_bulk_docs", "POST", "/medic/_bulk_docs", device["auth"],
+                 json={"docs": [doc], "new_edits": False})
+
+
+async def export_reports(c: Client) -> None:
+    await c.call("GET /api/v2/export/reports", "GET", "/api/v2/export/reports", c.world.online["exports"])
+
+
+async def export_contacts(c: Client) -> None:
+    await c.call("GET /api/v2/export/contacts", "GET", "/api/v2/export/contacts", c.world.online["exports"])
+
+
+async def monitoring(c: Client) -> None:
+    await c.call("GET /api/v2/monitoring", "GET", "/api/v2/monitoring", c.world.online["po"])
+
+
+Action = Callable[[Client], Awaitable[None]]
+ACTIONS: list[tuple[Action, int]] = [  # (action, weight): reads and replication dominate, as in the field
+    (read_contact, 14), (read_person, 10), (read_place, 8), (read_report, 10),
+    (write_person, 6), (write_record, 6),
+    (pull, 18), (all_docs, 8), (push, 8),
+    (export_reports, 1), (export_contacts, 1),
+    (monitoring, 2),
+]
+
+
+# -- the client process ----------------------------------------------------------------------
+
+async def _client(world: World, tally: Tally, seed: int, until: float) -> None:
+    rng = random.Random(seed)
+    actions, weights = zip(*ACTIONS)
+    connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        client = Client(session, world, tally, rng)
+        while time.monotonic() < until:
+            await rng.choices(actions, weights)[0](client)
+
+
+async def _clients(world: World, clients: int, seconds: float) -> Tally:
+    tally = Tally()
+    started = time.monotonic()
+    await asyncio.gather(*(_client(world, tally, seed, started + seconds) for seed in range(clients)))
+    tally.seconds = time.monotonic() - started
+    return tally
+
+
+def run_clients(world: World, clients: int, seconds: float) -> tuple[list[dict[str, Any]], list[str], float]:
+    """The client process's entry point: returns the per-route rows, error samples and elapsed seconds."""
+    tally = asyncio.run(_clients(world, clients, seconds))
+    return tally.rows(), tally.samples, tally.seconds
+
+
+@dataclass
+class Result:
+    rows: list[dict[str, Any]]
+    samples: list[str]
+    seconds: float
+    clients: int
+
+    @property
+    def requests(self) -> int:
+        return sum(r["requests"] for r in self.rows)
+
+    @property
+    def errors(self) -> int:
+        return sum(r["errors"] for r in self.rows)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def table(self) -> str:
+        """The per-route figures as a Markdown table, then the totals."""
+        lines = ["| route | requests | errors | p50 ms | p99 ms | max ms |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in self.rows:
+            lines.append(f"| `{r['route']}` | {r['requests']} | {r['errors']} | {r['p50']:.0f} | {r['p99']:.0f} "
+                         f"| {r['max']:.0f} |")
+        lines.append(f"| **all** | {self.requests} | {self.errors} | | | |")
+        return "\n".join(lines) + (f"\n\n{self.clients} clients for {self.seconds:.0f} s: {self.requests} requests, "
+                                   f"{self.rate:.0f} requests/s, {self.errors} errors; {os.cpu_count()} cores")
+
+
+async def run(clients: int = 200, seconds: float = 300) -> Result:
+    """Seed a fresh stack, run the clients against it, return the figures."""
+    async with bench_stack() as stack:
+        world = await seed(stack, random.Random(14))
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows, samples, elapsed = await asyncio.get_running_loop().run_in_executor(
+                pool, run_clients, world, clients, seconds)
+    return Result(rows, samples, elapsed, clients)
+
+
+def figures(clients: int = 200, seconds: float = 300) -> dict[str, Any]:
+    """Run the load and return its headline figures and per-route table (for ``bench.run``)."""
+    result = asyncio.run(run(clients, seconds))
+    print(result.table())
+    if result.errors:
+        print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)
+    worst = max(result.rows, key=lambda r: r["p99"])
+    return {"clients": clients, "seconds": result.seconds, "requests": result.requests, "errors": result.errors,
+            "rate": result.rate, "worst_route": worst["route"], "worst_p99_ms": worst["p99"],
+            "details": "## Load, per route\n\n" + result.table()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=300)
+    args = parser.parse_args()
+    result = asyncio.run(run(args.clients, args.seconds))
+    print(result.table())
+    if result.errors:
+        print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""A short run of bench.load (50 clients, 30 s): every route answers, and nothing fails.
+
+The full run (200 clients for 5 minutes, ``make load``) is recorded in the README.
+"""
+
+import pytest
+
+from bench import load
+
+
+@pytest.mark.slow
+async def test_mixed_load_has_no_errors():
+    result = await load.run(clients=50, seconds=30)
+    assert result.errors == 0, result.samples
+    ran = {row["route"] for row in result.rows if row["requests"]}
+    assert ran == {
+        "GET /api/v1/contact/{uuid}", "GET /api/v1/person/{uuid}", "GET /api/v1/place/{uuid}",
+        "GET /api/v1/report/{uuid}", "POST /api/v1/people", "POST /api/v2/records",
+        "GET /medic/_changes", "POST /medic/_bulk_get", "POST /medic/_all_docs", "POST /medic/_revs_diff",
+        "POST /medic/_bulk_docs", "GET /api/v2/export/reports", "GET /api/v2/export/contacts",
+        "GET /api/v2/monitoring"}
