@@ -59,7 +59,8 @@ async def _run(pool: ProcessPoolExecutor, template: str, ids: list[str], request
     return await asyncio.get_running_loop().run_in_executor(pool, _load, template, ids, requests, clients, headers)
 
 
-async def main(requests: int, clients: int) -> None:
+async def main(requests: int, clients: int) -> dict[str, float]:
+    """Print the figures; return the headline ones (for ``bench.run``)."""
     async with bench_stack() as stack:
         hierarchy = build(seed=7, districts=2, centers=4, clinics=8, people=30, reports_per_clinic=0)
         db = stack.couch.db(stack.config.db_medic)
@@ -86,6 +87,8 @@ async def main(requests: int, clients: int) -> None:
         print(f"ratio with_lineage / couchdb:     {medians[cases[2][0]] / direct:.2f}x  (3 CouchDB reads: doc, "
               "ancestors, their contacts)")
         pool.shutdown()
+        return {"contacts": len(hierarchy.docs), "requests": requests, "clients": clients, "api_ms": medians[cases[1][0]], "couchdb_ms": direct, "ratio": medians[cases[1][0]] / direct,
+                "lineage_ratio": medians[cases[2][0]] / direct}
 
 
 if __name__ == "__main__":

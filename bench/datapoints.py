@@ -118,18 +118,14 @@ async def timed(session: aiohttp.ClientSession, url: str, headers: dict[str, str
     return time.perf_counter() - started, body
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datapoints", type=int, default=100_000, help="stored values to generate (default 100000)")
-    parser.add_argument("--indicators", type=int, default=20)
-    parser.add_argument("--campaigns", type=int, default=5)
-    parser.add_argument("--repeat", type=int, default=21, help="timed requests per figure")
-    args = parser.parse_args()
+async def run(datapoints: int = 100_000, indicators: int = 20, campaigns: int = 5,
+              repeat: int = 21) -> dict[str, float]:
+    """Print the figures; return the headline ones (for ``bench.run``)."""
     rng = random.Random(9)
     async with bench_stack() as stack:
         db = stack.couch.db(stack.config.db_datapoints)
         started = time.perf_counter()
-        districts, totals = await generate(db, args.datapoints, args.indicators, args.campaigns, rng)
+        districts, totals = await generate(db, datapoints, indicators, campaigns, rng)
         generated = time.perf_counter() - started
         started = time.perf_counter()
         for view in ("agg", "ids", "region_offices"):
@@ -137,9 +133,9 @@ async def main() -> None:
                           **({"reduce": False} if view == "agg" else {}))
         indexed = time.perf_counter() - started
         docs = (await db.info())["doc_count"]
-        print(f"datapoints: {args.datapoints:,} values in {docs:,} docs; generated in {generated:.1f}s, "
+        print(f"datapoints: {datapoints:,} values in {docs:,} docs; generated in {generated:.1f}s, "
               f"views built in {indexed:.1f}s")
-        indicator_ids = ",".join(str(i) for i in range(1, args.indicators + 1))
+        indicator_ids = ",".join(str(i) for i in range(1, indicators + 1))
         region_ids = ",".join(str(d["id"]) for d in districts)
         headers = stack.admin_headers
         async with aiohttp.ClientSession() as session:
@@ -150,21 +146,34 @@ async def main() -> None:
             if wrong or len(warm["objects"]) != len(districts):
                 raise RuntimeError(f"aggregates differ from the generated sums: {wrong[:5]}")
             figures = {}
-            for label, query in (("1 campaign", "&campaign__in=1"), (f"{args.campaigns} campaigns", "")):
-                times = [(await timed(session, base + query, headers))[0] for _ in range(args.repeat)]
+            for label, query in (("1 campaign", "&campaign__in=1"), (f"{campaigns} campaigns", "")):
+                times = [(await timed(session, base + query, headers))[0] for _ in range(repeat)]
                 figures[label] = times
-                print(f"  /api/v1/datapoint {args.indicators} indicators x {len(districts)} districts, {label}: "
+                print(f"  /api/v1/datapoint {indicators} indicators x {len(districts)} districts, {label}: "
                       f"median {median_ms(times):.0f} ms, p95 {percentile_ms(times, 95):.0f} ms")
-            blocks = sorted({block_of(i) for i in range(1, args.indicators + 1)})
+            blocks = sorted({block_of(i) for i in range(1, indicators + 1)})
             keys = [[d["id"], 1, b] for d in districts for b in blocks]
             raw = []
-            for _ in range(args.repeat):
+            for _ in range(repeat):
                 started = time.perf_counter()
                 await db.view("datapoints", "agg", keys=keys, group=True)
                 raw.append(time.perf_counter() - started)
             api = median_ms(figures["1 campaign"])
             print(f"  the agg view query alone, straight to CouchDB, 1 campaign: median {median_ms(raw):.0f} ms "
                   f"(the API takes {api / max(median_ms(raw), 0.001):.1f}x that)")
+            return {"datapoints": datapoints, "api_ms": api, "all_campaigns_ms": median_ms(figures[f"{campaigns} campaigns"]),
+                    "couchdb_ms": median_ms(raw), "ratio": api / max(median_ms(raw), 0.001)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datapoints", type=int, default=100_000, help="stored values to generate (default 100000)")
+    parser.add_argument("--indicators", type=int, default=20)
+    parser.add_argument("--campaigns", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=21, help="timed requests per figure")
+    args = parser.parse_args()
+    asyncio.run(run(args.datapoints, args.indicators, args.campaigns, args.repeat))
+
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -128,7 +128,9 @@ async def _direct(db: Database) -> tuple[int, float]:
             return rows, time.perf_counter() - started
 
 
-async def main(sizes: list[int], filtered: bool) -> None:
+async def main(sizes: list[int], filtered: bool) -> dict[str, float]:
+    """Print the figures; return the headline ones of the largest size (for ``bench.run``)."""
+    figures: dict[str, float] = {}
     async with bench_stack() as stack:
         db = stack.couch.db(stack.config.db_medic)
         places, chws = _places()
@@ -166,6 +168,9 @@ async def main(sizes: list[int], filtered: bool) -> None:
                 print(f"{size:>9} {load_s:>7.1f} {views_s:>8.1f} {result['seconds']:>9.1f} {rate:>8.0f} "
                       f"{result['ttfb'] * 1000:>8.0f}ms {result['mb']:>7.1f} {result['peak_kb'] / 1024:>12.0f} "
                       f"{direct_rate:>14.0f} {rate / direct_rate:>6.2f}")
+                figures = {"reports": size, "rows_per_s": rate, "ratio": rate / direct_rate,
+                           "first_byte_ms": result["ttfb"] * 1000, "idle_mb": idle_kb / 1024,
+                           "peak_mb": result["peak_kb"] / 1024}
                 if filtered:
                     body = {"filters": {"forms": {"selected": [{"code": "V"}]},
                                         "date": {"from": BASE, "to": BASE + size * 500}}}
@@ -174,6 +179,7 @@ async def main(sizes: list[int], filtered: bool) -> None:
                           f"{result['seconds']:.1f}s ({result['rows'] / result['seconds']:.0f} rows/s), first byte "
                           f"{result['ttfb'] * 1000:.0f}ms, peak RSS {result['peak_kb'] / 1024:.0f} MB")
             print(f"API process high-water mark (VmHWM) over the whole run: {_rss_kb(api.pid)[1] / 1024:.0f} MB")
+            return figures
         finally:
             api.terminate()
             api.wait(timeout=10)

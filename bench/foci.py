@@ -67,7 +67,8 @@ def synthetic(n_cases: int, n_clusters: int, seed: int = 8) -> tuple[list[dict[s
     return cases, clusters
 
 
-def pure(cases: list[dict[str, Any]], clusters: list[dict[str, Any]], runs: int) -> None:
+def pure(cases: list[dict[str, Any]], clusters: list[dict[str, Any]], runs: int) -> float:
+    """Print the pure recount's figures; return its median total in ms."""
     pairs = [(c["id"], c["geometry"]) for c in clusters]
     points = geo.as_points(c["geometry"]["coordinates"] for c in cases)
     builds, counts = [], []
@@ -84,6 +85,7 @@ def pure(cases: list[dict[str, Any]], clusters: list[dict[str, Any]], runs: int)
     print(f"  count every cluster          {median_ms(counts):8.1f} ms")
     print(f"  total                        {median_ms([b + c for b, c in zip(builds, counts)]):8.1f} ms"
           f"   ({inside:,} case-in-cluster hits; {sum(1 for v in totals.values() if v):,} clusters with cases)")
+    return median_ms([b + c for b, c in zip(builds, counts)])
 
 
 async def timed(coro: Any) -> tuple[Any, float]:
@@ -98,7 +100,8 @@ async def post(session: aiohttp.ClientSession, url: str, body: Any) -> None:
             raise SystemExit(f"{url}: {response.status} {await response.text()}")
 
 
-async def server(cases: list[dict[str, Any]], clusters: list[dict[str, Any]], moves: int) -> None:
+async def server(cases: list[dict[str, Any]], clusters: list[dict[str, Any]], moves: int) -> dict[str, float]:
+    """Print the figures against a server; return the headline ones."""
     print(f"\nagainst the server (embedded pouchdb-server unless COUCH_URL is set), "
           f"{len(cases):,} cases x {len(clusters):,} clusters:")
     async with bench_stack() as stack:
@@ -189,6 +192,22 @@ async def server(cases: list[dict[str, Any]], clusters: list[dict[str, Any]], mo
                         count = (await r.json())["count"]
                     times.append(time.perf_counter() - started)
                 print(f"  GET {what:<32} {median_ms(times):8.0f} ms   (count {count:,}; reduce over the range)")
+            return {"recount_ms": median_ms(runs), "raw_read_ms": median_ms(raw),
+                    "ratio": statistics.median(runs) / statistics.median(raw), "one_move_ms": median_ms(move_times)}
+
+
+def run(cases: int = 100_000, clusters: int = 5_000, server_cases: int | None = None,
+        server_clusters: int | None = None, runs: int = 5, moves: int = 10,
+        skip_server: bool = False) -> dict[str, float]:
+    """Print the figures; return the headline ones (for ``bench.run``)."""
+    all_cases, all_clusters = synthetic(cases, clusters)
+    figures = {"cases": cases, "clusters": clusters, "pure_ms": pure(all_cases, all_clusters, runs)}
+    if not skip_server:
+        server_data = synthetic(server_cases if server_cases is not None else cases,
+                                server_clusters if server_clusters is not None else clusters)
+        figures.update(server_cases=len(server_data[0]), server_clusters=len(server_data[1]),
+                       **asyncio.run(server(*server_data, moves)))
+    return figures
 
 
 def main() -> None:
@@ -201,13 +220,7 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=10)
     parser.add_argument("--skip-server", action="store_true")
     args = parser.parse_args()
-    cases, clusters = synthetic(args.cases, args.clusters)
-    pure(cases, clusters, args.runs)
-    if not args.skip_server:
-        n_cases = args.server_cases if args.server_cases is not None else args.cases
-        n_clusters = args.server_clusters if args.server_clusters is not None else args.clusters
-        server_cases, server_clusters = synthetic(n_cases, n_clusters)
-        asyncio.run(server(server_cases, server_clusters, args.moves))
+    run(args.cases, args.clusters, args.server_cases, args.server_clusters, args.runs, args.moves, args.skip_server)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ async def warm(db) -> float:
     return time.perf_counter() - started
 
 
-async def main(reports: int, batch: int) -> None:
+async def main(reports: int, batch: int) -> dict[str, float]:
     async with bench_stack() as stack:
         couch, config = stack.couch, stack.config
         medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
@@ -120,6 +120,8 @@ async def main(reports: int, batch: int) -> None:
         print(f"time in CouchDB requests during the drain: {waited:.1f}s; the rest is Python")
         for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
+        return {"reports": reports, "raw_s": raw_s, "sentinel_s": sentinel_s, "ratio": raw_s / sentinel_s,
+                "reports_per_s": reports / sentinel_s}
 
 
 if __name__ == "__main__":

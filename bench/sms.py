@@ -50,7 +50,7 @@ async def timed_concurrently(jobs: list, concurrency: int) -> tuple[float, list[
     return time.monotonic() - started, latencies
 
 
-async def bench_reports(stack, http: aiohttp.ClientSession, count: int) -> None:
+async def bench_reports(stack, http: aiohttp.ClientSession, count: int) -> dict[str, float]:
     await http.put(f"{stack.api_url}/api/v1/settings", json={"forms": FORM}, headers=stack.admin_headers)
     medic = stack.couch.db(stack.config.db_medic)
 
@@ -76,6 +76,7 @@ async def bench_reports(stack, http: aiohttp.ClientSession, count: int) -> None:
     print(f"  CouchDB PUT {count / couch_wall:5.0f} docs/s     median {median_ms(couch_lat):6.1f} ms  "
           f"p95 {percentile_ms(couch_lat, 95):6.1f} ms")
     print(f"  API / CouchDB time ratio: {api_wall / couch_wall:.2f}")
+    return {"reports_per_s": count / api_wall, "reports_ratio": api_wall / couch_wall}
 
 
 async def seed_pending(stack, prefix: str, count: int) -> None:
@@ -106,7 +107,7 @@ async def drain(stack, http: aiohttp.ClientSession, pollers: int) -> tuple[float
     return time.monotonic() - started, handed
 
 
-async def bench_gateway(stack, http: aiohttp.ClientSession, count: int, pollers: int) -> None:
+async def bench_gateway(stack, http: aiohttp.ClientSession, count: int, pollers: int) -> dict[str, float]:
     medic = stack.couch.db(stack.config.db_medic)
     # warm the views before timing
     await medic.view("medic", "messages_by_state", limit=1)
@@ -128,19 +129,25 @@ async def bench_gateway(stack, http: aiohttp.ClientSession, count: int, pollers:
     print(f"  CouchDB _bulk_docs of 25 docs: {count / couch_wall:8.0f} docs/s  ({couch_wall:.2f} s)")
     print(f"  API (1 poller) / CouchDB writes time ratio: {walls[1] / couch_wall:.2f} "
           "(a poll reads the view and the docs, then writes them)")
+    return {"messages_per_s": count / walls[1], "messages_ratio": walls[1] / couch_wall}
 
 
-async def main() -> None:
+async def run(reports: int = 500, messages: int = 2000, pollers: int = 4) -> dict[str, float]:
+    """Print the figures; return the headline ones (for ``bench.run``)."""
+    async with bench_stack() as stack:
+        async with aiohttp.ClientSession() as http:
+            return {"reports": reports, "messages": messages, **await bench_reports(stack, http, reports),
+                    **await bench_gateway(stack, http, messages, pollers)}
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reports", type=int, default=500)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--pollers", type=int, default=4)
     args = parser.parse_args()
-    async with bench_stack() as stack:
-        async with aiohttp.ClientSession() as http:
-            await bench_reports(stack, http, args.reports)
-            await bench_gateway(stack, http, args.messages, args.pollers)
+    asyncio.run(run(args.reports, args.messages, args.pollers))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

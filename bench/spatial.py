@@ -39,7 +39,8 @@ def square(lon: float, lat: float) -> dict[str, Any]:
                                                 [lon, lat]]]}
 
 
-async def main(count: int) -> None:
+async def main(count: int) -> dict[str, float]:
+    """Print the figures; return the headline ones (for ``bench.run``)."""
     async with bench_stack() as stack:
         admin = stack.admin_headers
         async with aiohttp.ClientSession() as http:
@@ -131,6 +132,8 @@ async def main(count: int) -> None:
             couch_get = median_ms(await timed(direct_get, 50))
             print(f"create one unit: {created:.1f} ms; get one: API {got:.1f} ms, CouchDB GET {couch_get:.1f} ms "
                   f"(x{got / couch_get:.2f})")
+            return {"units": count, "page_ratio": api_page / couch_page, "all_ratio": api_all / couch_all,
+                    "get_ratio": got / couch_get, "create_ms": created}
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ async def _direct(stack, count: int) -> float:
     return time.perf_counter() - started
 
 
-async def main(count: int) -> None:
+async def main(count: int) -> dict[str, float]:
+    """Print the figures; return the headline ones (for ``bench.run``)."""
     async with bench_stack() as stack:
         h = build(districts=1, centers=10, clinics=1, people=2, reports_per_clinic=0)
         await load(stack.couch.db(stack.config.db_medic), h)
@@ -88,6 +89,8 @@ async def main(count: int) -> None:
           f"{listing:.2f} s")
     print(f"GET /api/v1/users-info as an offline user: {times[0]:.1f} s cold (view indexes built), "
           f"{times[1] * 1000:.0f} ms warm -> {info}")
+    return {"users": count, "import_s": elapsed, "users_per_s": count / elapsed, "direct_s": direct,
+            "ratio": elapsed / direct}
 
 
 if __name__ == "__main__":
