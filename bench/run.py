@@ -74,7 +74,7 @@ BENCHES: dict[str, Bench] = {
         lambda f: f"{f['reports_per_s']:.0f} reports/s ({f['sentinel_s']:.0f} s)",
         lambda f: f"raw read+write / sentinel **{f['ratio']:.2f}**", ">= 0.5"),
     "exports": Bench(
-        "bench.exports", "main", {"sizes": [10000, 100000], "filtered": False}, {"sizes": [1000], "filtered": False},
+        "bench.exports", "main", {"sizes": [10000, 50000], "filtered": False}, {"sizes": [1000], "filtered": False},
         "`GET /api/v2/export/reports` streamed (API in its own process)",
         lambda f: f"{f['reports']:,} reports",
         lambda f: f"{f['rows_per_s']:,.0f} rows/s, first byte {f['first_byte_ms']:.0f} ms, "
