@@ -64,8 +64,8 @@ def time_requests(couch) -> dict[str, list]:
 async def warm(db) -> float:
     started = time.perf_counter()
     for ddoc, view in VIEWS:
-        await db.view(ddoc, view, limit=1, reduce=False) if view == "messages_by_state" else \
-            await db.view(ddoc, view, limit=1)
+        await db.view(ddoc, view, limit=1, reduce=False, timeout=3600) if view == "messages_by_state" else \
+            await db.view(ddoc, view, limit=1, timeout=3600)
     return time.perf_counter() - started
 
 
