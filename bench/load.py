@@ -254,8 +254,8 @@ async def monitoring(c: Client) -> None:
 
 
 Action = Callable[[Client], Awaitable[None]]
-ACTIONS: list[tuple[Action, int]] = [  # (action, weight): reads and replication dominate, as in the field
-    (read_contact, 14), (read_person, 10), (read_place, 8), (read_report, 10),
+ACTIONS: list[tuple[Action, int]] = [  # (action, weight in %): reads and replication dominate, as in the field
+    (read_contact, 16), (read_person, 12), (read_place, 10), (read_report, 12),
     (write_person, 6), (write_record, 6),
     (pull, 18), (all_docs, 8), (push, 8),
     (export_reports, 1), (export_contacts, 1),
