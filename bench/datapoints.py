@@ -161,7 +161,8 @@ async def run(datapoints: int = 100_000, indicators: int = 20, campaigns: int = 
             api = median_ms(figures["1 campaign"])
             print(f"  the agg view query alone, straight to CouchDB, 1 campaign: median {median_ms(raw):.0f} ms "
                   f"(the API takes {api / max(median_ms(raw), 0.001):.1f}x that)")
-            return {"datapoints": datapoints, "api_ms": api, "all_campaigns_ms": median_ms(figures[f"{campaigns} campaigns"]),
+            return {"datapoints": datapoints, "api_ms": api,
+                    "all_campaigns_ms": median_ms(figures[f"{campaigns} campaigns"]),
                     "couchdb_ms": median_ms(raw), "ratio": api / max(median_ms(raw), 0.001)}
 
 

@@ -311,7 +311,8 @@ class Result:
 
     def table(self) -> str:
         """The per-route figures as a Markdown table, then the totals."""
-        lines = ["| route | requests | errors | p50 ms | p99 ms | max ms |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines = ["| route | requests | errors | p50 ms | p99 ms | max ms |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for r in self.rows:
             lines.append(f"| `{r['route']}` | {r['requests']} | {r['errors']} | {r['p50']:.0f} | {r['p99']:.0f} "
                          f"| {r['max']:.0f} |")
