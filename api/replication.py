@@ -34,7 +34,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -43,7 +44,7 @@ from .reports import subjects_of
 from .auth import Principal
 from .changes_notifier import ChangesNotifier
 from .contact_types import CONTACT_DOC_TYPES
-from .couch import Database, new_id
+from .couch import CouchError, Database, new_id
 from .errors import BadRequest, Forbidden, JamiiError, NotFound
 
 log = logging.getLogger("jamii.replication")
@@ -221,6 +222,28 @@ def _missing(doc_id: str, rev: Any) -> dict[str, Any]:
                                               "reason": "missing"}}]}
 
 
+async def without_latest_for_unknown_revs(db: Database, query: Mapping[str, str],
+                                          wanted: Iterable[tuple[Any, Any]]) -> str | None:
+    """The query string without ``latest`` when a requested rev is not in its doc's tree, else None.
+
+    pouchdb-server (the embedded database) dies on ``latest=true`` with a rev it does not
+    have. CouchDB answers a rev it does not have as missing with or without ``latest``, so
+    dropping it for such a request only changes revs that exist but are not leaves (they come
+    back as asked instead of as their leaf). One ``_revs_diff`` tells which revs are unknown.
+    """
+    pairs = [(doc_id, rev) for doc_id, rev in wanted if rev is not None]
+    if "latest" not in query or not pairs:
+        return None
+    if all(isinstance(doc_id, str) and isinstance(rev, str) for doc_id, rev in pairs):
+        asked: dict[str, list[str]] = {}
+        for doc_id, rev in pairs:
+            asked.setdefault(doc_id, []).append(rev)
+        _, missing, _ = await db.couch.request("POST", db.path + "/_revs_diff", json_body=asked)
+        if not any(missing.values()):
+            return None
+    return urlencode([(k, v) for k, v in query.items() if k != "latest"])
+
+
 async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
                    body: Mapping[str, Any]) -> dict[str, Any]:
     """``_bulk_get`` of visible docs; other ids are "missing", except the tombstones of docs the
@@ -230,7 +253,9 @@ async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
         raise BadRequest("docs must be an array of {id, rev}", field="docs")
     answers: dict[int, dict[str, Any]] = {}
     if docs:
-        _, answer, _ = await db.couch.request("POST", db.path + "/_bulk_get", params=dict(query),
+        query_string = await without_latest_for_unknown_revs(db, query, ((d["id"], d.get("rev")) for d in docs))
+        params = dict(query) if query_string is None else dict(parse_qsl(query_string))
+        _, answer, _ = await db.couch.request("POST", db.path + "/_bulk_get", params=params,
                                               json_body={"docs": docs})
         by_id = {r.get("id"): r for r in answer.get("results", [])}  # pouchdb-server collapses duplicates
         for index, request_doc in enumerate(docs):
@@ -344,6 +369,23 @@ def _resume_at_end(results: list[dict[str, Any]], last_seq: Any) -> list[dict[st
     return results
 
 
+def check_changes_query(query: Mapping[str, str], body: Mapping[str, Any]) -> None:
+    """Refuse ``_changes`` parameters CouchDB would refuse, before they reach it.
+
+    pouchdb-server (the embedded database) dies on ``filter=_doc_ids`` without
+    an array of ``doc_ids`` and waits forever on a ``timeout`` that is not a
+    number, so numbers and the ids are checked here for every caller.
+    """
+    for name in ("limit", "timeout", "heartbeat"):
+        value = query.get(name)
+        if value in (None, "") or (name == "heartbeat" and value == "true"):
+            continue
+        if not (value.isascii() and value.isdigit()):
+            raise BadRequest(f"{name} must be a non-negative integer", field=name)
+    if query.get("filter") == "_doc_ids" and not isinstance(_json_param(query, body, "doc_ids"), list):
+        raise BadRequest("doc_ids must be an array of document ids", field="doc_ids")
+
+
 async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, notifier: ChangesNotifier,
                         principal: Principal, settings: Mapping[str, Any], query: Mapping[str, str],
                         body: Mapping[str, Any]) -> web.StreamResponse:
@@ -351,19 +393,14 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
     if since == "now":
         since = (await db.info())["update_seq"]
     initial = since in (0, "0", None, "")
-    try:
-        limit = int(query["limit"]) if query.get("limit") else None
-        timeout = min(int(query.get("timeout", 60000)), 300000) / 1000
-        heartbeat = int(query["heartbeat"]) / 1000 if query.get("heartbeat") not in (None, "true") else 10
-    except ValueError:
-        raise BadRequest("limit, timeout and heartbeat must be numbers", field="limit") from None
+    check_changes_query(query, body)
+    limit = int(query["limit"]) if query.get("limit") else None
+    timeout = min(int(query.get("timeout") or 60000), 300000) / 1000
+    heartbeat = int(query["heartbeat"]) / 1000 if query.get("heartbeat") not in (None, "", "true") else 10
     style = query.get("style") if query.get("style") == "all_docs" else None
     wanted = None
     if query.get("filter") == "_doc_ids":
-        ids = _json_param(query, body, "doc_ids")
-        if not isinstance(ids, list):
-            raise BadRequest("doc_ids must be an array", field="doc_ids")
-        wanted = {i for i in ids if isinstance(i, str)}
+        wanted = {i for i in _json_param(query, body, "doc_ids") if isinstance(i, str)}
     include_docs = _flag(query, body, "include_docs")
 
     visible = await scopes.get(principal, settings, record=initial)
@@ -427,7 +464,13 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
         if reason is not None:
             refused[index] = reason
     allowed = [d for i, d in enumerate(docs) if i not in refused]
-    written = await db.bulk_docs(allowed, new_edits=new_edits) if allowed else []
+    try:
+        written = await db.bulk_docs(allowed, new_edits=new_edits) if allowed else []
+    except CouchError as exc:
+        if exc.couch_status != 400:
+            raise
+        # Only what the client sent makes CouchDB refuse a whole _bulk_docs (a malformed _rev, _id...).
+        raise BadRequest(exc.reason or exc.error, field="_rev" if "rev" in exc.reason else None) from None
     by_id = {r.get("id"): r for r in written}
     results = []
     for index, doc in enumerate(docs):
