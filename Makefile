@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_FLAGS := --omit=optional --no-audit --no-fund --loglevel=error
 
-.PHONY: install run test bench clean upload-ddocs
+.PHONY: install run test fuzz bench clean upload-ddocs
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -25,6 +25,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The full fuzzing run (tests/test_fuzz.py, slow): hundreds of requests per operation, ~1 hour.
+fuzz: install
+	$(PY) -m pytest -m slow -s tests/test_fuzz.py $(PYTEST_ARGS)
 
 upload-ddocs: install
 	$(PY) -m scripts.upload_ddocs
