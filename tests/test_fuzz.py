@@ -172,6 +172,7 @@ def fuzz(operations_: list[Any], world: FuzzWorld, config, examples: int, modes:
                     if too_long(case, world.base_url):
                         report.skipped[label] += 1
                         return
+                    session.cookies.clear()  # a login answered earlier must not make the next caller someone
                     try:
                         response = case.call(base_url=world.base_url, session=session, headers=headers,
                                              timeout=60)
