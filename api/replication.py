@@ -206,15 +206,29 @@ async def all_docs(db: Database, visible: VisibleSet, query: Mapping[str, str],
     end = _json_param(query, body, "endkey") or _json_param(query, body, "end_key")
     inclusive = body.get("inclusive_end", query.get("inclusive_end", "true")) not in (False, "false")
     descending = _flag(query, body, "descending")
+    for name, key in (("startkey", start), ("endkey", end)):
+        if key is not None and not isinstance(key, str):
+            raise BadRequest(f"{name} must be a document id (a JSON string)", field=name)
     if start is not None:
         ids = [i for i in ids if (i <= start if descending else i >= start)]
     if end is not None:
         ids = [i for i in ids if (i > end if descending else i < end) or (inclusive and i == end)]
-    skip = int(body.get("skip", query.get("skip", 0)) or 0)
-    limit = body.get("limit", query.get("limit"))
-    page = ids[skip:] if limit is None else ids[skip:skip + int(limit)]
+    skip = _count(body.get("skip", query.get("skip")), "skip") or 0
+    limit = _count(body.get("limit", query.get("limit")), "limit")
+    page = ids[skip:] if limit is None else ids[skip:skip + limit]
     rows = (await db.all_docs(page, **options))["rows"] if page else []
     return {"total_rows": len(visible.ids), "offset": skip, "rows": [r for r in rows if "error" not in r]}
+
+
+def _count(value: Any, name: str) -> int | None:
+    """A non-negative integer parameter (``skip``, ``limit``), given as a number or a string of digits."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise BadRequest(f"{name} must be a non-negative integer", field=name)
 
 
 def _missing(doc_id: str, rev: Any) -> dict[str, Any]:
@@ -436,6 +450,11 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
 
 # -- writes --------------------------------------------------------------------------------------
 
+# The underscore fields CouchDB accepts at the top of a document.
+SPECIAL_MEMBERS = frozenset({"_id", "_rev", "_deleted", "_attachments", "_revisions", "_revs_info", "_conflicts",
+                             "_deleted_conflicts", "_local_seq"})
+
+
 async def write_docs(db: Database, principal: Principal, settings: Mapping[str, Any],
                      docs: list[dict[str, Any]], *, new_edits: bool,
                      scopes: ScopeCache | None) -> list[dict[str, Any]]:
@@ -448,6 +467,9 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
             doc["_id"] = new_id()
         elif not isinstance(doc["_id"], str) or not doc["_id"]:
             raise BadRequest("_id must be a non-empty string", field="_id")
+        special = next((k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS), None)
+        if special is not None:  # CouchDB's 400 doc_validation (pouchdb-server answers 500)
+            raise BadRequest(f"Bad special document member: {special}", field=special)
     stored = await db.get_many(d["_id"] for d in docs)
     refused: dict[int, str] = {}
     visible = await scopes.get(principal, settings) if scopes is not None else None
