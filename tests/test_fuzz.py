@@ -96,7 +96,7 @@ def fuzz_world(config, tmp_path_factory) -> Iterator[FuzzWorld]:
 @pytest.fixture(scope="module")
 def schema(fuzz_world):
     config = schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}})
-    return schemathesis.openapi.from_url(fuzz_world.base_url + "/api/openapi.json", config=config)
+    return schemathesis.openapi.from_url(fuzz_world.base_url + "/api/openapi.json", config=config, timeout=60)
 
 
 def operations(schema, shard: int = 0, shards: int = 1, aliases: bool = True) -> list[Any]:
