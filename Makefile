@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_FLAGS := --omit=optional --no-audit --no-fund --loglevel=error
 
-.PHONY: install run test bench load clean upload-ddocs
+.PHONY: install run test fuzz bench load clean upload-ddocs
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -25,6 +25,14 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The full fuzzing run (tests/test_fuzz.py, slow): hundreds of requests per operation, in two
+# processes (the shards of test_fuzz_full), each with its own server; about 45 minutes on 2 cores.
+fuzz: install
+	$(MAKE) -j2 fuzz-shard0of2 fuzz-shard1of2
+
+fuzz-shard%: install
+	$(PY) -m pytest -m slow -s -k "test_fuzz_full and shard$*" tests/test_fuzz.py $(PYTEST_ARGS)
 
 upload-ddocs: install
 	$(PY) -m scripts.upload_ddocs

@@ -79,7 +79,7 @@ def _lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     converted = {k: _lists(v) for k, v in node.items()}
-    if converted and all(k.isdigit() and int(k) <= MAX_INDEX for k in converted):
+    if converted and all(k.isdecimal() and int(k) <= MAX_INDEX for k in converted):
         return [converted[k] for k in sorted(converted, key=int)]
     return converted
 

@@ -34,7 +34,8 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
@@ -43,7 +44,7 @@ from .reports import subjects_of
 from .auth import Principal
 from .changes_notifier import ChangesNotifier
 from .contact_types import CONTACT_DOC_TYPES
-from .couch import Database, new_id
+from .couch import CouchError, Database, new_id
 from .errors import BadRequest, Forbidden, JamiiError, NotFound
 
 log = logging.getLogger("jamii.replication")
@@ -205,20 +206,56 @@ async def all_docs(db: Database, visible: VisibleSet, query: Mapping[str, str],
     end = _json_param(query, body, "endkey") or _json_param(query, body, "end_key")
     inclusive = body.get("inclusive_end", query.get("inclusive_end", "true")) not in (False, "false")
     descending = _flag(query, body, "descending")
+    for name, key in (("startkey", start), ("endkey", end)):
+        if key is not None and not isinstance(key, str):
+            raise BadRequest(f"{name} must be a document id (a JSON string)", field=name)
     if start is not None:
         ids = [i for i in ids if (i <= start if descending else i >= start)]
     if end is not None:
         ids = [i for i in ids if (i > end if descending else i < end) or (inclusive and i == end)]
-    skip = int(body.get("skip", query.get("skip", 0)) or 0)
-    limit = body.get("limit", query.get("limit"))
-    page = ids[skip:] if limit is None else ids[skip:skip + int(limit)]
+    skip = _count(body.get("skip", query.get("skip")), "skip") or 0
+    limit = _count(body.get("limit", query.get("limit")), "limit")
+    page = ids[skip:] if limit is None else ids[skip:skip + limit]
     rows = (await db.all_docs(page, **options))["rows"] if page else []
     return {"total_rows": len(visible.ids), "offset": skip, "rows": [r for r in rows if "error" not in r]}
+
+
+def _count(value: Any, name: str) -> int | None:
+    """A non-negative integer parameter (``skip``, ``limit``), given as a number or a string of digits."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise BadRequest(f"{name} must be a non-negative integer", field=name)
 
 
 def _missing(doc_id: str, rev: Any) -> dict[str, Any]:
     return {"id": doc_id, "docs": [{"error": {"id": doc_id, "rev": rev or "undefined", "error": "not_found",
                                               "reason": "missing"}}]}
+
+
+async def without_latest_for_unknown_revs(db: Database, query: Mapping[str, str],
+                                          wanted: Iterable[tuple[Any, Any]]) -> str | None:
+    """The query string without ``latest`` when a requested rev is not in its doc's tree, else None.
+
+    pouchdb-server (the embedded database) dies on ``latest=true`` with a rev it does not
+    have. CouchDB answers a rev it does not have as missing with or without ``latest``, so
+    dropping it for such a request only changes revs that exist but are not leaves (they come
+    back as asked instead of as their leaf). One ``_revs_diff`` tells which revs are unknown.
+    """
+    pairs = [(doc_id, rev) for doc_id, rev in wanted if rev is not None]
+    if "latest" not in query or not pairs:
+        return None
+    if all(isinstance(doc_id, str) and isinstance(rev, str) for doc_id, rev in pairs):
+        asked: dict[str, list[str]] = {}
+        for doc_id, rev in pairs:
+            asked.setdefault(doc_id, []).append(rev)
+        _, missing, _ = await db.couch.request("POST", db.path + "/_revs_diff", json_body=asked)
+        if not any(missing.values()):
+            return None
+    return urlencode([(k, v) for k, v in query.items() if k != "latest"])
 
 
 async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
@@ -230,7 +267,9 @@ async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
         raise BadRequest("docs must be an array of {id, rev}", field="docs")
     answers: dict[int, dict[str, Any]] = {}
     if docs:
-        _, answer, _ = await db.couch.request("POST", db.path + "/_bulk_get", params=dict(query),
+        query_string = await without_latest_for_unknown_revs(db, query, ((d["id"], d.get("rev")) for d in docs))
+        params = dict(query) if query_string is None else dict(parse_qsl(query_string))
+        _, answer, _ = await db.couch.request("POST", db.path + "/_bulk_get", params=params,
                                               json_body={"docs": docs})
         by_id = {r.get("id"): r for r in answer.get("results", [])}  # pouchdb-server collapses duplicates
         for index, request_doc in enumerate(docs):
@@ -344,6 +383,23 @@ def _resume_at_end(results: list[dict[str, Any]], last_seq: Any) -> list[dict[st
     return results
 
 
+def check_changes_query(query: Mapping[str, str], body: Mapping[str, Any]) -> None:
+    """Refuse ``_changes`` parameters CouchDB would refuse, before they reach it.
+
+    pouchdb-server (the embedded database) dies on ``filter=_doc_ids`` without
+    an array of ``doc_ids`` and waits forever on a ``timeout`` that is not a
+    number, so numbers and the ids are checked here for every caller.
+    """
+    for name in ("limit", "timeout", "heartbeat"):
+        value = query.get(name)
+        if value in (None, "") or (name == "heartbeat" and value == "true"):
+            continue
+        if not (value.isascii() and value.isdigit()):
+            raise BadRequest(f"{name} must be a non-negative integer", field=name)
+    if query.get("filter") == "_doc_ids" and not isinstance(_json_param(query, body, "doc_ids"), list):
+        raise BadRequest("doc_ids must be an array of document ids", field="doc_ids")
+
+
 async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, notifier: ChangesNotifier,
                         principal: Principal, settings: Mapping[str, Any], query: Mapping[str, str],
                         body: Mapping[str, Any]) -> web.StreamResponse:
@@ -351,19 +407,14 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
     if since == "now":
         since = (await db.info())["update_seq"]
     initial = since in (0, "0", None, "")
-    try:
-        limit = int(query["limit"]) if query.get("limit") else None
-        timeout = min(int(query.get("timeout", 60000)), 300000) / 1000
-        heartbeat = int(query["heartbeat"]) / 1000 if query.get("heartbeat") not in (None, "true") else 10
-    except ValueError:
-        raise BadRequest("limit, timeout and heartbeat must be numbers", field="limit") from None
+    check_changes_query(query, body)
+    limit = int(query["limit"]) if query.get("limit") else None
+    timeout = min(int(query.get("timeout") or 60000), 300000) / 1000
+    heartbeat = int(query["heartbeat"]) / 1000 if query.get("heartbeat") not in (None, "", "true") else 10
     style = query.get("style") if query.get("style") == "all_docs" else None
     wanted = None
     if query.get("filter") == "_doc_ids":
-        ids = _json_param(query, body, "doc_ids")
-        if not isinstance(ids, list):
-            raise BadRequest("doc_ids must be an array", field="doc_ids")
-        wanted = {i for i in ids if isinstance(i, str)}
+        wanted = {i for i in _json_param(query, body, "doc_ids") if isinstance(i, str)}
     include_docs = _flag(query, body, "include_docs")
 
     visible = await scopes.get(principal, settings, record=initial)
@@ -399,6 +450,11 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
 
 # -- writes --------------------------------------------------------------------------------------
 
+# The underscore fields CouchDB accepts at the top of a document.
+SPECIAL_MEMBERS = frozenset({"_id", "_rev", "_deleted", "_attachments", "_revisions", "_revs_info", "_conflicts",
+                             "_deleted_conflicts", "_local_seq"})
+
+
 async def write_docs(db: Database, principal: Principal, settings: Mapping[str, Any],
                      docs: list[dict[str, Any]], *, new_edits: bool,
                      scopes: ScopeCache | None) -> list[dict[str, Any]]:
@@ -411,6 +467,9 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
             doc["_id"] = new_id()
         elif not isinstance(doc["_id"], str) or not doc["_id"]:
             raise BadRequest("_id must be a non-empty string", field="_id")
+        special = next((k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS), None)
+        if special is not None:  # CouchDB's 400 doc_validation (pouchdb-server answers 500)
+            raise BadRequest(f"Bad special document member: {special}", field=special)
     stored = await db.get_many(d["_id"] for d in docs)
     refused: dict[int, str] = {}
     visible = await scopes.get(principal, settings) if scopes is not None else None
@@ -427,7 +486,13 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
         if reason is not None:
             refused[index] = reason
     allowed = [d for i, d in enumerate(docs) if i not in refused]
-    written = await db.bulk_docs(allowed, new_edits=new_edits) if allowed else []
+    try:
+        written = await db.bulk_docs(allowed, new_edits=new_edits) if allowed else []
+    except CouchError as exc:
+        if exc.couch_status != 400:
+            raise
+        # Only what the client sent makes CouchDB refuse a whole _bulk_docs (a malformed _rev, _id...).
+        raise BadRequest(exc.reason or exc.error, field="_rev" if "rev" in exc.reason else None) from None
     by_id = {r.get("id"): r for r in written}
     results = []
     for index, doc in enumerate(docs):

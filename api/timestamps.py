@@ -26,7 +26,7 @@ def to_ms(value: Any, field: str = "reported_date") -> int:
         return int(value)
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if text.isdecimal():
             return int(text)
         try:
             parsed = datetime.fromisoformat(text)

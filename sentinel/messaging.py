@@ -69,7 +69,7 @@ def _lookup(context: Mapping[str, Any], path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and part.isdecimal() and int(part) < len(value):
             value = value[int(part)]
         else:
             return None
@@ -79,7 +79,7 @@ def _lookup(context: Mapping[str, Any], path: str) -> Any:
 def _format_date(text: str, with_time: bool) -> str:
     text = text.strip()
     try:
-        moment = dt.datetime.fromtimestamp(int(text) / 1000, dt.timezone.utc) if text.isdigit() \
+        moment = dt.datetime.fromtimestamp(int(text) / 1000, dt.timezone.utc) if text.isdecimal() \
             else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError):
         return text

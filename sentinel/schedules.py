@@ -55,7 +55,7 @@ def to_datetime(value: Any) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
     if isinstance(value, str) and value.strip():
         text = value.strip()
-        if text.isdigit():
+        if text.isdecimal():
             return dt.datetime.fromtimestamp(int(text) / 1000, dt.timezone.utc)
         try:
             moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

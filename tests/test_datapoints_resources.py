@@ -430,6 +430,14 @@ async def test_non_finite_numbers_are_refused(client, world):
     assert response.status == 400 and "NaN is not a JSON value" in (await response.json())["error"]
 
 
+async def test_digits_that_are_not_decimal_are_refused(client, world):
+    """Found by fuzzing: a superscript digit passed str.isdigit() and then broke int() (500)."""
+    response = await client.post("/api/v1/dataentry", headers=world.headers("admin"), json={
+        "region_id": "\u00b2", "campaign_id": world.campaigns["ng-2016-01"],
+        "indicator_id": world.indicators["missed"], "value": 1})
+    assert response.status == 400, await response.text()
+
+
 async def test_a_failure_mid_stream_cuts_the_reply(client, world, monkeypatch):
     import functools
 

@@ -6,6 +6,7 @@ import pytest
 
 from api import freetext
 from api.errors import BadRequest
+from api.timestamps import to_ms
 from api.export_params import (contact_filters, dhis_filters, message_filters, options, parse_form,
                                report_filters)
 
@@ -28,6 +29,13 @@ def test_malformed_names(name):
     with pytest.raises(BadRequest) as caught:
         parse_form([(name, "1")])
     assert caught.value.field == name
+
+
+def test_superscript_digits_are_names_not_indexes():
+    """Found by fuzzing: ``filters[³]`` passed str.isdigit() and then broke int() (500)."""
+    assert parse_form([("filters[\u00b3]", "x")]) == {"filters": {"\u00b3": "x"}}
+    with pytest.raises(BadRequest):
+        to_ms("\u00b2", "date")
 
 
 def test_a_value_and_an_object_under_one_name_conflict():

@@ -140,6 +140,19 @@ async def test_reads_of_invisible_docs_are_404(client, world, couch, config):
     assert all_ids == await expected_ids(couch, config, principal(world, "chw"))
 
 
+async def test_bad_parameters_and_special_members_are_400(client, world):
+    """Found by fuzzing: skip/limit that are not numbers and non-string keys were 500s, and a
+    doc with an unknown underscore field came back as pouchdb-server's 500 (as 503)."""
+    auth = basic(world["users"]["chw"])
+    for query in ("skip=false", "limit=false", "limit=-1", "startkey=5", "endkey=true"):
+        response = await client.get(f"/medic/_all_docs?{query}", headers=auth)
+        assert response.status == 400, query
+        assert (await response.json())["error"] == "bad_request"
+    assert (await client.get("/medic/_all_docs?limit=1&skip=1", headers=auth)).status == 200
+    posted = await client.post("/medic", json={"type": "x", "_v#": 1}, headers=auth)
+    assert posted.status == 400 and "_v#" in (await posted.json())["reason"]
+
+
 async def test_push_accepts_inside_and_refuses_outside(server, world, couch, config):
     h = world["h"]
     medic = couch.db(config.db_medic)

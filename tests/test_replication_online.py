@@ -82,6 +82,61 @@ async def test_unsafe_changes_filters_are_refused(client, config):
     assert ok.status == 200
 
 
+async def test_changes_parameters_that_kill_pouchdb_server_are_400(client, config):
+    """Found by fuzzing: ``filter=_doc_ids`` without an array of ids killed the embedded database."""
+    admin = admin_headers(config)
+    for query in ("filter=_doc_ids", "filter=_doc_ids&doc_ids=5", "timeout=abc&feed=longpoll", "limit=-1",
+                  "heartbeat=%C2%B2"):
+        response = await client.get(f"/medic/_changes?{query}", headers=admin)
+        assert response.status == 400, query
+        assert (await response.json())["error"] == "bad_request"
+    posted = await client.post("/medic/_changes?filter=_doc_ids", json={"doc_ids": "x"}, headers=admin)
+    assert posted.status == 400
+    for query, body in (("filter=_doc_ids&doc_ids=%5B%22a%22%5D", None), ("filter=_doc_ids", {"doc_ids": ["a"]})):
+        response = await client.post(f"/medic/_changes?{query}", json=body, headers=admin)
+        assert response.status == 200, await response.text()
+        assert (await response.json())["results"] == []
+    assert (await client.get("/medic", headers=admin)).status == 200
+
+
+async def test_latest_with_unknown_revs_is_answered_missing(client, config, couch):
+    """Found by fuzzing: ``latest=true`` with a rev the database lacks killed the embedded database."""
+    admin = admin_headers(config)
+    rev = (await couch.db(config.db_medic).put({"_id": "fz-latest", "type": "x"}))["rev"]
+    unknown = await client.get("/medic/fz-latest?rev=2-abc&latest=true", headers=admin)
+    assert unknown.status == 404
+    some = await client.get('/medic/fz-latest?open_revs=["1-abc","' + rev + '"]&latest=true', headers=admin)
+    assert some.status == 200 and await some.json() == [{"missing": "1-abc"},
+                                                        {"ok": {"_id": "fz-latest", "_rev": rev, "type": "x"}}]
+    bulk = await client.post("/medic/_bulk_get?latest=true&revs=true", headers=admin, json={"docs": [
+        {"id": "fz-latest", "rev": "3-abc"}, {"id": "fz-nothing", "rev": "1-a"}]})
+    assert bulk.status == 200
+    assert (await bulk.json())["results"][0]["docs"] == [{"missing": "3-abc"}]
+    odd = await client.post("/medic/_bulk_get?latest=true", headers=admin, json={"docs": [{"id": "fz-latest",
+                                                                                         "rev": 5}]})
+    assert odd.status == 200
+    known = await client.get(f"/medic/fz-latest?rev={rev}&latest=true", headers=admin)
+    assert known.status == 200 and (await known.json())["_rev"] == rev
+    bad = await client.get("/medic/fz-latest?open_revs=x", headers=admin)
+    assert bad.status == 400 and (await bad.json())["error"] == "bad_request"
+    assert (await client.get("/medic", headers=admin)).status == 200
+
+
+async def test_malformed_revs_of_an_online_user_are_400(client, make_user):
+    """Found by fuzzing: CouchDB's 400 for a malformed rev came back as a 500."""
+    name = await make_user("fz-online", ["program_officer"])
+    put = await client.put("/medic/fz-rev?new_edits=false", json={"type": "x"}, headers=basic(name))
+    assert put.status == 400 and (await put.json())["error"] == "bad_request"
+    deleted = await client.delete("/medic/fz-rev?rev=__dict__", headers=basic(name))
+    assert deleted.status in (400, 404), await deleted.text()
+
+
+async def test_a_missing_attachment_is_json(client, config):
+    response = await client.get("/medic/fz-none/file.txt", headers=admin_headers(config))
+    assert response.status == 404 and response.content_type == "application/json"
+    assert (await response.json())["error"] == "not_found"
+
+
 async def test_online_user_writes_follow_the_rules(client, make_user, couch, config):
     officer = await make_user("officer", ["program_officer"])
     auth = basic(officer)

@@ -127,6 +127,8 @@ async def test_couchdb_app_paths_read_and_update_settings(client, admin, couch, 
             )["settings"] == "district_hospital"
     missing = await (await client.get(f"{REWRITE}/app_settings/medic/no.such.path", headers=admin)).json()
     assert missing["settings"] == {}
+    superscript = await client.get(f"{REWRITE}/app_settings/medic/contact_types.\u00b2", headers=admin)
+    assert superscript.status == 200 and (await superscript.json())["settings"] == {}
 
     before = await _stored(couch, config)
     body = {"locale_outgoing": "sw", "roles": {**before["roles"], "cht_conf_role": {"offline": False}}}

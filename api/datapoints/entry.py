@@ -102,7 +102,7 @@ def _coerce(item: Any) -> Any:
     out = dict(item)
     for name in ("region_id", "campaign_id", "indicator_id", "document_id"):
         value = out.get(name)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
             out[name] = int(value)
         elif isinstance(value, str) and value.strip() == "" and name == "document_id":
             out[name] = None

@@ -12,6 +12,7 @@ exist. Errors use CouchDB's ``{"error", "reason"}`` shape.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from aiohttp import web
@@ -88,8 +89,10 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
         query_string=request.query_string if query_string is None else query_string,
         data=data, headers=headers, raise_errors=False, timeout=None)
     try:
-        out = web.StreamResponse(status=resp.status,
-                                 headers={h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers})
+        out_headers = {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}
+        if raw and resp.status >= 400:  # errors are JSON whatever the client accepts (pouchdb says text/plain)
+            out_headers["Content-Type"] = "application/json"
+        out = web.StreamResponse(status=resp.status, headers=out_headers)
         await out.prepare(request)
         if request.method != "HEAD":
             async for chunk in resp.content.iter_chunked(65536):
@@ -161,6 +164,15 @@ async def ensure_full_commit(request: web.Request) -> web.Response:
 
 # -- replication protocol -----------------------------------------------------------
 
+def _json_object(body: bytes | None) -> dict[str, Any]:
+    """A POST body's JSON object, for checking its parameters; anything else is left to CouchDB."""
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
 @routes.get("/medic/_changes")
 @routes.post("/medic/_changes")
 @couch_errors
@@ -172,7 +184,9 @@ async def changes(request: web.Request) -> web.StreamResponse:
     if query.get("feed") in ("continuous", "eventsource"):
         raise BadRequest("feed=continuous is not supported; use feed=longpoll", field="feed")
     if not c.offline:
-        return await passthrough(request, "/_changes")
+        body = await request.read() if request.method == "POST" and request.can_read_body else None
+        replication.check_changes_query(query, _json_object(body))
+        return await passthrough(request, "/_changes", body=body)
     body = await read_json(request) if request.can_read_body and request.method == "POST" else {}
     return await replication.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
                                            c.principal, c.settings, query, body if isinstance(body, dict) else {})
@@ -195,7 +209,11 @@ async def all_docs(request: web.Request) -> web.StreamResponse:
 async def bulk_get(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     if not c.offline:
-        return await passthrough(request, "/_bulk_get")
+        body = await request.read() if request.can_read_body else None
+        docs = _json_object(body).get("docs")
+        wanted = [(d.get("id"), d.get("rev")) for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+        query_string = await replication.without_latest_for_unknown_revs(medic(request), request.query, wanted)
+        return await passthrough(request, "/_bulk_get", body=body, query_string=query_string)
     body = await read_json_object(request)
     visible = await request.app[SCOPES].get(c.principal, c.settings)
     return json_response(await replication.bulk_get(medic(request), visible, request.query, body))
@@ -306,6 +324,20 @@ async def admin_endpoints(request: web.Request) -> web.StreamResponse:
 
 # -- documents and attachments -------------------------------------------------------------
 
+def _open_revs(open_revs: str | None) -> list[str]:
+    """The revs of ``open_revs``: ``all`` or a JSON array of revs, as CouchDB demands (pouchdb-server
+    fails with 500 on anything else)."""
+    if open_revs is None or open_revs == "all":
+        return []
+    try:
+        revs = json.loads(open_revs)
+    except ValueError:
+        revs = None
+    if not isinstance(revs, list) or not all(isinstance(rev, str) for rev in revs):
+        raise BadRequest("open_revs must be all or a JSON array of revs", field="open_revs")
+    return revs
+
+
 @routes.get("/medic/{doc_id}")
 @routes.put("/medic/{doc_id}")
 @routes.delete("/medic/{doc_id}")
@@ -318,9 +350,12 @@ async def document(request: web.Request) -> web.StreamResponse:
             "Only reserved document ids may start with underscore.", field="_id")
     db = medic(request)
     if request.method in ("GET", "HEAD"):
+        revs = _open_revs(request.query.get("open_revs")) + [request.query.get("rev")]
         if c.offline:
             await replication.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
-        return await passthrough(request, "/" + quote_id(doc_id))
+        query_string = await replication.without_latest_for_unknown_revs(db, request.query,
+                                                                         [(doc_id, rev) for rev in revs])
+        return await passthrough(request, "/" + quote_id(doc_id), query_string=query_string)
     if c.admin:
         return await passthrough(request, "/" + quote_id(doc_id))
     if request.method == "PUT":
