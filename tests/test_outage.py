@@ -32,6 +32,7 @@ from api import checkpoint
 from api.app import create_app
 from api.config import Config
 from api.couch import Couch
+from api.errors import ServiceUnavailable
 from api.settings import SettingsStore
 from scripts import repair_users
 from scripts.couchdb import EmbeddedCouch, free_port
@@ -44,6 +45,8 @@ from .sentinel_world import hierarchy, save, transition_settings, use_settings
 
 COUCH_TIMEOUT = 3
 RECOVERY_SECONDS = 5
+LOAD_SLACK = 3  # seconds a loaded machine may add to a timeout
+SENTINEL_RESUME_SECONDS = 10  # its retries are at most 5 s apart, then a batch of transitions
 
 
 @pytest.fixture
@@ -146,6 +149,7 @@ class Run:
     device_docs: list[str] = field(default_factory=list)
     device_errors: list[str] = field(default_factory=list)
     outages: list[Outage] = field(default_factory=list)
+    checkpoints: list[tuple[float, Any]] = field(default_factory=list)  # (when, seq) each time it moved
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     counter: itertools.count = field(default_factory=itertools.count)
 
@@ -155,7 +159,7 @@ class Run:
         status, body = 0, None
         try:
             async with session.request(method, self.api + path, headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=COUCH_TIMEOUT + 6), **kwargs) as resp:
+                                       timeout=aiohttp.ClientTimeout(total=60), **kwargs) as resp:
                 status = resp.status
                 raw = await resp.read()
                 body = json.loads(raw) if raw else None
@@ -239,6 +243,20 @@ async def device_loop(run: Run, device: Device) -> None:
         await asyncio.sleep(0.1)
 
 
+async def checkpoint_watch(run: Run, config: Config) -> None:
+    """Note each move of the sentinel's checkpoint (read directly from CouchDB; nothing while it is away)."""
+    async with Couch.from_config(config) as couch:
+        sentinel_db = couch.db(config.db_sentinel)
+        while not run.stop.is_set():
+            try:
+                seq = await checkpoint.read(sentinel_db, checkpoint.SENTINEL)
+            except ServiceUnavailable:
+                seq = None
+            if seq is not None and (not run.checkpoints or run.checkpoints[-1][1] != seq):
+                run.checkpoints.append((time.monotonic(), seq))
+            await asyncio.sleep(0.1)
+
+
 def expected_error(call: Call) -> bool:
     """503 with a JSON body: the API's ``{code, error}`` or, on the CouchDB-protocol paths, ``{error, reason}``."""
     body = call.body if isinstance(call.body, dict) else {}
@@ -288,6 +306,7 @@ async def outage_run(tmp_path: Path, own_server: EmbeddedCouch, couch_server, *,
         tasks = [asyncio.create_task(writer(run, kind)) for kind in kinds for _ in range(writers_per_kind)]
         tasks += [asyncio.create_task(reader(run, kind)) for kind in READS]
         tasks.append(asyncio.create_task(device_loop(run, device)))
+        tasks.append(asyncio.create_task(checkpoint_watch(run, config)))
         await asyncio.sleep(warmup)
         for how, seconds in outages:
             down = time.monotonic()
@@ -332,7 +351,22 @@ async def outage_run(tmp_path: Path, own_server: EmbeddedCouch, couch_server, *,
     for name in ("api.log", "sentinel.log"):
         text = (tmp_path / name).read_text()
         assert "Traceback" not in text, f"{name}:\n{text[-4000:]}"
+    print(summary(run))
     return run
+
+
+def summary(run: Run) -> str:
+    """The figures of a run, for the README (``pytest -s`` shows them)."""
+    lines = [f"{len(run.calls)} requests, {sum(c.status == 503 for c in run.calls)} answered 503, "
+             f"{sum(c.status == 0 for c in run.calls)} streams cut, {len(run.acked)} acknowledged writes, "
+             f"{len(run.device_docs)} device docs"]
+    for outage in run.outages:
+        last_503 = max([c.sent - outage.ready for c in run.calls if c.status == 503 and c.sent >= outage.ready
+                        and not any(o.down <= c.answered for o in run.outages if o.down > outage.down)] or [0.0])
+        moved = next((when for when, _ in run.checkpoints if when > outage.ready), outage.ready)
+        lines.append(f"outage of {outage.back - outage.down:.1f}s: last 503 for a request sent {last_503:.2f}s "
+                     f"after the database returned; sentinel checkpoint moved after {moved - outage.ready:.2f}s")
+    return "\n".join(lines)
 
 
 async def check_replies(run: Run) -> None:
@@ -341,27 +375,40 @@ async def check_replies(run: Run) -> None:
     allowed = {200, 201, 503}
     for call in run.calls:
         assert call.status != -1, f"{call.kind} hung for {call.answered - call.sent:.1f}s"
-        assert call.answered - call.sent <= COUCH_TIMEOUT + 2, \
-            f"{call.kind} took {call.answered - call.sent:.1f}s, beyond the configured timeout: {call} {run.outages}"
+        # No request waits on a dead or hung CouchDB beyond the configured timeout: one sent while it is away
+        # (early enough not to meet its return) fails at its first CouchDB call; one under way when it goes
+        # may wait once more for each undo step of a half-done write (a user: up to three). Requests that
+        # meet the return, or run under load, are slow only because of load (2 shared cores).
+        for o in run.outages:
+            if call.sent < o.down < call.answered:
+                assert call.answered - o.down <= 4 * COUCH_TIMEOUT + LOAD_SLACK, (call, o)
+            elif o.down <= call.sent < o.back - COUCH_TIMEOUT - LOAD_SLACK:
+                assert call.answered - call.sent <= COUCH_TIMEOUT + LOAD_SLACK, (call, o)
         if call.status == 0:
             # only a stream under way when the database went (the API aborts it rather than finish it falsely)
             assert call.kind in ("read-users", "read-proxy") and any(
                 call.sent < o.ready and call.answered > o.down for o in run.outages), call
             continue
         assert call.status in allowed, f"{call.kind}: {call.status} {call.body}"
-    for outage in run.outages:
+    for index, outage in enumerate(run.outages):
+        until = run.outages[index + 1].down if index + 1 < len(run.outages) else float("inf")
         during = [c for c in run.calls if c.sent > outage.down + 0.05 and c.answered < outage.back]
         assert during, "no request fell inside the outage"
         for call in during:
             assert expected_error(call), f"{call.kind} during the outage: {call.status} {call.body}"
-        after = [c for c in run.calls if c.sent >= outage.ready]
+        after = [c for c in run.calls if outage.ready <= c.sent and c.answered < until]
+        served = [c for c in run.calls if c.sent >= outage.down and outage.ready <= c.answered < until]
         late = [c for c in after if c.sent > outage.ready + RECOVERY_SECONDS and c.status == 503]
         assert late == [], f"still 503 more than {RECOVERY_SECONDS}s after the database returned: {late[:3]}"
         for kind in {c.kind for c in run.calls}:
-            first = next((c for c in after if c.kind == kind and c.status in (200, 201)), None)
-            assert first is not None, f"{kind} never answered 2xx after the outage"
-            assert first.answered - outage.ready <= RECOVERY_SECONDS, \
-                f"{kind} recovered {first.answered - outage.ready:.1f}s after the database returned: " + \
+            first = next((c for c in served if c.kind == kind and c.status in (200, 201)), None)
+            assert first is not None, f"{kind} never answered 2xx after the outage: " + str(
+                [(round(c.sent - outage.ready, 1), round(c.answered - c.sent, 1), c.status,
+                  c.body.get("error") if isinstance(c.body, dict) else None) for c in after if c.kind == kind][:20])
+            # a request sent within 5 s of the return (or during the outage) was served; how long it took
+            # after that is load
+            assert first.sent - outage.ready <= RECOVERY_SECONDS, \
+                f"{kind} recovered {first.sent - outage.ready:.1f}s after the database returned: " + \
                 str([(round(c.sent - outage.ready, 2), c.status) for c in after if c.kind == kind][:20])
 
 
@@ -389,7 +436,12 @@ async def check_ledger(run: Run, couch: Couch, config: Config, device_ids: set[s
 
 
 async def check_sentinel(run: Run, couch: Couch, config: Config, sentinel, tmp_path: Path) -> None:
-    """The sentinel never died, drained its backlog from its checkpoint, and ran its transitions on every doc."""
+    """The sentinel never died, resumed soon after each outage, drained its backlog from its checkpoint,
+    and ran its transitions on every doc."""
+    for outage in run.outages:
+        moved = next((when for when, _ in run.checkpoints if when > outage.ready), None)
+        assert moved is not None and moved - outage.ready <= SENTINEL_RESUME_SECONDS, \
+            f"the sentinel's checkpoint did not move within {SENTINEL_RESUME_SECONDS}s of the database's return"
     medic, sentinel_db = couch.db(config.db_medic), couch.db(config.db_sentinel)
     deadline = time.monotonic() + 60
     while True:
@@ -418,5 +470,5 @@ async def test_database_killed_mid_traffic(tmp_path, own_server, couch_server):
 @pytest.mark.slow
 async def test_database_killed_and_hung_repeatedly_mid_traffic(tmp_path, own_server, couch_server):
     await outage_run(tmp_path, own_server, couch_server,
-                     outages=[("kill", 5), ("hang", COUCH_TIMEOUT + 3), ("kill", 1), ("kill", 15)],
-                     warmup=5, after=10, writers_per_kind=4)
+                     outages=[("kill", 5), ("hang", 2 * COUCH_TIMEOUT + 4), ("kill", 1), ("kill", 15)],
+                     warmup=5, after=10, writers_per_kind=2)
