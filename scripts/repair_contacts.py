@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import sys
 import time
 from dataclasses import dataclass, field
@@ -109,8 +108,14 @@ async def repair_imports(couch: Couch, config: Config, findings: Findings, *, dr
     rows = (await logs.all_docs(startkey=LOG_PREFIX, endkey=LOG_PREFIX + "\ufff0", include_docs=True))["rows"]
     cutoff = (time.time() - stale_minutes * 60) * 1000
     for log_doc in (row["doc"] for row in rows if row.get("doc")):
-        started = to_ms(log_doc.get("bulk_uploaded_on"))
-        if (log_doc.get("progress") or {}).get("status") not in RUNNING or started > cutoff:
+        if (log_doc.get("progress") or {}).get("status") not in RUNNING:
+            continue
+        try:
+            started = to_ms(log_doc.get("bulk_uploaded_on"))
+        except JamiiError:
+            out(f"{log_doc['_id']}: an unfinished import log without a start date; left alone")
+            continue
+        if started > cutoff:
             continue
         out(f"{log_doc['_id']}: an import interrupted at '{log_doc['progress']['status']}'")
         data = log_doc.get("data") or []
