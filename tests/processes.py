@@ -74,7 +74,9 @@ class ApiProcess:
                             return
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass
-                assert time.monotonic() < deadline, "the API did not start:\n" + self.log_text()[-3000:]
+                if time.monotonic() > deadline:
+                    self.kill()  # never leave a process behind
+                    raise AssertionError("the API did not start:\n" + self.log_text()[-3000:])
                 await asyncio.sleep(0.1)
 
     def kill(self) -> None:

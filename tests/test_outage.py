@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +298,23 @@ async def outage_run(tmp_path: Path, own_server: EmbeddedCouch, couch_server, *,
     api = ApiProcess(config, tmp_path)
     await api.start()
     sentinel = start_sentinel(config, tmp_path)
+    try:
+        return await _traffic(tmp_path, own_server, config, api, sentinel, chw_name, world, prefix,
+                              outages=outages, warmup=warmup, after=after, writers_per_kind=writers_per_kind)
+    finally:  # whatever happened, no process is left behind
+        if sentinel.poll() is None:
+            sentinel.send_signal(signal.SIGTERM)
+            try:
+                sentinel.wait(30)
+            except subprocess.TimeoutExpired:
+                sentinel.kill()
+                sentinel.wait(10)
+        api.kill()
+
+
+async def _traffic(tmp_path: Path, own_server: EmbeddedCouch, config: Config, api: ApiProcess,
+                   sentinel: subprocess.Popen, chw_name: str, world: dict[str, dict[str, Any]], prefix: str, *,
+                   outages: list[tuple[str, float]], warmup: float, after: float, writers_per_kind: int) -> Run:
     run = Run(api.url, basic(*own_server.admin), basic(chw_name), world, prefix)
     device = await Device.start(api.url + "/medic", chw_name, PASSWORD)
     tasks: list[asyncio.Task[None]] = []
@@ -338,16 +356,11 @@ async def outage_run(tmp_path: Path, own_server: EmbeddedCouch, couch_server, *,
         await asyncio.gather(*tasks, return_exceptions=True)
         await device.close()
 
-    try:
-        await check_replies(run)
-        async with Couch.from_config(config) as couch:
-            await check_ledger(run, couch, config, local)
-            await check_sentinel(run, couch, config, sentinel, tmp_path)
-    finally:
-        if sentinel.poll() is None:
-            sentinel.send_signal(signal.SIGTERM)
-            sentinel.wait(30)
-        assert api.stop() == 0, "the API stops cleanly after the outage"
+    await check_replies(run)
+    async with Couch.from_config(config) as couch:
+        await check_ledger(run, couch, config, local)
+        await check_sentinel(run, couch, config, sentinel, tmp_path)
+    assert api.stop() == 0, "the API stops cleanly after the outage"
     for name in ("api.log", "sentinel.log"):
         text = (tmp_path / name).read_text()
         assert "Traceback" not in text, f"{name}:\n{text[-4000:]}"
