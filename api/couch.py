@@ -201,7 +201,10 @@ class Couch:
         ``query_string`` passes a client's query on untouched (instead of
         ``params``). With ``raise_errors=False`` a 4xx response is returned
         too (for passing CouchDB's own error on); a 5xx always raises.
-        The caller must ``release()`` (or use ``async with``) the response.
+        ``timeout`` is an idle limit (seconds without a byte from CouchDB,
+        headers included), not a total: a long transfer that keeps moving is
+        never cut, a hung server is. Read the body with ``iter_body``. The
+        caller must ``release()`` (or use ``async with``) the response.
         """
         url = self.url + path
         kwargs: dict[str, Any] = {"headers": {**self.headers, **(headers or {})}}
@@ -211,8 +214,7 @@ class Couch:
             kwargs["params"] = encode_params(params)
         if data is not None:
             kwargs["data"] = data
-        kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout, sock_connect=5,
-                                                  sock_read=timeout)
+        kwargs["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=timeout)
         try:
             resp = await self.session.request(method, url, **kwargs)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -226,6 +228,18 @@ class Couch:
                 resp.release()
             raise_for_status(resp.status, body)
         return resp
+
+    @staticmethod
+    async def iter_body(resp: aiohttp.ClientResponse, size: int = 65536) -> AsyncIterator[bytes]:
+        """The body of a ``stream`` response in chunks; CouchDB going away or going quiet
+        part-way is ``ServiceUnavailable``, like every other failure to reach it."""
+        try:
+            async for chunk in resp.content.iter_chunked(size):
+                yield chunk
+        except asyncio.TimeoutError as exc:
+            raise CouchTimeout("CouchDB stopped answering part-way") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ServiceUnavailable(f"CouchDB went away part-way: {type(exc).__name__}") from exc
 
     # -- server ---------------------------------------------------------
 

@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
@@ -330,12 +330,19 @@ async def _previously_visible(db: Database, scope: visibility.Scope, change: Map
     return visibility.doc_visible(scope, doc, await subjects_of(db, doc))
 
 
-async def _scan(db: Database, visible: VisibleSet, since: Any, limit: int | None, style: str | None,
-                wanted: set[str] | None, initial: bool) -> tuple[list[dict[str, Any]], Any]:
-    """Visible changes after ``since`` (up to ``limit``), and the seq to continue from."""
+async def _scan(db: Database, current: Callable[[], Awaitable[VisibleSet]], since: Any, limit: int | None,
+                style: str | None, wanted: set[str] | None, initial: bool) -> tuple[list[dict[str, Any]], Any]:
+    """Visible changes after ``since`` (up to ``limit``), and the seq to continue from.
+
+    The visible set is asked for (``current``) after each page is read, never
+    before: a set made before the read would not know docs written in between,
+    which would be skipped while the returned seq moves past them, so the
+    device would never get them.
+    """
     kept: list[dict[str, Any]] = []
     while True:
         page = await db.changes(since=since, limit=PAGE, style=style)
+        visible = await current()
         results = page.get("results", [])
         deleted_unknown = [c for c in results if c.get("deleted") and c["id"] not in visible
                            and not initial and (wanted is None or c["id"] in wanted)]
@@ -417,11 +424,13 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
         wanted = {i for i in _json_param(query, body, "doc_ids") if isinstance(i, str)}
     include_docs = _flag(query, body, "include_docs")
 
-    visible = await scopes.get(principal, settings, record=initial)
+    def current() -> Awaitable[VisibleSet]:
+        return scopes.get(principal, settings)
+
     if initial:
-        results, last_seq = await _initial(db, visible, style, wanted)
+        results, last_seq = await _initial(db, await scopes.get(principal, settings, record=True), style, wanted)
     else:
-        results, last_seq = await _scan(db, visible, since, limit, style, wanted, initial)
+        results, last_seq = await _scan(db, current, since, limit, style, wanted, initial)
     response: web.StreamResponse | None = None
     if not results and query.get("feed") == "longpoll":
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -432,8 +441,7 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
             if not changed:
                 await response.write(b"\n")
                 continue
-            visible = await scopes.get(principal, settings)
-            results, last_seq = await _scan(db, visible, last_seq, limit, style, wanted, False)
+            results, last_seq = await _scan(db, current, last_seq, limit, style, wanted, False)
     if include_docs and results:
         live = [c["id"] for c in results if not c.get("deleted")]
         docs = await db.get_many(live)

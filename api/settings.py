@@ -173,4 +173,4 @@ class SettingsStore:
                 log.warning("settings watcher: %s; retrying in %.0fs", exc, delay)
                 since = None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+                delay = min(delay * 2, 5)  # back within 5 s of CouchDB's return

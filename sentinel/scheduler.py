@@ -4,6 +4,8 @@ Each job runs every ``interval`` seconds. Jobs are single-flight across
 processes: a job first takes a lease doc (``job-lock:<name>``) in the sentinel
 database, written with its revision so only one taker wins, and gives it up
 when done (a crashed holder's lease expires). Jobs must be safe to run twice.
+A job stopped by CouchDB being unreachable is logged in one line (no
+traceback: it is an outage, not a bug) and tried again after ``retry_seconds``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from api.couch import Database
-from api.errors import Conflict, JamiiError
+from api.errors import Conflict, JamiiError, ServiceUnavailable
 
 log = logging.getLogger("jamii.sentinel.jobs")
 
@@ -30,6 +32,7 @@ class Job:
     interval: float
     run: Callable[[], Awaitable[None]]
     lease_seconds: float = 600
+    retry_seconds: float = 10  # after CouchDB was unreachable, try again this soon rather than a whole interval
 
 
 async def take_lease(db: Database, name: str, seconds: float) -> dict | None:
@@ -75,6 +78,9 @@ async def run_forever(db: Database, jobs: list[Job], stop: asyncio.Event) -> Non
             last_run[job.name] = time.monotonic()
             try:
                 await run_once(db, job)
+            except ServiceUnavailable as exc:  # an outage, not a bug: no traceback, and retry soon
+                log.warning("job %s: %s; retrying in %.0fs", job.name, exc, min(job.interval, job.retry_seconds))
+                last_run[job.name] -= job.interval - min(job.interval, job.retry_seconds)
             except Exception:  # noqa: BLE001 - a failed job runs again next interval
                 log.exception("job %s failed", job.name)
         try:

@@ -4,7 +4,8 @@ It reads the medic database's feed in batches from a checkpoint stored in the
 sentinel database, hands each batch to ``process_batch``, and moves the
 checkpoint only after the batch's work is written. A crash anywhere means the
 batch is read again on restart, never skipped. An unreachable CouchDB is
-retried with backoff; any error restarts the feed from the checkpoint.
+retried with backoff (at most 5 s apart, so the feed resumes within 5 s of
+CouchDB's return); any error restarts the feed from the checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from api.errors import JamiiError
 log = logging.getLogger("jamii.sentinel")
 
 Batch = list[dict[str, Any]]
+OUTAGE_MAX_DELAY = 5.0
 BatchProcessor = Callable[[Batch], Awaitable[None]]
 
 
@@ -63,14 +65,17 @@ class Worker:
                     await self.step(stop)
                     delay = 1.0
                 except Exception as exc:  # noqa: BLE001 - the feed must go on
-                    if isinstance(exc, JamiiError):
+                    outage = isinstance(exc, JamiiError)
+                    if outage:
                         log.warning("feed error: %s; retrying in %.0fs", exc, delay)
                     else:
                         log.exception("batch failed; retrying from the checkpoint in %.0fs", delay)
                     self.seq = None  # re-read the checkpoint: the durable truth
                     await self._drop_ahead()
                     await _sleep_or_stop(stop, delay)
-                    delay = min(delay * 2, 30)
+                    # an unreachable CouchDB is tried every few seconds, so the feed resumes soon after it
+                    # returns; a batch that keeps failing (a bug) backs off further
+                    delay = min(delay * 2, OUTAGE_MAX_DELAY if outage else 30)
         finally:
             await self._drop_ahead()
 

@@ -109,10 +109,10 @@ async def test_jwt_hs256(client):
 
 @pytest.mark.parametrize("token, message", [
     (jwt.encode({"sub": "m", "exp": int(time.time()) - 10}, JWT_SECRET, algorithm="HS256"), "Token expired"),
-    (jwt.encode({"sub": "m", "exp": int(time.time()) + 60}, "another-secret-of-32-bytes-long!!", algorithm="HS256"),
+    (jwt.encode({"sub": "m", "exp": int(time.time()) + 3600}, "another-secret-of-32-bytes-long!!", algorithm="HS256"),
      "Signature verification failed"),
     (jwt.encode({"sub": "m"}, JWT_SECRET, algorithm="HS256"), "exp"),
-    (jwt.encode({"exp": int(time.time()) + 60}, JWT_SECRET, algorithm="HS256"), "no subject"),
+    (jwt.encode({"exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256"), "no subject"),
     ("not.a.jwt", "Invalid token"),
     (jwt.encode({"sub": "m", "exp": int(time.time()) + 60}, None, algorithm="none"), "Invalid token"),
 ])

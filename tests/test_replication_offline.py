@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from api import replication
 from api.app import create_app
 from api.auth import Principal
-from api.couch import Couch
+from api.couch import Couch, Database
+from api.lineage import minify_lineage
 from api.settings import default_settings
 from api.visibility import doc_visible, replication_keys, scope_for
 
@@ -407,3 +409,37 @@ async def test_served_set_matches_brute_force_on_random_hierarchies(aiohttp_clie
             assert {c["id"] for c in served["results"]} == await expected_ids(c, config, who, settings)
     finally:
         await _drop(config)
+
+
+class WritesDuringTheRead(Database):
+    """The medic database, where another writer's doc lands just before the API reads the feed."""
+
+    def __init__(self, db: Database, doc: dict[str, Any]):
+        super().__init__(db.couch, db.name)
+        self.doc: dict[str, Any] | None = doc
+
+    async def changes(self, **params: Any) -> dict[str, Any]:
+        if self.doc is not None:
+            doc, self.doc = self.doc, None
+            await self.put(doc)
+        return await super().changes(**params)
+
+
+async def test_a_doc_written_while_the_feed_is_read_is_not_skipped(world, couch, config):
+    """Found by the outage test: the visible set was taken before the feed was read, so a doc written in
+    between was judged invisible while the returned seq moved past it, and the device never got it."""
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    settings = default_settings()
+    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        since = (await medic.info())["update_seq"]
+        await scopes.get(chw, settings)  # the cached set is exact as of `since`
+        clinic = world["h"].by_id[chw.facility_id]
+        newcomer = {"_id": "written-during-the-read", "type": "person", "name": "Newcomer",
+                    "parent": minify_lineage(clinic)}
+        results, _ = await replication._scan(WritesDuringTheRead(medic, newcomer),
+                                             lambda: scopes.get(chw, settings), since, None, None, None, False)
+    finally:
+        await scopes.close()
+    assert [c["id"] for c in results] == ["written-during-the-read"]

@@ -8,31 +8,19 @@ kills) is part of ``make test``; the ``slow`` variant is longer.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from api import checkpoint, messages
-from api.config import ROOT
 from api.settings import SettingsStore
 from sentinel.transitions.registration import patient_uuid
+from tests.processes import start_sentinel
 from tests.sentinel_world import build_backlog, save, transition_settings, use_settings
-
-
-def start_sentinel(config, data_dir: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COUCH_", "JAMII_"))}
-    env.update(COUCH_URL=config.couch_url_with_credentials(), JAMII_DB_PREFIX=config.db_medic[: -len("medic")],
-               JAMII_DATA_DIR=str(data_dir), LOG_LEVEL="WARNING")
-    with open(data_dir / "sentinel.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "sentinel"], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=log)
 
 
 async def backlog(couch, config) -> int:

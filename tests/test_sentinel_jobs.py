@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
+import time
 
 import pytest
 
 from api import messages
+from api.couch import Couch
 from api.settings import SettingsStore
 from sentinel import app, due_messages, info_cleanup, reminders
-from sentinel.scheduler import run_once
+from scripts.couchdb import free_port
+from sentinel.scheduler import Job, run_forever, run_once
 from sentinel.translations import Translations
 from tests.sentinel_world import hierarchy, save, transition_settings, use_settings
 
@@ -132,6 +137,32 @@ async def test_build_registers_single_flight_jobs(couch, config, store):
     assert {"retry-transitions", "send-sms", "due-messages", "reminders", "clean-info-docs"} <= set(names)
     due = next(job for job in jobs if job.name == "due-messages")
     assert await run_once(couch.db(config.db_sentinel), due) is True
+
+
+async def test_a_job_stopped_by_an_outage_is_retried_soon_and_logged_without_a_traceback(couch, config, caplog):
+    dead = Couch(f"http://127.0.0.1:{free_port()}", None, None, timeout=2)  # nothing listens there
+    runs: list[float] = []
+
+    async def flaky() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 1:
+            await dead.info()
+
+    stop = asyncio.Event()
+    caplog.set_level(logging.WARNING, logger="jamii.sentinel.jobs")
+    task = asyncio.create_task(run_forever(couch.db(config.db_sentinel),
+                                           [Job("flaky", 3600, flaky, retry_seconds=0.5)], stop))
+    try:
+        deadline = time.monotonic() + 10
+        while len(runs) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await task
+        await dead.close()
+    assert len(runs) == 2, "retried after retry_seconds, not after its hour-long interval"
+    logged = [r for r in caplog.records if "flaky" in r.getMessage()]
+    assert logged and all(r.exc_info is None and r.levelno == logging.WARNING for r in logged)
 
 
 @pytest.mark.parametrize("text, cron", [

@@ -168,7 +168,7 @@ async def test_failed_with_reason(client, gateway, medic):
 
 
 async def test_quiet_handed_out_messages_are_handed_out_again(client, gateway, medic):
-    now = dt.datetime.now(dt.timezone.utc)  # not NOW: the module's import time is long past in a full run
+    now = dt.datetime.now(dt.timezone.utc)  # not the module's NOW: the suite may have run for many minutes
     long_ago = now - dt.timedelta(minutes=30)
     doc = {"_id": "quiet", "type": "data_record"}
     task = messages.new_task("+254712345678", "are you there", "quiet-1", long_ago)

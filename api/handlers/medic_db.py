@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -21,10 +22,11 @@ from .. import replication
 from ..auth import Principal
 from ..changes_notifier import ChangesNotifier
 from ..couch import quote_id
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, Forbidden, JamiiError, NotFound
 from ..permissions import is_offline
 from ..web import CONFIG, COUCH, couch_errors, json_response, medic, read_json, read_json_object, settings, user
 
+log = logging.getLogger("jamii.replication")
 routes = web.RouteTableDef()
 NOTIFIER = web.AppKey("changes_notifier", ChangesNotifier)
 SCOPES = web.AppKey("replication_scopes", replication.ScopeCache)
@@ -84,10 +86,11 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
     data: Any = body
     if data is None and request.can_read_body:
         data = request.content.iter_chunked(65536)
-    resp = await request.app[COUCH].stream(
+    couch = request.app[COUCH]
+    resp = await couch.stream(
         request.method, medic_path(request, suffix),
         query_string=request.query_string if query_string is None else query_string,
-        data=data, headers=headers, raise_errors=False, timeout=None)
+        data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
     try:
         out_headers = {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}
         if raw and resp.status >= 400:  # errors are JSON whatever the client accepts (pouchdb says text/plain)
@@ -95,12 +98,34 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
         out = web.StreamResponse(status=resp.status, headers=out_headers)
         await out.prepare(request)
         if request.method != "HEAD":
-            async for chunk in resp.content.iter_chunked(65536):
-                await out.write(chunk)
+            try:
+                async for chunk in couch.iter_body(resp):
+                    await out.write(chunk)
+            except JamiiError as exc:
+                # the status is out already: cut the connection so the client never takes half a body for all
+                log.warning("%s %s stopped part-way: %s", request.method, request.path, exc)
+                if request.transport is not None:
+                    request.transport.abort()
+                return out
         await out.write_eof()
         return out
     finally:
         resp.release()
+
+
+def idle_limit(request: web.Request) -> float:
+    """How long CouchDB may stay silent before the proxied request is given up (503, or a cut stream).
+
+    ``COUCH_TIMEOUT``, plus the wait a longpoll ``_changes`` asks for (CouchDB's
+    ``timeout``, 60 s by default; its ``heartbeat`` newlines keep it moving).
+    """
+    limit = request.app[CONFIG].couch_timeout
+    if request.query.get("feed") == "longpoll":
+        try:
+            limit += min(int(request.query.get("timeout", 60000)), 300000) / 1000
+        except ValueError:
+            limit += 60
+    return limit
 
 
 def admin_only(c: Caller) -> None:
