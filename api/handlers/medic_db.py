@@ -12,7 +12,7 @@ exist. Errors use CouchDB's ``{"error", "reason"}`` shape.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
@@ -20,7 +20,7 @@ from .. import replication
 from ..auth import Principal
 from ..changes_notifier import ChangesNotifier
 from ..couch import quote_id
-from ..errors import BadRequest, Forbidden, NotFound
+from ..errors import BadRequest, Forbidden, JamiiError, NotFound, PayloadTooLarge
 from ..permissions import is_offline
 from ..web import CONFIG, COUCH, couch_errors, json_response, medic, read_json, read_json_object, settings, user
 
@@ -74,6 +74,31 @@ def medic_path(request: web.Request, suffix: str = "") -> str:
     return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
 
 
+class LimitedBody:
+    """The request body streamed on to CouchDB, cut off past ``MAX_BODY_BYTES`` (as aiohttp's
+    ``client_max_size`` does for the bodies the API reads itself): the cut request never completes, so
+    CouchDB stores nothing, and the client gets a 413."""
+
+    def __init__(self, request: web.Request):
+        self.limit = request.app[CONFIG].max_body_bytes
+        self.content = request.content
+        self.over = False
+        if request.content_length is not None and request.content_length > self.limit:
+            raise self.error()
+
+    def error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request body is larger than {self.limit} bytes")
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.content.iter_chunked(65536):
+            seen += len(chunk)
+            if seen > self.limit:
+                self.over = True
+                raise self.error()
+            yield chunk
+
+
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
                       query_string: str | None = None, raw: bool = False) -> web.StreamResponse:
     """Send the request on to CouchDB as admin and stream its answer back untouched."""
@@ -81,12 +106,19 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
     if raw:
         headers["Accept"] = request.headers.get("Accept", "*/*")
     data: Any = body
+    limited = None
     if data is None and request.can_read_body:
-        data = request.content.iter_chunked(65536)
-    resp = await request.app[COUCH].stream(
-        request.method, medic_path(request, suffix),
-        query_string=request.query_string if query_string is None else query_string,
-        data=data, headers=headers, raise_errors=False, timeout=None)
+        limited = LimitedBody(request)
+        data = limited.chunks()
+    try:
+        resp = await request.app[COUCH].stream(
+            request.method, medic_path(request, suffix),
+            query_string=request.query_string if query_string is None else query_string,
+            data=data, headers=headers, raise_errors=False, timeout=None)
+    except JamiiError:
+        if limited is not None and limited.over:
+            raise limited.error() from None
+        raise
     try:
         out = web.StreamResponse(status=resp.status,
                                  headers={h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers})
