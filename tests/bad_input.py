@@ -11,6 +11,8 @@ Legitimately written on each request, and therefore left out:
 * ``connected-user-<name>`` in the logs database: the API notes each user at
   most hourly (per process; each test makes a new app, so each test may write
   it once), in the background;
+* ``replication-count-<name>`` in the logs database: how many docs an offline user's visible set holds,
+  recorded whenever it is computed (a new app computes it on the user's first request);
 * ``bulk-user-upload-<ms>`` in the logs database: ``POST /api/v2/users`` keeps
   a log of every import, a refused one included (CHT does the same), so an
   admin can see what was tried.
@@ -34,7 +36,7 @@ from api.sms_aggregators import INCOMING_KEY, RAPIDPRO
 from .conftest import admin_headers, basic, user_prefix
 from .hierarchy import build, load
 
-WRITTEN_PER_REQUEST = ("connected-user-", "bulk-user-upload-")
+WRITTEN_PER_REQUEST = ("connected-user-", "replication-count-", "bulk-user-upload-")
 
 
 @dataclass(frozen=True)

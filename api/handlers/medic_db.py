@@ -19,7 +19,7 @@ from aiohttp import web
 from .. import replication
 from ..auth import Principal
 from ..changes_notifier import ChangesNotifier
-from ..couch import quote_id
+from ..couch import check_name, quote_id, quote_path
 from ..errors import BadRequest, Forbidden, JamiiError, NotFound, PayloadTooLarge
 from ..permissions import is_offline
 from ..web import CONFIG, COUCH, couch_errors, json_response, medic, read_json, read_json_object, settings, user
@@ -120,8 +120,10 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
             raise limited.error() from None
         raise
     try:
-        out = web.StreamResponse(status=resp.status,
-                                 headers={h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers})
+        out_headers = {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}
+        if resp.status >= 400:  # CouchDB's errors are JSON; pouchdb-server labels them text/plain for Accept: */*
+            out_headers["Content-Type"] = "application/json"
+        out = web.StreamResponse(status=resp.status, headers=out_headers)
         await out.prepare(request)
         if request.method != "HEAD":
             async for chunk in resp.content.iter_chunked(65536):
@@ -270,6 +272,7 @@ async def local_doc(request: web.Request) -> web.StreamResponse:
     """Replication checkpoints. Non-admins' are stored under a prefix of their own, and shown
     under the id they asked for (PouchDB writes back the ``_id`` it read)."""
     c = await caller(request)
+    check_name(request.match_info["name"])
     asked = "_local/" + request.match_info["name"]
     stored = "_local/" + local_id(c, request.match_info["name"])
     db = medic(request)
@@ -307,7 +310,7 @@ async def design(request: web.Request) -> web.StreamResponse:
             raise Forbidden("Only admins may change design documents")
         if c.offline and (ddoc_id != CLIENT_DDOC or (rest and rest.startswith("_view"))):
             raise NotFound("missing")
-    suffix = "/" + quote_id(ddoc_id) + (("/" + rest) if rest else "")
+    suffix = "/" + quote_id(ddoc_id) + (("/" + quote_path(rest)) if rest else "")
     return await passthrough(request, suffix)
 
 
@@ -333,7 +336,7 @@ async def find(request: web.Request) -> web.StreamResponse:
 @couch_errors
 async def admin_endpoints(request: web.Request) -> web.StreamResponse:
     admin_only(await caller(request))
-    return await passthrough(request, request.path[len("/medic"):])
+    return await passthrough(request, "/" + quote_path(request.path[len("/medic/"):]))
 
 
 # -- documents and attachments -------------------------------------------------------------
@@ -345,6 +348,7 @@ async def admin_endpoints(request: web.Request) -> web.StreamResponse:
 async def document(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     doc_id = request.match_info["doc_id"]
+    check_name(doc_id)
     if doc_id.startswith("_"):
         raise NotFound("missing") if request.method == "GET" else BadRequest(
             "Only reserved document ids may start with underscore.", field="_id")
@@ -382,7 +386,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     if doc_id.startswith("_"):
         raise NotFound("missing")
     db = medic(request)
-    suffix = "/" + quote_id(doc_id) + "/" + request.match_info["attachment"]
+    suffix = "/" + quote_id(doc_id) + "/" + quote_path(request.match_info["attachment"])
     if request.method in ("GET", "HEAD"):
         if c.offline:
             await replication.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
