@@ -79,8 +79,10 @@ def is_error_shape(body: Any) -> bool:
         return bool(body) and all(isinstance(item, dict) and "error" in item for item in body)
     if not isinstance(body, dict) or not body:
         return False
-    if "code" in body:
-        return isinstance(body["code"], int) and isinstance(body.get("error"), str) and bool(body["error"])
+    if "code" in body:  # CHT's users API puts {message, translationKey} in "error"
+        error = body.get("error")
+        return isinstance(body["code"], int) and bool(error) and (
+            isinstance(error, str) or isinstance(error, dict) and isinstance(error.get("message"), str))
     if "reason" in body:
         return isinstance(body.get("error"), str) and isinstance(body["reason"], str)
     return all(isinstance(v, (str, list)) for v in body.values())
