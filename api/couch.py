@@ -29,11 +29,11 @@ import time
 import uuid
 from collections import defaultdict, deque
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 
-from .errors import Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable, Unauthorized
+from .errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable, Unauthorized
 
 JSON_HEADERS = {"Accept": "application/json"}
 # Parameters CouchDB expects JSON-encoded in the query string.
@@ -69,6 +69,26 @@ def quote_id(doc_id: str) -> str:
         if doc_id.startswith(prefix):
             return prefix + quote(doc_id[len(prefix):], safe="")
     return quote(doc_id, safe="")
+
+
+def quote_path(path: str) -> str:
+    """Quote a path of several segments (an attachment name, the rest of a design doc path) segment by
+    segment: ``/`` stays a separator, while ``?``, ``#`` and ``%`` cannot start a query or an escape."""
+    return "/".join(quote(segment, safe="") for segment in path.split("/"))
+
+
+def check_name(name: str) -> None:
+    """``.`` and ``..`` are never ids or names: a URL cannot address them (clients resolve them away)."""
+    if name in (".", ".."):
+        raise BadRequest("'.' and '..' are not valid ids or names", field="id")
+
+
+def check_path(path: str) -> str:
+    """Refuse a path with a ``.`` or ``..`` segment (also as ``%2e``): the HTTP client resolves them, so
+    ``/medic/_design/x/../../_users`` would reach another database."""
+    for segment in path.split("?", 1)[0].split("/"):
+        check_name(unquote(segment))
+    return path
 
 
 def encode_params(params: Mapping[str, Any] | None) -> dict[str, str]:
@@ -169,7 +189,7 @@ class Couch:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
         started = time.monotonic()
         try:
-            async with self.session.request(method, self.url + path, **kwargs) as resp:
+            async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers
         except asyncio.TimeoutError as exc:
@@ -206,7 +226,7 @@ class Couch:
         never cut, a hung server is. Read the body with ``iter_body``. The
         caller must ``release()`` (or use ``async with``) the response.
         """
-        url = self.url + path
+        url = self.url + check_path(path)
         kwargs: dict[str, Any] = {"headers": {**self.headers, **(headers or {})}}
         if query_string:
             url += "?" + query_string

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import jsonparse
 from .couch import Database
 from .errors import BadRequest
 
@@ -45,7 +46,7 @@ def decode_cursor(raw: str | None, *, valid_key: Callable[[Any], bool] = lambda 
         return None
     error = BadRequest(f"Invalid cursor token: [{raw}].", field="cursor")
     try:
-        value = json.loads(base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4)))
+        value = jsonparse.loads(base64.urlsafe_b64decode(raw.strip() + "=" * (-len(raw.strip()) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise error from None
     if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str) and valid_key(value[0])):

@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from . import replication_limit, replication_scope, visibility, write_rules
+from . import jsonparse, replication_limit, replication_scope, visibility, write_rules
 from .reports import subjects_of
 from .auth import Principal
 from .changes_notifier import ChangesNotifier
@@ -178,7 +178,7 @@ def _json_param(query: Mapping[str, str], body: Mapping[str, Any], name: str) ->
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        return jsonparse.loads(raw)
     except ValueError:
         raise BadRequest(f"{name} must be JSON", field=name) from None
 

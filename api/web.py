@@ -15,7 +15,7 @@ from .couch import Couch, Database
 from .credentials import CredentialStore
 from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
-from . import permissions
+from . import jsonparse, permissions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorBody = Callable[[web.Request, JamiiError], Any]
@@ -77,25 +77,26 @@ async def require(request: web.Request, *perms: str, online: bool = False) -> Pr
     return permissions.require(user(request), await settings(request), *perms, online=online)
 
 
-def _not_json(name: str) -> Any:
-    """Python's json accepts NaN and Infinity; JSON (and CouchDB) do not."""
-    raise ValueError(f"{name} is not a JSON value")
-
-
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400 that says why not."""
+    """The request body as JSON, or a 400 that says why not (``api.jsonparse``: UTF-8 only, no NaN, at
+    most ``MAX_DEPTH`` levels deep)."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body is larger than {request.app[CONFIG].max_body_bytes} bytes")
+    return parse_json_body(raw)
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Bytes already read as a JSON body, or the 400 that says why not."""
     if not raw.strip():
         raise BadRequest("Request body is empty; JSON expected", field="body")
     try:
-        return json.loads(raw, parse_constant=_not_json)
-    except UnicodeDecodeError:
-        raise BadRequest("Request body is not valid UTF-8", field="body") from None
-    except ValueError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}", field="body") from None
+        return jsonparse.loads(raw)
+    except jsonparse.InvalidJSON as exc:
+        if exc.problem == "syntax":
+            raise BadRequest(f"Request body is not valid JSON: {exc}", field="body") from None
+        raise BadRequest(f"Request body is {exc}", field="body") from None
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

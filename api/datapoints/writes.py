@@ -14,12 +14,11 @@ Every check runs before anything is written.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any, Mapping
 
-from .. import schemas
+from .. import jsonparse, schemas
 from ..auth import ADMIN_ROLES, USER_PREFIX
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from .access import Context, create_profile, restrict
@@ -75,7 +74,7 @@ def _convert(type_: str, name: str, value: Any) -> Any:
             return text.lower() in ("1", "true")
         if type_ == JSON and name in PARSED_JSON and text:
             try:
-                return json.loads(text)
+                return jsonparse.loads(text)
             except ValueError:
                 raise BadRequest(f"{name}: is not valid JSON", field=name) from None
     if type_ == BOOL and value in (0, 1) and not isinstance(value, bool):

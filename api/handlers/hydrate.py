@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 from aiohttp import web
 
-from .. import schemas
+from .. import jsonparse, schemas
 from ..errors import BadRequest
 from ..hydration import hydrate_ids
 from ..visibility import UNRESTRICTED
@@ -20,7 +19,7 @@ def _ids_from_query(request: web.Request) -> list[str]:
     if not raw:
         raise BadRequest("Query parameter doc_ids is required (a JSON array of ids)", field="doc_ids")
     try:
-        ids = json.loads(raw)
+        ids = jsonparse.loads(raw)
     except ValueError:
         raise BadRequest("doc_ids must be a JSON array of ids", field="doc_ids") from None
     schemas.validate("hydrate_body", {"doc_ids": ids})

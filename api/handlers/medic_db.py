@@ -14,15 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import Any, AsyncIterator
 
 from aiohttp import web
 
 from .. import replication
 from ..auth import Principal
 from ..changes_notifier import ChangesNotifier
-from ..couch import quote_id
-from ..errors import BadRequest, Forbidden, JamiiError, NotFound
+from ..couch import check_name, quote_id, quote_path
+from ..errors import BadRequest, Forbidden, JamiiError, NotFound, PayloadTooLarge
 from ..permissions import is_offline
 from ..web import CONFIG, COUCH, couch_errors, json_response, medic, read_json, read_json_object, settings, user
 
@@ -77,6 +77,31 @@ def medic_path(request: web.Request, suffix: str = "") -> str:
     return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
 
 
+class LimitedBody:
+    """The request body streamed on to CouchDB, cut off past ``MAX_BODY_BYTES`` (as aiohttp's
+    ``client_max_size`` does for the bodies the API reads itself): the cut request never completes, so
+    CouchDB stores nothing, and the client gets a 413."""
+
+    def __init__(self, request: web.Request):
+        self.limit = request.app[CONFIG].max_body_bytes
+        self.content = request.content
+        self.over = False
+        if request.content_length is not None and request.content_length > self.limit:
+            raise self.error()
+
+    def error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request body is larger than {self.limit} bytes")
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.content.iter_chunked(65536):
+            seen += len(chunk)
+            if seen > self.limit:
+                self.over = True
+                raise self.error()
+            yield chunk
+
+
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
                       query_string: str | None = None, raw: bool = False) -> web.StreamResponse:
     """Send the request on to CouchDB as admin and stream its answer back untouched."""
@@ -84,16 +109,23 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
     if raw:
         headers["Accept"] = request.headers.get("Accept", "*/*")
     data: Any = body
+    limited = None
     if data is None and request.can_read_body:
-        data = request.content.iter_chunked(65536)
+        limited = LimitedBody(request)
+        data = limited.chunks()
     couch = request.app[COUCH]
-    resp = await couch.stream(
-        request.method, medic_path(request, suffix),
-        query_string=request.query_string if query_string is None else query_string,
-        data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
+    try:
+        resp = await couch.stream(
+            request.method, medic_path(request, suffix),
+            query_string=request.query_string if query_string is None else query_string,
+            data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
+    except JamiiError:
+        if limited is not None and limited.over:
+            raise limited.error() from None
+        raise
     try:
         out_headers = {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}
-        if raw and resp.status >= 400:  # errors are JSON whatever the client accepts (pouchdb says text/plain)
+        if resp.status >= 400:  # CouchDB's errors are JSON; pouchdb-server labels them text/plain for Accept: */*
             out_headers["Content-Type"] = "application/json"
         out = web.StreamResponse(status=resp.status, headers=out_headers)
         await out.prepare(request)
@@ -281,6 +313,7 @@ async def local_doc(request: web.Request) -> web.StreamResponse:
     """Replication checkpoints. Non-admins' are stored under a prefix of their own, and shown
     under the id they asked for (PouchDB writes back the ``_id`` it read)."""
     c = await caller(request)
+    check_name(request.match_info["name"])
     asked = "_local/" + request.match_info["name"]
     stored = "_local/" + local_id(c, request.match_info["name"])
     db = medic(request)
@@ -318,7 +351,7 @@ async def design(request: web.Request) -> web.StreamResponse:
             raise Forbidden("Only admins may change design documents")
         if c.offline and (ddoc_id != CLIENT_DDOC or (rest and rest.startswith("_view"))):
             raise NotFound("missing")
-    suffix = "/" + quote_id(ddoc_id) + (("/" + rest) if rest else "")
+    suffix = "/" + quote_id(ddoc_id) + (("/" + quote_path(rest)) if rest else "")
     return await passthrough(request, suffix)
 
 
@@ -344,7 +377,7 @@ async def find(request: web.Request) -> web.StreamResponse:
 @couch_errors
 async def admin_endpoints(request: web.Request) -> web.StreamResponse:
     admin_only(await caller(request))
-    return await passthrough(request, request.path[len("/medic"):])
+    return await passthrough(request, "/" + quote_path(request.path[len("/medic/"):]))
 
 
 # -- documents and attachments -------------------------------------------------------------
@@ -370,6 +403,7 @@ def _open_revs(open_revs: str | None) -> list[str]:
 async def document(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     doc_id = request.match_info["doc_id"]
+    check_name(doc_id)
     if doc_id.startswith("_"):
         raise NotFound("missing") if request.method == "GET" else BadRequest(
             "Only reserved document ids may start with underscore.", field="_id")
@@ -410,7 +444,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     if doc_id.startswith("_"):
         raise NotFound("missing")
     db = medic(request)
-    suffix = "/" + quote_id(doc_id) + "/" + request.match_info["attachment"]
+    suffix = "/" + quote_id(doc_id) + "/" + quote_path(request.match_info["attachment"])
     if request.method in ("GET", "HEAD"):
         if c.offline:
             await replication.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)

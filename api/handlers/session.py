@@ -91,7 +91,9 @@ async def login(request: web.Request) -> web.Response:
     """CHT's login form endpoint: ``{"user", "password"}`` -> session cookie."""
     try:
         name, password = await _credentials(request)
-    except BadRequest:
+    except BadRequest as exc:
+        if exc.field == "body":  # a body that is not JSON: say so, rather than "Not logged in"
+            raise
         raise Unauthorized("Not logged in") from None
     principal, cookie = await request.app[AUTH].login(name, password)
     response = json_response({"success": True, **_ctx(principal)})

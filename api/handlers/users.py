@@ -7,7 +7,6 @@ including the spec's own error bodies for bulk creation.
 
 from __future__ import annotations
 
-import json
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -20,7 +19,7 @@ from ..streaming import json_array, stream
 from ..user_writes import Invalid, UserWriter, check_new
 from ..users_csv import Row, UploadLog, log_entry, parse
 from ..visibility import scope_for
-from ..web import AUTH, CONFIG, COUCH, json_response, read_json, require, settings, user
+from ..web import AUTH, CONFIG, COUCH, json_response, parse_json_body, read_json, require, settings, user
 
 routes = web.RouteTableDef()
 
@@ -137,10 +136,7 @@ async def _rows(request: web.Request) -> list[Row]:
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body is larger than {request.app[CONFIG].max_body_bytes} bytes")
     if request.content_type == "application/json":
-        try:
-            items = json.loads(raw)
-        except ValueError as exc:
-            raise BadRequest(f"Request body is not valid JSON: {exc}", field="body") from None
+        items = parse_json_body(raw)
         if not isinstance(items, list):
             raise BadRequest("Request body must be a JSON array of users (or CSV)", field="body")
         return [Row(i, item) for i, item in enumerate(items)]

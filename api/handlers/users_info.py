@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
-from .. import replication_limit, replication_scope
+from .. import jsonparse, replication_limit, replication_scope
 from ..auth import Principal
 from ..errors import BadRequest
 from ..permissions import has_permission, is_offline, require_admin
@@ -22,7 +21,7 @@ MISSING = "Missing required query params: role and/or facility_id"
 def _roles(raw: str) -> list[str]:
     """``role``: one role, or a JSON array of roles (CHT's convention)."""
     try:
-        value = json.loads(raw)
+        value = jsonparse.loads(raw)
     except ValueError:
         return [raw]
     if isinstance(value, str):
