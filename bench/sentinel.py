@@ -51,8 +51,8 @@ def time_requests(couch) -> dict[str, list]:
             return await request(method, path, **kwargs)
         finally:
             parts = path.split("/")
-            kind = " ".join([method, parts[1].split("-", 1)[-1]] +
-                            ["/".join(p for p in parts[2:6] if p.startswith("_") and len(p) < 40)])
+            named = parts[2:6] if parts[2:3] == ["_design"] else [p for p in parts[2:6] if p.startswith("_")]
+            kind = " ".join([method, parts[1].split("-", 1)[-1]] + ["/".join(p for p in named if len(p) < 40)])
             entry = spent.setdefault(kind, [0, 0.0])
             entry[0] += 1
             entry[1] += time.perf_counter() - started

@@ -24,6 +24,7 @@ import logging
 from dataclasses import replace
 from typing import Any, Sequence
 
+from api import shortcodes
 from api.config import Config
 from api.couch import Couch
 from api.errors import ServiceUnavailable
@@ -76,6 +77,7 @@ class Engine:
         for change in batch:
             doc = change.get("doc")
             self.memory.seen(doc, change["id"], bool(doc) and is_registration(doc, settings))
+        await self._adopt_codes([c.get("doc") for c in batch])
         live = [c for c in batch if c.get("doc") and not c.get("deleted") and not c["id"].startswith("_")]
         deleted = [c["id"] for c in batch if c.get("deleted")]
         await self.run_docs([(c["doc"], c.get("seq")) for c in live])
@@ -97,7 +99,7 @@ class Engine:
                      if doc["_id"] in self.memory.infos}
         info_docs.update(await infos.load(self.sentinel, [doc["_id"] for doc, _ in docs if doc["_id"] not in info_docs],
                                           self.namespace))
-        work = Workspace(self.db, self.memory)
+        work = Workspace(self.db, self.memory, codes=self.sentinel)
         work.settings = settings
         for doc, _ in docs:
             work.add_feed(doc)
@@ -258,6 +260,20 @@ class Engine:
             else:
                 raise ServiceUnavailable(f"could not save {result.get('id')}: {result.get('error')}")
         return saved
+
+    async def _adopt_codes(self, docs: list[dict[str, Any] | None]) -> None:
+        """Reserve the short ids of contacts that got theirs without a reservation (replicated, written directly).
+
+        Done before the batch hands out codes, so none of them is given again.
+        """
+        if self.db.name != self.config.db_medic:
+            return
+        codes = self.memory.unreserved(docs)
+        if not codes:
+            return
+        for code in await shortcodes.adopt(self.sentinel, codes):
+            log.warning("short id %s of %s is reserved for another contact", code, codes[code])
+        self.memory.reserved.update(codes)
 
     async def _drop_infos(self, doc_ids: list[str]) -> None:
         """A deleted doc needs no info doc any more."""

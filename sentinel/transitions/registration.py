@@ -151,9 +151,9 @@ class Registration:
         for person in made.values():
             if person.get("patient_id"):
                 ctx.ws.remember_shortcode(person["patient_id"], person)
-        wanted = sum(1 for d in docs if self._adds_patient(d, ctx) and patient_uuid(d["_id"]) not in made)
-        if wanted:
-            ctx.ws.cache["registration_codes"] = await ctx.ws.fresh_codes(wanted)
+        wanted = [patient_uuid(d["_id"]) for d in docs
+                  if self._adds_patient(d, ctx) and patient_uuid(d["_id"]) not in made]
+        ctx.ws.cache["registration_codes"] = await ctx.ws.fresh_codes(wanted)
 
     def _adds_patient(self, doc: Mapping[str, Any], ctx: Context) -> bool:
         config = self.config(doc, ctx) or {}
@@ -227,10 +227,9 @@ class Registration:
                 return False
             code = str(code)
         else:
-            pool = ctx.ws.cache.setdefault("registration_codes", [])
-            if not pool:
-                pool.extend(await ctx.ws.fresh_codes(1))
-            code = pool.pop()
+            person_id = patient_uuid(doc["_id"])
+            code = ctx.ws.cache.setdefault("registration_codes", {}).pop(person_id, None) or \
+                (await ctx.ws.fresh_codes([person_id]))[person_id]
         parent = await self._parent(doc, ctx, config, params)
         if parent is None:
             return False
