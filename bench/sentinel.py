@@ -1,6 +1,6 @@
 """How fast the sentinel drains a backlog of reports, against reading and writing as many docs raw.
 
-    python -m bench.sentinel [--reports 10000] [--batch 100]
+    python -m bench.sentinel [--reports 10000] [--batch 500] [--checkpoint-seconds 1]
 
 A hierarchy (12 districts' worth of clinics and CHWs) and ``--reports`` SMS
 reports are loaded (35% registrations with a schedule and a reply, 35%
@@ -11,8 +11,9 @@ transitions a typical deployment enables: ``generate_shortcode_on_contacts``,
 first (a running API keeps them so).
 
 * raw: read those changes from ``_changes`` (``include_docs``, in batches of
-  ``--batch``) and write each batch to another database with one
-  ``_bulk_docs`` — the least any worker that reads and writes every doc does;
+  ``--batch``, the sentinel's batch size, ``SENTINEL_BATCH_SIZE`` by default)
+  and write each batch to another database with one ``_bulk_docs`` — the
+  least any worker that reads and writes every doc does;
 * sentinel: the worker and engine, in this process, from the checkpoint
   until the backlog is empty (its own writes come back through the feed and
   are drained too).
@@ -27,6 +28,7 @@ import asyncio
 import time
 
 from api import checkpoint
+from api.config import Config
 from api.couch import new_id
 from api.settings import SettingsStore
 from sentinel import registry
@@ -69,7 +71,7 @@ async def warm(db) -> float:
     return time.perf_counter() - started
 
 
-async def main(reports: int, batch: int) -> None:
+async def main(reports: int, batch: int, checkpoint_seconds: float) -> None:
     async with bench_stack() as stack:
         couch, config = stack.couch, stack.config
         medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
@@ -102,22 +104,25 @@ async def main(reports: int, batch: int) -> None:
 
         spent = time_requests(couch)
         engine = Engine(couch, config, store, registry.medic_transitions())
-        worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=0.5)
+        worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=0.5,
+                        checkpoint_seconds=checkpoint_seconds)
         worker.seq = start
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         while await worker.step():
             pass
-        sentinel_s = time.perf_counter() - began
+        sentinel_s, cpu = time.perf_counter() - began, time.process_time() - cpu
         backlog = await medic.pending_changes(await checkpoint.read(sentinel, checkpoint.SENTINEL))
 
-        print(f"reports: {reports}, batch: {batch}, views brought up to date in {warm_s:.1f}s")
+        print(f"reports: {reports}, batch: {batch}, checkpoint every {checkpoint_seconds}s, "
+              f"views brought up to date in {warm_s:.1f}s")
         print(f"raw read + bulk write:  {raw_s:7.1f}s  ({reports / raw_s:6.0f} docs/s)")
         print(f"sentinel drain:         {sentinel_s:7.1f}s  ({reports / sentinel_s:6.0f} reports/s, "
               f"{worker.processed} changes incl. its own writes, {engine.runs} transition runs, "
               f"{engine.requests} lookups, backlog after: {backlog})")
         print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f}  (goal >= 0.5)")
         waited = sum(seconds for _, seconds in spent.values())
-        print(f"time in CouchDB requests during the drain: {waited:.1f}s; the rest is Python")
+        print(f"time in CouchDB requests during the drain: {waited:.1f}s (they overlap); "
+              f"this process's CPU time: {cpu:.1f}s")
         for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
 
@@ -125,6 +130,7 @@ async def main(reports: int, batch: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=10000)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=Config.sentinel_batch_size)
+    parser.add_argument("--checkpoint-seconds", type=float, default=Config.sentinel_checkpoint_seconds)
     args = parser.parse_args()
-    asyncio.run(main(args.reports, args.batch))
+    asyncio.run(main(args.reports, args.batch, args.checkpoint_seconds))

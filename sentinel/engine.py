@@ -232,6 +232,10 @@ class Engine:
             if doc["_id"] in saved:
                 doc["_rev"] = saved[doc["_id"]]
                 self._remember(doc, work)
+                if saved[doc["_id"]].startswith("1-"):
+                    # a doc that never existed before (the patient a registration makes) has no info doc:
+                    # only the sentinel writes them, and only for docs it read in the feed
+                    self.memory.remember_info(infos.new_info(doc["_id"], self.namespace))
         for callback in work.after_save:
             callback(saved)
         return saved, retry_later

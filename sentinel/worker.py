@@ -5,6 +5,11 @@ sentinel database, hands each batch to ``process_batch``, and moves the
 checkpoint only after the batch's work is written. A crash anywhere means the
 batch is read again on restart, never skipped. An unreachable CouchDB is
 retried with backoff; any error restarts the feed from the checkpoint.
+
+During a backlog the checkpoint moves at most every ``checkpoint_seconds``
+(and whenever the feed is caught up, and on a clean stop), not after every
+batch: a checkpoint that lags only means more changes are read again after a
+crash, and the info docs make those replays run nothing twice.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ class Worker:
 
     def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
                  db_name: str | None = None, checkpoint_name: str = checkpoint.SENTINEL,
-                 batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True):
+                 batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True,
+                 checkpoint_seconds: float = 0):
         self.couch = couch
         self.medic = couch.db(db_name or config.db_medic)
         self.sentinel = couch.db(config.db_sentinel)
@@ -45,7 +51,11 @@ class Worker:
         self.seq: Any = None
         self.processed = 0
         self.read_ahead = read_ahead
+        self.checkpoint_seconds = checkpoint_seconds
         self._ahead: tuple[Any, asyncio.Future[dict[str, Any]]] | None = None
+        self._unsaved: Any = None  # processed up to here, not yet in the checkpoint
+        self._checkpoint_rev: str | None = None
+        self._saved_at = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the feed until ``stop`` is set; the batch under way is finished first.
@@ -68,11 +78,25 @@ class Worker:
                     else:
                         log.exception("batch failed; retrying from the checkpoint in %.0fs", delay)
                     self.seq = None  # re-read the checkpoint: the durable truth
+                    self._unsaved = None
                     await self._drop_ahead()
                     await _sleep_or_stop(stop, delay)
                     delay = min(delay * 2, 30)
+            try:
+                await self.save_checkpoint()  # a clean stop: the last batches are done
+            except JamiiError as exc:
+                log.warning("could not move the checkpoint on stop: %s", exc)
         finally:
             await self._drop_ahead()
+
+    async def save_checkpoint(self) -> None:
+        """Move the checkpoint to the last processed batch, if it is not there yet."""
+        if self._unsaved is None:
+            return
+        seq, self._unsaved = self._unsaved, None
+        self._checkpoint_rev = await checkpoint.write(self.sentinel, self.checkpoint_name, seq,
+                                                      self._checkpoint_rev)
+        self._saved_at = time.monotonic()
 
     async def step(self, stop: asyncio.Event | None = None) -> int:
         """Read and process one batch (waiting for changes if there are none); returns its size.
@@ -85,6 +109,7 @@ class Worker:
         """
         body = await self._take_ahead()
         if body is None:
+            await self.save_checkpoint()  # caught up: the checkpoint must not lag while we wait
             feed = asyncio.ensure_future(self.medic.changes(
                 since=self.seq, limit=self.batch_size, include_docs=True, feed="longpoll",
                 timeout=int(self.wait_seconds * 1000), client_timeout=self.wait_seconds))
@@ -103,9 +128,11 @@ class Worker:
                     since=body["last_seq"], limit=self.batch_size, include_docs=True)))
             started = time.monotonic()
             await self.process_batch(results)
-            await checkpoint.write(self.sentinel, self.checkpoint_name, body["last_seq"])
+            self._unsaved = body["last_seq"]
+            if len(results) < self.batch_size or time.monotonic() - self._saved_at >= self.checkpoint_seconds:
+                await self.save_checkpoint()
             self.processed += len(results)
-            log.info("%s: processed %d change(s) in %d ms; checkpoint %r", self.medic.name, len(results),
+            log.info("%s: processed %d change(s) in %d ms; at %r", self.medic.name, len(results),
                      (time.monotonic() - started) * 1000, body["last_seq"])
         self.seq = body.get("last_seq", self.seq)
         return len(results)
