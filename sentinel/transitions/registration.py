@@ -212,7 +212,7 @@ class Registration:
             return None
         made = await ctx.ws.get(patient_uuid(doc["_id"]))
         if made is not None and made.get("patient_id"):
-            doc["patient_id"] = str(made["patient_id"])
+            reports.set_patient_id(doc, ctx, str(made["patient_id"]))
             doc["patient"] = made
             return True
         id_field = _param(params, "patient_id_field")
@@ -260,7 +260,7 @@ class Registration:
         ctx.ws.write(stored)
         ctx.ws.after_save.append(_remember_new_subject(ctx, doc["_id"], stored["_id"], code))
         ctx.ws.remember_shortcode(code, dict(person, parent=parent))
-        doc["patient_id"] = code
+        reports.set_patient_id(doc, ctx, code)
         doc["patient"] = dict(person, parent=parent)
         return True
 
