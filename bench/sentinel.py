@@ -34,7 +34,7 @@ from api.settings import SettingsStore
 from sentinel import registry
 from sentinel.engine import Engine
 from sentinel.worker import Worker
-from tests.sentinel_world import build_backlog, save, transition_settings, use_settings
+from tests.sentinel_world import build_backlog, save, save_existing_contacts, transition_settings, use_settings
 
 from .common import bench_stack
 
@@ -71,7 +71,7 @@ async def warm(db) -> float:
     return time.perf_counter() - started
 
 
-async def main(reports: int, batch: int, checkpoint_seconds: float) -> None:
+async def main(reports: int, batch: int, checkpoint_seconds: float, include_docs: bool = False) -> None:
     async with bench_stack() as stack:
         couch, config = stack.couch, stack.config
         medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
@@ -81,7 +81,7 @@ async def main(reports: int, batch: int, checkpoint_seconds: float) -> None:
         settings["transitions"].pop("muting")
         await use_settings(store, settings)
         contacts, docs, _ = build_backlog(reports, worlds=12, seed=3, new_contacts=0.0)
-        await save(medic, contacts)
+        await save_existing_contacts(medic, sentinel, contacts)
         start = (await medic.info())["update_seq"]
         await checkpoint.write(sentinel, checkpoint.SENTINEL, start)
         for first in range(0, len(docs), 1000):
@@ -105,7 +105,7 @@ async def main(reports: int, batch: int, checkpoint_seconds: float) -> None:
         spent = time_requests(couch)
         engine = Engine(couch, config, store, registry.medic_transitions())
         worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=0.5,
-                        checkpoint_seconds=checkpoint_seconds)
+                        checkpoint_seconds=checkpoint_seconds, include_docs=include_docs)
         worker.seq = start
         began, cpu = time.perf_counter(), time.process_time()
         while await worker.step():
@@ -114,11 +114,12 @@ async def main(reports: int, batch: int, checkpoint_seconds: float) -> None:
         backlog = await medic.pending_changes(await checkpoint.read(sentinel, checkpoint.SENTINEL))
 
         print(f"reports: {reports}, batch: {batch}, checkpoint every {checkpoint_seconds}s, "
+              f"feed read {'with' if include_docs else 'without'} docs, "
               f"views brought up to date in {warm_s:.1f}s")
         print(f"raw read + bulk write:  {raw_s:7.1f}s  ({reports / raw_s:6.0f} docs/s)")
         print(f"sentinel drain:         {sentinel_s:7.1f}s  ({reports / sentinel_s:6.0f} reports/s, "
               f"{worker.processed} changes incl. its own writes, {engine.runs} transition runs, "
-              f"{engine.requests} lookups, backlog after: {backlog})")
+              f"{engine.requests} lookups, {engine.echoes} own writes taken from memory, backlog after: {backlog})")
         print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f}  (goal >= 0.5)")
         waited = sum(seconds for _, seconds in spent.values())
         print(f"time in CouchDB requests during the drain: {waited:.1f}s (they overlap); "
@@ -132,5 +133,7 @@ if __name__ == "__main__":
     parser.add_argument("--reports", type=int, default=10000)
     parser.add_argument("--batch", type=int, default=Config.sentinel_batch_size)
     parser.add_argument("--checkpoint-seconds", type=float, default=Config.sentinel_checkpoint_seconds)
+    parser.add_argument("--include-docs", action="store_true",
+                        help="read the feed with its docs instead of taking the sentinel's own writes from memory")
     args = parser.parse_args()
-    asyncio.run(main(args.reports, args.batch, args.checkpoint_seconds))
+    asyncio.run(main(args.reports, args.batch, args.checkpoint_seconds, args.include_docs))

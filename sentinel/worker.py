@@ -40,7 +40,7 @@ class Worker:
     def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
                  db_name: str | None = None, checkpoint_name: str = checkpoint.SENTINEL,
                  batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True,
-                 checkpoint_seconds: float = 0):
+                 checkpoint_seconds: float = 0, include_docs: bool = True):
         self.couch = couch
         self.medic = couch.db(db_name or config.db_medic)
         self.sentinel = couch.db(config.db_sentinel)
@@ -52,6 +52,7 @@ class Worker:
         self.processed = 0
         self.read_ahead = read_ahead
         self.checkpoint_seconds = checkpoint_seconds
+        self.include_docs = include_docs  # False: the processor reads the docs it needs (see Engine)
         self._ahead: tuple[Any, asyncio.Future[dict[str, Any]]] | None = None
         self._unsaved: Any = None  # processed up to here, not yet in the checkpoint
         self._checkpoint_rev: str | None = None
@@ -111,7 +112,7 @@ class Worker:
         if body is None:
             await self.save_checkpoint()  # caught up: the checkpoint must not lag while we wait
             feed = asyncio.ensure_future(self.medic.changes(
-                since=self.seq, limit=self.batch_size, include_docs=True, feed="longpoll",
+                since=self.seq, limit=self.batch_size, include_docs=self.include_docs, feed="longpoll",
                 timeout=int(self.wait_seconds * 1000), client_timeout=self.wait_seconds))
             if stop is not None:
                 stopper = asyncio.ensure_future(stop.wait())
@@ -125,7 +126,7 @@ class Worker:
         if results:
             if self.read_ahead and len(results) >= self.batch_size:
                 self._ahead = (body["last_seq"], asyncio.ensure_future(self.medic.changes(
-                    since=body["last_seq"], limit=self.batch_size, include_docs=True)))
+                    since=body["last_seq"], limit=self.batch_size, include_docs=self.include_docs)))
             started = time.monotonic()
             await self.process_batch(results)
             self._unsaved = body["last_seq"]

@@ -104,6 +104,7 @@ class Memory:
         self.registrations: dict[str, list[str]] = {}
         self.infos: dict[str, Doc] = {}
         self.reserved: set[str] = set()
+        self.written: dict[str, tuple[str, Doc]] = {}
 
     def clear(self) -> None:
         """Forget everything (the phone index too: a failed batch may have left it ahead of the database)."""
@@ -112,13 +113,25 @@ class Memory:
 
     def _bounded(self) -> None:
         if len(self.contacts) + len(self.by_shortcode) + len(self.registrations) > MEMORY_LIMIT:
-            infos, index = self.infos, self.phones
+            infos, index, written = self.infos, self.phones, self.written
             self.__init__()  # type: ignore[misc]
-            self.infos, self.phones = infos, index
+            self.infos, self.phones, self.written = infos, index, written
         if len(self.infos) > MEMORY_LIMIT:
             self.infos = {}
         if len(self.reserved) > MEMORY_LIMIT:
             self.reserved = set()
+        if len(self.written) > MEMORY_LIMIT:
+            self.written = {}
+
+    def wrote(self, doc: Doc) -> None:
+        """A doc as the engine just saved it (``_rev`` included): its change in the feed needs no read."""
+        self._bounded()
+        self.written[doc["_id"]] = (doc["_rev"], doc)
+
+    def own_write(self, doc_id: str, rev: str | None) -> Doc | None:
+        """The doc the feed shows at ``rev``, if that revision is the engine's own write (once)."""
+        entry = self.written.pop(doc_id, None)
+        return entry[1] if entry is not None and entry[0] == rev else None
 
     def answer(self, key: str, contact_id: str | None) -> None:
         """Remember who has this short id (None: nobody)."""

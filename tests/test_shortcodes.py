@@ -65,7 +65,7 @@ async def test_the_sentinel_reserves_codes_contacts_brought_without_one(couch, c
     await checkpoint.write(codes_db, checkpoint.SENTINEL, (await medic.info())["update_seq"])
     await save(medic, [{"_id": "sc-replicated", "type": "person", "name": "From a phone", "patient_id": "5050505"}])
     engine = Engine(couch, config, store, registry.medic_transitions())
-    worker = Worker(couch, config, engine.process_batch, wait_seconds=0.2)
+    worker = Worker(couch, config, engine.process_batch, wait_seconds=0.2, include_docs=False)
     worker.seq = await checkpoint.read(codes_db, checkpoint.SENTINEL)
     while await worker.step():
         pass
