@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
+from pathlib import Path
 
 from api import checkpoint
 from api.config import Config
@@ -40,6 +42,16 @@ from .common import bench_stack
 
 VIEWS = [("medic-client", "contacts_by_phone"), ("medic-client", "contacts_by_reference"),
          ("medic-client", "reports_by_subject"), ("medic", "messages_by_state")]
+
+
+def server_cpu(stack) -> float | None:
+    """CPU seconds the embedded server (pouchdb-server) has used, from /proc; None elsewhere."""
+    process = stack.embedded.process if stack.embedded is not None else None
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def time_requests(couch) -> dict[str, list]:
@@ -66,8 +78,8 @@ def time_requests(couch) -> dict[str, list]:
 async def warm(db) -> float:
     started = time.perf_counter()
     for ddoc, view in VIEWS:
-        await db.view(ddoc, view, limit=1, reduce=False) if view == "messages_by_state" else \
-            await db.view(ddoc, view, limit=1)
+        extra = {"reduce": False} if view == "messages_by_state" else {}
+        await db.view(ddoc, view, limit=1, timeout=600, **extra)  # indexing a big backlog takes a while
     return time.perf_counter() - started
 
 
@@ -90,7 +102,7 @@ async def main(reports: int, batch: int, checkpoint_seconds: float, include_docs
 
         raw_db = couch.db(config.db_medic + "-raw")
         await couch.create_db(raw_db.name)
-        began = time.perf_counter()
+        began, server = time.perf_counter(), server_cpu(stack)
         since, seen = start, 0
         while seen < len(docs):
             body = await medic.changes(since=since, limit=batch, include_docs=True)
@@ -100,17 +112,23 @@ async def main(reports: int, batch: int, checkpoint_seconds: float, include_docs
             seen += len(results)
             since = body["last_seq"]
         raw_s = time.perf_counter() - began
+        raw_server = server_cpu(stack) - server if server is not None else None
         await couch.delete_db(raw_db.name)
 
         spent = time_requests(couch)
         engine = Engine(couch, config, store, registry.medic_transitions())
-        worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=0.5,
+        worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=1,
                         checkpoint_seconds=checkpoint_seconds, include_docs=include_docs)
         worker.seq = start
-        began, cpu = time.perf_counter(), time.process_time()
-        while await worker.step():
-            pass
-        sentinel_s, cpu = time.perf_counter() - began, time.process_time() - cpu
+        began, cpu, server = time.perf_counter(), time.process_time(), server_cpu(stack)
+        ended = began
+        while True:  # the drain ends with the last batch; the wait that finds nothing more is not counted
+            if await worker.step():
+                ended, cpu_end, server_end = time.perf_counter(), time.process_time(), server_cpu(stack)
+            elif await medic.pending_changes(worker.seq) == 0:
+                break
+        sentinel_s, cpu = ended - began, cpu_end - cpu
+        sentinel_server = server_end - server if server is not None and server_end is not None else None
         backlog = await medic.pending_changes(await checkpoint.read(sentinel, checkpoint.SENTINEL))
 
         print(f"reports: {reports}, batch: {batch}, checkpoint every {checkpoint_seconds}s, "
@@ -124,6 +142,8 @@ async def main(reports: int, batch: int, checkpoint_seconds: float, include_docs
         waited = sum(seconds for _, seconds in spent.values())
         print(f"time in CouchDB requests during the drain: {waited:.1f}s (they overlap); "
               f"this process's CPU time: {cpu:.1f}s")
+        if raw_server is not None and sentinel_server is not None:
+            print(f"pouchdb-server CPU time: raw {raw_server:.1f}s, sentinel drain {sentinel_server:.1f}s")
         for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
 
