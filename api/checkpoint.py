@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from .couch import Database
+from .errors import Conflict
 
 SENTINEL = "sentinel-checkpoint"
 
@@ -21,5 +22,12 @@ async def read(db: Database, name: str) -> Any:
     return doc.get("seq", 0) if doc else 0
 
 
-async def write(db: Database, name: str, seq: Any) -> None:
-    await db.put_local(name, {"seq": seq, "updated": int(time.time() * 1000)})
+async def write(db: Database, name: str, seq: Any, rev: str | None = None) -> str:
+    """Store ``seq``; returns the new rev, which passed back next time saves reading the doc first."""
+    body = {"seq": seq, "updated": int(time.time() * 1000)}
+    if rev is not None:
+        try:
+            return (await db.put({**body, "_id": "_local/" + name, "_rev": rev}))["rev"]
+        except Conflict:
+            pass  # someone else wrote it (a second worker, a test): overwrite as usual
+    return await db.put_local(name, body)

@@ -30,6 +30,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """Return (url without credentials, user, password)."""
     parts = urlsplit(url)
@@ -90,6 +100,8 @@ class Config:
     session_timeout_seconds: int = 600
     max_body_bytes: int = 32 * 1024 * 1024
     log_level: str = "INFO"
+    sentinel_batch_size: int = 500
+    sentinel_checkpoint_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -144,6 +156,8 @@ class Config:
             session_timeout_seconds=_int(env, "SESSION_TIMEOUT_SECONDS", 600),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            sentinel_batch_size=max(1, _int(env, "SENTINEL_BATCH_SIZE", 500)),
+            sentinel_checkpoint_seconds=max(0.0, _float(env, "SENTINEL_CHECKPOINT_SECONDS", 1.0)),
         )
 
     def with_admin(self, user: str, password: str) -> "Config":

@@ -9,7 +9,8 @@ health_center > clinic > person, each with its allowed ``parents`` and a
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import BadRequest
 

@@ -55,8 +55,10 @@ class Plan:
 class ContactWriter:
     """One write request: the caller, the settings and what was fetched for it."""
 
-    def __init__(self, db: Database, settings: Mapping[str, Any], principal: Principal, scope: Scope):
+    def __init__(self, db: Database, settings: Mapping[str, Any], principal: Principal, scope: Scope, *,
+                 codes: Database):
         self.db = db
+        self.codes = codes  # where short ids are reserved (the sentinel database)
         self.settings = settings
         self.principal = principal
         self.scope = scope
@@ -120,12 +122,14 @@ class ContactWriter:
                     given[code] = index
             except Conflict as exc:
                 errors[index] = exc
-        for code in await shortcodes.used(self.db, given):
+        for code in await shortcodes.claim(self.db, self.codes, {code: _owner(plans[i], code)
+                                                                  for code, i in given.items()}):
             errors[given[code]] = Conflict(f"The short id {code} is already used by another contact",
                                            field=_code_path(plans[given[code]], code))
         live = [i for i, error in enumerate(errors) if error is None and plans[i].new]
         missing = [(doc, name) for i in live for doc, name, _ in plans[i].codes if doc.get(name) in (None, "")]
-        for (doc, name), code in zip(missing, await shortcodes.fresh(self.db, len(missing), set(given))):
+        codes = await shortcodes.fresh(self.codes, [doc.get("_id") for doc, _ in missing])
+        for (doc, name), code in zip(missing, codes):
             doc[name] = code
         for i in list(live):
             try:
@@ -180,7 +184,7 @@ class ContactWriter:
         if "contact" in body:
             updated["contact"] = self._contact(body["contact"], updated, plan, path="contact")
         if "place_id" in body and str(body["place_id"]) != str(place.get("place_id")):
-            await shortcodes.assign(self.db, [(updated, "place_id", "place_id")])
+            await shortcodes.assign(self.db, self.codes, [(updated, "place_id", "place_id")])
         await self._write_new(plan)
         try:
             result = await self.db.put(updated)
@@ -294,7 +298,7 @@ class ContactWriter:
         for doc in plan.new:
             if not contact_visible(self.scope, doc):
                 raise Forbidden("Offline users can only create contacts inside their own place")
-        await shortcodes.assign(self.db, plan.codes)
+        await shortcodes.assign(self.db, self.codes, plan.codes)
         self._check(plan)
         results = await self.db.bulk_docs(plan.new)
         for doc, result in zip(plan.new, results):
@@ -336,6 +340,10 @@ def _given_codes(plan: Plan) -> list[str]:
                 raise Conflict(f"{name} {doc[name]} is used twice in this request", field=path)
             codes.append(doc[name])
     return codes
+
+
+def _owner(plan: Plan, code: str) -> str | None:
+    return next(doc.get("_id") for doc, name, _ in plan.codes if doc.get(name) == code)
 
 
 def _code_path(plan: Plan, code: str) -> str:

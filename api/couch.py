@@ -497,18 +497,18 @@ class Database:
     async def get_local(self, name: str) -> dict[str, Any] | None:
         return await self.get_or_none("_local/" + name)
 
-    async def put_local(self, name: str, body: dict[str, Any]) -> None:
-        """Write a ``_local`` doc, overwriting whatever revision is there."""
+    async def put_local(self, name: str, body: dict[str, Any]) -> str:
+        """Write a ``_local`` doc, overwriting whatever revision is there; returns its new rev."""
         current = await self.get_local(name)
         doc = {**body, "_id": "_local/" + name}
         if current:
             doc["_rev"] = current["_rev"]
         try:
-            await self.put(doc)
+            return (await self.put(doc))["rev"]
         except Conflict:
             current = await self.get_local(name)
             doc["_rev"] = current["_rev"] if current else None
-            await self.put(doc)
+            return (await self.put(doc))["rev"]
 
     # -- attachments ----------------------------------------------------
 

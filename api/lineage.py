@@ -19,7 +19,8 @@ bare ``{_id, parent}`` stubs.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Mapping
+from typing import Any, Awaitable, Callable, Iterable
 
 from .contact_types import CONTACT_DOC_TYPES
 

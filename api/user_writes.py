@@ -206,7 +206,8 @@ class UserWriter:
         return _New(index, dict(data), data["username"], _roles_of(data))
 
     async def _create_batch(self, batch: list[_New]) -> None:
-        writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope)
+        writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope,
+                               codes=self.dbs.sentinel)
         try:
             await self._check_names(batch)
             await self._check_oidc(batch)
@@ -542,7 +543,8 @@ class UserWriter:
         places = [place] if isinstance(place, str) else place if isinstance(place, list) else []
         if places or isinstance(contact, str):
             final_contact = user_new.get("contact_id")
-            writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope)
+            writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope,
+                               codes=self.dbs.sentinel)
             final = final_contact if isinstance(final_contact, str) else None
             await writer.prepare([{"place": p} for p in places] + [{"contact": final}])
             for place_id in places:

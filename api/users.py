@@ -37,6 +37,7 @@ class Dbs:
     users: Database
     medic: Database
     logs: Database
+    sentinel: Database
 
 
 def user_id(name: str) -> str:

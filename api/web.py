@@ -64,6 +64,11 @@ def medic(request: web.Request) -> Database:
     return request.app[COUCH].db(request.app[CONFIG].db_medic)
 
 
+def sentinel(request: web.Request) -> Database:
+    """The sentinel database (info docs, short id reservations)."""
+    return request.app[COUCH].db(request.app[CONFIG].db_sentinel)
+
+
 def user(request: web.Request) -> Principal | None:
     return request.get(USER)
 

@@ -68,7 +68,7 @@ BENCHES: dict[str, Bench] = {
         lambda f: f"{f['api_s']:.1f} s first pull; {f['incremental_s']:.2f} s for 100 new docs",
         lambda f: f"**{f['ratio']:.2f}x** PouchDB pulling the same docs from CouchDB", "<= 2x"),
     "sentinel": Bench(
-        "bench.sentinel", "main", {"reports": 10000, "batch": 100}, {"reports": 300, "batch": 100},
+        "bench.sentinel", "main", {"reports": 10000}, {"reports": 300},
         "sentinel draining a backlog of SMS reports",
         lambda f: f"{f['reports']:,} reports",
         lambda f: f"{f['reports_per_s']:.0f} reports/s ({f['sentinel_s']:.0f} s)",

@@ -1,6 +1,6 @@
 """How fast the sentinel drains a backlog of reports, against reading and writing as many docs raw.
 
-    python -m bench.sentinel [--reports 10000] [--batch 100]
+    python -m bench.sentinel [--reports 10000] [--batch 500] [--checkpoint-seconds 1]
 
 A hierarchy (12 districts' worth of clinics and CHWs) and ``--reports`` SMS
 reports are loaded (35% registrations with a schedule and a reply, 35%
@@ -11,8 +11,9 @@ transitions a typical deployment enables: ``generate_shortcode_on_contacts``,
 first (a running API keeps them so).
 
 * raw: read those changes from ``_changes`` (``include_docs``, in batches of
-  ``--batch``) and write each batch to another database with one
-  ``_bulk_docs`` — the least any worker that reads and writes every doc does;
+  ``--batch``, the sentinel's batch size, ``SENTINEL_BATCH_SIZE`` by default)
+  and write each batch to another database with one ``_bulk_docs`` — the
+  least any worker that reads and writes every doc does;
 * sentinel: the worker and engine, in this process, from the checkpoint
   until the backlog is empty (its own writes come back through the feed and
   are drained too).
@@ -24,20 +25,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
+from pathlib import Path
 
 from api import checkpoint
+from api.config import Config
 from api.couch import new_id
 from api.settings import SettingsStore
 from sentinel import registry
 from sentinel.engine import Engine
 from sentinel.worker import Worker
-from tests.sentinel_world import build_backlog, save, transition_settings, use_settings
+from tests.sentinel_world import build_backlog, save, save_existing_contacts, transition_settings, use_settings
 
 from .common import bench_stack
 
 VIEWS = [("medic-client", "contacts_by_phone"), ("medic-client", "contacts_by_reference"),
          ("medic-client", "reports_by_subject"), ("medic", "messages_by_state")]
+
+
+def server_cpu(stack) -> float | None:
+    """CPU seconds the embedded server (pouchdb-server) has used, from /proc; None elsewhere."""
+    process = stack.embedded.process if stack.embedded is not None else None
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def time_requests(couch) -> dict[str, list]:
@@ -51,8 +65,8 @@ def time_requests(couch) -> dict[str, list]:
             return await request(method, path, **kwargs)
         finally:
             parts = path.split("/")
-            kind = " ".join([method, parts[1].split("-", 1)[-1]] +
-                            ["/".join(p for p in parts[2:6] if p.startswith("_") and len(p) < 40)])
+            named = parts[2:6] if parts[2:3] == ["_design"] else [p for p in parts[2:6] if p.startswith("_")]
+            kind = " ".join([method, parts[1].split("-", 1)[-1]] + ["/".join(p for p in named if len(p) < 40)])
             entry = spent.setdefault(kind, [0, 0.0])
             entry[0] += 1
             entry[1] += time.perf_counter() - started
@@ -64,12 +78,14 @@ def time_requests(couch) -> dict[str, list]:
 async def warm(db) -> float:
     started = time.perf_counter()
     for ddoc, view in VIEWS:
-        await db.view(ddoc, view, limit=1, reduce=False, timeout=3600) if view == "messages_by_state" else \
-            await db.view(ddoc, view, limit=1, timeout=3600)
+        extra = {"reduce": False} if view == "messages_by_state" else {}
+        await db.view(ddoc, view, limit=1, timeout=3600, **extra)  # indexing a big backlog takes a while
     return time.perf_counter() - started
 
 
-async def main(reports: int, batch: int) -> dict[str, float]:
+async def main(reports: int, batch: int = Config.sentinel_batch_size,
+               checkpoint_seconds: float = Config.sentinel_checkpoint_seconds,
+               include_docs: bool = False) -> dict[str, float]:
     async with bench_stack() as stack:
         couch, config = stack.couch, stack.config
         medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
@@ -79,7 +95,7 @@ async def main(reports: int, batch: int) -> dict[str, float]:
         settings["transitions"].pop("muting")
         await use_settings(store, settings)
         contacts, docs, _ = build_backlog(reports, worlds=12, seed=3, new_contacts=0.0)
-        await save(medic, contacts)
+        await save_existing_contacts(medic, sentinel, contacts)
         start = (await medic.info())["update_seq"]
         await checkpoint.write(sentinel, checkpoint.SENTINEL, start)
         for first in range(0, len(docs), 1000):
@@ -88,7 +104,7 @@ async def main(reports: int, batch: int) -> dict[str, float]:
 
         raw_db = couch.db(config.db_medic + "-raw")
         await couch.create_db(raw_db.name)
-        began = time.perf_counter()
+        began, server = time.perf_counter(), server_cpu(stack)
         since, seen = start, 0
         while seen < len(docs):
             body = await medic.changes(since=since, limit=batch, include_docs=True)
@@ -98,26 +114,38 @@ async def main(reports: int, batch: int) -> dict[str, float]:
             seen += len(results)
             since = body["last_seq"]
         raw_s = time.perf_counter() - began
+        raw_server = server_cpu(stack) - server if server is not None else None
         await couch.delete_db(raw_db.name)
 
         spent = time_requests(couch)
         engine = Engine(couch, config, store, registry.medic_transitions())
-        worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=0.5)
+        worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=1,
+                        checkpoint_seconds=checkpoint_seconds, include_docs=include_docs)
         worker.seq = start
-        began = time.perf_counter()
-        while await worker.step():
-            pass
-        sentinel_s = time.perf_counter() - began
+        began, cpu, server = time.perf_counter(), time.process_time(), server_cpu(stack)
+        ended = began
+        while True:  # the drain ends with the last batch; the wait that finds nothing more is not counted
+            if await worker.step():
+                ended, cpu_end, server_end = time.perf_counter(), time.process_time(), server_cpu(stack)
+            elif await medic.pending_changes(worker.seq) == 0:
+                break
+        sentinel_s, cpu = ended - began, cpu_end - cpu
+        sentinel_server = server_end - server if server is not None and server_end is not None else None
         backlog = await medic.pending_changes(await checkpoint.read(sentinel, checkpoint.SENTINEL))
 
-        print(f"reports: {reports}, batch: {batch}, views brought up to date in {warm_s:.1f}s")
+        print(f"reports: {reports}, batch: {batch}, checkpoint every {checkpoint_seconds}s, "
+              f"feed read {'with' if include_docs else 'without'} docs, "
+              f"views brought up to date in {warm_s:.1f}s")
         print(f"raw read + bulk write:  {raw_s:7.1f}s  ({reports / raw_s:6.0f} docs/s)")
         print(f"sentinel drain:         {sentinel_s:7.1f}s  ({reports / sentinel_s:6.0f} reports/s, "
               f"{worker.processed} changes incl. its own writes, {engine.runs} transition runs, "
-              f"{engine.requests} lookups, backlog after: {backlog})")
+              f"{engine.requests} lookups, {engine.echoes} own writes taken from memory, backlog after: {backlog})")
         print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f}  (goal >= 0.5)")
         waited = sum(seconds for _, seconds in spent.values())
-        print(f"time in CouchDB requests during the drain: {waited:.1f}s; the rest is Python")
+        print(f"time in CouchDB requests during the drain: {waited:.1f}s (they overlap); "
+              f"this process's CPU time: {cpu:.1f}s")
+        if raw_server is not None and sentinel_server is not None:
+            print(f"pouchdb-server CPU time: raw {raw_server:.1f}s, sentinel drain {sentinel_server:.1f}s")
         for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
         return {"reports": reports, "raw_s": raw_s, "sentinel_s": sentinel_s, "ratio": raw_s / sentinel_s,
@@ -127,6 +155,9 @@ async def main(reports: int, batch: int) -> dict[str, float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reports", type=int, default=10000)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=Config.sentinel_batch_size)
+    parser.add_argument("--checkpoint-seconds", type=float, default=Config.sentinel_checkpoint_seconds)
+    parser.add_argument("--include-docs", action="store_true",
+                        help="read the feed with its docs instead of taking the sentinel's own writes from memory")
     args = parser.parse_args()
-    asyncio.run(main(args.reports, args.batch))
+    asyncio.run(main(args.reports, args.batch, args.checkpoint_seconds, args.include_docs))

@@ -22,7 +22,8 @@ async def run(config: Config, *, prefix: str = "", fix: bool = False, out: Calla
     """Report (and repair) every problem; returns how many are left unrepaired."""
     left = 0
     async with Couch.from_config(config) as couch:
-        dbs = Dbs(couch.db(config.db_users), couch.db(config.db_medic), couch.db(config.db_logs))
+        dbs = Dbs(couch.db(config.db_users), couch.db(config.db_medic), couch.db(config.db_logs),
+                   couch.db(config.db_sentinel))
         async for problem in find_problems(dbs, prefix):
             out(f"{problem.name}: " + "; ".join(problem.problems))
             if not fix:

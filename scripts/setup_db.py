@@ -1,5 +1,6 @@
 """Create the databases, lock them to admins, upload the design docs, record the CHT version
-Jamii answers as (``deploy_info``) and seed the settings.
+Jamii answers as (``deploy_info``), seed the settings, and, once, reserve the short ids of contacts
+written before short ids were reserved (``api.shortcodes``).
 
 Safe to run again: existing databases and settings are kept, and design docs
 that already match are left alone. ``python -m scripts.setup_db``
@@ -12,7 +13,7 @@ import sys
 import time
 from typing import Callable
 
-from api import deploy_info
+from api import deploy_info, shortcodes
 from api.config import Config
 from api.couch import Couch
 from api.ddocs import DdocError, upload_all
@@ -38,8 +39,10 @@ async def wait_for(couch: Couch, timeout: float = 60) -> None:
 async def setup(config: Config, progress: Callable[[str], None] = print) -> None:
     async with Couch.from_config(config) as couch:
         await wait_for(couch)
+        created = set()
         for name in config.databases.values():
             if await couch.create_db(name):
+                created.add(name)
                 progress(f"created database {name}")
             if name != config.db_users:
                 await couch.request("PUT", couch.db(name).path + "/_security", json_body=ADMIN_ONLY)
@@ -48,6 +51,11 @@ async def setup(config: Config, progress: Callable[[str], None] = print) -> None
             progress(f"recorded deploy_info: CHT {deploy_info.CHT_VERSION}")
         if await SettingsStore(couch.db(config.db_medic)).seed_defaults():
             progress("stored the default app settings")
+        medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
+        if config.db_medic in created:
+            await shortcodes.mark_backfilled(sentinel)
+        elif reserved := await shortcodes.backfill(medic, sentinel):
+            progress(f"reserved the short ids of {reserved} existing contact(s)")
 
 
 def main() -> int:

@@ -25,7 +25,8 @@ def build(couch: Couch, config: Config, settings: SettingsStore) -> tuple[list[W
     """The feeds the sentinel follows and the jobs it runs."""
     engine = Engine(couch, config, settings, registry.medic_transitions())
     foci = FociRecount(couch, config)
-    workers = [Worker(couch, config, engine.process_batch),
+    workers = [Worker(couch, config, engine.process_batch, batch_size=config.sentinel_batch_size,
+                      checkpoint_seconds=config.sentinel_checkpoint_seconds, include_docs=False),
                Worker(couch, config, foci.process_batch, db_name=config.db_foci, checkpoint_name=FOCI_CHECKPOINT,
                       batch_size=foci.batch_size)]
     sentinel_db = couch.db(config.db_sentinel)

@@ -20,10 +20,12 @@ worker retries it from the checkpoint.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from typing import Any, Sequence
 
+from api import shortcodes
 from api.config import Config
 from api.couch import Couch
 from api.errors import ServiceUnavailable
@@ -52,6 +54,7 @@ class Engine:
         self.namespace = namespace
         self.runs = 0
         self.requests = 0
+        self.echoes = 0
         self.translations = Translations()
         self.memory = Memory()
         self._memory_settings: dict[str, Any] | None = None
@@ -73,14 +76,48 @@ class Engine:
         if settings is not self._memory_settings:
             self.memory.registrations.clear()  # which forms are registrations may have changed
             self._memory_settings = settings
+        echoes = await self._fill_docs(batch)
         for change in batch:
             doc = change.get("doc")
-            self.memory.seen(doc, change["id"], bool(doc) and is_registration(doc, settings))
+            if change["id"] not in echoes:  # the memory learnt our own writes when it made them
+                self.memory.seen(doc, change["id"], bool(doc) and is_registration(doc, settings))
+        await self._adopt_codes([c.get("doc") for c in batch])
         live = [c for c in batch if c.get("doc") and not c.get("deleted") and not c["id"].startswith("_")]
         deleted = [c["id"] for c in batch if c.get("deleted")]
         await self.run_docs([(c["doc"], c.get("seq")) for c in live])
         if deleted:
             await self._drop_infos(deleted)
+
+    async def _fill_docs(self, batch: list[dict[str, Any]]) -> set[str]:
+        """Give each change its doc (the worker reads the feed without them); returns the ids of echoes.
+
+        A change whose revision is the engine's own last write of the doc (an
+        echo) gets the doc as it was written, from memory; the others are
+        read in one request (the current revision, as ``include_docs`` gives).
+        The echo still goes through the transitions: one whose filter refused
+        the previous revision may apply to this one, and runs; those that ran
+        recorded this revision in the info doc and are not run again.
+        """
+        echoes, wanted = set(), []
+        for change in batch:
+            rev = (change.get("changes") or [{}])[0].get("rev")
+            own = self.memory.own_write(change["id"], rev)
+            if "doc" in change:
+                continue
+            if change.get("deleted"):
+                change["doc"] = {"_id": change["id"], "_rev": rev, "_deleted": True}
+            elif own is not None:
+                change["doc"] = own
+                echoes.add(change["id"])
+            else:
+                wanted.append(change)
+        if wanted:
+            found = await self.db.get_many(c["id"] for c in wanted)
+            for change in wanted:
+                if change["id"] in found:
+                    change["doc"] = found[change["id"]]
+        self.echoes += len(echoes)
+        return echoes
 
     async def run_docs(self, docs: list[tuple[dict[str, Any], Any]], only: set[str] | None = None,
                        retry: bool = False) -> dict[str, list[str]]:
@@ -97,7 +134,7 @@ class Engine:
                      if doc["_id"] in self.memory.infos}
         info_docs.update(await infos.load(self.sentinel, [doc["_id"] for doc, _ in docs if doc["_id"] not in info_docs],
                                           self.namespace))
-        work = Workspace(self.db, self.memory)
+        work = Workspace(self.db, self.memory, codes=self.sentinel)
         work.settings = settings
         for doc, _ in docs:
             work.add_feed(doc)
@@ -230,13 +267,22 @@ class Engine:
             if doc["_id"] in saved:
                 doc["_rev"] = saved[doc["_id"]]
                 self._remember(doc, work)
+                if saved[doc["_id"]].startswith("1-"):
+                    # a doc that never existed before (the patient a registration makes) has no info doc:
+                    # only the sentinel writes them, and only for docs it read in the feed
+                    self.memory.remember_info(infos.new_info(doc["_id"], self.namespace))
         for callback in work.after_save:
             callback(saved)
         return saved, retry_later
 
     def _remember(self, doc: dict[str, Any], work: Workspace) -> None:
-        """Our own write, as the feed will show it later: the memory must not wait for that."""
-        stored = minify(doc)
+        """Our own write, as the feed will show it later: the memory must not wait for that.
+
+        It is kept as CouchDB stores it (through JSON, so no tuple or non-string
+        key differs) for the change it makes in the feed.
+        """
+        stored = json.loads(json.dumps(minify(doc)))
+        self.memory.wrote(stored)
         self.memory.seen(stored, doc["_id"], is_registration(stored, work.settings))
         if stored.get("type") in CONTACT_DOC_TYPES:
             self.memory.remember_contact(stored)
@@ -258,6 +304,20 @@ class Engine:
             else:
                 raise ServiceUnavailable(f"could not save {result.get('id')}: {result.get('error')}")
         return saved
+
+    async def _adopt_codes(self, docs: list[dict[str, Any] | None]) -> None:
+        """Reserve the short ids of contacts that got theirs without a reservation (replicated, written directly).
+
+        Done before the batch hands out codes, so none of them is given again.
+        """
+        if self.db.name != self.config.db_medic:
+            return
+        codes = self.memory.unreserved(docs)
+        if not codes:
+            return
+        for code in await shortcodes.adopt(self.sentinel, codes):
+            log.warning("short id %s of %s is reserved for another contact", code, codes[code])
+        self.memory.reserved.update(codes)
 
     async def _drop_infos(self, doc_ids: list[str]) -> None:
         """A deleted doc needs no info doc any more."""

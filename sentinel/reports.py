@@ -106,11 +106,23 @@ async def load_registrations(ctx: Context, ids: Iterable[str]) -> None:
         cache[key] = [i for i in memory.get(key, []) if i in ctx.ws.docs]
 
 
-def _feed_registrations(ctx: Context) -> list[dict[str, Any]]:
+def _feed_registrations(ctx: Context) -> dict[str, list[dict[str, Any]]]:
+    """The batch's registrations by the subject keys they name, indexed once (see ``set_patient_id``)."""
     if "feed_registrations" not in ctx.ws.cache:
-        ctx.ws.cache["feed_registrations"] = [ctx.ws.docs[i] for i in ctx.ws.feed_ids
-                                              if is_registration(ctx.ws.docs[i], ctx.settings)]
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for doc_id in ctx.ws.feed_ids:
+            doc = ctx.ws.docs[doc_id]
+            if is_registration(doc, ctx.settings):
+                for key in set(report_subject_keys(doc).values()):
+                    by_key.setdefault(key, []).append(doc)
+        ctx.ws.cache["feed_registrations"] = by_key
     return ctx.ws.cache["feed_registrations"]
+
+
+def set_patient_id(doc: dict[str, Any], ctx: Context, code: str) -> None:
+    """Give a report its patient's short id; the batch's index of registrations by subject is made again."""
+    doc["patient_id"] = code
+    ctx.ws.cache.pop("feed_registrations", None)
 
 
 async def registrations(ctx: Context, contact: Mapping[str, Any] | None, exclude: str | None = None
@@ -125,10 +137,10 @@ async def registrations(ctx: Context, contact: Mapping[str, Any] | None, exclude
     for key in ids:
         for doc_id in cache.get(key, []):
             found[doc_id] = ctx.ws.docs[doc_id]
-    wanted = set(ids)
-    for doc in _feed_registrations(ctx):
-        if doc["_id"] not in found and wanted & set(report_subject_keys(doc).values()):
-            found[doc["_id"]] = doc
+    index = _feed_registrations(ctx)
+    for key in ids:
+        for doc in index.get(key, ()):
+            found.setdefault(doc["_id"], doc)
     found.pop(exclude or "", None)
     return sorted(found.values(), key=lambda d: (d.get("reported_date") or 0, d["_id"]))
 

@@ -6,6 +6,11 @@ checkpoint only after the batch's work is written. A crash anywhere means the
 batch is read again on restart, never skipped. An unreachable CouchDB is
 retried with backoff (at most 5 s apart, so the feed resumes within 5 s of
 CouchDB's return); any error restarts the feed from the checkpoint.
+
+During a backlog the checkpoint moves at most every ``checkpoint_seconds``
+(and whenever the feed is caught up, and on a clean stop), not after every
+batch: a checkpoint that lags only means more changes are read again after a
+crash, and the info docs make those replays run nothing twice.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ class Worker:
 
     def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
                  db_name: str | None = None, checkpoint_name: str = checkpoint.SENTINEL,
-                 batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True):
+                 batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True,
+                 checkpoint_seconds: float = 0, include_docs: bool = True):
         self.couch = couch
         self.medic = couch.db(db_name or config.db_medic)
         self.sentinel = couch.db(config.db_sentinel)
@@ -47,7 +53,12 @@ class Worker:
         self.seq: Any = None
         self.processed = 0
         self.read_ahead = read_ahead
+        self.checkpoint_seconds = checkpoint_seconds
+        self.include_docs = include_docs  # False: the processor reads the docs it needs (see Engine)
         self._ahead: tuple[Any, asyncio.Future[dict[str, Any]]] | None = None
+        self._unsaved: Any = None  # processed up to here, not yet in the checkpoint
+        self._checkpoint_rev: str | None = None
+        self._saved_at = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the feed until ``stop`` is set; the batch under way is finished first.
@@ -71,13 +82,27 @@ class Worker:
                     else:
                         log.exception("batch failed; retrying from the checkpoint in %.0fs", delay)
                     self.seq = None  # re-read the checkpoint: the durable truth
+                    self._unsaved = None
                     await self._drop_ahead()
                     await _sleep_or_stop(stop, delay)
                     # an unreachable CouchDB is tried every few seconds, so the feed resumes soon after it
                     # returns; a batch that keeps failing (a bug) backs off further
                     delay = min(delay * 2, OUTAGE_MAX_DELAY if outage else 30)
+            try:
+                await self.save_checkpoint()  # a clean stop: the last batches are done
+            except JamiiError as exc:
+                log.warning("could not move the checkpoint on stop: %s", exc)
         finally:
             await self._drop_ahead()
+
+    async def save_checkpoint(self) -> None:
+        """Move the checkpoint to the last processed batch, if it is not there yet."""
+        if self._unsaved is None:
+            return
+        seq, self._unsaved = self._unsaved, None
+        self._checkpoint_rev = await checkpoint.write(self.sentinel, self.checkpoint_name, seq,
+                                                      self._checkpoint_rev)
+        self._saved_at = time.monotonic()
 
     async def step(self, stop: asyncio.Event | None = None) -> int:
         """Read and process one batch (waiting for changes if there are none); returns its size.
@@ -90,8 +115,9 @@ class Worker:
         """
         body = await self._take_ahead()
         if body is None:
+            await self.save_checkpoint()  # caught up: the checkpoint must not lag while we wait
             feed = asyncio.ensure_future(self.medic.changes(
-                since=self.seq, limit=self.batch_size, include_docs=True, feed="longpoll",
+                since=self.seq, limit=self.batch_size, include_docs=self.include_docs, feed="longpoll",
                 timeout=int(self.wait_seconds * 1000), client_timeout=self.wait_seconds))
             if stop is not None:
                 stopper = asyncio.ensure_future(stop.wait())
@@ -105,12 +131,14 @@ class Worker:
         if results:
             if self.read_ahead and len(results) >= self.batch_size:
                 self._ahead = (body["last_seq"], asyncio.ensure_future(self.medic.changes(
-                    since=body["last_seq"], limit=self.batch_size, include_docs=True)))
+                    since=body["last_seq"], limit=self.batch_size, include_docs=self.include_docs)))
             started = time.monotonic()
             await self.process_batch(results)
-            await checkpoint.write(self.sentinel, self.checkpoint_name, body["last_seq"])
+            self._unsaved = body["last_seq"]
+            if len(results) < self.batch_size or time.monotonic() - self._saved_at >= self.checkpoint_seconds:
+                await self.save_checkpoint()
             self.processed += len(results)
-            log.info("%s: processed %d change(s) in %d ms; checkpoint %r", self.medic.name, len(results),
+            log.info("%s: processed %d change(s) in %d ms; at %r", self.medic.name, len(results),
                      (time.monotonic() - started) * 1000, body["last_seq"])
         self.seq = body.get("last_seq", self.seq)
         return len(results)

@@ -18,7 +18,6 @@ level for the whole batch, and keeps any lookup a transition wants to share
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any, Iterable, Mapping
 
 from api.contact_types import CONTACT_DOC_TYPES
@@ -28,8 +27,6 @@ from api.lineage import Hydrator, report_subject_keys
 
 Doc = dict[str, Any]
 MEMORY_LIMIT = 50_000
-CODE_POOL_SIZE = 200
-CODE_POOL_SECONDS = 30.0
 
 
 def phone_view_keys(doc: Mapping[str, Any]) -> set[str]:
@@ -106,8 +103,8 @@ class Memory:
         self.owner_keys: dict[str, set[tuple[str, str]]] = {}
         self.registrations: dict[str, list[str]] = {}
         self.infos: dict[str, Doc] = {}
-        self.code_pool: list[str] = []
-        self.code_pool_until = 0.0
+        self.reserved: set[str] = set()
+        self.written: dict[str, tuple[str, Doc]] = {}
 
     def clear(self) -> None:
         """Forget everything (the phone index too: a failed batch may have left it ahead of the database)."""
@@ -116,11 +113,25 @@ class Memory:
 
     def _bounded(self) -> None:
         if len(self.contacts) + len(self.by_shortcode) + len(self.registrations) > MEMORY_LIMIT:
-            infos, index = self.infos, self.phones
+            infos, index, written = self.infos, self.phones, self.written
             self.__init__()  # type: ignore[misc]
-            self.infos, self.phones = infos, index
+            self.infos, self.phones, self.written = infos, index, written
         if len(self.infos) > MEMORY_LIMIT:
             self.infos = {}
+        if len(self.reserved) > MEMORY_LIMIT:
+            self.reserved = set()
+        if len(self.written) > MEMORY_LIMIT:
+            self.written = {}
+
+    def wrote(self, doc: Doc) -> None:
+        """A doc as the engine just saved it (``_rev`` included): its change in the feed needs no read."""
+        self._bounded()
+        self.written[doc["_id"]] = (doc["_rev"], doc)
+
+    def own_write(self, doc_id: str, rev: str | None) -> Doc | None:
+        """The doc the feed shows at ``rev``, if that revision is the engine's own write (once)."""
+        entry = self.written.pop(doc_id, None)
+        return entry[1] if entry is not None and entry[0] == rev else None
 
     def answer(self, key: str, contact_id: str | None) -> None:
         """Remember who has this short id (None: nobody)."""
@@ -163,21 +174,22 @@ class Memory:
         if doc is not None and is_registration:
             self.add_registration(doc)
 
-    def take_codes(self, count: int, now: float) -> list[str]:
-        """Short ids from the pool checked lately, leaving out any a contact has taken since."""
-        if now > self.code_pool_until:
-            self.code_pool = []
-        taken = []
-        while self.code_pool and len(taken) < count:
-            code = self.code_pool.pop()
-            if not self.by_shortcode.get(code):
-                taken.append(code)
-        return taken
+    def unreserved(self, docs: Iterable[Mapping[str, Any] | None]) -> dict[str, str]:
+        """The short ids these contacts carry that are not known to be reserved (code → contact id)."""
+        codes = {}
+        for doc in docs:
+            if doc is None or doc.get("_deleted") or doc.get("type") not in CONTACT_DOC_TYPES:
+                continue
+            for name in ("patient_id", "place_id"):
+                if doc.get(name) not in (None, "") and str(doc[name]) not in self.reserved:
+                    codes[str(doc[name])] = doc["_id"]
+        return codes
 
 
 class Workspace:
-    def __init__(self, db: Database, memory: Memory | None = None):
+    def __init__(self, db: Database, memory: Memory | None = None, *, codes: Database):
         self.db = db
+        self.codes = codes  # where short ids are reserved (the sentinel database)
         self.memory = memory or Memory()
         self.docs: dict[str, Doc] = {}
         self.absent: set[str] = set()
@@ -239,25 +251,18 @@ class Workspace:
 
     # -- contacts by short id ----------------------------------------------------
 
-    async def fresh_codes(self, count: int) -> list[str]:
-        """Short ids no contact uses, checked against the view at most ``CODE_POOL_SECONDS`` ago.
+    async def fresh_codes(self, owners: list[str]) -> dict[str, str]:
+        """A newly reserved short id for each of these contact ids (one request for all, see ``api.shortcodes``).
 
-        Codes are checked in lots of ``CODE_POOL_SIZE`` and the rest kept for
-        the next batches, so a backlog of registrations does not query the view
-        (and wait for it to index) every batch. A code a contact in the feed
-        has taken meanwhile is skipped.
+        The reservation makes the code unique whatever the views have indexed,
+        so no view is asked (and made to index the batch's writes).
         """
-        now = time.monotonic()
-        codes = [c for c in self.memory.take_codes(count, now) if c not in self.shortcodes]
-        if len(codes) < count:
-            self.requests += 1
-            exclude = set(self.shortcodes) | set(codes) | {c for c, v in self.memory.by_shortcode.items() if v}
-            new = await shortcodes.fresh(self.db, max(count - len(codes), CODE_POOL_SIZE), exclude)
-            missing = count - len(codes)
-            codes.extend(new[:missing])
-            self.memory.code_pool = new[missing:]
-            self.memory.code_pool_until = now + CODE_POOL_SECONDS
-        return codes
+        if not owners:
+            return {}
+        self.requests += 1
+        codes = await shortcodes.fresh(self.codes, list(owners))
+        self.memory.reserved.update(codes)
+        return dict(zip(owners, codes))
 
     def remember_shortcode(self, code: str, doc: Doc) -> None:
         """A contact made in this batch, findable by its short id before it is saved."""

@@ -27,13 +27,14 @@ def process_env(config: Config, data_dir: Path, **extra: str) -> dict[str, str]:
     """The environment that gives a child process ``config`` (its own COUCH_/JAMII_ variables dropped)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COUCH_", "JAMII_"))}
     env.update(COUCH_URL=config.couch_url_with_credentials(), JAMII_DB_PREFIX=config.db_medic[: -len("medic")],
-               JAMII_DATA_DIR=str(data_dir), LOG_LEVEL="WARNING", **extra)
+               JAMII_DATA_DIR=str(data_dir), LOG_LEVEL="WARNING")
+    env.update(extra)
     return env
 
 
-def start_sentinel(config: Config, data_dir: Path) -> subprocess.Popen:
+def start_sentinel(config: Config, data_dir: Path, **env: str) -> subprocess.Popen:
     with open(data_dir / "sentinel.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "sentinel"], cwd=ROOT, env=process_env(config, data_dir),
+        return subprocess.Popen([sys.executable, "-m", "sentinel"], cwd=ROOT, env=process_env(config, data_dir, **env),
                                 stdout=subprocess.DEVNULL, stderr=log)
 
 

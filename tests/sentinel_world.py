@@ -6,7 +6,7 @@ import copy
 import random
 from typing import Any
 
-from api import records
+from api import records, shortcodes
 from api.couch import Database
 from api.lineage import minify_contact, minify_lineage
 from api.settings import SettingsStore, default_settings
@@ -129,6 +129,13 @@ async def save(db: Database, docs: list[dict[str, Any]]) -> list[dict[str, Any]]
         assert result.get("ok"), result
         doc["_rev"] = result["rev"]
     return docs
+
+
+async def save_existing_contacts(medic: Database, codes_db: Database, contacts: list[dict[str, Any]]) -> None:
+    """Contacts a deployment already has: saved, and their short ids reserved (as ``setup_db``'s backfill does)."""
+    await save(medic, contacts)
+    await shortcodes.adopt(codes_db, {str(c[name]): c["_id"] for c in contacts for name in ("patient_id", "place_id")
+                                      if c.get(name) not in (None, "")})
 
 
 def build_backlog(total: int, worlds: int, seed: int, new_contacts: float = 0.1

@@ -202,7 +202,8 @@ async def test_a_failed_bulk_write_is_undone(config, couch, world, monkeypatch):
     fresh = iter(["fresh-district-1", existing])
     monkeypatch.setattr(contact_writes, "new_id", lambda: next(fresh))
     db = couch.db(config.db_medic)
-    writer = ContactWriter(db, default_settings(), Principal("admin", ("_admin",)), UNRESTRICTED)
+    writer = ContactWriter(db, default_settings(), Principal("admin", ("_admin",)), UNRESTRICTED,
+                           codes=couch.db(config.db_sentinel))
     with pytest.raises(Conflict):
         await writer.create_place({"name": "D", "type": "district_hospital", "contact": {"name": "Boss"}})
     assert await db.get_or_none("fresh-district-1") is None

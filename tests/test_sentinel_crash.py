@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,20 @@ from api import checkpoint, messages
 from api.settings import SettingsStore
 from sentinel.transitions.registration import patient_uuid
 from tests.processes import start_sentinel
-from tests.sentinel_world import build_backlog, save, transition_settings, use_settings
+from tests.sentinel_world import build_backlog, save, save_existing_contacts, transition_settings, use_settings
+
+
+def started_feeds(config, data_dir: Path) -> int:
+    """How many sentinel processes have begun to follow the feed (their signal handlers are in place)."""
+    path = data_dir / "sentinel.log"
+    return path.read_text().count(f"following {config.db_medic} from") if path.exists() else 0
+
+
+async def wait_started(proc: subprocess.Popen, config, data_dir: Path, before: int, deadline: float) -> None:
+    while started_feeds(config, data_dir) == before:
+        assert proc.poll() is None, (data_dir / "sentinel.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "the sentinel did not start"
+        await asyncio.sleep(0.05)
 
 
 async def backlog(couch, config) -> int:
@@ -44,7 +58,7 @@ async def crash_run(couch, config, tmp_path, processes, total: int, kills: int, 
     store = SettingsStore(medic)
     await use_settings(store, transition_settings())
     contacts, docs, kinds = build_backlog(total, worlds=12, seed=seed)
-    await save(medic, contacts)
+    await save_existing_contacts(medic, sentinel, contacts)
     await checkpoint.write(sentinel, checkpoint.SENTINEL, (await medic.info())["update_seq"])
     for start in range(0, len(docs), 500):
         await save(medic, docs[start:start + 500])
@@ -54,24 +68,22 @@ async def crash_run(couch, config, tmp_path, processes, total: int, kills: int, 
     for _ in range(kills):
         if await backlog(couch, config) == 0:
             break
-        proc = start_sentinel(config, tmp_path)
+        ready = started_feeds(config, tmp_path)
+        proc = start_sentinel(config, tmp_path, LOG_LEVEL="INFO")
         processes.append(proc)
-        # let it move its checkpoint a few times, then kill it at a random moment of the next batch
-        moves, seq = rng.randint(1, 2), await checkpoint.read(sentinel, checkpoint.SENTINEL)
-        while moves and await backlog(couch, config) > 0:
-            assert proc.poll() is None, (tmp_path / "sentinel.log").read_text()[-3000:]
-            now = await checkpoint.read(sentinel, checkpoint.SENTINEL)
-            if now != seq:
-                moves, seq = moves - 1, now
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(rng.uniform(0, 0.4))
+        # once it follows the feed, kill it at a random moment: before or after its checkpoint (moved at
+        # most every second during a backlog) moves, in the middle of a batch or between two
+        await wait_started(proc, config, tmp_path, ready, time.monotonic() + 120)
+        await asyncio.sleep(rng.uniform(0.3, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         kill_backlogs.append(await backlog(couch, config))
-    proc = start_sentinel(config, tmp_path)
+    ready = started_feeds(config, tmp_path)
+    proc = start_sentinel(config, tmp_path, LOG_LEVEL="INFO")
     processes.append(proc)
     try:
         deadline = time.monotonic() + 300
+        await wait_started(proc, config, tmp_path, ready, deadline)  # a SIGTERM before would find no handler
         while await backlog(couch, config) > 0:
             assert proc.poll() is None, (tmp_path / "sentinel.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the sentinel did not drain its backlog"

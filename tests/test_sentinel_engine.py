@@ -11,6 +11,7 @@ from sentinel import retries
 from sentinel.engine import Engine
 from sentinel.scheduler import Job, run_once
 from sentinel.transitions import TransitionError, is_enabled
+from sentinel.worker import Worker
 
 
 class Stamp:
@@ -108,6 +109,41 @@ async def test_transitions_run_in_order_and_save_once(couch, config, store):
     await engine.process_batch(changes_for([await medic.get(d["_id"]) for d in docs]))
     assert stamp.calls == calls
     assert (await medic.get(docs[0]["_id"]))["_rev"].startswith("2-")
+
+
+class Late:
+    """Applies only once ``count`` has run: on the engine's own write, never on the doc as first seen."""
+
+    name = "late"
+
+    def filter(self, doc, ctx):
+        return doc.get("type") == "probe" and bool(doc.get("counted"))
+
+    async def run(self, doc, ctx):
+        if doc.get("late"):
+            return False
+        doc["late"] = True
+        return True
+
+
+async def test_a_transition_that_applies_to_the_engines_own_write_runs_on_it(couch, config, store):
+    """The feed is read without docs: the engine's own writes come back as echoes taken from memory,
+    and still go through the filters."""
+    medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
+    await store.update({"transitions": {"stamp": True, "count": True, "late": True}}, replace=True)
+    start = (await medic.info())["update_seq"]
+    engine = Engine(couch, config, store, [Late(), Stamp(), Count()])
+    await make_probes(medic, 3, "echo")
+    worker = Worker(couch, config, engine.process_batch, wait_seconds=0.2, include_docs=False)
+    worker.seq = start
+    while await worker.step():
+        pass
+    assert engine.echoes >= 6, "both of the engine's writes of each probe came back and were taken from memory"
+    for i in range(3):
+        stored = await medic.get(f"echo-{i}")
+        assert stored["late"] is True and stored["counted"] is True and stored["_rev"].startswith("3-")
+        info = await sentinel.get(f"echo-{i}-info")
+        assert info["transitions"]["late"]["last_rev"] == stored["_rev"] and info["transitions"]["late"]["ok"]
 
 
 async def test_a_crash_before_the_info_doc_replays_as_a_no_op(couch, config, store):

@@ -91,3 +91,23 @@ async def test_a_broken_batch_does_not_kill_the_worker(couch, config):
     stop.set()
     await asyncio.wait_for(task, 5)
     assert failures and sorted(seen) == [f"broken-{i:03d}" for i in range(150)], "retried from the checkpoint"
+
+
+async def test_the_checkpoint_lags_during_a_backlog_and_catches_up(couch, config):
+    """With ``checkpoint_seconds`` the checkpoint is not moved after every batch, only when caught up."""
+    medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
+    start = (await medic.info())["update_seq"]
+    await checkpoint.write(sentinel, checkpoint.SENTINEL, start)
+    await medic.bulk_docs([{"_id": f"lag-{i:03d}"} for i in range(250)])
+    seen: list[str] = []
+
+    async def record(batch):
+        seen.extend(change["id"] for change in batch)
+
+    worker = Worker(couch, config, record, batch_size=100, wait_seconds=1, checkpoint_seconds=3600)
+    worker.seq = start
+    assert [await worker.step(), await worker.step()] == [100, 100]
+    assert await checkpoint.read(sentinel, checkpoint.SENTINEL) == start, "a crash now reads both batches again"
+    assert await worker.step() == 50
+    assert await medic.pending_changes(await checkpoint.read(sentinel, checkpoint.SENTINEL)) == 0
+    assert sorted(seen) == [f"lag-{i:03d}" for i in range(250)]

@@ -39,7 +39,8 @@ class FailingUsersDb(Database):
 
 
 def _dbs(couch, config, users_db=None):
-    return Dbs(users_db or couch.db(config.db_users), couch.db(config.db_medic), couch.db(config.db_logs))
+    return Dbs(users_db or couch.db(config.db_users), couch.db(config.db_medic), couch.db(config.db_logs),
+                couch.db(config.db_sentinel))
 
 
 def _user(uw, short, center):

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..contact_writes import ContactWriter
 from ..visibility import scope_for
-from ..web import json_response, medic, read_json, require, settings
+from ..web import json_response, medic, read_json, require, sentinel, settings
 
 routes = web.RouteTableDef()
 
@@ -14,7 +14,8 @@ routes = web.RouteTableDef()
 async def _writer(request: web.Request, permission: str) -> ContactWriter:
     principal = await require(request, permission)
     current = await settings(request)
-    return ContactWriter(medic(request), current, principal, scope_for(principal, current))
+    return ContactWriter(medic(request), current, principal, scope_for(principal, current),
+                         codes=sentinel(request))
 
 
 @routes.post("/api/v1/people")

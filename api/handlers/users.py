@@ -26,7 +26,8 @@ routes = web.RouteTableDef()
 
 def dbs(app: web.Application) -> users.Dbs:
     config, couch = app[CONFIG], app[COUCH]
-    return users.Dbs(couch.db(config.db_users), couch.db(config.db_medic), couch.db(config.db_logs))
+    return users.Dbs(couch.db(config.db_users), couch.db(config.db_medic), couch.db(config.db_logs),
+                      couch.db(config.db_sentinel))
 
 
 def request_base(request: web.Request) -> str:

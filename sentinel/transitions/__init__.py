@@ -86,7 +86,7 @@ class Context:
     def ws(self) -> Workspace:
         """The batch's workspace (a fresh one when a transition is run alone, e.g. in a unit test)."""
         if self.work is None:
-            self.work = Workspace(self.medic)
+            self.work = Workspace(self.medic, codes=self.sentinel)
         return self.work
 
 

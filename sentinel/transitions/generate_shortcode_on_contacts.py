@@ -1,9 +1,9 @@
 """``generate_shortcode_on_contacts``: every contact gets a short id (``patient_id`` for people, ``place_id``
 for places) that SMS reports can name.
 
-Codes come from ``api.shortcodes`` (digits, unique among contacts, checked
-against ``contacts_by_reference``, growing in length as the space fills), all
-the batch's codes from one lookup. A contact that has its code is left alone,
+Codes come from ``api.shortcodes`` (digits, made unique among contacts by a
+reservation in the sentinel database, growing in length as the space fills),
+all the batch's codes reserved with one request. A contact that has its code is left alone,
 which is what makes a replay a no-op.
 """
 
@@ -31,14 +31,15 @@ class GenerateShortcodeOnContacts:
         return field_for(doc, ctx.settings) is not None
 
     async def prepare(self, docs: list[dict[str, Any]], ctx: Context) -> None:
-        lacking = [d for d in docs if d.get(field_for(d, ctx.settings) or "") in (None, "")]
-        ctx.ws.cache[self.name] = await ctx.ws.fresh_codes(len(lacking)) if lacking else []
+        lacking = [d["_id"] for d in docs if d.get(field_for(d, ctx.settings) or "") in (None, "")]
+        ctx.ws.cache[self.name] = await ctx.ws.fresh_codes(lacking)
 
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
         name = field_for(doc, ctx.settings)
         if name is None or doc.get(name) not in (None, ""):
             return False
-        doc[name] = ctx.ws.cache[self.name].pop()
+        codes = ctx.ws.cache.get(self.name) or {}
+        doc[name] = codes.pop(doc["_id"], None) or (await ctx.ws.fresh_codes([doc["_id"]]))[doc["_id"]]
         ctx.ws.remember_shortcode(doc[name], doc)
         return True
 

@@ -151,9 +151,9 @@ class Registration:
         for person in made.values():
             if person.get("patient_id"):
                 ctx.ws.remember_shortcode(person["patient_id"], person)
-        wanted = sum(1 for d in docs if self._adds_patient(d, ctx) and patient_uuid(d["_id"]) not in made)
-        if wanted:
-            ctx.ws.cache["registration_codes"] = await ctx.ws.fresh_codes(wanted)
+        wanted = [patient_uuid(d["_id"]) for d in docs
+                  if self._adds_patient(d, ctx) and patient_uuid(d["_id"]) not in made]
+        ctx.ws.cache["registration_codes"] = await ctx.ws.fresh_codes(wanted)
 
     def _adds_patient(self, doc: Mapping[str, Any], ctx: Context) -> bool:
         config = self.config(doc, ctx) or {}
@@ -212,7 +212,7 @@ class Registration:
             return None
         made = await ctx.ws.get(patient_uuid(doc["_id"]))
         if made is not None and made.get("patient_id"):
-            doc["patient_id"] = str(made["patient_id"])
+            reports.set_patient_id(doc, ctx, str(made["patient_id"]))
             doc["patient"] = made
             return True
         id_field = _param(params, "patient_id_field")
@@ -227,10 +227,9 @@ class Registration:
                 return False
             code = str(code)
         else:
-            pool = ctx.ws.cache.setdefault("registration_codes", [])
-            if not pool:
-                pool.extend(await ctx.ws.fresh_codes(1))
-            code = pool.pop()
+            person_id = patient_uuid(doc["_id"])
+            code = ctx.ws.cache.setdefault("registration_codes", {}).pop(person_id, None) or \
+                (await ctx.ws.fresh_codes([person_id]))[person_id]
         parent = await self._parent(doc, ctx, config, params)
         if parent is None:
             return False
@@ -261,7 +260,7 @@ class Registration:
         ctx.ws.write(stored)
         ctx.ws.after_save.append(_remember_new_subject(ctx, doc["_id"], stored["_id"], code))
         ctx.ws.remember_shortcode(code, dict(person, parent=parent))
-        doc["patient_id"] = code
+        reports.set_patient_id(doc, ctx, code)
         doc["patient"] = dict(person, parent=parent)
         return True
 
