@@ -10,12 +10,16 @@ collected over the whole run (not stopped at the first) and reported together,
 with the server's own log of tracebacks.
 
 ``make test`` runs a few examples per operation and caller (the smoke run);
-``make fuzz`` runs the full variant (``slow``: hundreds per operation).
+``make fuzz`` runs the full variant (``slow``: hundreds per operation);
+``FUZZ_ONLY=<regex>`` narrows it to the operations whose ``METHOD /path`` matches
+(to finish or repeat part of a full run).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -107,6 +111,9 @@ def operations(schema, shard: int = 0, shards: int = 1, aliases: bool = True) ->
         operation = result.ok()
         if (operation.method.upper(), operation.path) not in EXCLUDED:
             found.append(operation)
+    only = os.environ.get("FUZZ_ONLY")
+    if only:
+        found = [op for op in found if re.search(only, f"{op.method.upper()} {op.path}")]
     if not aliases:
         present = {(op.method, op.path) for op in found}
         found = [op for op in found if not (op.path.endswith("/") and (op.method, op.path[:-1]) in present)]
