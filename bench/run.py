@@ -182,7 +182,7 @@ def row(name: str, figures: Figures | None, seconds: float, error: str) -> str:
 def report(rows: list[str], details: list[str], quick: bool, load_before: tuple[float, ...],
            load_after: tuple[float, ...], couch_url: str | None) -> str:
     """The whole Markdown report."""
-    server = (f"CouchDB at `COUCH_URL`" if couch_url else
+    server = ("CouchDB at `COUCH_URL`" if couch_url else
               f"embedded pouchdb-server {_pouchdb_server_version()} (LevelDB)")
     lines = [
         "# Benchmarks" + (" (quick sizes: a smoke run, not figures to quote)" if quick else ""),

@@ -45,6 +45,7 @@ from api.lineage import lineage_ids
 from api.timestamps import to_ms
 from api.users import by_field, user_id
 from api.users_csv import LOG_PREFIX, log_entry
+from scripts.admin import admin_config
 
 RUNNING = frozenset({"initiated", "parsing", "parsed", "saving"})
 INTERRUPTED = "interrupted: the API stopped during the import; this user was not created, import it again"
@@ -197,10 +198,8 @@ def main() -> int:
     parser.add_argument("--stale-minutes", type=float, default=60,
                         help="leave imports started less than this long ago alone (default 60)")
     args = parser.parse_args()
-    config = Config.from_env()
-    if not config.couch_user:
-        print("No CouchDB admin: set COUCH_URL with credentials or start the embedded server (make run)",
-              file=sys.stderr)
+    config = admin_config()
+    if config is None:
         return 2
     try:
         findings = asyncio.run(run(config, dry_run=args.dry_run, stale_minutes=args.stale_minutes))

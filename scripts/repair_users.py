@@ -16,6 +16,7 @@ from api.config import Config
 from api.couch import Couch
 from api.errors import JamiiError
 from api.users import Dbs, find_problems, repair
+from scripts.admin import admin_config
 
 
 async def run(config: Config, *, prefix: str = "", fix: bool = False, out: Callable[[str], None] = print) -> int:
@@ -43,10 +44,8 @@ def main() -> int:
     parser.add_argument("--fix", action="store_true", help="repair what is found")
     parser.add_argument("--prefix", default="", help="only users whose name starts with this")
     args = parser.parse_args()
-    config = Config.from_env()
-    if not config.couch_user:
-        print("No CouchDB admin: set COUCH_URL with credentials or start the embedded server (make run)",
-              file=sys.stderr)
+    config = admin_config()
+    if config is None:
         return 2
     try:
         return 1 if asyncio.run(run(config, prefix=args.prefix, fix=args.fix)) else 0

@@ -19,6 +19,7 @@ from api.couch import Couch
 from api.ddocs import DdocError, upload_all
 from api.errors import ServiceUnavailable
 from api.settings import SettingsStore
+from scripts.admin import admin_config
 
 # Only admins may read or write these databases directly; users go through the API.
 ADMIN_ONLY = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["_admin"]}}
@@ -59,10 +60,8 @@ async def setup(config: Config, progress: Callable[[str], None] = print) -> None
 
 
 def main() -> int:
-    config = Config.from_env()
-    if not config.couch_user:
-        print("No CouchDB admin: set COUCH_URL with credentials or start the embedded server (make run)",
-              file=sys.stderr)
+    config = admin_config()
+    if config is None:
         return 2
     try:
         asyncio.run(setup(config))

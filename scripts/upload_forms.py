@@ -27,6 +27,7 @@ from api.config import Config
 from api.couch import Couch
 from api.errors import BadRequest, ServiceUnavailable
 from api.settings import SettingsStore
+from scripts.admin import admin_config
 
 
 def form_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
@@ -121,10 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     except (BadRequest, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    config = Config.from_env()
-    if not config.couch_user:
-        print("No CouchDB admin: set COUCH_URL with credentials or start the embedded server (make run)",
-              file=sys.stderr)
+    config = admin_config()
+    if config is None:
         return 2
     try:
         asyncio.run(install(config, prepared))
