@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 import defusedxml
 from defusedxml.ElementTree import fromstring
 
-from . import sms_parser
+from . import jsonparse, sms_parser
 from .couch import Database
 from .errors import BadRequest, NotFound
 
@@ -270,7 +269,7 @@ def load_json_forms(texts: Iterable[tuple[str, str]]) -> dict[str, Any]:
     forms: dict[str, Any] = {}
     for name, text in texts:
         try:
-            definition = json.loads(text)
+            definition = jsonparse.loads(text)
         except ValueError as exc:
             raise BadRequest(f"{name}: not valid JSON: {exc}", field=name) from None
         if not isinstance(definition, dict) or not isinstance(definition.get("fields"), dict):

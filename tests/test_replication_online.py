@@ -122,6 +122,20 @@ async def test_latest_with_unknown_revs_is_answered_missing(client, config, couc
     assert (await client.get("/medic", headers=admin)).status == 200
 
 
+async def test_json_nested_too_deep_for_a_parser_is_400_on_the_proxy(client, config):
+    """Bodies and ``open_revs`` the proxy parses for its own checks: deep nesting is a 400, not a
+    RecursionError (500), and nothing is passed on to CouchDB."""
+    admin = admin_headers(config)
+    deep = "[" * 5000 + "]" * 5000
+    for path in ("/medic/_bulk_get", "/medic/_changes"):
+        response = await client.post(path, data=deep, headers={**admin, "Content-Type": "application/json"})
+        assert response.status == 400, path
+        assert "nested" in (await response.json())["reason"], path
+    revs = await client.get("/medic/fz-latest?open_revs=" + "[" * 1300 + "]" * 1300, headers=admin)
+    assert revs.status == 400 and (await revs.json())["error"] == "bad_request"
+    assert (await client.get("/medic", headers=admin)).status == 200
+
+
 async def test_malformed_revs_of_an_online_user_are_400(client, make_user):
     """Found by fuzzing: CouchDB's 400 for a malformed rev came back as a 500."""
     name = await make_user("fz-online", ["program_officer"])

@@ -12,13 +12,12 @@ exist. Errors use CouchDB's ``{"error", "reason"}`` shape.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from .. import replication
+from .. import jsonparse, replication
 from ..auth import Principal
 from ..changes_notifier import ChangesNotifier
 from ..couch import check_name, quote_id, quote_path
@@ -222,10 +221,13 @@ async def ensure_full_commit(request: web.Request) -> web.Response:
 # -- replication protocol -----------------------------------------------------------
 
 def _json_object(body: bytes | None) -> dict[str, Any]:
-    """A POST body's JSON object, for checking its parameters; anything else is left to CouchDB."""
+    """A POST body's JSON object, for checking its parameters; anything else is left to CouchDB,
+    except nesting too deep to parse safely (on either side)."""
     try:
-        parsed = json.loads(body) if body else {}
-    except ValueError:
+        parsed = jsonparse.loads(body) if body else {}
+    except jsonparse.InvalidJSON as exc:
+        if exc.problem == "depth":
+            raise BadRequest(f"body: {exc}", field="body") from None
         return {}
     return parsed if isinstance(parsed, dict) else {}
 
@@ -388,7 +390,7 @@ def _open_revs(open_revs: str | None) -> list[str]:
     if open_revs is None or open_revs == "all":
         return []
     try:
-        revs = json.loads(open_revs)
+        revs = jsonparse.loads(open_revs)
     except ValueError:
         revs = None
     if not isinstance(revs, list) or not all(isinstance(rev, str) for rev in revs):
