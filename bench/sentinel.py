@@ -18,7 +18,13 @@ first (a running API keeps them so).
   until the backlog is empty (its own writes come back through the feed and
   are drained too).
 
-The ratio raw / sentinel is the figure (goal: at least 0.5).
+* contract floor: the least I/O any crash-safe sentinel does for the same
+  backlog, done raw on fresh databases (``contract_floor``): every change
+  read, every report written once more, the patients created, an info doc
+  read before and written after each write. No lookups and no logic.
+
+The ratio raw / sentinel is the figure (goal: at least 0.5); raw / floor is
+the most any sentinel could reach on the server measured.
 """
 
 from __future__ import annotations
@@ -83,6 +89,53 @@ async def warm(db) -> float:
     return time.perf_counter() - started
 
 
+async def contract_floor(couch, config, docs: list[dict], created: int, batch: int) -> float:
+    """The least I/O any crash-safe sentinel does for this backlog, done raw: seconds taken.
+
+    On fresh databases holding the same reports: read the feed with its docs in
+    batches of ``batch``, the next batch read ahead, until it is drained (the
+    worker's own writes come back through it), and per batch of reports read their info docs, write each report
+    once more, create the ``created`` new docs (the registrations' patients)
+    and write an info doc for every doc written, after it. No lookup, no
+    transition logic, no checkpoint, no short id: what is left is the contract.
+    """
+    medic, sentinel = couch.db(config.db_medic + "-floor"), couch.db(config.db_sentinel + "-floor")
+    for db in (medic, sentinel):
+        await couch.create_db(db.name)
+    try:
+        for first in range(0, len(docs), 1000):
+            await medic.bulk_docs([{k: v for k, v in d.items() if k != "_rev"} for d in docs[first:first + 1000]])
+        per_report, owed = created / max(len(docs), 1), 0.0
+        began, since, wrote = time.perf_counter(), 0, False
+
+        def read(since):
+            return asyncio.ensure_future(medic.changes(since=since, limit=batch, include_docs=True))
+
+        ahead = read(since)
+        while True:
+            body = await ahead
+            if not body["results"] and not wrote:
+                break  # drained, echoes of the last writes included
+            since, wrote = body["last_seq"], False
+            ahead = read(since)  # the next batch is read while this one is worked on, as the worker does
+            reports = [r["doc"] for r in body["results"] if "floor" not in r["doc"]]
+            if not reports:
+                continue  # echoes of our own writes: read, nothing to do
+            await sentinel.get_many(f"{d['_id']}-info" for d in reports)
+            owed += per_report * len(reports)
+            new = [{"_id": new_id(), "type": "person", "floor": True} for _ in range(int(owed))]
+            owed -= len(new)
+            written = await medic.bulk_docs([{**d, "floor": True} for d in reports] + new)
+            await sentinel.bulk_docs([{"_id": f"{r['id']}-info", "type": "info", "doc_id": r["id"],
+                                       "transitions": {"t": {"last_rev": r["rev"], "seq": 1, "ok": True}}}
+                                      for r in written])
+            wrote = True
+        return time.perf_counter() - began
+    finally:
+        for db in (medic, sentinel):
+            await couch.delete_db(db.name)
+
+
 async def main(reports: int, batch: int = Config.sentinel_batch_size,
                checkpoint_seconds: float = Config.sentinel_checkpoint_seconds,
                include_docs: bool = False) -> dict[str, float]:
@@ -117,6 +170,7 @@ async def main(reports: int, batch: int = Config.sentinel_batch_size,
         raw_server = server_cpu(stack) - server if server is not None else None
         await couch.delete_db(raw_db.name)
 
+        request = couch.request
         spent = time_requests(couch)
         engine = Engine(couch, config, store, registry.medic_transitions())
         worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=1,
@@ -148,7 +202,14 @@ async def main(reports: int, batch: int = Config.sentinel_batch_size,
             print(f"pouchdb-server CPU time: raw {raw_server:.1f}s, sentinel drain {sentinel_server:.1f}s")
         for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
+        couch.request = request  # the floor's requests are not the drain's
+        created = engine.created
+        floor_s = await contract_floor(couch, config, docs, created, batch)
+        print(f"contract floor:         {floor_s:7.1f}s  (read every change, rewrite every report, create "
+              f"{created} docs, an info doc after each write; no logic)")
+        print(f"ratio raw / floor:      {raw_s / floor_s:7.2f}  (the most any sentinel could reach on this server)")
         return {"reports": reports, "raw_s": raw_s, "sentinel_s": sentinel_s, "ratio": raw_s / sentinel_s,
+                "floor_s": floor_s, "floor_ratio": raw_s / floor_s,
                 "reports_per_s": reports / sentinel_s}
 
 

@@ -55,6 +55,7 @@ class Engine:
         self.runs = 0
         self.requests = 0
         self.echoes = 0
+        self.created = 0  # docs that did not exist before (the patients registrations make)
         self.translations = Translations()
         self.memory = Memory()
         self._memory_settings: dict[str, Any] | None = None
@@ -268,6 +269,7 @@ class Engine:
                 doc["_rev"] = saved[doc["_id"]]
                 self._remember(doc, work)
                 if saved[doc["_id"]].startswith("1-"):
+                    self.created += 1
                     # a doc that never existed before (the patient a registration makes) has no info doc:
                     # only the sentinel writes them, and only for docs it read in the feed
                     self.memory.remember_info(infos.new_info(doc["_id"], self.namespace))
