@@ -18,7 +18,9 @@ from sentinel.scheduler import Job, run_forever, run_once
 from sentinel.translations import Translations
 from tests.sentinel_world import hierarchy, save, transition_settings, use_settings
 
-NOW = dt.datetime.now(dt.timezone.utc)
+def now() -> dt.datetime:
+    """The time when asked, not when the module was imported: the suite runs for many minutes."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 @pytest.fixture
@@ -29,13 +31,13 @@ async def store(couch, config):
 
 
 def task(due: dt.datetime, text: str, state: str = "scheduled") -> dict:
-    return messages.new_task("+254712999999", text, messages.message_uuid("job-test", text), NOW, state=state,
+    return messages.new_task("+254712999999", text, messages.message_uuid("job-test", text), now(), state=state,
                              due=messages.iso(due), group=1, type="ANC Reminders")
 
 
 def outside_now() -> dict:
     """A sending window that the current local hour is not in."""
-    hour = NOW.astimezone().hour
+    hour = now().astimezone().hour
     return {"schedule_morning_hours": (hour + 2) % 24, "schedule_evening_hours": (hour + 3) % 24,
             "schedule_morning_minutes": 0, "schedule_evening_minutes": 0}
 
@@ -52,10 +54,10 @@ def test_sending_window():
 async def test_due_messages_become_pending_once_within_the_window(couch, config, store):
     medic = couch.db(config.db_medic)
     doc = {"_id": "due-1", "type": "data_record", "form": "P", "scheduled_tasks": [
-        task(NOW - dt.timedelta(hours=1), "due now"),
-        task(NOW + dt.timedelta(days=1), "due tomorrow"),
-        task(NOW - dt.timedelta(days=8), "too late"),
-        task(NOW - dt.timedelta(hours=2), "muted one", state="muted"),
+        task(now() - dt.timedelta(hours=1), "due now"),
+        task(now() + dt.timedelta(days=1), "due tomorrow"),
+        task(now() - dt.timedelta(days=8), "too late"),
+        task(now() - dt.timedelta(hours=2), "muted one", state="muted"),
     ]}
     await save(medic, [doc])
 
@@ -79,9 +81,9 @@ async def test_reminders_go_to_places_that_have_not_reported_once(couch, config,
     quiet = hierarchy("rem-a", 40)
     reported = hierarchy("rem-b", 41)
     muted = hierarchy("rem-c", 42)
-    muted[2]["muted"] = messages.iso(NOW)
+    muted[2]["muted"] = messages.iso(now())
     await save(medic, quiet + reported + muted)
-    recent = {"_id": "rem-report", "type": "data_record", "form": "W", "reported_date": int(NOW.timestamp() * 1000),
+    recent = {"_id": "rem-report", "type": "data_record", "form": "W", "reported_date": int(now().timestamp() * 1000),
               "contact": {"_id": reported[3]["_id"], "parent": {"_id": reported[2]["_id"]}}}
     await save(medic, [recent])
     settings = transition_settings()
@@ -105,10 +107,10 @@ async def test_reminders_go_to_places_that_have_not_reported_once(couch, config,
 
 
 def test_reminder_occurrences():
-    now = dt.datetime.now(dt.timezone.utc)
-    assert reminders.occurrence("not cron", now) is None
-    last = reminders.occurrence("* * * * *", now)
-    assert last is not None and abs((now - last).total_seconds()) < 61
+    at = now()
+    assert reminders.occurrence("not cron", at) is None
+    last = reminders.occurrence("* * * * *", at)
+    assert last is not None and abs((at - last).total_seconds()) < 61
     assert reminders.leaf_place_types(transition_settings()) == ["clinic"]
 
 

@@ -17,7 +17,9 @@ from .conftest import admin_headers
 
 INCOMING = "incoming-shared-key-9f8e"
 OUTGOING = "outgoing-api-key-1a2b"
-NOW = dt.datetime.now(dt.timezone.utc)
+def now() -> dt.datetime:
+    """The time when asked, not when the module was imported: the suite runs for many minutes."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ async def nothing_pending(medic):
     for doc in docs:
         for task in doc.get("tasks") or []:
             if task.get("state") == "pending":
-                messages.set_state(task, "cleared", NOW)
+                messages.set_state(task, "cleared", now())
     await medic.bulk_docs(docs)
 
 
@@ -60,9 +62,9 @@ async def outgoing_docs(medic, prefix, count, state="pending", gateway_ref=None)
     docs, uuids = [], []
     for i in range(count):
         uuid = messages.message_uuid(prefix, i)
-        task = messages.new_task("0712345678" if i % 2 else "+254712000000", f"msg {prefix} {i}", uuid, NOW)
+        task = messages.new_task("0712345678" if i % 2 else "+254712000000", f"msg {prefix} {i}", uuid, now())
         if state != "pending":
-            messages.set_state(task, state, NOW)
+            messages.set_state(task, state, now())
         if gateway_ref:
             task["gateway_ref"] = f"{gateway_ref}{i}"
         doc = {"_id": f"{prefix}-{i}", "type": "data_record"}
