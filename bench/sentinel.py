@@ -94,10 +94,11 @@ async def contract_floor(couch, config, docs: list[dict], created: int, batch: i
 
     On fresh databases holding the same reports: read the feed with its docs in
     batches of ``batch``, the next batch read ahead, until it is drained (the
-    worker's own writes come back through it), and per batch of reports read their info docs, write each report
-    once more, create the ``created`` new docs (the registrations' patients)
-    and write an info doc for every doc written, after it. No lookup, no
-    transition logic, no checkpoint, no short id: what is left is the contract.
+    worker's own writes come back through it). Per batch of reports: read their
+    info docs, write each report once more, create the ``created`` new docs
+    (the registrations' patients) and write an info doc for every doc written,
+    after it. No lookup, no transition logic, no checkpoint, no short id: what
+    is left is the contract.
     """
     medic, sentinel = couch.db(config.db_medic + "-floor"), couch.db(config.db_sentinel + "-floor")
     for db in (medic, sentinel):
