@@ -121,6 +121,8 @@ def raise_for_status(status: int, body: Any) -> None:
         raise Forbidden(reason or "forbidden")
     if status == 401:
         raise Unauthorized(reason or "unauthorized")
+    if status >= 500 and error == "doc_validation":
+        status = 400  # CouchDB's status for a malformed doc; pouchdb-server answers it with 500
     if status >= 500:
         raise ServiceUnavailable(f"CouchDB error {status}: {error} {reason}".strip())
     raise CouchError(status, error, reason)

@@ -41,6 +41,12 @@ class BadRequest(JamiiError):
     couch_error = "bad_request"
 
 
+class InvalidDocument(BadRequest):
+    """A document CouchDB refuses to store as malformed (its ``doc_validation``), e.g. ``_foo`` at the top."""
+
+    couch_error = "doc_validation"
+
+
 class Unauthorized(JamiiError):
     status = 401
     couch_error = "unauthorized"

@@ -45,7 +45,7 @@ from .auth import Principal
 from .changes_notifier import ChangesNotifier
 from .contact_types import CONTACT_DOC_TYPES
 from .couch import CouchError, Database, new_id
-from .errors import BadRequest, Forbidden, JamiiError, NotFound
+from .errors import BadRequest, Forbidden, InvalidDocument, JamiiError, NotFound
 
 log = logging.getLogger("jamii.replication")
 
@@ -477,7 +477,7 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
             raise BadRequest("_id must be a non-empty string", field="_id")
         special = next((k for k in doc if k.startswith("_") and k not in SPECIAL_MEMBERS), None)
         if special is not None:  # CouchDB's 400 doc_validation (pouchdb-server answers 500)
-            raise BadRequest(f"Bad special document member: {special}", field=special)
+            raise InvalidDocument(f"Bad special document member: {special}", field=special)
     stored = await db.get_many(d["_id"] for d in docs)
     refused: dict[int, str] = {}
     visible = await scopes.get(principal, settings) if scopes is not None else None

@@ -138,6 +138,19 @@ async def test_json_nested_too_deep_for_a_parser_is_400_on_the_proxy(client, con
     assert (await client.get("/medic", headers=admin)).status == 200
 
 
+async def test_an_admins_doc_with_an_unknown_underscore_field_is_400(client, config, couch):
+    """CouchDB answers 400 doc_validation; pouchdb-server's 500 for it came back to admins as a 503."""
+    admin = admin_headers(config)
+    before = (await couch.db(config.db_medic).info())["update_seq"]
+    for method, path, body in (("PUT", "/medic/adm-special", {"_foo": 1}),
+                               ("POST", "/medic/_bulk_docs", {"docs": [{"_id": "adm-special-2", "_foo": 1}]}),
+                               ("POST", "/medic", {"_id": "adm-special-3", "_foo": 1})):
+        response = await client.request(method, path, json=body, headers=admin)
+        assert response.status == 400, path
+        assert await response.json() == {"error": "doc_validation", "reason": "Bad special document member: _foo"}
+    assert (await couch.db(config.db_medic).info())["update_seq"] == before, "nothing was written"
+
+
 async def test_malformed_revs_of_an_online_user_are_400(client, make_user):
     """Found by fuzzing: CouchDB's 400 for a malformed rev came back as a 500."""
     name = await make_user("fz-online", ["program_officer"])

@@ -20,8 +20,8 @@ from aiohttp import web
 from .. import jsonparse, replication
 from ..auth import Principal
 from ..changes_notifier import ChangesNotifier
-from ..couch import check_name, quote_id, quote_path
-from ..errors import BadRequest, Forbidden, JamiiError, NotFound, PayloadTooLarge
+from ..couch import CouchError, check_name, quote_id, quote_path
+from ..errors import BadRequest, Forbidden, InvalidDocument, JamiiError, NotFound, PayloadTooLarge
 from ..permissions import is_offline
 from ..web import CONFIG, COUCH, couch_errors, json_response, medic, read_json, read_json_object, settings, user
 
@@ -118,6 +118,10 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
             request.method, medic_path(request, suffix),
             query_string=request.query_string if query_string is None else query_string,
             data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
+    except CouchError as exc:
+        if exc.couch_status == 400:  # only pouchdb-server's 500 doc_validation is raised here; CouchDB streams its 400
+            raise InvalidDocument(exc.reason) from None
+        raise
     except JamiiError:
         if limited is not None and limited.over:
             raise limited.error() from None
