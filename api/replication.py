@@ -80,12 +80,17 @@ class ScopeCache:
     syncs. After more than ``MAX_INCREMENTAL`` changes it is computed afresh
     from the views. Seqs are passed back to CouchDB, or compared for equality
     only. Also records each user's replication count.
+
+    Concurrent requests of one user that read the same ``update_seq`` share
+    one refresh: it reads the changes after that ``update_seq`` was read, so
+    every write acknowledged before any of those requests arrived is in it.
     """
 
     def __init__(self, medic: Database, logs: Database):
         self.medic = medic
         self.logs = logs
         self._sets: dict[tuple[Any, ...], VisibleSet] = {}
+        self._refreshing: dict[tuple[Any, ...], asyncio.Task[VisibleSet]] = {}
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -96,15 +101,31 @@ class ScopeCache:
         update_seq = (await self.medic.info())["update_seq"]
         cached = self._sets.get(key)
         if cached is None or cached.update_seq != update_seq:
-            advanced = await self._advance(cached, update_seq) if cached is not None else None
-            if advanced is None:
-                ids = {doc.id async for doc in replication_scope.visible_docs(self.medic, scope)}
-                advanced = VisibleSet(frozenset(ids), scope, update_seq)
-            cached = self._sets[key] = advanced
-            if len(self._sets) > 10000:
-                self._sets.pop(next(iter(self._sets)))
+            # the seq is compared for equality only, as a key: CouchDB's seqs are opaque
+            flight = (key, json.dumps(update_seq))
+            task = self._refreshing.get(flight)
+            if task is None:
+                task = self._refreshing[flight] = asyncio.ensure_future(self._refresh(key, scope, cached, update_seq))
+                task.add_done_callback(lambda done: self._refreshed(flight, done))
+            cached = await asyncio.shield(task)  # a request that goes away does not cancel the others' refresh
         self._note_count(principal.name, len(cached.ids), force=record)
         return cached
+
+    def _refreshed(self, flight: tuple[Any, ...], task: asyncio.Task[VisibleSet]) -> None:
+        self._refreshing.pop(flight, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every request waiting for it may have gone
+
+    async def _refresh(self, key: tuple[Any, ...], scope: visibility.Scope, cached: VisibleSet | None,
+                       update_seq: Any) -> VisibleSet:
+        advanced = await self._advance(cached, update_seq) if cached is not None else None
+        if advanced is None:
+            ids = {doc.id async for doc in replication_scope.visible_docs(self.medic, scope)}
+            advanced = VisibleSet(frozenset(ids), scope, update_seq)
+        self._sets[key] = advanced
+        if len(self._sets) > 10000:
+            self._sets.pop(next(iter(self._sets)))
+        return advanced
 
     async def _advance(self, cached: VisibleSet, update_seq: Any) -> VisibleSet | None:
         """The set brought forward over the changes since it was made; None when there are too many."""

@@ -443,3 +443,37 @@ async def test_a_doc_written_while_the_feed_is_read_is_not_skipped(world, couch,
     finally:
         await scopes.close()
     assert [c["id"] for c in results] == ["written-during-the-read"]
+
+
+class CountingChanges(Database):
+    """The medic database, counting the ``_changes`` reads made through it."""
+
+    def __init__(self, db: Database):
+        super().__init__(db.couch, db.name)
+        self.reads = 0
+
+    async def changes(self, **params: Any) -> dict[str, Any]:
+        self.reads += 1
+        return await super().changes(**params)
+
+
+async def test_concurrent_requests_of_a_user_share_one_refresh(world, couch, config):
+    """Found by the load run: each concurrent request of an offline user brought their visible set
+    forward on its own, the same ``_changes`` read many times over. A write acknowledged before the
+    requests arrive is still in the set they all get."""
+    medic = CountingChanges(couch.db(config.db_medic))
+    chw = principal(world, "chw")
+    settings = default_settings()
+    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        await scopes.get(chw, settings)
+        clinic = world["h"].by_id[chw.facility_id]
+        await medic.put({"_id": "seen-by-every-request", "type": "person", "name": "Shared",
+                         "parent": minify_lineage(clinic)})
+        medic.reads = 0
+        sets = await asyncio.gather(*(scopes.get(chw, settings) for _ in range(10)))
+    finally:
+        await scopes.close()
+    assert medic.reads == 1
+    assert all("seen-by-every-request" in visible for visible in sets)
+
