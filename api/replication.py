@@ -172,8 +172,12 @@ class ScopeCache:
             log.warning("could not record the replication count of %s: %s", name, exc)
 
     async def close(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Finish the count saves; a refresh still under way has nobody left to answer."""
+        for task in list(self._refreshing.values()):
+            task.cancel()
+        pending = [*self._tasks, *self._refreshing.values()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 def own_ids(principal: Principal) -> set[str]:
