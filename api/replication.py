@@ -81,16 +81,18 @@ class ScopeCache:
     from the views. Seqs are passed back to CouchDB, or compared for equality
     only. Also records each user's replication count.
 
-    Concurrent requests of one user that read the same ``update_seq`` share
-    one refresh: it reads the changes after that ``update_seq`` was read, so
-    every write acknowledged before any of those requests arrived is in it.
+    Concurrent requests of one user share a refresh, but only one that began
+    after the request arrived: its reads come after the request's arrival, so
+    every write acknowledged before then is in it, and a refresh stuck since
+    before a database outage never answers a request made after it.
     """
 
     def __init__(self, medic: Database, logs: Database):
         self.medic = medic
         self.logs = logs
         self._sets: dict[tuple[Any, ...], VisibleSet] = {}
-        self._refreshing: dict[tuple[Any, ...], asyncio.Task[VisibleSet]] = {}
+        self._refreshing: dict[tuple[Any, ...], tuple[int, asyncio.Task[VisibleSet]]] = {}  # (began at tick, task)
+        self._tick = 0  # orders request arrivals and refresh starts exactly (a clock could tie)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -98,21 +100,24 @@ class ScopeCache:
         """The user's visible set as of now (``record``: note their replication count)."""
         scope = visibility.scope_for(principal, settings)
         key = (principal.name, scope)
+        self._tick += 1
+        arrived = self._tick
         update_seq = (await self.medic.info())["update_seq"]
         cached = self._sets.get(key)
         if cached is None or cached.update_seq != update_seq:
-            # the seq is compared for equality only, as a key: CouchDB's seqs are opaque
-            flight = (key, json.dumps(update_seq))
-            task = self._refreshing.get(flight)
-            if task is None:
-                task = self._refreshing[flight] = asyncio.ensure_future(self._refresh(key, scope, cached, update_seq))
-                task.add_done_callback(lambda done: self._refreshed(flight, done))
-            cached = await asyncio.shield(task)  # a request that goes away does not cancel the others' refresh
+            flight = self._refreshing.get(key)
+            if flight is None or flight[0] < arrived:
+                self._tick += 1
+                task = asyncio.ensure_future(self._refresh(key, scope, cached, update_seq))
+                flight = self._refreshing[key] = (self._tick, task)
+                task.add_done_callback(lambda done: self._refreshed(key, done))
+            cached = await asyncio.shield(flight[1])  # a request that goes away does not cancel the others' refresh
         self._note_count(principal.name, len(cached.ids), force=record)
         return cached
 
-    def _refreshed(self, flight: tuple[Any, ...], task: asyncio.Task[VisibleSet]) -> None:
-        self._refreshing.pop(flight, None)
+    def _refreshed(self, key: tuple[Any, ...], task: asyncio.Task[VisibleSet]) -> None:
+        if key in self._refreshing and self._refreshing[key][1] is task:
+            del self._refreshing[key]
         if not task.cancelled():
             task.exception()  # retrieved here too: every request waiting for it may have gone
 
@@ -173,9 +178,10 @@ class ScopeCache:
 
     async def close(self) -> None:
         """Finish the count saves; a refresh still under way has nobody left to answer."""
-        for task in list(self._refreshing.values()):
+        refreshes = [task for _, task in self._refreshing.values()]
+        for task in refreshes:
             task.cancel()
-        pending = [*self._tasks, *self._refreshing.values()]
+        pending = [*self._tasks, *refreshes]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 

@@ -477,3 +477,42 @@ async def test_concurrent_requests_of_a_user_share_one_refresh(world, couch, con
     assert medic.reads == 1
     assert all("seen-by-every-request" in visible for visible in sets)
 
+
+class HangingChanges(Database):
+    """The medic database, whose first ``_changes`` read hangs until released (a server stopped mid-answer)."""
+
+    def __init__(self, db: Database):
+        super().__init__(db.couch, db.name)
+        self.hanging = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def changes(self, **params: Any) -> dict[str, Any]:
+        if not self.hanging.is_set():
+            self.hanging.set()
+            await self.release.wait()
+        return await super().changes(**params)
+
+
+async def test_a_request_never_waits_for_a_refresh_begun_before_it(world, couch, config):
+    """Found by the outage test: a request made after the database returned joined a refresh stuck
+    since the outage, and got its 503."""
+    medic = HangingChanges(couch.db(config.db_medic))
+    chw = principal(world, "chw")
+    settings = default_settings()
+    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        await scopes.get(chw, settings)
+        clinic = world["h"].by_id[chw.facility_id]
+        await medic.put({"_id": "after-the-hang", "type": "person", "name": "Later",
+                         "parent": minify_lineage(clinic)})
+        stuck = asyncio.ensure_future(scopes.get(chw, settings))
+        await asyncio.wait_for(medic.hanging.wait(), 5)
+        later = await asyncio.wait_for(scopes.get(chw, settings), 5)
+        assert "after-the-hang" in later
+        assert not stuck.done()
+        medic.release.set()
+        assert "after-the-hang" in await asyncio.wait_for(stuck, 5)
+    finally:
+        medic.release.set()
+        await scopes.close()
+
