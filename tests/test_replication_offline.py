@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -445,6 +446,22 @@ async def test_a_doc_written_while_the_feed_is_read_is_not_skipped(world, couch,
     assert [c["id"] for c in results] == ["written-during-the-read"]
 
 
+@contextlib.asynccontextmanager
+async def chw_scopes_after_a_write(world, couch, config, medic: Database, doc_id: str):
+    """A ScopeCache over ``medic`` holding the chw's visible set, then a person written in their clinic
+    (acknowledged before any request that follows); yields the chw's ``get``."""
+    chw = principal(world, "chw")
+    settings = default_settings()
+    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        await scopes.get(chw, settings)
+        await medic.put({"_id": doc_id, "type": "person", "name": "Newcomer",
+                         "parent": minify_lineage(world["h"].by_id[chw.facility_id])})
+        yield lambda: scopes.get(chw, settings)
+    finally:
+        await scopes.close()
+
+
 class CountingChanges(Database):
     """The medic database, counting the ``_changes`` reads made through it."""
 
@@ -462,18 +479,9 @@ async def test_concurrent_requests_of_a_user_share_one_refresh(world, couch, con
     forward on its own, the same ``_changes`` read many times over. A write acknowledged before the
     requests arrive is still in the set they all get."""
     medic = CountingChanges(couch.db(config.db_medic))
-    chw = principal(world, "chw")
-    settings = default_settings()
-    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
-    try:
-        await scopes.get(chw, settings)
-        clinic = world["h"].by_id[chw.facility_id]
-        await medic.put({"_id": "seen-by-every-request", "type": "person", "name": "Shared",
-                         "parent": minify_lineage(clinic)})
+    async with chw_scopes_after_a_write(world, couch, config, medic, "seen-by-every-request") as get:
         medic.reads = 0
-        sets = await asyncio.gather(*(scopes.get(chw, settings) for _ in range(10)))
-    finally:
-        await scopes.close()
+        sets = await asyncio.gather(*(get() for _ in range(10)))
     assert medic.reads == 1
     assert all("seen-by-every-request" in visible for visible in sets)
 
@@ -494,25 +502,17 @@ class HangingChanges(Database):
 
 
 async def test_a_request_never_waits_for_a_refresh_begun_before_it(world, couch, config):
-    """Found by the outage test: a request made after the database returned joined a refresh stuck
-    since the outage, and got its 503."""
+    """A request made after CouchDB returned from an outage must not wait for (and get the 503 of) a
+    refresh stuck since before it: shared refreshes are joined only by requests that came before them."""
     medic = HangingChanges(couch.db(config.db_medic))
-    chw = principal(world, "chw")
-    settings = default_settings()
-    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
     try:
-        await scopes.get(chw, settings)
-        clinic = world["h"].by_id[chw.facility_id]
-        await medic.put({"_id": "after-the-hang", "type": "person", "name": "Later",
-                         "parent": minify_lineage(clinic)})
-        stuck = asyncio.ensure_future(scopes.get(chw, settings))
-        await asyncio.wait_for(medic.hanging.wait(), 5)
-        later = await asyncio.wait_for(scopes.get(chw, settings), 5)
-        assert "after-the-hang" in later
-        assert not stuck.done()
-        medic.release.set()
-        assert "after-the-hang" in await asyncio.wait_for(stuck, 5)
+        async with chw_scopes_after_a_write(world, couch, config, medic, "after-the-hang") as get:
+            stuck = asyncio.ensure_future(get())
+            await asyncio.wait_for(medic.hanging.wait(), 5)
+            later = await asyncio.wait_for(get(), 5)
+            assert "after-the-hang" in later
+            assert not stuck.done()
+            medic.release.set()
+            assert "after-the-hang" in await asyncio.wait_for(stuck, 5)
     finally:
         medic.release.set()
-        await scopes.close()
-
