@@ -26,13 +26,13 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The full fuzzing run (tests/test_fuzz.py, slow): hundreds of requests per operation, in two
+# The full fuzzing run (tests/resilience/test_fuzz.py, slow): hundreds of requests per operation, in two
 # processes (the shards of test_fuzz_full), each with its own server; about 45 minutes on 2 cores.
 fuzz: install
 	$(MAKE) -j2 fuzz-shard0of2 fuzz-shard1of2
 
 fuzz-shard%: install
-	$(PY) -m pytest -m slow -s -k "test_fuzz_full and shard$*" tests/test_fuzz.py $(PYTEST_ARGS)
+	$(PY) -m pytest -m slow -s -k "test_fuzz_full and shard$*" tests/resilience/test_fuzz.py $(PYTEST_ARGS)
 
 upload-ddocs: install
 	$(PY) -m scripts.upload_ddocs

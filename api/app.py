@@ -17,8 +17,8 @@ from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch
 from .credentials import CredentialStore
-from .handlers import setup_routes
 from .middlewares import access_log, auth_middleware, error_middleware
+from .routes import setup_routes
 from .settings import SettingsStore
 from .web import AUTH, CONFIG, CONNECTED, COUCH, CREDENTIALS, SETTINGS, STARTED
 

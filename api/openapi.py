@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document, assembled from one YAML fragment per concern in ``api/openapi/``.
+"""The OpenAPI 3 document, assembled from YAML fragments: each package keeps its own in its ``openapi/``
+folder (the frame's in ``api/openapi/``, the CHT API's in ``api/cht/openapi/``, ...).
 
 Each fragment has ``paths`` (and optionally ``components``); a test fails when
 a registered route is missing from the assembled document.
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from . import __version__
 
-FRAGMENTS = Path(__file__).parent / "openapi"
+API_DIR = Path(__file__).parent
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 BASE: dict[str, Any] = {
@@ -76,9 +77,9 @@ def _merge(target: dict[str, Any], source: dict[str, Any], where: str) -> None:
 @lru_cache(maxsize=1)
 def build() -> dict[str, Any]:
     doc = copy.deepcopy(BASE)
-    for path in sorted(FRAGMENTS.glob("*.yaml")):
+    for path in sorted(API_DIR.glob("**/openapi/*.yaml")):
         fragment = yaml.safe_load(path.read_text()) or {}
-        _merge(doc, fragment, path.name)
+        _merge(doc, fragment, str(path.relative_to(API_DIR)))
     return doc
 
 

@@ -1,38 +1,32 @@
-"""HTTP handlers, one module per concern; each exposes a ``routes`` table."""
+"""Every route of the server: the frame's own, then each API's, in the order the router tries them.
+
+This module and ``app.py`` are the only frame modules that name the APIs: they put the house together.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from . import (
-    bulk_delete,
-    contacts,
-    contacts_by_phone,
-    couch_config,
-    credentials,
-    datapoints,
-    deploy_info,
-    docs,
-    exports,
-    foci,
-    forms,
-    hydrate,
-    medic_db,
-    monitoring,
-    people_places,
-    records,
-    replication_sync,
-    reports,
-    session,
-    settings,
-    sms,
-    spatial,
-    token_login,
-    tokens,
-    upgrades,
-    users,
-    users_info,
-)
+from api.cht.contacts import bulk_delete_handlers as bulk_delete
+from api.cht.contacts import contacts_by_phone_handlers as contacts_by_phone
+from api.cht.contacts import handlers as contacts
+from api.cht.contacts import hydrate_handlers as hydrate
+from api.cht.contacts import people_places_handlers as people_places
+from api.cht.exports import handlers as exports
+from api.cht.messaging import handlers as forms
+from api.cht.messaging import records_handlers as records
+from api.cht.messaging import sms_handlers as sms
+from api.cht.monitoring import handlers as monitoring
+from api.cht.replication import handlers as medic_db
+from api.cht.replication import sync_handlers as replication_sync
+from api.cht.reports import handlers as reports
+from api.cht.users import handlers as users
+from api.cht.users import token_login_handlers as token_login
+from api.cht.users import users_info_handlers as users_info
+from api.datapoints import handlers as datapoints
+from api.foci import handlers as foci
+from api.handlers import couch_config, credentials, deploy_info, docs, session, settings, tokens, upgrades
+from api.spatial import handlers as spatial
 
 # Order matters where paths overlap: a module's routes win over those of modules after it.
 MODULES = (

@@ -5,7 +5,7 @@
     python -m bench.foci --skip-server
 
 Prints
-* the pure STRtree recount (api.foci_geometry) on synthetic data of the given
+* the pure STRtree recount (api.foci.geometry) on synthetic data of the given
   size: building the tree from GeoJSON, and counting the points;
 * against a throwaway server (loaded through the API's bulk create): view index
   builds, ``recount_country`` (first run writes every count, second run finds
@@ -28,8 +28,8 @@ from typing import Any
 import aiohttp
 from shapely.geometry import Polygon
 
-from api import foci_geometry as geo
-from api.foci_recount import read_points, recount_changes, recount_country
+from api.foci import geometry as geo
+from api.foci.recount import read_points, recount_changes, recount_country
 
 from .common import bench_stack, median_ms
 

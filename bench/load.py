@@ -36,8 +36,8 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
+from api.cht.lineage import minify_contact
 from api.couch import basic_auth
-from api.lineage import minify_contact
 from tests.hierarchy import build, load
 
 from .common import Stack, bench_stack, percentile_ms

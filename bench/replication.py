@@ -16,8 +16,8 @@ import argparse
 import asyncio
 import time
 
-from tests.conftest import PASSWORD
 from tests.device import Device
+from tests.helpers import PASSWORD
 from tests.hierarchy import build, load
 
 from .common import bench_stack

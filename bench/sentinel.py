@@ -42,7 +42,13 @@ from api.settings import SettingsStore
 from sentinel import registry
 from sentinel.engine import Engine
 from sentinel.worker import Worker
-from tests.sentinel_world import build_backlog, save, save_existing_contacts, transition_settings, use_settings
+from tests.sentinel.world import (
+    build_backlog,
+    save,
+    save_existing_contacts,
+    transition_settings,
+    use_settings,
+)
 
 from .common import bench_stack
 

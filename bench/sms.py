@@ -21,7 +21,8 @@ import time
 
 import aiohttp
 
-from api import messages, records
+from api.cht import messages
+from api.cht.messaging import records
 from api.couch import new_id
 
 from .common import bench_stack, median_ms, percentile_ms

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 
 from api.couch import basic_auth
-from api.spatial_units import unit_doc_id
+from api.spatial.units import unit_doc_id
 
 from .common import bench_stack, median_ms
 

@@ -145,7 +145,7 @@ const pouchApp = expressPouchDB({
   overrideMode: {
     // 'validation' (validate_doc_update) is left out: pouchdb-validation replaces a written doc's
     // _revisions with the stored doc's, so replicated writes (new_edits=false) are silently dropped
-    // whenever any validate_doc_update exists. The API enforces the same rules (api/write_rules.py);
+    // whenever any validate_doc_update exists. The API enforces the same rules (api/cht/replication/write_rules.py);
     // Apache CouchDB enforces the ddoc's too. _users keeps its own validation (pouchdb-auth).
     exclude: ['routes/fauxton', 'routes/special-test-auth', 'routes/vhosts', 'validation'],
   },

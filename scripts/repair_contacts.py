@@ -37,15 +37,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from api import contact_types
+from api.cht import contact_types
+from api.cht.lineage import lineage_ids
+from api.cht.users.csv_upload import LOG_PREFIX, log_entry
+from api.cht.users.users import by_field, user_id
 from api.config import Config
 from api.couch import Couch, Database
 from api.errors import JamiiError
-from api.lineage import lineage_ids
 from api.timestamps import to_ms
-from api.users import by_field, user_id
-from api.users_csv import LOG_PREFIX, log_entry
-from scripts.admin import admin_config
+
+from .admin import admin_config
 
 RUNNING = frozenset({"initiated", "parsing", "parsed", "saving"})
 INTERRUPTED = "interrupted: the API stopped during the import; this user was not created, import it again"

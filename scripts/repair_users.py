@@ -1,7 +1,7 @@
 """Find (and with --fix, repair) users whose two docs disagree: half-made, half-deleted or diverged.
 
     python -m scripts.repair_users            # report; exit 1 when something needs repair
-    python -m scripts.repair_users --fix      # repair: the _users doc wins (see api/users.py)
+    python -m scripts.repair_users --fix      # repair: the _users doc wins (see api/cht/users/users.py)
     python -m scripts.repair_users --prefix t # only users whose name starts with t
 """
 
@@ -12,11 +12,12 @@ import asyncio
 import sys
 from typing import Callable
 
+from api.cht.users.users import Dbs, find_problems, repair
 from api.config import Config
 from api.couch import Couch
 from api.errors import JamiiError
-from api.users import Dbs, find_problems, repair
-from scripts.admin import admin_config
+
+from .admin import admin_config
 
 
 async def run(config: Config, *, prefix: str = "", fix: bool = False, out: Callable[[str], None] = print) -> int:

@@ -14,8 +14,9 @@ import signal
 import sys
 
 from api.config import ROOT, Config
-from scripts.couchdb import EmbeddedCouch, ensure_admin
-from scripts.setup_db import setup
+
+from .couchdb import EmbeddedCouch, ensure_admin
+from .setup_db import setup
 
 log = logging.getLogger("jamii.run")
 

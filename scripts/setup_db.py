@@ -1,6 +1,6 @@
 """Create the databases, lock them to admins, upload the design docs, record the CHT version
 Jamii answers as (``deploy_info``), seed the settings, and, once, reserve the short ids of contacts
-written before short ids were reserved (``api.shortcodes``).
+written before short ids were reserved (``api.cht.shortcodes``).
 
 Safe to run again: existing databases and settings are kept, and design docs
 that already match are left alone. ``python -m scripts.setup_db``
@@ -13,13 +13,15 @@ import sys
 import time
 from typing import Callable
 
-from api import deploy_info, shortcodes
+from api import deploy_info
+from api.cht import shortcodes
 from api.config import Config
 from api.couch import Couch
 from api.ddocs import DdocError, upload_all
 from api.errors import ServiceUnavailable
 from api.settings import SettingsStore
-from scripts.admin import admin_config
+
+from .admin import admin_config
 
 # Only admins may read or write these databases directly; users go through the API.
 ADMIN_ONLY = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["_admin"]}}

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from api import forms
+from api.cht.messaging import forms
 from api.config import Config
 from api.couch import Couch
 from api.errors import BadRequest, ServiceUnavailable
 from api.settings import SettingsStore
-from scripts.admin import admin_config
+
+from .admin import admin_config
 
 
 def form_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 from typing import Any, Mapping
 
-from api import messages
+from api.cht import messages
 from api.couch import Database
 from api.settings import SettingsStore
 

@@ -25,18 +25,18 @@ import logging
 from dataclasses import replace
 from typing import Any, Sequence
 
-from api import shortcodes
+from api.cht import shortcodes
+from api.cht.contact_types import CONTACT_DOC_TYPES
+from api.cht.lineage import minify
 from api.config import Config
 from api.couch import Couch
 from api.errors import ServiceUnavailable
-from api.contact_types import CONTACT_DOC_TYPES
-from api.lineage import minify
 from api.settings import SETTINGS_ID, SettingsStore
 
 from . import info as infos
+from .reports import is_registration
 from .transitions import Context, Transition, TransitionError, add_error, is_enabled
 from .translations import TRANSLATIONS_PREFIX, Translations
-from .reports import is_registration
 from .workspace import Memory, Workspace
 
 log = logging.getLogger("jamii.sentinel.engine")

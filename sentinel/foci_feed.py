@@ -1,6 +1,6 @@
 """The foci database's feed: every cluster's ``cases`` follows each case and cluster change.
 
-Each batch of changes goes to ``api.foci_recount.recount_changes``, which
+Each batch of changes goes to ``api.foci.recount.recount_changes``, which
 recounts exactly the clusters the changed docs touch. A change that needs a
 whole country recounted (a bulk upload, a case never seen before) is deferred
 until the feed has caught up, so a backlog costs one full recount per country
@@ -16,7 +16,7 @@ from typing import Any
 
 from api.config import Config
 from api.couch import Couch
-from api.foci_recount import recount_all, recount_changes, recount_country
+from api.foci.recount import recount_all, recount_changes, recount_country
 from api.settings import SettingsStore
 
 log = logging.getLogger("jamii.sentinel.foci")

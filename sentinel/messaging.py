@@ -15,7 +15,7 @@ contact's place / the place above), ``clinic`` / ``health_center`` /
 (``fields.phone``) or a phone number. A message with nobody to send to is not
 added.
 
-Messages go on the doc as tasks through ``api.messages``, with uuids made from
+Messages go on the doc as tasks through ``api.cht.messages``, with uuids made from
 what the message is for, so a transition replayed after a crash adds nothing.
 """
 
@@ -26,8 +26,7 @@ import functools
 import re
 from typing import Any, Mapping
 
-from api import messages
-from api import phones
+from api.cht import messages, phones
 
 from .transitions import Context
 from .translations import translate

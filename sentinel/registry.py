@@ -8,9 +8,18 @@ last, after every transition that adds messages.
 
 from __future__ import annotations
 
-from .transitions import Transition
-from .transitions import (accept_patient_reports, death_reporting, default_responses, generate_shortcode_on_contacts,
-                          muting, registration, resolve_pending, update_clinics, update_sent_by)
+from .transitions import (
+    Transition,
+    accept_patient_reports,
+    death_reporting,
+    default_responses,
+    generate_shortcode_on_contacts,
+    muting,
+    registration,
+    resolve_pending,
+    update_clinics,
+    update_sent_by,
+)
 
 
 def medic_transitions() -> list[Transition]:

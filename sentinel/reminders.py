@@ -25,11 +25,11 @@ from typing import Any, Mapping
 
 from croniter import croniter
 
-from api import contact_types, messages
+from api.cht import contact_types, messages
+from api.cht.lineage import minify_contact, minify_lineage
 from api.config import Config
 from api.couch import Couch
 from api.errors import Conflict
-from api.lineage import minify_contact, minify_lineage
 from api.settings import SettingsStore
 
 from . import messaging

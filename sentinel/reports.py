@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-from api import contact_types, messages, phones
-from api.lineage import report_subject_keys
+from api.cht import contact_types, messages, phones
+from api.cht.lineage import report_subject_keys
 
 from . import messaging, schedules
 from .transitions import Context, add_error

@@ -19,7 +19,7 @@ import datetime as dt
 import re
 from typing import Any, Mapping
 
-from api import messages
+from api.cht import messages
 
 from . import messaging
 from .transitions import Context

@@ -4,7 +4,7 @@ When settings ``sms.outgoing_service`` is ``rapidpro`` or ``africas-talking``,
 pending messages are claimed exactly as the gateway claims them (written
 ``forwarded-to-gateway`` at the revision read, so nobody else sends them),
 then sent one by one. Each aggregator answer moves the message's state
-(``api.messages.set_state`` through ``api.sms.apply_changes``) and records its
+(``api.cht.messages.set_state`` through ``api.cht.messaging.gateway.apply_changes``) and records its
 reference (``gateway_ref``) for delivery reports. When the service is in
 trouble (unreachable, 5xx, refused credentials, no credit) the message goes
 back to ``pending`` and the run stops, to try again on the next run rather than
@@ -20,8 +20,8 @@ from typing import Any, Mapping
 
 import aiohttp
 
-from api import sms
-from api import sms_aggregators as aggregators
+from api.cht.messaging import aggregators as aggregators
+from api.cht.messaging import gateway as sms
 from api.config import Config
 from api.couch import Couch, Database
 from api.credentials import CredentialStore

@@ -20,10 +20,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable, Mapping
 
-from api.contact_types import CONTACT_DOC_TYPES
-from api import phones, shortcodes
+from api.cht import phones, shortcodes
+from api.cht.contact_types import CONTACT_DOC_TYPES
+from api.cht.lineage import Hydrator, report_subject_keys
 from api.couch import Database
-from api.lineage import Hydrator, report_subject_keys
 
 Doc = dict[str, Any]
 MEMORY_LIMIT = 50_000
@@ -252,7 +252,7 @@ class Workspace:
     # -- contacts by short id ----------------------------------------------------
 
     async def fresh_codes(self, owners: list[str]) -> dict[str, str]:
-        """A newly reserved short id for each of these contact ids (one request for all, see ``api.shortcodes``).
+        """A newly reserved short id for each of these contact ids (one request for all, see ``api.cht.shortcodes``).
 
         The reservation makes the code unique whatever the views have indexed,
         so no view is asked (and made to index the batch's writes).

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
@@ -20,15 +18,7 @@ from api.config import Config
 from api.couch import Couch
 from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
-
-JWT_SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
-PASSWORD = "Secret-passw0rd!"
-
-
-@dataclass
-class Server:
-    config: Config
-    embedded: EmbeddedCouch | None
+from tests.helpers import PASSWORD, Server, drop_databases, module_config, user_prefix
 
 
 @pytest.fixture(scope="session")
@@ -47,26 +37,6 @@ def couch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         embedded.stop()
 
 
-def module_config(server: Server, prefix: str, **changes: Any) -> Config:
-    return server.config.with_prefix(prefix).replace(jwt_secret=JWT_SECRET, auth_cache_seconds=0, **changes)
-
-
-def user_prefix(config: Config) -> str:
-    """Users made by a test module carry its database prefix, so modules never collide."""
-    return config.db_medic[: -len("medic")]
-
-
-async def _drop(config: Config) -> None:
-    async with Couch.from_config(config) as couch:
-        for name in config.own_databases:
-            await couch.delete_db(name)
-        users = couch.db(config.db_users)
-        prefix = f"org.couchdb.user:{user_prefix(config)}"
-        rows = (await users.all_docs(startkey=prefix, endkey=prefix + "\ufff0"))["rows"]
-        for row in rows:
-            await users.delete(row["id"], row["value"]["rev"])
-
-
 @pytest.fixture(scope="module")
 def config(couch_server: Server) -> Iterator[Config]:
     """A config whose databases are fresh for this test module, set up like ``make run`` does."""
@@ -76,7 +46,7 @@ def config(couch_server: Server) -> Iterator[Config]:
     try:
         yield cfg
     finally:
-        asyncio.run(_drop(cfg))
+        asyncio.run(drop_databases(cfg))
 
 
 @pytest.fixture
@@ -103,18 +73,3 @@ def make_user(config: Config, couch: Couch) -> Any:
         return full
 
     return make
-
-
-def data_path(*parts: str) -> Path:
-    return Path(__file__).parent / "data" / Path(*parts)
-
-
-def basic(name: str, password: str = PASSWORD) -> dict[str, str]:
-    """Headers for HTTP Basic auth."""
-    from api.couch import basic_auth
-
-    return {"Authorization": basic_auth(name, password)}
-
-
-def admin_headers(config: Config) -> dict[str, str]:
-    return basic(config.couch_user or "", config.couch_password or "")

@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.cht.lineage import minify_contact, minify_lineage
 from api.couch import Database
-from api.lineage import minify_contact, minify_lineage
 
 WORDS = ["amani", "baraka", "chiku", "dalia", "eshe", "faraji", "gathoni", "hodari", "imani", "jabari"]
 PHONE_FORMATS = ["+254 7{a:02d} {b:03d} {c:03d}", "07{a:02d}{b:03d}{c:03d}", "+254-7{a:02d}-{b:03d}-{c:03d}",

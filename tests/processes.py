@@ -20,7 +20,7 @@ import aiohttp
 from api.config import ROOT, Config
 from scripts.couchdb import free_port
 
-from .conftest import JWT_SECRET
+from .helpers import JWT_SECRET
 
 
 def process_env(config: Config, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from api.config import Config
 from api.couch import Couch
 
-from .conftest import PASSWORD, user_prefix
+from .helpers import PASSWORD, user_prefix
 from .hierarchy import Hierarchy, build, load
 
 

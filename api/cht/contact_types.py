@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import BadRequest
+from api.errors import BadRequest
 
 HARDCODED_TYPES = ("district_hospital", "health_center", "clinic", "person")
 # Types that CHT knows as contacts even without settings (the contact views use the same list).

@@ -19,9 +19,10 @@ from typing import Any, Mapping
 
 import phonenumbers
 
+from api.couch import Database
+from api.errors import BadRequest, NotFound
+
 from . import contact_types
-from .couch import Database
-from .errors import BadRequest, NotFound
 
 FIELDS = ("phone", "phone_alternate")
 

@@ -25,8 +25,8 @@ import secrets
 import time
 from typing import Any, Iterable, Mapping
 
-from .couch import Database
-from .errors import Conflict, ServiceUnavailable
+from api.couch import Database
+from api.errors import Conflict, ServiceUnavailable
 
 MIN_LENGTH = 5
 PREFIX = "shortcode:"

@@ -14,7 +14,7 @@ contact, and every offline user gets ``_design/medic-client`` and their own
 
 Everything here is pure: callers pass the docs (with the minified lineage
 every contact and report carries) and, for reports, the subject contacts they
-looked up. ``api.replication_scope`` computes the same rules for a whole
+looked up. ``api.cht.replication.scope`` computes the same rules for a whole
 area from the views (tests check the two agree on generated hierarchies).
 """
 
@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .auth import Principal
+from api.auth import Principal
+from api.permissions import has_permission, is_offline
+
 from .contact_types import CONTACT_DOC_TYPES
 from .lineage import lineage_ids
-from .permissions import has_permission, is_offline
 
 ALL_KEY = "_all"
 UNASSIGNED_KEY = "_unassigned"

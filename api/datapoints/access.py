@@ -21,10 +21,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..auth import USER_PREFIX, Principal
-from ..couch import Database
-from ..errors import Conflict, Forbidden
-from ..permissions import has_permission
+from api.auth import USER_PREFIX, Principal
+from api.couch import Database
+from api.errors import Conflict, Forbidden
+from api.permissions import has_permission
+
 from .model import INT, STRING, doc_id, now_iso, user_doc_id
 from .query import Query, all_matching
 from .records import allocate

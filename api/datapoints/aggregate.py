@@ -23,7 +23,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from ..couch import Database
+from api.couch import Database
+
 from .records import DDOC
 
 BLOCK = 64

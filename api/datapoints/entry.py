@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from .. import schemas
-from ..couch import Database
-from ..errors import BadRequest, Conflict, Forbidden
+from api import schemas
+from api.couch import Database
+from api.errors import BadRequest, Conflict, Forbidden
+
 from .access import Context, writable_indicators
 from .model import check_finite, now_iso
 from .query import Query, batches

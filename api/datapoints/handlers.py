@@ -9,11 +9,12 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from ..datapoints import access, entry, service, writes
-from ..datapoints.model import RESOURCES, csv_cell
-from ..errors import JamiiError, NotFound
-from ..streaming import stream
-from ..web import CONFIG, COUCH, json_response, read_json, read_json_object, settings, user
+from api.errors import JamiiError, NotFound
+from api.streaming import stream
+from api.web import CONFIG, COUCH, json_response, read_json, read_json_object, settings, user
+
+from . import access, entry, service, writes
+from .model import RESOURCES, csv_cell
 
 routes = web.RouteTableDef()
 

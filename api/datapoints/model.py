@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..errors import BadRequest
+from api.errors import BadRequest
 
 INT, NUMBER, STRING, BOOL, DATE, DATETIME, JSON = "int", "number", "string", "bool", "date", "datetime", "json"
 ORDERED_TYPES = frozenset({INT, NUMBER, STRING, DATE, DATETIME})

@@ -24,8 +24,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Iterable, Mapping
 
-from ..couch import Database
-from ..errors import BadRequest
+from api.couch import Database
+from api.errors import BadRequest
+
 from .model import BOOL, DATE, DATETIME, INT, NUMBER, ORDERED_TYPES, STRING, Field, Resource
 
 INDEX_DDOC = "datapoints-find"

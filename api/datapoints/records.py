@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
-from ..couch import Database
-from ..errors import Conflict
+from api.couch import Database
+from api.errors import Conflict
+
 from .model import RESOURCES, Resource, doc_id, record, resource_uri, user_doc_id
 
 DDOC = "datapoints"

@@ -14,7 +14,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
 
-from ..errors import BadRequest
+from api.errors import BadRequest
+
 from .access import Context, restrict
 from .aggregate import Value, compute, objects
 from .model import INT, RESOURCES, Resource

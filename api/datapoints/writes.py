@@ -18,13 +18,27 @@ import re
 import uuid
 from typing import Any, Mapping
 
-from .. import jsonparse, schemas
-from ..auth import ADMIN_ROLES, USER_PREFIX
-from ..errors import BadRequest, Conflict, Forbidden, NotFound
+from api import jsonparse, schemas
+from api.auth import ADMIN_ROLES, USER_PREFIX
+from api.errors import BadRequest, Conflict, Forbidden, NotFound
+
 from .access import Context, create_profile, restrict
 from .entry import repair_region
-from .model import (BOOL, DEFAULTS, INT, JSON, MANAGE, NUMBER, REVIEW_MODELS, Resource, check_finite,
-                    doc_id, now_iso, slugify, user_doc_id)
+from .model import (
+    BOOL,
+    DEFAULTS,
+    INT,
+    JSON,
+    MANAGE,
+    NUMBER,
+    REVIEW_MODELS,
+    Resource,
+    check_finite,
+    doc_id,
+    now_iso,
+    slugify,
+    user_doc_id,
+)
 from .query import Query, add_filter, all_matching, batches, first
 from .records import DDOC, allocate, by_ids, references_to, users_by_ids
 

@@ -10,7 +10,7 @@ Records are CouchDB documents in ``config.db_foci``:
 The country is part of the document id, so the same record id may exist in two
 countries and a record is never reachable through another country; the
 sentinel can tell a deleted record's country from its id alone. ``cases`` is
-written only by the recount (``api.foci_recount``): what a client sends there
+written only by the recount (``api.foci.recount``): what a client sends there
 is ignored. The countries are the app settings' ``foci.countries`` (country
 codes, matched case-insensitively), ``default_settings.json``'s list when the
 settings have none.
@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, AsyncIterator, Mapping
 
-from . import foci_geometry, schemas
-from .couch import Database
-from .errors import BadRequest, Conflict, JamiiError, NotFound
-from .settings import default_settings
+from api import schemas
+from api.couch import Database
+from api.errors import BadRequest, Conflict, JamiiError, NotFound
+from api.settings import default_settings
+
+from . import geometry as foci_geometry
 
 DDOC = "foci"
 CLUSTER = "cluster"

@@ -1,7 +1,7 @@
 """Foci geometry: validating GeoJSON, geohash cells, and counting cases in clusters.
 
 Pure functions (no I/O), shared by the API (validation) and the sentinel's
-recount (``api.foci_recount``).
+recount (``api.foci.recount``).
 
 * Clusters are GeoJSON ``Polygon`` or ``MultiPolygon``; cases are ``Point``.
   Positions are ``[lon, lat]`` (an optional third number, altitude, is kept),
@@ -30,7 +30,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from .errors import BadRequest
+from api.errors import BadRequest
 
 BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 # Cases are indexed at 9 characters (about 5 m); cluster bounding boxes at up

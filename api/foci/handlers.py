@@ -11,11 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import foci
-from ..couch import Database
-from ..errors import BadRequest, JamiiError, NotFound
-from ..streaming import json_array, stream
-from ..web import CONFIG, COUCH, json_response, read_json, read_json_object, require, settings
+from api.couch import Database
+from api.errors import BadRequest, JamiiError, NotFound
+from api.streaming import json_array, stream
+from api.web import CONFIG, COUCH, json_response, read_json, read_json_object, require, settings
+
+from . import foci
 
 routes = web.RouteTableDef()
 

@@ -4,7 +4,7 @@ Two entry points for the sentinel (see docs/foci.md):
 
 * ``recount_country(db, country)``: a full recount of one country. It reads the
   country's clusters and case points from views, counts with an STRtree
-  (``api.foci_geometry``) and writes only the counts that differ.
+  (``api.foci.geometry``) and writes only the counts that differ.
 * ``recount_changes(db, state_db, docs)`` (and ``recount_change`` for one doc):
   the targeted recount for changed foci documents as the ``_changes`` feed
   delivers them (``include_docs``; deleted ones as tombstones). A changed
@@ -32,8 +32,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from . import foci_geometry as geo
-from .couch import Database
+from api.couch import Database
+
+from . import geometry as geo
 from .foci import CASE, CLUSTER, DDOC, TYPES, now_ms, parse_doc_id
 
 log = logging.getLogger("jamii.foci.recount")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import couch_config
-from ..permissions import require_admin
-from ..web import COUCH, json_response, user
+from api import couch_config
+from api.permissions import require_admin
+from api.web import COUCH, json_response, user
 
 routes = web.RouteTableDef()
 

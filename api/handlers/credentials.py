@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import BadRequest, PayloadTooLarge
-from ..web import CONFIG, CREDENTIALS, json_response, require
+from api.errors import BadRequest, PayloadTooLarge
+from api.web import CONFIG, CREDENTIALS, json_response, require
 
 routes = web.RouteTableDef()
 

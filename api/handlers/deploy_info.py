@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import deploy_info
-from ..web import json_response, medic, require
+from api import deploy_info
+from api.web import json_response, medic, require
 
 routes = web.RouteTableDef()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__, openapi
-from ..errors import NotFound, ServiceUnavailable
-from ..web import CONFIG, json_response, public
+from api import __version__, openapi
+from api.errors import NotFound, ServiceUnavailable
+from api.web import CONFIG, json_response, public
 
 routes = web.RouteTableDef()
 

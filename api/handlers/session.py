@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth import Principal, parse_basic
-from ..errors import BadRequest, Unauthorized
-from ..web import AUTH, CONFIG, couch_errors, json_response, public, read_json, user
+from api.auth import Principal, parse_basic
+from api.errors import BadRequest, Unauthorized
+from api.web import AUTH, CONFIG, couch_errors, json_response, public, read_json, user
 
 routes = web.RouteTableDef()
 

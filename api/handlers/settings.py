@@ -7,8 +7,8 @@ import copy
 
 from aiohttp import web
 
-from .. import settings as app_settings
-from ..web import SETTINGS, couch_errors, json_response, query_bool, read_json, require, settings
+from api import settings as app_settings
+from api.web import SETTINGS, couch_errors, json_response, query_bool, read_json, require, settings
 
 routes = web.RouteTableDef()
 REWRITE = "/medic/_design/medic/_rewrite"

@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import tokens
-from ..auth import Principal
-from ..errors import BadRequest, Forbidden, NotFound
-from ..web import AUTH, CONFIG, COUCH, json_response, read_json, user
+from api import tokens
+from api.auth import Principal
+from api.errors import BadRequest, Forbidden, NotFound
+from api.web import AUTH, CONFIG, COUCH, json_response, read_json, user
 
 routes = web.RouteTableDef()
 

@@ -6,8 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from ..upgrades import Upgrader, parse_build
-from ..web import CONFIG, COUCH, json_response, read_json, require
+from api.upgrades import Upgrader, parse_build
+from api.web import CONFIG, COUCH, json_response, read_json, require
 
 routes = web.RouteTableDef()
 UPGRADER = web.AppKey("upgrader", Upgrader)

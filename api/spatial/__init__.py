@@ -1,0 +1,1 @@
+"""The Spatial units API: organizations, projects, members and GeoJSON spatial units."""

@@ -11,13 +11,15 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .. import spatial, spatial_units
-from ..auth import Principal
-from ..couch import Database
-from ..errors import BadRequest, Forbidden, JamiiError, NotFound, Unauthorized
-from ..streaming import json_array, stream
-from ..spatial import ORG_ROLES, PROJECT_ROLES, ProjectAccess
-from ..web import CONFIG, COUCH, Handler, error_body, json_response, query_int, read_json, settings, user
+from api.auth import Principal
+from api.couch import Database
+from api.errors import BadRequest, Forbidden, JamiiError, NotFound, Unauthorized
+from api.streaming import json_array, stream
+from api.web import CONFIG, COUCH, Handler, error_body, json_response, query_int, read_json, settings, user
+
+from . import organizations as spatial
+from . import units as spatial_units
+from .organizations import ORG_ROLES, PROJECT_ROLES, ProjectAccess
 
 routes = web.RouteTableDef()
 

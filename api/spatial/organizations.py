@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from .auth import USER_PREFIX, Principal
-from .couch import Database
-from .errors import BadRequest, Conflict, Forbidden, NotFound
-from .permissions import has_permission
-from .schemas import field_of, validator
+from api.auth import USER_PREFIX, Principal
+from api.couch import Database
+from api.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.permissions import has_permission
+from api.schemas import field_of, validator
 
 DDOC = "spatial"
 MANAGE_PERMISSION = "can_manage_spatial_organizations"

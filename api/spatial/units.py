@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 from typing import Any, AsyncIterator, Iterable, Mapping
 
-from .couch import Database
-from .errors import Conflict
-from .spatial import DDOC, ProjectAccess, field_errors, new_public_id, now, raise_fields
-from .spatial_geometry import GeometryError, normalize
+from api.couch import Database
+from api.errors import Conflict
+
+from .geometry import GeometryError, normalize
+from .organizations import DDOC, ProjectAccess, field_errors, new_public_id, now, raise_fields
 
 UNIT_PREFIX = "spatial_unit:"
 DEFAULT_TYPE = "PA"  # the original platform's default: a parcel

@@ -44,8 +44,7 @@ from typing import Any, Protocol
 
 from api.config import Config
 from api.couch import Couch, Database
-
-from ..workspace import Workspace
+from sentinel.workspace import Workspace
 
 
 class TransitionError(Exception):

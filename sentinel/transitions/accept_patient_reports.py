@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import messaging, reports, validation
+from sentinel import messaging, reports, validation
+
 from . import Context
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .. import reports
+from sentinel import reports
+
 from . import Context
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from .. import messaging
+from sentinel import messaging
+
 from . import Context
 
 

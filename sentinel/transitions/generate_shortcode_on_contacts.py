@@ -1,7 +1,7 @@
 """``generate_shortcode_on_contacts``: every contact gets a short id (``patient_id`` for people, ``place_id``
 for places) that SMS reports can name.
 
-Codes come from ``api.shortcodes`` (digits, made unique among contacts by a
+Codes come from ``api.cht.shortcodes`` (digits, made unique among contacts by a
 reservation in the sentinel database, growing in length as the space fills),
 all the batch's codes reserved with one request. A contact that has its code is left alone,
 which is what makes a replay a no-op.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import contact_types
+from api.cht import contact_types
 
 from . import Context
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from api import contact_types, messages
+from api.cht import contact_types, messages
+from sentinel import messaging, reports, schedules, validation
 
-from .. import messaging, reports, schedules, validation
 from . import Context, add_error
 
 

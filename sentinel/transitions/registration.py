@@ -31,11 +31,11 @@ import json
 import uuid
 from typing import Any, Mapping
 
-from api import contact_types, phones
+from api.cht import contact_types, phones
+from api.cht.lineage import minify_lineage
 from api.errors import BadRequest
-from api.lineage import minify_lineage
+from sentinel import messaging, reports, schedules, validation
 
-from .. import messaging, reports, schedules, validation
 from . import Context
 
 PATIENT_NAMESPACE = uuid.UUID("4d1bb8b9-9ad4-4b22-bd2b-8f3f7a6d8a51")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import messages
+from api.cht import messages
 
 from . import Context
 

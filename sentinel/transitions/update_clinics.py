@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from api import contact_types
+from api.cht import contact_types
+from sentinel import reports
 
-from .. import reports
 from . import Context, add_error, clear_error
 
 NOT_FOUND = "sys.facility_not_found"

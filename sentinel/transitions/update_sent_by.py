@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import reports
+from sentinel import reports
+
 from . import Context
 
 

@@ -1,0 +1,1 @@
+"""Tests of the CHT API; one folder per area, the shared vocabulary at this level."""

@@ -36,12 +36,11 @@ from api.app import create_app
 from api.config import ROOT, Config
 from api.couch import Couch, Database
 from api.deploy_info import CHT_VERSION
-
-from .conftest import admin_headers, user_prefix
+from tests.helpers import admin_headers, data_path, user_prefix
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PROJECT = Path(__file__).parent / "data" / "cht-conf-project"
+PROJECT = data_path("cht-conf-project")
 CHT = ROOT / "node_modules" / "cht-conf" / "src" / "bin" / "index.js"
 OFFLINE = ("--force", "--skip-dependency-check", "--skip-version-check")  # no prompts, no registry look-ups
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

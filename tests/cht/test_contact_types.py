@@ -2,7 +2,7 @@
 
 import pytest
 
-from api import contact_types as ct
+from api.cht import contact_types as ct
 from api.errors import BadRequest
 from api.settings import default_settings
 

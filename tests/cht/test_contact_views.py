@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.visibility import replication_keys
+from api.cht.visibility import replication_keys
 
 DOCS = [
     {"_id": "dh", "type": "district_hospital", "name": "Dist", "place_id": "111"},

@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.lineage import Hydrator, lineage_ids, minify, minify_lineage, parent_ids, report_subject_keys
+from api.cht.lineage import Hydrator, lineage_ids, minify, minify_lineage, parent_ids, report_subject_keys
 
 
 def _docs():

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from api import messages
+from api.cht import messages
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
 

@@ -2,7 +2,8 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from api import checkpoint, monitoring
+from api import checkpoint
+from api.cht.monitoring import monitoring
 from api.ddocs import ddoc_names
 
 
@@ -81,8 +82,8 @@ async def test_prometheus_exposition_parses(client):
 async def test_every_spec_field_matches_the_data(client, couch, config, make_user):
     import datetime as dt
 
-    from api import messages
-    from .conftest import basic
+    from api.cht import messages
+    from tests.helpers import basic
 
     medic = couch.db(config.db_medic)
     now = dt.datetime.now(dt.timezone.utc)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from api import checkpoint, shortcodes
+from api import checkpoint
+from api.cht import shortcodes
 from api.settings import SettingsStore
 from sentinel import registry
 from sentinel.engine import Engine
 from sentinel.worker import Worker
 from sentinel.workspace import Workspace
-from tests.sentinel_world import save, transition_settings, use_settings
-
-from .conftest import admin_headers
+from tests.helpers import admin_headers
+from tests.sentinel.world import save, transition_settings, use_settings
 
 
 async def test_two_writers_never_get_the_same_code(couch, config, monkeypatch):

@@ -5,10 +5,19 @@ import random
 import pytest
 
 from api.auth import Principal
-from api.lineage import minify_lineage
+from api.cht.lineage import minify_lineage
+from api.cht.visibility import (
+    UNRESTRICTED,
+    Scope,
+    contact_visible,
+    depth_in_scope,
+    depths,
+    doc_visible,
+    replication_keys,
+    report_visible,
+    scope_for,
+)
 from api.settings import default_settings
-from api.visibility import (UNRESTRICTED, Scope, contact_visible, depth_in_scope, depths, doc_visible,
-                            replication_keys, report_visible, scope_for)
 
 SETTINGS = default_settings()
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from .datapoints_world import build_sync
+from .world import build_sync
 
 
 @pytest.fixture(scope="module")

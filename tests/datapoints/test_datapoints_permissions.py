@@ -2,7 +2,7 @@
 
 import pytest
 
-from .datapoints_world import build_sync
+from .world import build_sync
 
 
 @pytest.fixture(scope="module")
@@ -169,10 +169,11 @@ async def test_indicators_a_caller_may_write_come_from_their_groups(client, worl
 
 
 async def test_jwt_callers_use_scopes_and_get_a_profile(client, world):
-    import jwt
     import time
 
-    from .conftest import JWT_SECRET
+    import jwt
+
+    from tests.helpers import JWT_SECRET
 
     token = jwt.encode({"sub": "dp-robot", "exp": int(time.time()) + 60, "scope": "write:datapoints"}, JWT_SECRET)
     response = await client.get("/api/v2/user/", headers={"Authorization": f"Bearer {token}"})

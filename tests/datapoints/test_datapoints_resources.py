@@ -8,9 +8,9 @@ import pytest
 
 from api.couch import Couch
 from api.datapoints.model import RESOURCES
+from tests.helpers import PASSWORD, basic, user_prefix
 
-from .conftest import PASSWORD, basic, user_prefix
-from .datapoints_world import build_sync
+from .world import build_sync
 
 
 @pytest.fixture(scope="module")

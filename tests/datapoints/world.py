@@ -18,8 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.config import Config
 from api.couch import Couch
-
-from .conftest import PASSWORD, admin_headers, basic, user_prefix
+from tests.helpers import PASSWORD, admin_headers, basic, user_prefix
 
 LEVELS = ("country", "province", "district", "sub-district", "settlement")
 

@@ -9,8 +9,7 @@ import jwt
 import pytest
 
 from api.couch import Couch
-
-from .conftest import JWT_SECRET, admin_headers, basic
+from tests.helpers import JWT_SECRET, admin_headers, basic
 
 SPEC_RING = [[31.43463134765625, -25.89134949832312], [31.451110839843746, -25.869109390999295],
              [31.43463134765625, -25.84439325019513]]

@@ -6,8 +6,8 @@ import pytest
 import shapely
 from shapely.geometry import Point, shape
 
-from api import foci_geometry as geo
 from api.errors import BadRequest
+from api.foci import geometry as geo
 
 # The spec's example ring: three positions, not closed.
 SPEC_RING = [[31.43463134765625, -25.89134949832312], [31.451110839843746, -25.869109390999295],

@@ -12,10 +12,9 @@ import uuid
 import pytest
 from shapely.geometry import Point, shape
 
-from api import foci_geometry as geo
-from api.foci_recount import (STATE_PREFIX, recount_all, recount_change, recount_changes, recount_country)
-
-from .conftest import admin_headers
+from api.foci import geometry as geo
+from api.foci.recount import STATE_PREFIX, recount_all, recount_change, recount_changes, recount_country
+from tests.helpers import admin_headers
 
 
 def square(x0, y0, size=1.0):
@@ -266,7 +265,7 @@ async def test_changes_made_before_the_sentinel_knew_fall_back_to_a_full_recount
 
 async def test_many_clusters_to_recount_become_one_full_recount(client, admin, couch, config, sentinel,
                                                                  monkeypatch):
-    from api import foci_recount
+    from api.foci import recount as foci_recount
 
     monkeypatch.setattr(foci_recount, "FULL_RECOUNT_ABOVE", 3)
     await api(client, admin, "post", "/v6/foci/cluster?country=zwe",
@@ -281,7 +280,7 @@ async def test_many_clusters_to_recount_become_one_full_recount(client, admin, c
 
 
 async def test_full_recounts_can_be_left_to_the_caller(client, admin, couch, config, monkeypatch):
-    from api import foci_recount
+    from api.foci import recount as foci_recount
 
     monkeypatch.setattr(foci_recount, "FULL_RECOUNT_ABOVE", 3)
     db, state = couch.db(config.db_foci), couch.db(config.db_sentinel)

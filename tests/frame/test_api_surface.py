@@ -6,8 +6,7 @@ from api.app import create_app
 from api.errors import Forbidden
 from api.openapi import build, undocumented
 from api.web import error_body
-
-from .conftest import PASSWORD, admin_headers, basic
+from tests.helpers import PASSWORD, admin_headers, basic
 
 
 def test_every_route_is_documented(config):

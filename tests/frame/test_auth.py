@@ -11,8 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from api.app import create_app
 from api.auth import Authenticator, Principal
 from api.errors import Unauthorized
-
-from .conftest import JWT_SECRET, PASSWORD, basic
+from tests.helpers import JWT_SECRET, PASSWORD, basic
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -1,8 +1,7 @@
 """GET /api/couch-config-attachments: CouchDB's attachments config, for admins."""
 
 from api.couch_config import ATTACHMENT_DEFAULTS
-
-from .conftest import admin_headers, basic
+from tests.helpers import admin_headers, basic
 
 
 async def test_admins_read_the_attachments_config(client, config, couch):

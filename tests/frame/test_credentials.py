@@ -10,8 +10,7 @@ from cryptography.fernet import Fernet
 from api.config import ConfigError
 from api.credentials import CredentialStore, key_file, load_keys
 from api.errors import BadRequest
-
-from .conftest import admin_headers, basic
+from tests.helpers import admin_headers, basic
 
 SECRET = "s3cret-aggregator-token-Zq9"
 

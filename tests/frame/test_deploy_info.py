@@ -4,8 +4,7 @@ import pytest
 
 from api import deploy_info
 from api.deploy_info import CHT_VERSION, CLIENT_DDOC
-
-from .conftest import admin_headers, basic
+from tests.helpers import admin_headers, basic
 
 
 @pytest.fixture

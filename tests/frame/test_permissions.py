@@ -9,8 +9,7 @@ from api.auth import Principal
 from api.errors import Forbidden, Unauthorized
 from api.permissions import has_permission, is_offline, require
 from api.settings import default_settings
-
-from .conftest import JWT_SECRET, basic
+from tests.helpers import JWT_SECRET, basic
 
 SETTINGS = default_settings()
 

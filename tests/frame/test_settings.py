@@ -5,8 +5,7 @@ import asyncio
 import pytest
 
 from api.settings import SETTINGS_ID, updated_settings, value_at
-
-from .conftest import admin_headers, basic
+from tests.helpers import admin_headers, basic
 
 
 def test_merge_replace_overwrite_rules():

@@ -15,8 +15,7 @@ from api.deploy_info import CHT_VERSION
 from api.settings import SETTINGS_ID
 from scripts.couchdb import free_port
 from scripts.setup_db import setup
-
-from .conftest import module_config
+from tests.helpers import module_config
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import time
 import jwt
 
 from api.app import create_app
-
-from .conftest import JWT_SECRET, PASSWORD, admin_headers, basic
+from tests.helpers import JWT_SECRET, PASSWORD, admin_headers, basic
 
 
 def token(key: str) -> dict[str, str]:

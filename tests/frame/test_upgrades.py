@@ -11,8 +11,7 @@ from api.config import ROOT
 from api.ddocs import STAGED_PREFIX
 from api.deploy_info import CHT_VERSION
 from scripts.make_release import to_couch, to_dir
-
-from .conftest import admin_headers, basic
+from tests.helpers import admin_headers, basic
 
 NEW_VIEW = "function (doc) { if (doc.type === 'upgrade-probe') { emit(doc.n); } }"
 

@@ -1,0 +1,1 @@
+"""Whole-server suites: fuzzing, bad input, outages, API crashes and load."""

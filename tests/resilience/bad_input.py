@@ -29,12 +29,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
+from api.cht.messaging.aggregators import INCOMING_KEY, RAPIDPRO
 from api.config import Config
 from api.couch import Couch
-from api.sms_aggregators import INCOMING_KEY, RAPIDPRO
-
-from .conftest import admin_headers, basic, user_prefix
-from .hierarchy import build, load
+from tests.helpers import admin_headers, basic, user_prefix
+from tests.hierarchy import build, load
 
 WRITTEN_PER_REQUEST = ("connected-user-", "replication-count-", "bulk-user-upload-")
 
@@ -106,7 +105,7 @@ class World:
     cluster_id: str
     case_id: str
     incoming_key: str
-    dp: Any  # tests.datapoints_world.World
+    dp: Any  # tests.datapoints.world.World
 
     def headers(self, who: str) -> dict[str, str]:
         if who == "admin":
@@ -119,8 +118,8 @@ class World:
 def build_world(config: Config) -> World:
     """The CHT hierarchy with online and offline users, a spatial project with a unit, a foci cluster
     and case, the datapoints world and an aggregator's incoming key; made once per module."""
-    from . import datapoints_world
-    from .world import make_users
+    from tests.datapoints import world as datapoints_world
+    from tests.world import make_users
 
     h = build(districts=1, centers=1, clinics=2, people=4, reports_per_clinic=2)
     clinic = h.by_id[h.clinics[0]]

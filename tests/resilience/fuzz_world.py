@@ -25,10 +25,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.config import ROOT, Config
 from api.couch import Couch
-
-from . import datapoints_world, spatial_helpers
-from .conftest import JWT_SECRET, PASSWORD, admin_headers, basic, user_prefix
-from .world import make_users, make_world
+from tests.datapoints import world as datapoints_world
+from tests.helpers import JWT_SECRET, PASSWORD, admin_headers, basic, user_prefix
+from tests.spatial import helpers as spatial_helpers
+from tests.world import make_users, make_world
 
 # The callers the issue names; each generated request is sent once per kind.
 KINDS = ("admin", "online", "offline", "jwt_scoped", "jwt_bare", "none")

@@ -21,10 +21,9 @@ import aiohttp
 import pytest
 
 from scripts import repair_contacts, repair_users
-
-from .conftest import PASSWORD, admin_headers, user_prefix
-from .processes import ApiProcess
-from .sentinel_world import hierarchy, save
+from tests.helpers import PASSWORD, admin_headers, user_prefix
+from tests.processes import ApiProcess
+from tests.sentinel.world import hierarchy, save
 
 
 @pytest.fixture(scope="module")

@@ -38,11 +38,10 @@ from api.settings import SettingsStore
 from scripts import repair_users
 from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
-
-from .conftest import PASSWORD, basic, module_config, user_prefix
-from .device import Device, DeviceError
-from .processes import ApiProcess, start_sentinel
-from .sentinel_world import hierarchy, save, transition_settings, use_settings
+from tests.device import Device, DeviceError
+from tests.helpers import PASSWORD, basic, module_config, user_prefix
+from tests.processes import ApiProcess, start_sentinel
+from tests.sentinel.world import hierarchy, save, transition_settings, use_settings
 
 COUCH_TIMEOUT = 3
 RECOVERY_SECONDS = 5

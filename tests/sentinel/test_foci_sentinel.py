@@ -6,8 +6,7 @@ import pytest
 
 from api.settings import SettingsStore
 from sentinel.app import build
-
-from .conftest import admin_headers
+from tests.helpers import admin_headers
 
 SQUARE = {"type": "Polygon", "coordinates": [[[30, -26], [31, -26], [31, -25], [30, -25], [30, -26]]]}
 

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from api import checkpoint, messages
+from api import checkpoint
+from api.cht import messages
 from api.settings import SettingsStore
 from sentinel.transitions.registration import patient_uuid
 from tests.processes import start_sentinel
-from tests.sentinel_world import build_backlog, save, save_existing_contacts, transition_settings, use_settings
+
+from .world import build_backlog, save, save_existing_contacts, transition_settings, use_settings
 
 
 def started_feeds(config, data_dir: Path) -> int:

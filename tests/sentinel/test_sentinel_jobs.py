@@ -9,14 +9,16 @@ import time
 
 import pytest
 
-from api import messages
+from api.cht import messages
 from api.couch import Couch
 from api.settings import SettingsStore
-from sentinel import app, due_messages, info_cleanup, reminders
 from scripts.couchdb import free_port
+from sentinel import app, due_messages, info_cleanup, reminders
 from sentinel.scheduler import Job, run_forever, run_once
 from sentinel.translations import Translations
-from tests.sentinel_world import hierarchy, save, transition_settings, use_settings
+
+from .world import hierarchy, save, transition_settings, use_settings
+
 
 def now() -> dt.datetime:
     """The time when asked, not when the module was imported: the suite runs for many minutes."""

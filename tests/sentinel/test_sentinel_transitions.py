@@ -6,13 +6,15 @@ import time
 
 import pytest
 
-from api import checkpoint, records
+from api import checkpoint
+from api.cht.messaging import records
 from api.settings import SettingsStore
 from sentinel import registry
 from sentinel.engine import Engine
 from sentinel.transitions.registration import patient_uuid
 from sentinel.worker import Worker
-from tests.sentinel_world import GATEWAY, hierarchy, save, transition_settings, use_settings
+
+from .world import GATEWAY, hierarchy, save, transition_settings, use_settings
 
 DAY_MS = 86_400_000
 

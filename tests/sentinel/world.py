@@ -6,9 +6,10 @@ import copy
 import random
 from typing import Any
 
-from api import records, shortcodes
+from api.cht import shortcodes
+from api.cht.lineage import minify_contact, minify_lineage
+from api.cht.messaging import records
 from api.couch import Database
-from api.lineage import minify_contact, minify_lineage
 from api.settings import SettingsStore, default_settings
 
 GATEWAY = "+254700000000"

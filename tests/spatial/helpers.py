@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conftest import admin_headers, basic
+from tests.helpers import admin_headers, basic
 
 # role in the main project -> how the user gets it
 ROLES = ("org_admin", "pm", "dc", "pu", "member", "outsider", "other_org_admin", "global")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.spatial_geometry import GeometryError, normalize
+from api.spatial.geometry import GeometryError, normalize
 
 SPEC_RING = [[-245.39088249206543, -3.333262692430284], [-245.39021730422974, -3.3330699000753414],
              [-245.39001345634458, -3.334312339033184], [-245.39063572883606, -3.334580105844384],

@@ -1,7 +1,8 @@
 """Organizations, projects and members of the spatial units API, against the real server."""
 
-from .conftest import admin_headers, basic
-from .spatial_helpers import make_world, ok
+from tests.helpers import admin_headers, basic
+
+from .helpers import make_world, ok
 
 
 async def test_creating_organizations(client, config, make_user, couch):

@@ -2,16 +2,15 @@
 
 import pytest
 
-from api import spatial_units
 from api.app import create_app
 from api.errors import BadRequest
-from api.spatial_units import matches, parse_feature, unit_doc_id
-
+from api.spatial import units as spatial_units
+from api.spatial.units import matches, parse_feature, unit_doc_id
 from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
+from tests.helpers import basic
 
-from .conftest import basic
-from .spatial_helpers import create_unit, make_world, ok, point_feature
+from .helpers import create_unit, make_world, ok, point_feature
 
 SPEC_POLYGON = {"type": "Polygon", "coordinates": [[
     [-245.39088249206543, -3.333262692430284], [-245.39021730422974, -3.3330699000753414],

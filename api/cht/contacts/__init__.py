@@ -1,0 +1,1 @@
+"""Contacts, people and places: reads, writes, hydration, contacts by phone and bulk delete."""

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator, Mapping
 
-from . import contact_types
-from .auth import Principal
-from .couch import Database
-from .permissions import has_permission
+from api.auth import Principal
+from api.cht import contact_types
+from api.couch import Database
+from api.permissions import has_permission
 
 BATCH_SIZE = 100
 CONFIG_IDS = frozenset({"settings", "resources", "branding", "partners", "privacy-policies", "zscore-charts",

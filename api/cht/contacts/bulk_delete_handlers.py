@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import schemas
-from ..bulk_delete import delete_batches
-from ..streaming import json_array, stream
-from ..web import medic, read_json_object, require, settings
+from api import schemas
+from api.streaming import json_array, stream
+from api.web import medic, read_json_object, require, settings
+
+from .bulk_delete import delete_batches
 
 routes = web.RouteTableDef()
 

@@ -1,6 +1,6 @@
 """Reading contacts: one by id (optionally with lineage), pages of people or places, id searches.
 
-Contacts are docs of the configured contact types (``api.contact_types``).
+Contacts are docs of the configured contact types (``api.cht.contact_types``).
 Pages use ``medic/contacts_by_type_id`` (unique keys, stable cursors); id
 searches use CHT's ``medic-client/contacts_by_freetext`` (``["word"]``,
 ``["key:value"]``) and ``contacts_by_type_freetext`` (``[type, word]``).
@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from . import contact_types
-from .couch import Database
-from .errors import BadRequest, NotFound
+from api.cht import contact_types
+from api.cht.visibility import Scope, contact_visible
+from api.couch import Database
+from api.errors import BadRequest, NotFound
+from api.paging import decode_cursor, encode_cursor, page
+
 from .hydration import hydrator
-from .paging import decode_cursor, encode_cursor, page
-from .visibility import Scope, contact_visible
 
 KINDS = {"contact": "Contact", "person": "Person", "place": "Place"}
 _WHITESPACE = re.compile(r"\s")

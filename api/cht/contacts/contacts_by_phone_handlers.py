@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import schemas
-from ..hydration import hydrator
-from ..phones import contacts_by_phone
-from ..visibility import UNRESTRICTED
-from ..web import json_response, medic, read_json_object, require, settings
+from api import schemas
+from api.cht.phones import contacts_by_phone
+from api.cht.visibility import UNRESTRICTED
+from api.web import json_response, medic, read_json_object, require, settings
+
+from .hydration import hydrator
 
 routes = web.RouteTableDef()
 

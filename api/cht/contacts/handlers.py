@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import contacts
-from ..visibility import scope_for
-from ..web import json_response, medic, query_bool, query_int, require, settings
+from api.cht.visibility import scope_for
+from api.web import json_response, medic, query_bool, query_int, require, settings
+
+from . import contacts
 
 routes = web.RouteTableDef()
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-
 from aiohttp import web
 
-from .. import jsonparse, schemas
-from ..errors import BadRequest
-from ..hydration import hydrate_ids
-from ..visibility import UNRESTRICTED
-from ..web import json_response, medic, read_json_object, require
+from api import jsonparse, schemas
+from api.cht.visibility import UNRESTRICTED
+from api.errors import BadRequest
+from api.web import json_response, medic, read_json_object, require
+
+from .hydration import hydrate_ids
 
 routes = web.RouteTableDef()
 

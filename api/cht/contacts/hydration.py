@@ -1,4 +1,4 @@
-"""Hydration against the medic database: the ``Hydrator`` of ``api.lineage`` wired to CouchDB.
+"""Hydration against the medic database: the ``Hydrator`` of ``api.cht.lineage`` wired to CouchDB.
 
 Ancestors and contacts are fetched with one ``_all_docs?keys`` per level; short
 ids (``patient_id``/``place_id``) are resolved through
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from .couch import Database
-from .lineage import Hydrator
-from .visibility import Scope, contact_visible
+from api.cht.lineage import Hydrator
+from api.cht.visibility import Scope, contact_visible
+from api.couch import Database
 
 
 async def docs_by_shortcode(db: Database, codes: Iterable[str]) -> dict[str, dict[str, Any]]:

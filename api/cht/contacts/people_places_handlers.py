@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..contact_writes import ContactWriter
-from ..visibility import scope_for
-from ..web import json_response, medic, read_json, require, sentinel, settings
+from api.cht.visibility import scope_for
+from api.web import json_response, medic, read_json, require, sentinel, settings
+
+from .writes import ContactWriter
 
 routes = web.RouteTableDef()
 

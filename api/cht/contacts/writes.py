@@ -25,14 +25,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from . import contact_types, schemas, shortcodes
-from .auth import Principal
-from .couch import Database, new_id
-from .errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable
-from .lineage import minify_contact, minify_lineage
-from .permissions import has_permission
-from .timestamps import now_ms, to_ms
-from .visibility import Scope, contact_visible
+from api import schemas
+from api.auth import Principal
+from api.cht import contact_types, shortcodes
+from api.cht.lineage import minify_contact, minify_lineage
+from api.cht.visibility import Scope, contact_visible
+from api.couch import Database, new_id
+from api.errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable
+from api.permissions import has_permission
+from api.timestamps import now_ms, to_ms
 
 log = logging.getLogger("jamii.contacts")
 

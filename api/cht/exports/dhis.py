@@ -24,12 +24,13 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from .couch import Database
-from .errors import BadRequest
-from .export_params import DhisFilters, Options
-from .freetext import js_string
-from .lineage import lineage_ids
-from .paging import page
+from api.cht.lineage import lineage_ids
+from api.cht.reports.freetext import js_string
+from api.couch import Database
+from api.errors import BadRequest
+from api.paging import page
+
+from .params import DhisFilters, Options
 
 PAGE_SIZE = 500
 OWNER_CACHE_SIZE = 20000

@@ -26,13 +26,17 @@ from xml.sax.saxutils import escape
 
 from ua_parser import parse as parse_user_agent
 
-from . import freetext, report_search, sms_parser, timestamps
-from .couch import Database
-from .errors import BadRequest
-from .export_params import ContactFilters, DateRange, Options, ReportFilters
-from .lineage import lineage_ids
-from .messages import STATES
-from .report_search import view_pages
+from api import timestamps
+from api.cht.lineage import lineage_ids
+from api.cht.messages import STATES
+from api.cht.messaging import sms_parser
+from api.cht.reports import freetext
+from api.cht.reports import search as report_search
+from api.cht.reports.search import view_pages
+from api.couch import Database
+from api.errors import BadRequest
+
+from .params import ContactFilters, DateRange, Options, ReportFilters
 
 PAGE_SIZE = 500
 SAMPLE_REPORTS = 50  # reports of each form read to find its field columns

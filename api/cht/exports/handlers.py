@@ -17,14 +17,15 @@ from typing import Any, AsyncGenerator
 
 from aiohttp import web
 
-from .. import dhis, exports, streaming
-from ..errors import BadRequest, Forbidden
-from ..export_params import (contact_filters, feedback_params, message_filters, options, parse_form,
-                             report_filters)
-from ..export_params import dhis_filters as parse_dhis_filters
-from ..permissions import has_permission
-from ..timestamps import now_ms
-from ..web import CONFIG, COUCH, json_response, medic, read_json, require, settings
+from api import streaming
+from api.errors import BadRequest, Forbidden
+from api.permissions import has_permission
+from api.timestamps import now_ms
+from api.web import CONFIG, COUCH, json_response, medic, read_json, require, settings
+
+from . import dhis, exports
+from .params import contact_filters, feedback_params, message_filters, options, parse_form, report_filters
+from .params import dhis_filters as parse_dhis_filters
 
 routes = web.RouteTableDef()
 

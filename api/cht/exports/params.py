@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .errors import BadRequest
-from .timestamps import to_ms
+from api.errors import BadRequest
+from api.timestamps import to_ms
 
 MAX_DEPTH = 8
 MAX_INDEX = 10000

@@ -21,8 +21,9 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import BadRequest, NotFound
-from .sms import StateChange, outgoing_service, sms_settings
+from api.errors import BadRequest, NotFound
+
+from .gateway import StateChange, outgoing_service, sms_settings
 
 RAPIDPRO = "rapidpro"
 AFRICAS_TALKING = "africastalking"

@@ -24,9 +24,11 @@ from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 import defusedxml
 from defusedxml.ElementTree import fromstring
 
-from . import jsonparse, sms_parser
-from .couch import Database
-from .errors import BadRequest, NotFound
+from api import jsonparse
+from api.couch import Database
+from api.errors import BadRequest, NotFound
+
+from . import sms_parser
 
 XHTML = "http://www.w3.org/1999/xhtml"
 XFORMS = "http://www.w3.org/2002/xforms"

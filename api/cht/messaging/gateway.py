@@ -1,6 +1,6 @@
 """Messaging with SMS gateways: incoming messages, delivery states, and handing out pending messages.
 
-Outgoing messages are tasks on documents (``api.messages``), found through
+Outgoing messages are tasks on documents (``api.cht.messages``), found through
 the ``medic/messages_by_state``, ``messages_by_uuid`` and
 ``messages_by_gateway_ref`` views. Handing a message out is a claim: its doc
 is written with the revision it was read at, state ``forwarded-to-gateway``,
@@ -11,7 +11,7 @@ it is handed out again after ``sms.gateway_redeliver_minutes`` (default 15):
 the reply to a poll can be lost on a bad network, and cht-gateway ignores a
 message id it already has.
 
-Incoming messages become reports (``api.records.from_sms``) whose id is made
+Incoming messages become reports (``api.cht.messaging.records.from_sms``) whose id is made
 from the gateway's message id, so a message delivered twice is stored once,
 even when the two deliveries race.
 """
@@ -23,9 +23,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from . import messages, phones, records, timestamps
-from .couch import Database
-from .errors import BadRequest
+from api import timestamps
+from api.cht import messages, phones
+from api.couch import Database
+from api.errors import BadRequest
+
+from . import records
 
 log = logging.getLogger("jamii.sms")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import forms
-from ..errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
-from ..web import CONFIG, COUCH, json_response, public, require, settings, user
+from api.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized
+from api.web import CONFIG, COUCH, json_response, public, require, settings, user
+
+from . import forms
 
 routes = web.RouteTableDef()
 HASHES = web.AppKey("form_hashes", forms.HashCache)

@@ -4,7 +4,7 @@ JSON comes from programs, so it is checked strictly: any problem (no form,
 unknown form, a field the form does not have, a value that does not fit, a
 required field missing) is a 400 naming the field and nothing is written.
 SMS text comes from people, so it is always stored: what could not be parsed
-is recorded in the report's ``errors`` (see ``api.sms_parser``).
+is recorded in the report's ``errors`` (see ``api.cht.messaging.sms_parser``).
 
 The sender's contact is not looked up here: the sentinel's ``update_clinics``
 transition attaches it, like for any other report.
@@ -19,9 +19,12 @@ import time
 import uuid
 from typing import Any, Mapping
 
-from . import phones, schemas, sms_parser
-from .couch import Database, new_id
-from .errors import BadRequest, ServiceUnavailable
+from api import schemas
+from api.cht import phones
+from api.couch import Database, new_id
+from api.errors import BadRequest, ServiceUnavailable
+
+from . import sms_parser
 
 GATEWAY_NAMESPACE = uuid.UUID("0b7e2a5c-5d4e-4f65-8a53-95c3c1e3b0a7")
 DIGITS_RE = re.compile(r"^\d+$")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import records
-from ..errors import BadRequest
-from ..web import CONFIG, COUCH, json_response, read_json_object, require, settings
+from api.errors import BadRequest
+from api.web import CONFIG, COUCH, json_response, read_json_object, require, settings
+
+from . import records
 
 routes = web.RouteTableDef()
 

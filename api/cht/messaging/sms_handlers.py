@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import schemas, sms
-from .. import sms_aggregators as aggregators
-from ..errors import BadRequest, Forbidden, Unauthorized
-from ..web import CONFIG, COUCH, CREDENTIALS, json_response, public, read_json_object, require, settings
+from api import schemas
+from api.errors import BadRequest, Forbidden, Unauthorized
+from api.web import CONFIG, COUCH, CREDENTIALS, json_response, public, read_json_object, require, settings
+
+from . import aggregators as aggregators
+from . import gateway as sms
 
 routes = web.RouteTableDef()
 

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import phones
+from api.cht import phones
 
 MUVUKU_RE = re.compile(r"^\s*(1|[Jj]1)!([^!]*)!(.*)$", re.DOTALL)
 TEXTFORMS_CODE_RE = re.compile(r"^\s*([^\s!\-,:#]+)[\s!\-,:#]*")

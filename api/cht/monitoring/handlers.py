@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import metrics, monitoring
-from ..web import CONFIG, COUCH, json_response, public, query_int, uptime
+from api import metrics
+from api.web import CONFIG, COUCH, json_response, public, query_int, uptime
+
+from . import monitoring
 
 routes = web.RouteTableDef()
 

@@ -18,11 +18,11 @@ import time
 from collections import Counter
 from typing import Any, Awaitable, Callable
 
-from . import __version__, checkpoint
-from .config import Config
-from .couch import Couch, Database
-from .ddocs import ddoc_names
-from .messages import FINAL_GROUP, MUTED_GROUP, PENDING_GROUP, STATES, iso
+from api import __version__, checkpoint
+from api.cht.messages import FINAL_GROUP, MUTED_GROUP, PENDING_GROUP, STATES, iso
+from api.config import Config
+from api.couch import Couch, Database
+from api.ddocs import ddoc_names
 
 log = logging.getLogger("jamii.monitoring")
 

@@ -2,8 +2,8 @@
 
 Admins get CouchDB's own behaviour: requests are passed through as they are
 (as admin), bodies streamed both ways. Online users get it too, except that
-their writes are checked by ``api/write_rules.py`` first and admin-only
-endpoints are refused. Offline users are served by ``api/replication.py``:
+their writes are checked by ``api/cht/replication/write_rules.py`` first and admin-only
+endpoints are refused. Offline users are served by ``api/cht/replication/replication.py``:
 every read is filtered to the documents they may see and every write is
 checked against it; a document they may not see answers 404 as if it did not
 exist. Errors use CouchDB's ``{"error", "reason"}`` shape.
@@ -17,13 +17,25 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from .. import jsonparse, replication
-from ..auth import Principal
-from ..changes_notifier import ChangesNotifier
-from ..couch import CouchError, check_name, quote_id, quote_path
-from ..errors import BadRequest, Forbidden, InvalidDocument, JamiiError, NotFound, PayloadTooLarge
-from ..permissions import is_offline
-from ..web import CONFIG, COUCH, couch_errors, json_response, medic, read_json, read_json_object, settings, user
+from api import jsonparse
+from api.auth import Principal
+from api.couch import CouchError, check_name, quote_id, quote_path
+from api.errors import BadRequest, Forbidden, InvalidDocument, JamiiError, NotFound, PayloadTooLarge
+from api.permissions import is_offline
+from api.web import (
+    CONFIG,
+    COUCH,
+    couch_errors,
+    json_response,
+    medic,
+    read_json,
+    read_json_object,
+    settings,
+    user,
+)
+
+from . import replication
+from .notifier import ChangesNotifier
 
 log = logging.getLogger("jamii.replication")
 routes = web.RouteTableDef()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .couch import Database
-from .errors import Conflict, NotFound
+from api.couch import Database
+from api.errors import Conflict, NotFound
 
 PREFIX = "replication-count-"
 PAGE = 1000

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
-from .couch import Database
-from .errors import JamiiError
+from api.couch import Database
+from api.errors import JamiiError
 
 log = logging.getLogger("jamii.changes")
 

@@ -1,6 +1,6 @@
 """Offline users replicate through the API: the CouchDB protocol, filtered to what they may see.
 
-The **visible set** (``api/replication_scope.py``) is the ids of the docs an
+The **visible set** (``api/cht/replication/scope.py``) is the ids of the docs an
 offline user may have: their part of the hierarchy to their replication
 depth, the reports about it, global docs (settings, forms), their own
 user-settings doc and the client design doc. Every read answers from it and
@@ -18,7 +18,7 @@ every write is checked against it:
   visible docs only; any other doc is "missing", exactly as if it did not
   exist.
 * writes are accepted when the user may see the stored doc (if any) and the
-  new version, holds ``can_edit`` and passes ``api/write_rules.py``; refused
+  new version, holds ``can_edit`` and passes ``api/cht/replication/write_rules.py``; refused
   docs come back as ``{"id", "error": "forbidden"}`` in request order while
   the others are written.
 
@@ -39,13 +39,18 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from . import jsonparse, replication_limit, replication_scope, visibility, write_rules
-from .reports import subjects_of
-from .auth import Principal
-from .changes_notifier import ChangesNotifier
-from .contact_types import CONTACT_DOC_TYPES
-from .couch import CouchError, Database, new_id
-from .errors import BadRequest, Forbidden, InvalidDocument, JamiiError, NotFound
+from api import jsonparse
+from api.auth import Principal
+from api.cht import visibility
+from api.cht.contact_types import CONTACT_DOC_TYPES
+from api.cht.reports.reports import subjects_of
+from api.couch import CouchError, Database, new_id
+from api.errors import BadRequest, Forbidden, InvalidDocument, JamiiError, NotFound
+
+from . import limit as replication_limit
+from . import scope as replication_scope
+from . import write_rules
+from .notifier import ChangesNotifier
 
 log = logging.getLogger("jamii.replication")
 
@@ -75,7 +80,7 @@ class ScopeCache:
     Before each use the database's ``update_seq`` is read (one cheap request).
     Unchanged since the set was made: the set is exact. Changed: the set is
     brought forward from the changes since then, each changed doc judged by
-    ``api.visibility`` (and, when a contact entered or left the area, the docs
+    ``api.cht.visibility`` (and, when a contact entered or left the area, the docs
     that belong to it judged again) — cheap for the few changes between two
     syncs. After more than ``MAX_INCREMENTAL`` changes it is computed afresh
     from the views. Seqs are passed back to CouchDB, or compared for equality

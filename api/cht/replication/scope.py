@@ -1,6 +1,6 @@
 """The visible set: every doc id an offline user replicates, computed from two views, never a scan.
 
-This is ``api.visibility`` applied to a whole area at once (tests compare the
+This is ``api.cht.visibility`` applied to a whole area at once (tests compare the
 two on generated hierarchies):
 
 1. ``medic/contacts_by_depth`` rows ``[facility, depth]`` for depths 0..replication_depth
@@ -23,7 +23,7 @@ without holding the rows. Memory is the area's contacts plus the ids already
 yielded.
 
 A replication key naming no existing contact (a report whose patient or
-submitter doc is gone) matches nothing here; ``api.visibility`` may still place
+submitter doc is gone) matches nothing here; ``api.cht.visibility`` may still place
 such a report by the lineage copied into it. CHT does not replicate those
 either.
 """
@@ -34,8 +34,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, Mapping
 
-from .couch import Database
-from .visibility import ALL_KEY, UNASSIGNED_KEY, Scope, always_ids, depth_in_scope, user_keys
+from api.cht.visibility import ALL_KEY, UNASSIGNED_KEY, Scope, always_ids, depth_in_scope, user_keys
+from api.couch import Database
 
 KEY_BATCH = 500
 DOC_BATCH = 200

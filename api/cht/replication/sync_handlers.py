@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import replication
-from ..errors import BadRequest
-from ..permissions import is_offline
-from ..web import json_response, medic, read_json_object, settings, user
-from .medic_db import SCOPES
+from api.errors import BadRequest
+from api.permissions import is_offline
+from api.web import json_response, medic, read_json_object, settings, user
+
+from . import replication
+from .handlers import SCOPES
 
 routes = web.RouteTableDef()
 

@@ -3,15 +3,15 @@
 The Python twin of ``ddocs/medic/medic-client/validate_doc_update.js``: the API
 writes to CouchDB as admin, so CouchDB's own validation cannot see the real
 user and the same rules are applied here first. Offline users are further
-limited to their part of the hierarchy by ``api/replication.py``.
+limited to their part of the hierarchy by ``api/cht/replication/replication.py``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .auth import Principal
-from .permissions import has_permission
+from api.auth import Principal
+from api.permissions import has_permission
 
 CONFIG_IDS = frozenset({"settings", "resources", "branding", "partners", "privacy-policies",
                         "service-worker-meta", "zscore-charts"})

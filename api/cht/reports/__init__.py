@@ -1,0 +1,1 @@
+"""Reports: reads and the report search that exports and the report API share."""

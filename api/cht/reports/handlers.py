@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import reports
-from ..errors import BadRequest
-from ..visibility import scope_for
-from ..web import json_response, medic, query_bool, query_int, require, settings
+from api.cht.visibility import scope_for
+from api.errors import BadRequest
+from api.web import json_response, medic, query_bool, query_int, require, settings
+
+from . import reports
 
 routes = web.RouteTableDef()
 

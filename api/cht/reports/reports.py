@@ -1,7 +1,7 @@
 """Reading reports (``data_record`` docs with a ``form``): one by id, and id searches by freetext.
 
 A restricted (offline) caller sees a report when its subject is in their area
-(``api.visibility.report_visible``); the subjects are looked up by id and by
+(``api.cht.visibility.report_visible``); the subjects are looked up by id and by
 short id in one round.
 """
 
@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Mapping
 
-from .contact_types import CONTACT_DOC_TYPES
-from .contacts import check_freetext, freetext_range, in_range
-from .couch import Database
-from .errors import NotFound
-from .hydration import docs_by_shortcode, hydrator
-from .lineage import is_report
-from .paging import decode_cursor, encode_cursor, page
-from .visibility import ALL_KEY, UNASSIGNED_KEY, Scope, replication_keys, report_visible
+from api.cht.contact_types import CONTACT_DOC_TYPES
+from api.cht.contacts.contacts import check_freetext, freetext_range, in_range
+from api.cht.contacts.hydration import docs_by_shortcode, hydrator
+from api.cht.lineage import is_report
+from api.cht.visibility import ALL_KEY, UNASSIGNED_KEY, Scope, replication_keys, report_visible
+from api.couch import Database
+from api.errors import NotFound
+from api.paging import decode_cursor, encode_cursor, page
 
 
 async def subjects_of(db: Database, *reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

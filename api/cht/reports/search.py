@@ -26,11 +26,12 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
 
+from api.cht.exports.params import ReportFilters
+from api.cht.lineage import lineage_ids
+from api.couch import Database
+from api.paging import Position, page
+
 from . import freetext
-from .couch import Database
-from .export_params import ReportFilters
-from .lineage import lineage_ids
-from .paging import Position, page
 
 PROBE_LIMIT = 1000
 PAGE_SIZE = 500

@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .couch import Database
-from .errors import BadRequest, Conflict
+from api.couch import Database
+from api.errors import BadRequest, Conflict
 
 STATUS_COLUMN = "import.status:excluded"
 MESSAGE_COLUMN = "import.message:excluded"

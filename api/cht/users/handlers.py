@@ -1,6 +1,6 @@
 """CHT users: list and read (``/api/v1|v2/users``), create one, many or from CSV, update, delete.
 
-The domain work is in ``api.users`` (reading, consistency) and ``api.user_writes``
+The domain work is in ``api.cht.users.users`` (reading, consistency) and ``api.cht.users.writes``
 (validation and writes); this module checks permissions and shapes replies,
 including the spec's own error bodies for bulk creation.
 """
@@ -11,15 +11,16 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from .. import users
-from ..auth import Principal
-from ..errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge
-from ..permissions import has_permission
-from ..streaming import json_array, stream
-from ..user_writes import Invalid, UserWriter, check_new
-from ..users_csv import Row, UploadLog, log_entry, parse
-from ..visibility import scope_for
-from ..web import AUTH, CONFIG, COUCH, json_response, parse_json_body, read_json, require, settings, user
+from api.auth import Principal
+from api.cht.visibility import scope_for
+from api.errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge
+from api.permissions import has_permission
+from api.streaming import json_array, stream
+from api.web import AUTH, CONFIG, COUCH, json_response, parse_json_body, read_json, require, settings, user
+
+from . import users
+from .csv_upload import Row, UploadLog, log_entry, parse
+from .writes import Invalid, UserWriter, check_new
 
 routes = web.RouteTableDef()
 

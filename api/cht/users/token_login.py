@@ -24,9 +24,10 @@ import secrets
 import string
 from typing import Any, Mapping
 
-from . import messages, passwords
-from .couch import Database
-from .errors import BadRequest, Conflict, Unauthorized
+from api import passwords
+from api.cht import messages
+from api.couch import Database
+from api.errors import BadRequest, Conflict, Unauthorized
 
 TOKEN_LENGTH = 64
 EXPIRY_MS = 24 * 60 * 60 * 1000

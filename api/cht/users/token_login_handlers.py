@@ -15,12 +15,13 @@ import time
 
 from aiohttp import web
 
-from .. import token_login
-from ..errors import Conflict, JamiiError
-from ..users import synced_settings
-from ..web import AUTH, CONFIG, json_response, public, secret_path, settings
-from .session import set_session_cookie
-from .users import dbs
+from api.errors import Conflict, JamiiError
+from api.handlers.session import set_session_cookie
+from api.web import AUTH, CONFIG, json_response, public, secret_path, settings
+
+from . import token_login
+from .handlers import dbs
+from .users import synced_settings
 
 routes = web.RouteTableDef()
 log = logging.getLogger("jamii.token_login")

@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable, Mapping
 
-from .couch import Database
-from .errors import NotFound
+from api.couch import Database
+from api.errors import NotFound
+
 from .token_login import public_state
 
 USER_PREFIX = "org.couchdb.user:"

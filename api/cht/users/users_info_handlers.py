@@ -6,12 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import jsonparse, replication_limit, replication_scope
-from ..auth import Principal
-from ..errors import BadRequest
-from ..permissions import has_permission, is_offline, require_admin
-from ..visibility import Scope, depths, scope_for
-from ..web import CONFIG, COUCH, json_response, medic, require, settings, user
+from api import jsonparse
+from api.auth import Principal
+from api.cht.replication import limit as replication_limit
+from api.cht.replication import scope as replication_scope
+from api.cht.visibility import Scope, depths, scope_for
+from api.errors import BadRequest
+from api.permissions import has_permission, is_offline, require_admin
+from api.web import CONFIG, COUCH, json_response, medic, require, settings, user
 
 routes = web.RouteTableDef()
 

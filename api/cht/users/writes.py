@@ -1,4 +1,4 @@
-"""Creating, updating and deleting users (``_users`` doc + ``user-settings`` doc, see ``api.users``).
+"""Creating, updating and deleting users (``_users`` doc + ``user-settings`` doc, see ``api.cht.users.users``).
 
 Creation is done in batches: every request is validated first (``check_new``,
 no I/O), then each batch of users is written with a handful of requests
@@ -19,16 +19,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator, Mapping
 
-from . import passwords, phones, schemas, token_login
-from .auth import ADMIN_ROLES, Principal
-from .contact_types import is_person, is_place
-from .contact_writes import ContactWriter, Plan
-from .couch import Database
-from .errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable
-from .lineage import lineage_ids
-from .permissions import has_permission, is_offline
+from api import passwords, schemas
+from api.auth import ADMIN_ROLES, Principal
+from api.cht import phones
+from api.cht.contact_types import is_person, is_place
+from api.cht.contacts.writes import ContactWriter, Plan
+from api.cht.lineage import lineage_ids
+from api.cht.visibility import Scope, contact_visible
+from api.couch import Database
+from api.errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable
+from api.permissions import has_permission, is_offline
+
+from . import token_login
 from .users import SETTINGS_TYPE, Dbs, by_field, facility_ids, synced_settings, user_id
-from .visibility import Scope, contact_visible
 
 log = logging.getLogger("jamii.users")
 

@@ -1,6 +1,6 @@
 function (newDoc, oldDoc, userCtx) {
   /*
-   * Defence in depth: the API is the gatekeeper (api/write_rules.py holds the
+   * Defence in depth: the API is the gatekeeper (api/cht/replication/write_rules.py holds the
    * same rules, and a test keeps the two in step), but a write that reaches
    * CouchDB directly from a non-admin is refused here too.
    */

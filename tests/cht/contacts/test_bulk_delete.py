@@ -10,9 +10,8 @@ from api.couch import Couch
 from api.settings import default_settings
 from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
-
-from .conftest import admin_headers, basic
-from .world import make_users
+from tests.helpers import admin_headers, basic
+from tests.world import make_users
 
 
 def _reports(prefix, count):

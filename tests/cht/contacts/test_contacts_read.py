@@ -3,10 +3,9 @@
 import pytest
 
 from api.couch import Couch
-
-from .conftest import admin_headers, basic
-from .hierarchy import build, load
-from .world import make_world
+from tests.helpers import admin_headers, basic
+from tests.hierarchy import build, load
+from tests.world import make_world
 
 
 @pytest.fixture(scope="module")

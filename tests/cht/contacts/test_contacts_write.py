@@ -5,15 +5,14 @@ import time
 
 import pytest
 
-from api import contact_writes
 from api.auth import Principal
-from api.contact_writes import ContactWriter
+from api.cht.contacts import writes as contact_writes
+from api.cht.contacts.writes import ContactWriter
+from api.cht.visibility import UNRESTRICTED
 from api.errors import Conflict
 from api.settings import default_settings
-from api.visibility import UNRESTRICTED
-
-from .conftest import admin_headers, basic
-from .world import make_world
+from tests.helpers import admin_headers, basic
+from tests.world import make_world
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from urllib.parse import quote
 import phonenumbers
 import pytest
 
-from .conftest import admin_headers, basic
-from .world import make_world
+from tests.helpers import admin_headers, basic
+from tests.world import make_world
 
 
 @pytest.fixture(scope="module")

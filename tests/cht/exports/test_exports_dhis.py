@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from api import dhis, schemas
+from api import schemas
+from api.cht.exports import dhis
+from api.cht.exports.params import DhisFilters, Options
 from api.errors import BadRequest
-from api.export_params import DhisFilters, Options
-
-from .conftest import admin_headers, basic
-from .world import make_users
+from tests.helpers import admin_headers, basic
+from tests.world import make_users
 
 DATA_SET = "VMuFODsyWaO"
 OTHER_SET = "OtherSet123"

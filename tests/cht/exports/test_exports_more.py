@@ -9,10 +9,9 @@ import json
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from api import exports
-
-from .conftest import admin_headers, basic
-from .world import make_users
+from api.cht.exports import exports
+from tests.helpers import admin_headers, basic
+from tests.world import make_users
 
 DAY = 86400000
 BASE = 1704067200000  # 2024-01-01T00:00:00Z

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from api import freetext
+from api.cht.exports.params import (
+    contact_filters,
+    dhis_filters,
+    message_filters,
+    options,
+    parse_form,
+    report_filters,
+)
+from api.cht.reports import freetext
 from api.errors import BadRequest
 from api.timestamps import to_ms
-from api.export_params import (contact_filters, dhis_filters, message_filters, options, parse_form,
-                               report_filters)
 
 
 def test_form_style_names_nest_like_qs():

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 import aiohttp
 import pytest
 
-from api import exports, report_search
+from api.cht.exports import exports
+from api.cht.reports import search as report_search
 from api.errors import ServiceUnavailable
-
-from .conftest import admin_headers, basic
-from .world import make_users
+from tests.helpers import admin_headers, basic
+from tests.world import make_users
 
 DAY = 86400000
 BASE = 1704067200000  # 2024-01-01T00:00:00Z
@@ -221,7 +221,7 @@ async def test_no_duplicates_when_a_report_is_under_two_selected_places(client, 
 
 
 async def test_the_narrowest_view_is_chosen(data):
-    from api.export_params import report_filters
+    from api.cht.exports.params import report_filters
     filters = report_filters({"filters": {"forms": {"selected": [{"code": "P"}]}, "search": "visit_type:home"}}, 0)
     plan = await report_search.choose(data, filters)
     assert plan.name == "term" and plan.size == 12

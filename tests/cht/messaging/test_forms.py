@@ -7,8 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from scripts import upload_forms
-
-from .conftest import admin_headers, basic, data_path
+from tests.helpers import admin_headers, basic, data_path
 
 FORMS_DIR = data_path("forms")
 XFORM = (FORMS_DIR / "anc-visit.xml").read_bytes()
@@ -25,7 +24,7 @@ async def installed(config):
 
 @pytest.fixture
 async def chw(make_user, couch, config):
-    from .conftest import user_prefix
+    from tests.helpers import user_prefix
     name = user_prefix(config) + "forms-chw"
     if not await couch.db(config.db_users).get_or_none(f"org.couchdb.user:{name}"):
         await make_user("forms-chw", ["chw"])

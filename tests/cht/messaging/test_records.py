@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import admin_headers, basic
+from tests.helpers import admin_headers, basic
 
 FORMS = {
     "YYYZ": {

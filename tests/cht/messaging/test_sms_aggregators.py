@@ -6,14 +6,13 @@ import logging
 import pytest
 from aiohttp import web
 
-from api import messages
+from api.cht import messages
+from api.cht.messaging.records import gateway_doc_id
 from api.credentials import CredentialStore
-from api.records import gateway_doc_id
 from api.settings import SettingsStore
 from sentinel import sms_sender
 from sentinel.app import build
-
-from .conftest import admin_headers
+from tests.helpers import admin_headers
 
 INCOMING = "incoming-shared-key-9f8e"
 OUTGOING = "outgoing-api-key-1a2b"

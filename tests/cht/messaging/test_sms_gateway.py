@@ -6,10 +6,9 @@ import time
 
 import pytest
 
-from api import messages
-from api.records import gateway_doc_id
-
-from .conftest import admin_headers, basic, user_prefix
+from api.cht import messages
+from api.cht.messaging.records import gateway_doc_id
+from tests.helpers import admin_headers, basic, user_prefix
 
 NOW = dt.datetime.now(dt.timezone.utc)
 

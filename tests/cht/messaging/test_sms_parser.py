@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from api import phones
-from api.sms_parser import Invalid, convert, find_form, form_code, parse
+from api.cht import phones
+from api.cht.messaging.sms_parser import Invalid, convert, find_form, form_code, parse
 
 SETTINGS = {
     "default_country_code": 254,

@@ -9,18 +9,17 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from api import replication
 from api.app import create_app
 from api.auth import Principal
+from api.cht.lineage import minify_lineage
+from api.cht.replication import replication
+from api.cht.visibility import doc_visible, replication_keys, scope_for
 from api.couch import Couch, Database
-from api.lineage import minify_lineage
 from api.settings import default_settings
-from api.visibility import doc_visible, replication_keys, scope_for
-
-from .conftest import PASSWORD, basic
-from .device import Device
-from .hierarchy import build, load
-from .world import make_users
+from tests.device import Device
+from tests.helpers import PASSWORD, basic
+from tests.hierarchy import build, load
+from tests.world import make_users
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def principal(world, short):
 
 
 async def expected_ids(couch, config, who: Principal, settings=None) -> set[str]:
-    """Brute force: every doc of the database judged one by one by api.visibility."""
+    """Brute force: every doc of the database judged one by one by api.cht.visibility."""
     settings = settings or default_settings()
     scope = scope_for(who, settings)
     rows = (await couch.db(config.db_medic).all_docs(include_docs=True))["rows"]
@@ -381,8 +380,7 @@ async def test_served_set_matches_brute_force_on_random_hierarchies(aiohttp_clie
 
     from api.settings import SettingsStore
     from scripts.setup_db import setup
-
-    from .conftest import _drop, module_config
+    from tests.helpers import drop_databases, module_config
 
     rng = random.Random(seed)
     config = module_config(couch_server, f"r{uuid_module.uuid4().hex[:8]}-")
@@ -409,7 +407,7 @@ async def test_served_set_matches_brute_force_on_random_hierarchies(aiohttp_clie
             who = Principal(name, ("chw",), facility_id=place["_id"], contact_id=place["contact"]["_id"])
             assert {c["id"] for c in served["results"]} == await expected_ids(c, config, who, settings)
     finally:
-        await _drop(config)
+        await drop_databases(config)
 
 
 class WritesDuringTheRead(Database):

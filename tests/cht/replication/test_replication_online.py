@@ -5,9 +5,8 @@ import json
 import pytest
 
 from api.app import create_app
-
-from .conftest import admin_headers, basic
-from .device import Device
+from tests.device import Device
+from tests.helpers import admin_headers, basic
 
 
 @pytest.fixture

@@ -1,16 +1,15 @@
-"""The visible set from the views agrees with ``api.visibility`` doc by doc, on generated hierarchies."""
+"""The visible set from the views agrees with ``api.cht.visibility`` doc by doc, on generated hierarchies."""
 
 import asyncio
 import random
 
 import pytest
 
-from api import replication_scope
+from api.cht.lineage import minify_contact
+from api.cht.replication import scope as replication_scope
+from api.cht.visibility import Scope, doc_visible
 from api.couch import Couch
-from api.lineage import minify_contact
-from api.visibility import Scope, doc_visible
-
-from .hierarchy import build, load
+from tests.hierarchy import build, load
 
 USER = "scope-user"
 

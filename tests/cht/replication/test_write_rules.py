@@ -7,9 +7,9 @@ import subprocess
 import pytest
 
 from api.auth import Principal
+from api.cht.replication.write_rules import refusal
 from api.config import ROOT
 from api.settings import default_settings
-from api.write_rules import refusal
 
 SETTINGS = default_settings()
 CHW = Principal("mary", ("chw",))

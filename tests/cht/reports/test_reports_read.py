@@ -3,9 +3,8 @@
 import pytest
 
 from api.schemas import errors as schema_errors
-
-from .conftest import admin_headers, basic
-from .world import make_world
+from tests.helpers import admin_headers, basic
+from tests.world import make_world
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import pytest
 
 from api import passwords
 from api.couch import basic_auth
+from tests.helpers import PASSWORD, admin_headers, basic
 
-from .conftest import PASSWORD, admin_headers, basic
-from .users_world import make_users_world
+from .world import make_users_world
 
 GOOD = "Kit-Amani-2024!"
 
@@ -329,7 +329,7 @@ def test_passwords():
 
 
 async def test_lists_are_read_and_streamed_page_by_page(client, uw, config, monkeypatch):
-    from api import users
+    from api.cht.users import users
 
     everyone = await (await client.get("/api/v2/users", headers=admin_headers(config))).json()
     monkeypatch.setattr(users, "PAGE", 2)

@@ -3,16 +3,16 @@
 import pytest
 
 from api.auth import Principal
+from api.cht.users.users import Dbs, find_problems
+from api.cht.users.writes import UserWriter
+from api.cht.visibility import UNRESTRICTED
 from api.couch import Database
 from api.errors import ServiceUnavailable
 from api.settings import default_settings
-from api.user_writes import UserWriter
-from api.users import Dbs, find_problems
-from api.visibility import UNRESTRICTED
 from scripts.repair_users import run
+from tests.helpers import admin_headers
 
-from .conftest import admin_headers
-from .users_world import make_users_world
+from .world import make_users_world
 
 GOOD = "Kit-Amani-2024!"
 ADMIN = Principal("admin", ("_admin",))

@@ -2,10 +2,10 @@
 
 import pytest
 
-from api.users_csv import parse
+from api.cht.users.csv_upload import parse
+from tests.helpers import admin_headers, basic
 
-from .conftest import admin_headers, basic
-from .users_world import make_users_world
+from .world import make_users_world
 
 HEADER = ("contact.first_name,contact.last_name,contact.sex,contact.phone,email,contact.meta.created_by,"
           "token_login,contact.role,contact.type,contact.contact_type,contact.name,username,password,phone,"

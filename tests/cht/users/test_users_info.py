@@ -5,13 +5,14 @@ from urllib.parse import quote
 
 import pytest
 
-from api import replication_limit, replication_scope
 from api.auth import Principal
+from api.cht.replication import limit as replication_limit
+from api.cht.replication import scope as replication_scope
+from api.cht.visibility import Scope, depths, scope_for
 from api.settings import default_settings
-from api.visibility import Scope, depths, scope_for
+from tests.helpers import admin_headers, basic
 
-from .conftest import admin_headers, basic
-from .users_world import make_users_world
+from .world import make_users_world
 
 
 @pytest.fixture(scope="module")

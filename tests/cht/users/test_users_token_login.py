@@ -4,10 +4,10 @@ import logging
 
 import pytest
 
-from api.token_login import DOC_PREFIX, digest
+from api.cht.users.token_login import DOC_PREFIX, digest
+from tests.helpers import admin_headers, basic
 
-from .conftest import admin_headers, basic
-from .users_world import APP_URL, make_users_world
+from .world import APP_URL, make_users_world
 
 GOOD = "Kit-Amani-2024!"
 

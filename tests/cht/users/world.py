@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from api.config import Config
 from api.couch import Couch
 from api.settings import SettingsStore
-
-from .conftest import user_prefix
-from .world import World, make_world
+from tests.helpers import user_prefix
+from tests.world import World, make_world
 
 APP_URL = "https://jamii.example.org"
 

@@ -1,7 +1,7 @@
 function (doc) {
   // Cases by [country, geohash of 9 characters], value [lon, lat]: the recount
   // reads a country's points, or those in a few cells, from here.
-  // Keep in step with api/foci_geometry.py (point_cell).
+  // Keep in step with api/foci/geometry.py (point_cell).
   var BASE32 = '0123456789bcdefghjkmnpqrstuvwxyz';
   function index(value, low, high, bits) {
     var i = 0, mid, k;

@@ -2,7 +2,7 @@ function (doc) {
   // Clusters by [country, geohash cell] for each of the (at most 4) cells of the
   // finest level up to 8 that cover the cluster's bounding box ('' when none do):
   // the clusters holding a point are found under the point's cell prefixes.
-  // Keep in step with api/foci_geometry.py (covering_cells).
+  // Keep in step with api/foci/geometry.py (covering_cells).
   var BASE32 = '0123456789bcdefghjkmnpqrstuvwxyz';
   function index(value, low, high, bits) {
     var i = 0, mid, k;

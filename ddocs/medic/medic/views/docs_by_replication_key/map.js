@@ -1,6 +1,6 @@
 function (doc) {
   // key: what a doc belongs to (a contact id, a short id, a user) or '_all' for docs every
-  // user gets; the replication code mirrors this in api/visibility.py (replication_keys)
+  // user gets; the replication code mirrors this in api/cht/visibility.py (replication_keys)
   var globalIds = ['resources', 'branding', 'partners', 'service-worker-meta', 'zscore-charts',
                    'settings', 'privacy-policies'];
   if (globalIds.indexOf(doc._id) !== -1 || doc.type === 'form' || doc.type === 'translations') {
