@@ -7,22 +7,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.cht.contacts import bulk_delete_handlers as bulk_delete
-from api.cht.contacts import contacts_by_phone_handlers as contacts_by_phone
-from api.cht.contacts import handlers as contacts
-from api.cht.contacts import hydrate_handlers as hydrate
-from api.cht.contacts import people_places_handlers as people_places
-from api.cht.exports import handlers as exports
-from api.cht.messaging import handlers as forms
-from api.cht.messaging import records_handlers as records
-from api.cht.messaging import sms_handlers as sms
-from api.cht.monitoring import handlers as monitoring
-from api.cht.replication import handlers as medic_db
-from api.cht.replication import sync_handlers as replication_sync
-from api.cht.reports import handlers as reports
-from api.cht.users import handlers as users
-from api.cht.users import token_login_handlers as token_login
-from api.cht.users import users_info_handlers as users_info
+from api.cht.contacts import handlers as cht_contacts
+from api.cht.exports import handlers as cht_exports
+from api.cht.messaging import handlers as cht_messaging
+from api.cht.monitoring import handlers as cht_monitoring
+from api.cht.replication import handlers as cht_replication
+from api.cht.reports import handlers as cht_reports
+from api.cht.users import handlers as cht_users
 from api.datapoints import handlers as datapoints
 from api.foci import handlers as foci
 from api.handlers import couch_config, credentials, deploy_info, docs, session, settings, tokens, upgrades
@@ -31,32 +22,23 @@ from api.spatial import handlers as spatial
 # Order matters where paths overlap: a module's routes win over those of modules after it.
 MODULES = (
     docs,
-    monitoring,
+    cht_monitoring,
     session,
     settings,
     deploy_info,
     couch_config,
     upgrades,
     credentials,
-    forms,
-    records,
-    sms,
-    spatial,
     tokens,
-    contacts,
-    people_places,
-    reports,
-    hydrate,
-    contacts_by_phone,
-    bulk_delete,
-    datapoints,
+    cht_messaging,
+    cht_contacts,
+    cht_reports,
+    cht_users,
+    cht_exports,
     foci,
-    users,
-    users_info,
-    token_login,
-    exports,
-    replication_sync,
-    medic_db,  # last: its /medic/{doc_id} routes catch what the others have not matched
+    datapoints,
+    spatial,
+    cht_replication,  # last: its /medic/{doc_id} routes catch what the others have not matched
 )
 
 

@@ -1,19 +1,38 @@
-"""``/api/v1/contact``, ``/person``, ``/place``: read contacts, list them by type, search their ids.
+"""HTTP handlers of the contacts area: reading contacts, people and places, creating and updating them,
+hydrating docs, finding contacts by phone and bulk deletion.
 
-Single reads serve offline users too, inside their area (404 outside it);
-lists and searches are for online users, as in CHT.
-"""
+Single reads serve offline users too, inside their area (404 outside it); the rest is for online users."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from api.cht.visibility import scope_for
-from api.web import json_response, medic, query_bool, query_int, require, settings
+from api import jsonparse, schemas
+from api.cht.phones import contacts_by_phone
+from api.cht.visibility import UNRESTRICTED, scope_for
+from api.errors import BadRequest
+from api.streaming import json_array, stream
+from api.web import (
+    json_response,
+    medic,
+    query_bool,
+    query_int,
+    read_json,
+    read_json_object,
+    require,
+    sentinel,
+    settings,
+)
 
 from . import contacts
+from .bulk_delete import delete_batches
+from .hydration import hydrate_ids, hydrator
+from .writes import ContactWriter
 
 routes = web.RouteTableDef()
+
+
+# ``/api/v1/contact``, ``/person``, ``/place``: read contacts, list them by type, search their ids.
 
 PAGE_LIMIT = 100
 UUID_LIMIT = 10000
@@ -68,3 +87,98 @@ async def list_people(request: web.Request) -> web.Response:
 @routes.get("/api/v1/place")
 async def list_places(request: web.Request) -> web.Response:
     return await _page(request, "place")
+
+
+# ``POST /api/v1/people``, ``/api/v1/places`` and ``/api/v1/places/{id}``: create and update contacts.
+
+async def _writer(request: web.Request, permission: str) -> ContactWriter:
+    principal = await require(request, permission)
+    current = await settings(request)
+    return ContactWriter(medic(request), current, principal, scope_for(principal, current),
+                         codes=sentinel(request))
+
+
+@routes.post("/api/v1/people")
+async def create_person(request: web.Request) -> web.Response:
+    writer = await _writer(request, "can_create_people")
+    return json_response(await writer.create_person(await read_json(request)))
+
+
+@routes.post("/api/v1/places")
+async def create_place(request: web.Request) -> web.Response:
+    writer = await _writer(request, "can_create_places")
+    return json_response(await writer.create_place(await read_json(request)))
+
+
+@routes.post("/api/v1/places/{id}")
+async def update_place(request: web.Request) -> web.Response:
+    writer = await _writer(request, "can_update_places")
+    return json_response(await writer.update_place(request.match_info["id"], await read_json(request)))
+
+
+# ``GET|POST /api/v1/hydrate``: docs by id with their lineage filled in, in request order (online users).
+
+def _ids_from_query(request: web.Request) -> list[str]:
+    raw = request.query.get("doc_ids")
+    if not raw:
+        raise BadRequest("Query parameter doc_ids is required (a JSON array of ids)", field="doc_ids")
+    try:
+        ids = jsonparse.loads(raw)
+    except ValueError:
+        raise BadRequest("doc_ids must be a JSON array of ids", field="doc_ids") from None
+    schemas.validate("hydrate_body", {"doc_ids": ids})
+    return ids
+
+
+async def _hydrated(request: web.Request, ids: list[str]) -> web.Response:
+    return json_response(await hydrate_ids(medic(request), ids, UNRESTRICTED))
+
+
+@routes.get("/api/v1/hydrate")
+async def hydrate_get(request: web.Request) -> web.Response:
+    await require(request, online=True)
+    return await _hydrated(request, _ids_from_query(request))
+
+
+@routes.post("/api/v1/hydrate")
+async def hydrate_post(request: web.Request) -> web.Response:
+    await require(request, online=True)
+    if not request.can_read_body and request.query.get("doc_ids"):
+        return await _hydrated(request, _ids_from_query(request))
+    body = await read_json_object(request)
+    schemas.validate("hydrate_body", body)
+    return await _hydrated(request, body["doc_ids"])
+
+
+# ``GET|POST /api/v1/contacts-by-phone``: hydrated contacts with a phone number, however written (online users).
+
+async def _by_phone(request: web.Request, phone: object) -> web.Response:
+    db = medic(request)
+    docs = await contacts_by_phone(db, await settings(request), phone)
+    return json_response({"ok": True, "docs": await hydrator(db, UNRESTRICTED).hydrate(docs)})
+
+
+@routes.get("/api/v1/contacts-by-phone")
+async def by_phone_get(request: web.Request) -> web.Response:
+    await require(request, online=True)
+    return await _by_phone(request, request.query.get("phone"))
+
+
+@routes.post("/api/v1/contacts-by-phone")
+async def by_phone_post(request: web.Request) -> web.Response:
+    await require(request, online=True)
+    body = await read_json_object(request)
+    schemas.validate("contacts_by_phone_body", body)
+    return await _by_phone(request, body["phone"])
+
+
+# ``POST /api/v1/bulk-delete``: delete docs in batches of 100, streaming each batch's results as it lands.
+
+@routes.post("/api/v1/bulk-delete")
+async def bulk_delete(request: web.Request) -> web.StreamResponse:
+    principal = await require(request, "can_bulk_delete_reports", online=True)
+    body = await read_json_object(request)
+    schemas.validate("bulk_delete_body", body)
+    ids = [doc["_id"] for doc in body["docs"]]
+    batches = delete_batches(medic(request), ids, principal, await settings(request))
+    return await stream(request, json_array(batches, flush_bytes=0))

@@ -1,4 +1,5 @@
-"""``/medic``: the CouchDB replication protocol, served by the API.
+"""``/medic``: the CouchDB replication protocol, served by the API; and CHT's initial-sync endpoints
+(``/api/v1/replication/get-ids`` and ``get-deletes``).
 
 Admins get CouchDB's own behaviour: requests are passed through as they are
 (as admin), bodies streamed both ways. Online users get it too, except that
@@ -13,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
 from api import jsonparse
 from api.auth import Principal
-from api.couch import CouchError, check_name, quote_id, quote_path
-from api.errors import BadRequest, Forbidden, InvalidDocument, JamiiError, NotFound, PayloadTooLarge
+from api.couch import check_name, quote_id, quote_path
+from api.errors import BadRequest, Forbidden, NotFound
 from api.permissions import is_offline
 from api.web import (
     CONFIG,
@@ -36,16 +37,13 @@ from api.web import (
 
 from . import replication
 from .notifier import ChangesNotifier
+from .proxy import passthrough
 
 log = logging.getLogger("jamii.replication")
 routes = web.RouteTableDef()
 NOTIFIER = web.AppKey("changes_notifier", ChangesNotifier)
 SCOPES = web.AppKey("replication_scopes", replication.ScopeCache)
 
-# Headers passed on between the client and CouchDB (never credentials or cookies). JSON is always
-# asked for (pouchdb-server answers text/plain otherwise); attachments pass the client's Accept on.
-REQUEST_HEADERS = ("Content-Type", "If-None-Match", "If-Match")
-RESPONSE_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Location")
 # _changes filters pouchdb-server survives (others crash it: _design, _selector, ddoc filters).
 SAFE_FILTERS = frozenset({"_doc_ids"})
 CLIENT_DDOC = "_design/medic-client"
@@ -82,97 +80,6 @@ async def caller(request: web.Request) -> Caller:
     if principal is None:  # the auth middleware refuses anonymous callers first
         raise Forbidden("Authentication required")
     return Caller(principal, await settings(request))
-
-
-def medic_path(request: web.Request, suffix: str = "") -> str:
-    return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
-
-
-class LimitedBody:
-    """The request body streamed on to CouchDB, cut off past ``MAX_BODY_BYTES`` (as aiohttp's
-    ``client_max_size`` does for the bodies the API reads itself): the cut request never completes, so
-    CouchDB stores nothing, and the client gets a 413."""
-
-    def __init__(self, request: web.Request):
-        self.limit = request.app[CONFIG].max_body_bytes
-        self.content = request.content
-        self.over = False
-        if request.content_length is not None and request.content_length > self.limit:
-            raise self.error()
-
-    def error(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"Request body is larger than {self.limit} bytes")
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        seen = 0
-        async for chunk in self.content.iter_chunked(65536):
-            seen += len(chunk)
-            if seen > self.limit:
-                self.over = True
-                raise self.error()
-            yield chunk
-
-
-async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
-                      query_string: str | None = None, raw: bool = False) -> web.StreamResponse:
-    """Send the request on to CouchDB as admin and stream its answer back untouched."""
-    headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
-    if raw:
-        headers["Accept"] = request.headers.get("Accept", "*/*")
-    data: Any = body
-    limited = None
-    if data is None and request.can_read_body:
-        limited = LimitedBody(request)
-        data = limited.chunks()
-    couch = request.app[COUCH]
-    try:
-        resp = await couch.stream(
-            request.method, medic_path(request, suffix),
-            query_string=request.query_string if query_string is None else query_string,
-            data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
-    except CouchError as exc:
-        if exc.couch_status == 400:  # only pouchdb-server's 500 doc_validation is raised here; CouchDB streams its 400
-            raise InvalidDocument(exc.reason) from None
-        raise
-    except JamiiError:
-        if limited is not None and limited.over:
-            raise limited.error() from None
-        raise
-    try:
-        out_headers = {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}
-        if resp.status >= 400:  # CouchDB's errors are JSON; pouchdb-server labels them text/plain for Accept: */*
-            out_headers["Content-Type"] = "application/json"
-        out = web.StreamResponse(status=resp.status, headers=out_headers)
-        await out.prepare(request)
-        if request.method != "HEAD":
-            try:
-                async for chunk in couch.iter_body(resp):
-                    await out.write(chunk)
-            except JamiiError as exc:
-                # the status is out already: cut the connection so the client never takes half a body for all
-                log.warning("%s %s stopped part-way: %s", request.method, request.path, exc)
-                if request.transport is not None:
-                    request.transport.abort()
-                return out
-        await out.write_eof()
-        return out
-    finally:
-        resp.release()
-
-
-def idle_limit(request: web.Request) -> float:
-    """How long CouchDB may stay silent before the proxied request is given up (503, or a cut stream).
-
-    ``COUCH_TIMEOUT``, plus the wait a longpoll ``_changes`` asks for (CouchDB's
-    ``timeout``, 60 s by default; its ``heartbeat`` newlines keep it moving).
-    """
-    limit = request.app[CONFIG].couch_timeout
-    if request.query.get("feed") == "longpoll":
-        try:
-            limit += min(int(request.query.get("timeout", 60000)), 300000) / 1000
-        except ValueError:
-            limit += 60
-    return limit
 
 
 def admin_only(c: Caller) -> None:
@@ -471,3 +378,30 @@ async def attachment(request: web.Request) -> web.StreamResponse:
         await replication.check_attachment_write(db, request.app[SCOPES] if c.offline else None,
                                                  c.principal, c.settings, doc_id)
     return await passthrough(request, suffix)
+
+
+# -- CHT's initial-sync endpoints for offline users: ``get-ids`` and ``get-deletes``.
+
+async def _offline_caller(request: web.Request):  # noqa: ANN202 - (principal, settings)
+    principal, app_settings = user(request), await settings(request)
+    if principal is None or not is_offline(principal, app_settings):
+        raise BadRequest("Only offline users replicate; this endpoint is for them", field="user")
+    return principal, app_settings
+
+
+@routes.get("/api/v1/replication/get-ids")
+async def get_ids(request: web.Request) -> web.Response:
+    principal, app_settings = await _offline_caller(request)
+    return json_response(await replication.doc_ids_revs(medic(request), request.app[SCOPES], principal,
+                                                        app_settings))
+
+
+@routes.post("/api/v1/replication/get-deletes")
+async def get_deletes(request: web.Request) -> web.Response:
+    principal, app_settings = await _offline_caller(request)
+    body = await read_json_object(request)
+    doc_ids = body.get("doc_ids")
+    if not isinstance(doc_ids, list) or not all(isinstance(i, str) for i in doc_ids):
+        raise BadRequest("doc_ids must be an array of document ids", field="doc_ids")
+    gone = await replication.deleted_or_gone(medic(request), request.app[SCOPES], principal, app_settings, doc_ids)
+    return json_response({"doc_ids": gone})

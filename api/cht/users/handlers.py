@@ -1,29 +1,51 @@
-"""CHT users: list and read (``/api/v1|v2/users``), create one, many or from CSV, update, delete.
+"""HTTP handlers of the users area: list, read, create (one, many or from CSV), update and delete users;
+users-info and users-doc-count; login by SMS token.
 
-The domain work is in ``api.cht.users.users`` (reading, consistency) and ``api.cht.users.writes``
-(validation and writes); this module checks permissions and shapes replies,
-including the spec's own error bodies for bulk creation.
-"""
+The domain work is in ``users`` (reading, consistency), ``writes`` (creating, updating, deleting),
+``csv_upload`` and ``token_login``."""
 
 from __future__ import annotations
 
+import html
+import logging
+import time
 from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from api import jsonparse
 from api.auth import Principal
-from api.cht.visibility import scope_for
-from api.errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge
-from api.permissions import has_permission
+from api.cht.replication import limit as replication_limit
+from api.cht.replication import scope as replication_scope
+from api.cht.visibility import Scope, depths, scope_for
+from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge
+from api.handlers.session import set_session_cookie
+from api.permissions import has_permission, is_offline, require_admin
 from api.streaming import json_array, stream
-from api.web import AUTH, CONFIG, COUCH, json_response, parse_json_body, read_json, require, settings, user
+from api.web import (
+    AUTH,
+    CONFIG,
+    COUCH,
+    json_response,
+    medic,
+    parse_json_body,
+    public,
+    read_json,
+    require,
+    secret_path,
+    settings,
+    user,
+)
 
-from . import users
+from . import token_login, users
 from .csv_upload import Row, UploadLog, log_entry, parse
+from .users import synced_settings
 from .writes import Invalid, UserWriter, check_new
 
 routes = web.RouteTableDef()
 
+
+# CHT users: list and read (``/api/v1|v2/users``), create one, many or from CSV, update, delete.
 
 def dbs(app: web.Application) -> users.Dbs:
     config, couch = app[CONFIG], app[COUCH]
@@ -223,3 +245,116 @@ async def delete_user(request: web.Request) -> web.Response:
     result = await _writer(request, principal, await settings(request)).delete(name)
     request.app[AUTH].forget(name)
     return json_response(result)
+
+
+# ``GET /api/v1/users-info`` (what an offline user would replicate) and ``/api/v1/users-doc-count``.
+
+MISSING = "Missing required query params: role and/or facility_id"
+
+
+def _roles(raw: str) -> list[str]:
+    """``role``: one role, or a JSON array of roles (CHT's convention)."""
+    try:
+        value = jsonparse.loads(raw)
+    except ValueError:
+        return [raw]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise BadRequest("Role parameter must be either a string or a JSON encoded array", field="role")
+    if any(not isinstance(r, str) or not r for r in value):
+        raise BadRequest("All roles should be strings", field="role")
+    return value
+
+
+def _requested_scope(request: web.Request, current: dict[str, Any]) -> Scope:
+    """The scope an offline user with these query parameters would have (for online callers)."""
+    role, facilities = request.query.get("role"), [f for f in request.query.getall("facility_id", []) if f]
+    if not role or not facilities:
+        raise BadRequest(MISSING, body={"code": 400, "error": MISSING})
+    roles = _roles(role)
+    configured = current.get("roles") if isinstance(current.get("roles"), dict) else {}
+    if not any(isinstance(configured.get(r), dict) and configured[r].get("offline") for r in roles):
+        raise BadRequest("Provided role is not offline", field="role")
+    who = Principal("-", tuple(roles))
+    depth, report_depth = depths(roles, current)
+    unassigned = bool(current.get("district_admins_access_unallocated_messages")) and \
+        has_permission(who, "can_view_unallocated_data_records", current)
+    return Scope(restricted=True, facility_ids=tuple(dict.fromkeys(facilities)),
+                 contact_id=request.query.get("contact_id") or None, depth=depth, report_depth=report_depth,
+                 unassigned=unassigned)
+
+
+@routes.get("/api/v1/users-info")
+async def users_info(request: web.Request) -> web.Response:
+    principal = user(request)
+    assert principal is not None
+    current = await settings(request)
+    if is_offline(principal, current):
+        scope = scope_for(principal, current)
+    else:
+        await require(request, "can_update_users")
+        scope = _requested_scope(request, current)
+    counts = await replication_scope.count(medic(request), scope)
+    return json_response(counts.as_json())
+
+
+@routes.get("/api/v1/users-doc-count")
+async def users_doc_count(request: web.Request) -> web.Response:
+    require_admin(user(request))
+    db = request.app[COUCH].db(request.app[CONFIG].db_logs)
+    name = request.query.get("user")
+    found: Any = await replication_limit.get_one(db, name) if name else await replication_limit.get_all(db)
+    return json_response({"limit": replication_scope.WARN_LIMIT, "users": found})
+
+
+# ``/medic/login/token/{token}``: log in with the link of a login-by-SMS message.
+
+log = logging.getLogger("jamii.token_login")
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Log in</title></head>
+<body><form method="post" action="{action}"><p>Log in to the app with this link (it works once).</p>
+<button type="submit">Log in</button></form></body></html>
+"""
+
+
+@routes.get("/medic/login/token/{token}")
+@public
+@secret_path
+async def token_page(request: web.Request) -> web.Response:
+    action = html.escape(request.path, quote=True)
+    return web.Response(text=PAGE.format(action=action), content_type="text/html",
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@routes.post("/medic/login/token/{token}")
+@public
+@secret_path
+async def token_login_post(request: web.Request) -> web.Response:
+    token_login.require_enabled(await settings(request))
+    both = dbs(request.app)
+    user_doc, password = await token_login.claim(both.users, both.medic, request.match_info["token"],
+                                                 int(time.time() * 1000))
+    name = user_doc["name"]
+    request.app[AUTH].forget(name)
+    principal, cookie = await request.app[AUTH].login(name, password)
+    await _settings_follow(both, user_doc)
+    response = json_response({"success": True, "name": principal.name, "roles": list(principal.roles)})
+    set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
+    return response
+
+
+async def _settings_follow(both, user_doc: dict) -> None:
+    """Record the spent token in user-settings too (a failure here is left to the repair script)."""
+    for _ in range(3):
+        try:
+            current = await both.medic.get_or_none(user_doc["_id"])
+            await both.medic.put(synced_settings(user_doc, current))
+            return
+        except Conflict:
+            continue
+        except JamiiError as exc:
+            log.error("user %s logged in by token, but user-settings not updated: %s", user_doc["name"], exc)
+            return

@@ -1,0 +1,110 @@
+"""Passing a request on to CouchDB as admin and streaming its answer back: the plumbing of the ``/medic``
+proxy (headers let through, body size limit, idle timeout, errors part-way through a stream)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from api.couch import CouchError
+from api.errors import InvalidDocument, JamiiError, PayloadTooLarge
+from api.web import CONFIG, COUCH
+
+log = logging.getLogger("jamii.replication")
+
+# Headers passed on between the client and CouchDB (never credentials or cookies). JSON is always
+# asked for (pouchdb-server answers text/plain otherwise); attachments pass the client's Accept on.
+REQUEST_HEADERS = ("Content-Type", "If-None-Match", "If-Match")
+RESPONSE_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Location")
+
+def medic_path(request: web.Request, suffix: str = "") -> str:
+    return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
+
+
+class LimitedBody:
+    """The request body streamed on to CouchDB, cut off past ``MAX_BODY_BYTES`` (as aiohttp's
+    ``client_max_size`` does for the bodies the API reads itself): the cut request never completes, so
+    CouchDB stores nothing, and the client gets a 413."""
+
+    def __init__(self, request: web.Request):
+        self.limit = request.app[CONFIG].max_body_bytes
+        self.content = request.content
+        self.over = False
+        if request.content_length is not None and request.content_length > self.limit:
+            raise self.error()
+
+    def error(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request body is larger than {self.limit} bytes")
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.content.iter_chunked(65536):
+            seen += len(chunk)
+            if seen > self.limit:
+                self.over = True
+                raise self.error()
+            yield chunk
+
+
+async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
+                      query_string: str | None = None, raw: bool = False) -> web.StreamResponse:
+    """Send the request on to CouchDB as admin and stream its answer back untouched."""
+    headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
+    if raw:
+        headers["Accept"] = request.headers.get("Accept", "*/*")
+    data: Any = body
+    limited = None
+    if data is None and request.can_read_body:
+        limited = LimitedBody(request)
+        data = limited.chunks()
+    couch = request.app[COUCH]
+    try:
+        resp = await couch.stream(
+            request.method, medic_path(request, suffix),
+            query_string=request.query_string if query_string is None else query_string,
+            data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
+    except CouchError as exc:
+        if exc.couch_status == 400:  # only pouchdb-server's 500 doc_validation is raised here; CouchDB streams its 400
+            raise InvalidDocument(exc.reason) from None
+        raise
+    except JamiiError:
+        if limited is not None and limited.over:
+            raise limited.error() from None
+        raise
+    try:
+        out_headers = {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}
+        if resp.status >= 400:  # CouchDB's errors are JSON; pouchdb-server labels them text/plain for Accept: */*
+            out_headers["Content-Type"] = "application/json"
+        out = web.StreamResponse(status=resp.status, headers=out_headers)
+        await out.prepare(request)
+        if request.method != "HEAD":
+            try:
+                async for chunk in couch.iter_body(resp):
+                    await out.write(chunk)
+            except JamiiError as exc:
+                # the status is out already: cut the connection so the client never takes half a body for all
+                log.warning("%s %s stopped part-way: %s", request.method, request.path, exc)
+                if request.transport is not None:
+                    request.transport.abort()
+                return out
+        await out.write_eof()
+        return out
+    finally:
+        resp.release()
+
+
+def idle_limit(request: web.Request) -> float:
+    """How long CouchDB may stay silent before the proxied request is given up (503, or a cut stream).
+
+    ``COUCH_TIMEOUT``, plus the wait a longpoll ``_changes`` asks for (CouchDB's
+    ``timeout``, 60 s by default; its ``heartbeat`` newlines keep it moving).
+    """
+    limit = request.app[CONFIG].couch_timeout
+    if request.query.get("feed") == "longpoll":
+        try:
+            limit += min(int(request.query.get("timeout", 60000)), 300000) / 1000
+        except ValueError:
+            limit += 60
+    return limit
