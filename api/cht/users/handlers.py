@@ -38,9 +38,11 @@ from api.web import (
 )
 
 from . import token_login, users
+from .create import UserCreator
 from .csv_upload import Row, UploadLog, log_entry, parse
+from .rules import Invalid, check_new
 from .users import synced_settings
-from .writes import Invalid, UserWriter, check_new
+from .writes import UserWriter
 
 routes = web.RouteTableDef()
 
@@ -57,6 +59,10 @@ def request_base(request: web.Request) -> str:
     """Where this server is, as the client reached it (the token-login link's fallback)."""
     scheme = "https" if request.headers.get("X-Forwarded-Proto", "") == "https" else request.scheme
     return f"{scheme}://{request.host}"
+
+
+def _creator(request: web.Request, principal: Principal, current: dict[str, Any]) -> UserCreator:
+    return UserCreator(dbs(request.app), current, principal, scope_for(principal, current), request_base(request))
 
 
 def _writer(request: web.Request, principal: Principal, current: dict[str, Any]) -> UserWriter:
@@ -137,7 +143,7 @@ async def create_users(request: web.Request) -> web.Response:
     principal = await require(request, "can_create_users")
     current = await settings(request)
     body = await read_json(request)
-    writer = _writer(request, principal, current)
+    writer = _creator(request, principal, current)
     if isinstance(body, list):
         if not body:
             raise BadRequest("No users given", field="body")
@@ -207,7 +213,7 @@ async def import_users(request: web.Request) -> web.Response:
         await upload.update({"status": "saving", "saving": saving}, data)
 
     await upload.update({"status": "saving", "saving": saving}, data)
-    results = await _writer(request, principal, current).create_many([r.data for r in todo], progress)
+    results = await _creator(request, principal, current).create_many([r.data for r in todo], progress)
     await upload.update({"status": "finished", "saving": saving}, data)
     by_index = {row.index: _inline(result) for row, result in zip(todo, results)}
     return json_response([by_index.get(r.index) or {"skipped": True, "message": r.skip} for r in rows])

@@ -3,6 +3,7 @@
 import pytest
 
 from api.auth import Principal
+from api.cht.users.create import UserCreator
 from api.cht.users.users import Dbs, find_problems
 from api.cht.users.writes import UserWriter
 from api.cht.visibility import UNRESTRICTED
@@ -53,7 +54,7 @@ async def test_a_failed_users_write_undoes_the_settings_and_contacts(uw, config,
     before = (await medic.info())["doc_count"]
     refused = f"org.couchdb.user:{uw.name('half1')}"
     failing = FailingUsersDb(couch.db(config.db_users), {refused})
-    writer = UserWriter(_dbs(couch, config, failing), default_settings(), ADMIN, UNRESTRICTED)
+    writer = UserCreator(_dbs(couch, config, failing), default_settings(), ADMIN, UNRESTRICTED)
     center = uw.h.centers[0]
     results = await writer.create_many([_user(uw, "half1", center), _user(uw, "whole1", center)])
     assert isinstance(results[0], ServiceUnavailable) and "user" in results[1]
@@ -67,7 +68,7 @@ async def test_couchdb_gone_during_the_users_write_leaves_nothing(uw, config, co
     medic = couch.db(config.db_medic)
     before = (await medic.info())["doc_count"]
     failing = FailingUsersDb(couch.db(config.db_users), set(), down=True)
-    writer = UserWriter(_dbs(couch, config, failing), default_settings(), ADMIN, UNRESTRICTED)
+    writer = UserCreator(_dbs(couch, config, failing), default_settings(), ADMIN, UNRESTRICTED)
     results = await writer.create_many([_user(uw, "down1", uw.h.centers[1]), _user(uw, "down2", uw.h.centers[1])])
     assert all(isinstance(r, ServiceUnavailable) for r in results)
     assert (await medic.info())["doc_count"] == before

@@ -1,0 +1,315 @@
+"""Creating users (``_users`` doc + ``user-settings`` doc, see ``users``).
+
+Creation is done in batches: every request is validated first (``check_new``,
+no I/O), then each batch of users is written with a handful of requests
+whatever its size: existing names, SSO names and referenced contacts are read
+at once; new places and contacts go through ``ContactWriter`` (one
+``_bulk_docs``); then all settings docs, then all ``_users`` docs, then the
+login-by-SMS docs. A user that fails at a later step has its earlier docs
+undone, so a failure costs that user only, and results come back per user in
+request order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping
+
+from api import passwords, schemas
+from api.auth import Principal
+from api.cht import phones
+from api.cht.contacts.writes import ContactWriter, Plan
+from api.cht.visibility import Scope
+from api.errors import JamiiError
+
+from . import token_login
+from .rules import (
+    SETTINGS_ONLY,
+    existing_contact,
+    existing_place,
+    fields_under,
+    name_taken,
+    roles_of,
+    user_error,
+    within,
+    write_error,
+)
+from .users import SETTINGS_TYPE, Dbs, by_field, user_id
+
+log = logging.getLogger("jamii.users")
+
+BATCH = 100
+
+
+@dataclass
+class _New:
+    """One user of a create batch on its way through the steps."""
+
+    index: int
+    data: dict[str, Any]
+    name: str
+    roles: list[str]
+    plan: Plan | None = None
+    facility_id: str | None = None
+    contact_id: str | None = None
+    contact_result: dict[str, Any] | None = None
+    token: str | None = None
+    previous_settings: dict[str, Any] | None = None
+    settings_doc: dict[str, Any] | None = None
+    user_doc: dict[str, Any] | None = None
+    error: JamiiError | None = None
+    warning: str | None = None
+    settings_written: bool = False
+
+
+Progress = Callable[[list[Any]], Awaitable[None]]
+
+
+class UserCreator:
+    """Creates users for one request: the caller, the settings, and where the token-login link points."""
+
+    def __init__(self, dbs: Dbs, settings: Mapping[str, Any], principal: Principal, scope: Scope,
+                 request_base: str = "http://localhost"):
+        self.dbs = dbs
+        self.settings = settings
+        self.principal = principal
+        self.scope = scope
+        self.request_base = request_base
+
+    async def create_many(self, items: list[dict[str, Any]], progress: Progress | None = None
+                          ) -> list[dict[str, Any] | JamiiError]:
+        """Create users that passed ``check_new``; per user, the CHT reply or the error that stopped it."""
+        results: list[dict[str, Any] | JamiiError] = []
+        names: set[str] = set()
+        for start in range(0, len(items), BATCH):
+            batch = [self._new(start + i, data) for i, data in enumerate(items[start:start + BATCH])]
+            for user in batch:
+                if user.name in names:
+                    user.error = name_taken(user.name)
+                names.add(user.name)
+            await self._create_batch(batch)
+            results.extend(u.error if u.error else self._reply(u) for u in batch)
+            if progress is not None:
+                await progress(results)
+        return results
+
+    def _new(self, index: int, data: dict[str, Any]) -> _New:
+        return _New(index, dict(data), data["username"], roles_of(data))
+
+    async def _create_batch(self, batch: list[_New]) -> None:
+        writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope,
+                               codes=self.dbs.sentinel)
+        try:
+            await self._check_names(batch)
+            await self._check_oidc(batch)
+            await self._plan_contacts(writer, [u for u in batch if not u.error])
+            planned = [u for u in batch if not u.error and u.plan is not None and u.plan.new]
+            errors = await writer.write_plans([u.plan for u in planned if u.plan is not None])
+            for user, error in zip(planned, errors):
+                if error is not None:
+                    user.error = error
+                else:
+                    self._note_contact(user)
+            now = dt.datetime.now(dt.timezone.utc)
+            live = [u for u in batch if not u.error]
+            for user in live:
+                self._docs(user, now)
+            await self._write_settings(live, writer)
+            await self._write_users([u for u in live if not u.error], writer)
+        except JamiiError as exc:
+            # CouchDB failed under a whole step: nobody of this batch is created; undo what was written
+            for user in batch:
+                if user.error is None:
+                    user.error = exc
+                    await self._undo_all(user, writer)
+            return
+        await self._send_tokens([u for u in live if not u.error and u.token], now)
+
+    async def _undo_all(self, user: _New, writer: ContactWriter) -> None:
+        try:
+            if user.user_doc is not None and "_rev" in user.user_doc:
+                await self.dbs.users.delete(user.user_doc["_id"], user.user_doc["_rev"])
+            if user.settings_written:
+                await self._undo_settings(user)
+            await self._undo_contacts(user, writer)
+        except JamiiError as exc:
+            log.error("user %s: could not undo a failed creation (%s); scripts/repair_users.py will", user.name, exc)
+
+    async def _check_names(self, batch: list[_New]) -> None:
+        live = [u for u in batch if not u.error]
+        ids = [user_id(u.name) for u in live]
+        rows = (await self.dbs.users.all_docs(ids))["rows"] if ids else []
+        taken = {r["id"] for r in rows if r.get("id") and not r.get("error")
+                 and not (r.get("value") or {}).get("deleted")}
+        existing = await self.dbs.medic.get_many(ids)
+        for user in live:
+            if user_id(user.name) in taken:
+                user.error = name_taken(user.name)
+            else:
+                # a deleted user's (or a half-made user's) settings doc is replaced
+                user.previous_settings = existing.get(user_id(user.name))
+
+    async def _check_oidc(self, batch: list[_New]) -> None:
+        wanted = [u for u in batch if not u.error and u.data.get("oidc_username")]
+        if not wanted:
+            return
+        owners: dict[str, str] = {}
+        for doc in await by_field(self.dbs.users, "oidc_username", [u.data["oidc_username"] for u in wanted]):
+            owners[doc["oidc_username"]] = doc.get("name")
+        for user in wanted:
+            value = user.data["oidc_username"]
+            if value in owners:
+                user.error = user_error(f'oidc_username "{value}" is already used by another user',
+                                        "oidc_username.taken", {"oidc_username": value}, field_name="oidc_username")
+            else:
+                owners[value] = user.name
+
+    async def _plan_contacts(self, writer: ContactWriter, batch: list[_New]) -> None:
+        await writer.prepare({"place": u.data.get("place"), "contact": u.data.get("contact"),
+                              "parent": (u.data.get("contact") or {}).get("parent")
+                              if isinstance(u.data.get("contact"), dict) else None} for u in batch)
+        for user in batch:
+            try:
+                self._plan_one(writer, user)
+            except JamiiError as exc:
+                user.error = exc
+
+    def _plan_one(self, writer: ContactWriter, user: _New) -> None:
+        place, contact = user.data.get("place"), user.data.get("contact")
+        plan = Plan()
+        if isinstance(place, dict):
+            if isinstance(contact, str) or (isinstance(contact, dict) and contact.get("parent")):
+                raise user_error("Contact is not within place.", "configuration.user.place.contact",
+                                 field_name="contact")
+            body = {**place, "contact": contact} if isinstance(contact, dict) else dict(place)
+            with fields_under("place"):
+                schemas.validate("place_create", body)
+                doc = writer.plan_place(body, plan)
+            user.facility_id = doc["_id"]
+            user.contact_id = doc["contact"]["_id"] if isinstance(contact, dict) else None
+        else:
+            if isinstance(place, str):
+                existing_place(writer, self.settings, self.scope, place)
+                user.facility_id = place
+            if isinstance(contact, str):
+                existing_contact(writer, self.settings, self.scope, contact, place if isinstance(place, str) else None)
+                user.contact_id = contact
+                user.contact_result = {"id": contact, "rev": (writer.existing(contact) or {}).get("_rev")}
+            elif isinstance(contact, dict):
+                parent = contact.get("parent") or (place if isinstance(place, str) else None)
+                if contact.get("parent") and isinstance(place, str):
+                    within(existing_place(writer, self.settings, self.scope, contact["parent"], "contact.parent"), place)
+                body = {k: v for k, v in contact.items() if k != "parent"}
+                if parent:
+                    body["place"] = parent
+                with fields_under("contact"):
+                    schemas.validate("person_create", body)
+                    user.contact_id = writer.plan_person(body, plan)["_id"]
+        user.plan = plan
+
+    def _note_contact(self, user: _New) -> None:
+        if user.plan is None or user.contact_id is None:
+            return
+        rev = next((d.get("_rev") for d in user.plan.new if d["_id"] == user.contact_id), None)
+        if rev:
+            user.contact_result = {"id": user.contact_id, "rev": rev}
+
+    def _docs(self, user: _New, now: dt.datetime) -> None:
+        data = user.data
+        uid = user_id(user.name)
+        user_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": "user", "roles": user.roles}
+        settings_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": SETTINGS_TYPE, "roles": user.roles}
+        if user.previous_settings:
+            settings_doc["_rev"] = user.previous_settings["_rev"]
+        for key in SETTINGS_ONLY:
+            if data.get(key) not in (None, ""):
+                settings_doc[key] = data[key]
+        for doc in (user_doc, settings_doc):
+            if user.facility_id:
+                doc["facility_id"] = user.facility_id
+            if user.contact_id:
+                doc["contact_id"] = user.contact_id
+            if isinstance(data.get("known"), bool):
+                doc["known"] = data["known"]
+            if data.get("oidc_username"):
+                doc["oidc_username"] = data["oidc_username"]
+        if data.get("token_login") is True:
+            settings_doc["phone"] = phones.normalize(data["phone"], self.settings)
+            user.token = token_login.new_token()
+            token_login.activate(user_doc, settings_doc, user.token, int(now.timestamp() * 1000))
+            user_doc["password"] = passwords.generate()
+        elif data.get("oidc_username"):
+            user_doc["password"] = passwords.generate()
+        else:
+            user_doc["password"] = data["password"]
+            user_doc["password_change_required"] = data.get("password_change_required", True) is not False
+        user.user_doc, user.settings_doc = user_doc, settings_doc
+
+    async def _write_settings(self, batch: list[_New], writer: ContactWriter) -> None:
+        docs = [u.settings_doc for u in batch if u.settings_doc is not None]
+        results = await self.dbs.medic.bulk_docs(docs) if docs else []
+        for user, result in zip(batch, results):
+            if result.get("error"):
+                user.error = write_error(user.name, result)
+                await self._undo_contacts(user, writer)
+            else:
+                assert user.settings_doc is not None
+                user.settings_doc["_rev"] = result["rev"]
+                user.settings_written = True
+
+    async def _write_users(self, batch: list[_New], writer: ContactWriter) -> None:
+        docs = [u.user_doc for u in batch if u.user_doc is not None]
+        results = await self.dbs.users.bulk_docs(docs) if docs else []
+        for user, result in zip(batch, results):
+            if result.get("error"):
+                user.error = write_error(user.name, result)
+                await self._undo_settings(user)
+                await self._undo_contacts(user, writer)
+            else:
+                assert user.user_doc is not None
+                user.user_doc["_rev"] = result["rev"]
+                user.user_doc.pop("password", None)
+
+    async def _undo_settings(self, user: _New) -> None:
+        assert user.settings_doc is not None
+        try:
+            if user.previous_settings:
+                await self.dbs.medic.put({**user.previous_settings, "_rev": user.settings_doc["_rev"]})
+            else:
+                await self.dbs.medic.delete(user.settings_doc["_id"], user.settings_doc["_rev"])
+        except JamiiError as exc:
+            log.error("user %s: could not undo its user-settings doc (%s); scripts/repair_users.py will", user.name,
+                      exc)
+
+    async def _undo_contacts(self, user: _New, writer: ContactWriter) -> None:
+        if user.plan is not None and any("_rev" in d for d in user.plan.new):
+            await writer.undo(user.plan)
+            user.contact_result = None
+
+    async def _send_tokens(self, batch: list[_New], now: dt.datetime) -> None:
+        docs = []
+        for user in batch:
+            assert user.token and user.settings_doc is not None
+            docs.append(token_login.sms_doc(user.token, user_id(user.name), user.settings_doc["phone"],
+                                            self.settings, self.request_base, now))
+        results = await self.dbs.medic.bulk_docs(docs) if docs else []
+        for user, result in zip(batch, results):
+            if result.get("error"):
+                user.warning = ("the login SMS could not be queued; update the user with token_login: true to "
+                                "send a new link")
+                log.error("user %s: token login SMS not written: %s", user.name, result.get("error"))
+
+    def _reply(self, user: _New) -> dict[str, Any]:
+        assert user.user_doc is not None and user.settings_doc is not None
+        reply: dict[str, Any] = {}
+        if user.contact_result:
+            reply["contact"] = user.contact_result
+        reply["user-settings"] = {"id": user.settings_doc["_id"], "rev": user.settings_doc["_rev"]}
+        reply["user"] = {"id": user.user_doc["_id"], "rev": user.user_doc["_rev"]}
+        if user.token:
+            reply["token_login"] = {"expiration_date": user.user_doc["token_login"]["expiration_date"]}
+            if user.warning:
+                reply["token_login"]["error"] = user.warning
+        return reply
