@@ -4,7 +4,7 @@
 Admins get CouchDB's own behaviour: requests are passed through as they are
 (as admin), bodies streamed both ways. Online users get it too, except that
 their writes are checked by ``api/cht/replication/write_rules.py`` first and admin-only
-endpoints are refused. Offline users are served by ``api/cht/replication/replication.py``:
+endpoints are refused. Offline users are served by ``visible_set``, ``reads``, ``changes``, ``writes`` and ``sync``:
 every read is filtered to the documents they may see and every write is
 checked against it; a document they may not see answers 404 as if it did not
 exist. Errors use CouchDB's ``{"error", "reason"}`` shape.
@@ -35,14 +35,14 @@ from api.web import (
     user,
 )
 
-from . import replication
+from . import changes, reads, sync, visible_set, writes
 from .notifier import ChangesNotifier
 from .proxy import passthrough
 
 log = logging.getLogger("jamii.replication")
 routes = web.RouteTableDef()
 NOTIFIER = web.AppKey("changes_notifier", ChangesNotifier)
-SCOPES = web.AppKey("replication_scopes", replication.ScopeCache)
+SCOPES = web.AppKey("replication_scopes", visible_set.ScopeCache)
 
 # _changes filters pouchdb-server survives (others crash it: _design, _selector, ddoc filters).
 SAFE_FILTERS = frozenset({"_doc_ids"})
@@ -53,7 +53,7 @@ def setup(app: web.Application) -> None:
     async def start(app: web.Application) -> None:
         medic = app[COUCH].db(app[CONFIG].db_medic)
         app[NOTIFIER] = ChangesNotifier(medic)
-        app[SCOPES] = replication.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs))
+        app[SCOPES] = visible_set.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs))
 
     async def stop(app: web.Application) -> None:
         await app[NOTIFIER].close()
@@ -121,7 +121,7 @@ async def db_admin(request: web.Request) -> web.StreamResponse:
 async def post_doc(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     doc = await read_json_object(request)
-    result = await replication.write_docs(medic(request), c.principal, c.settings, [doc], new_edits=True,
+    result = await writes.write_docs(medic(request), c.principal, c.settings, [doc], new_edits=True,
                                           scopes=request.app[SCOPES] if c.offline else None)
     return _single_write_response(result[0])
 
@@ -158,7 +158,7 @@ def _json_object(body: bytes | None) -> dict[str, Any]:
 @routes.get("/medic/_changes")
 @routes.post("/medic/_changes")
 @couch_errors
-async def changes(request: web.Request) -> web.StreamResponse:
+async def changes_feed(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     query = request.query
     if query.get("filter") and query["filter"] not in SAFE_FILTERS:
@@ -167,10 +167,10 @@ async def changes(request: web.Request) -> web.StreamResponse:
         raise BadRequest("feed=continuous is not supported; use feed=longpoll", field="feed")
     if not c.offline:
         body = await request.read() if request.method == "POST" and request.can_read_body else None
-        replication.check_changes_query(query, _json_object(body))
+        changes.check_changes_query(query, _json_object(body))
         return await passthrough(request, "/_changes", body=body)
     body = await read_json(request) if request.can_read_body and request.method == "POST" else {}
-    return await replication.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
+    return await changes.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
                                            c.principal, c.settings, query, body if isinstance(body, dict) else {})
 
 
@@ -183,7 +183,7 @@ async def all_docs(request: web.Request) -> web.StreamResponse:
         return await passthrough(request, "/_all_docs")
     body = await read_json_object(request) if request.method == "POST" and request.can_read_body else {}
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await replication.all_docs(medic(request), visible, request.query, body))
+    return json_response(await reads.all_docs(medic(request), visible, request.query, body))
 
 
 @routes.post("/medic/_bulk_get")
@@ -194,11 +194,11 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
         body = await request.read() if request.can_read_body else None
         docs = _json_object(body).get("docs")
         wanted = [(d.get("id"), d.get("rev")) for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
-        query_string = await replication.without_latest_for_unknown_revs(medic(request), request.query, wanted)
+        query_string = await reads.without_latest_for_unknown_revs(medic(request), request.query, wanted)
         return await passthrough(request, "/_bulk_get", body=body, query_string=query_string)
     body = await read_json_object(request)
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await replication.bulk_get(medic(request), visible, request.query, body))
+    return json_response(await reads.bulk_get(medic(request), visible, request.query, body))
 
 
 @routes.post("/medic/_revs_diff")
@@ -209,7 +209,7 @@ async def revs_diff(request: web.Request) -> web.StreamResponse:
         return await passthrough(request, "/_revs_diff")
     body = await read_json_object(request)
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await replication.revs_diff(medic(request), visible, body))
+    return json_response(await reads.revs_diff(medic(request), visible, body))
 
 
 @routes.post("/medic/_bulk_docs")
@@ -222,7 +222,7 @@ async def bulk_docs(request: web.Request) -> web.StreamResponse:
     docs = body.get("docs")
     if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
         raise BadRequest("docs must be an array of objects", field="docs")
-    results = await replication.write_docs(medic(request), c.principal, c.settings, docs,
+    results = await writes.write_docs(medic(request), c.principal, c.settings, docs,
                                            new_edits=body.get("new_edits", True) is not False,
                                            scopes=request.app[SCOPES] if c.offline else None)
     return json_response(results, status=201)
@@ -336,8 +336,8 @@ async def document(request: web.Request) -> web.StreamResponse:
     if request.method in ("GET", "HEAD"):
         revs = _open_revs(request.query.get("open_revs")) + [request.query.get("rev")]
         if c.offline:
-            await replication.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
-        query_string = await replication.without_latest_for_unknown_revs(db, request.query,
+            await visible_set.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
+        query_string = await reads.without_latest_for_unknown_revs(db, request.query,
                                                                          [(doc_id, rev) for rev in revs])
         return await passthrough(request, "/" + quote_id(doc_id), query_string=query_string)
     if c.admin:
@@ -354,7 +354,7 @@ async def document(request: web.Request) -> web.StreamResponse:
             raise BadRequest("Document rev required to delete", field="rev")
         doc = {"_id": doc_id, "_rev": rev, "_deleted": True}
         new_edits = True
-    result = await replication.write_docs(db, c.principal, c.settings, [doc], new_edits=new_edits,
+    result = await writes.write_docs(db, c.principal, c.settings, [doc], new_edits=new_edits,
                                           scopes=request.app[SCOPES] if c.offline else None)
     return _single_write_response(result[0] if result else {"ok": True, "id": doc_id, "rev": doc.get("_rev")})
 
@@ -372,10 +372,10 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     suffix = "/" + quote_id(doc_id) + "/" + quote_path(request.match_info["attachment"])
     if request.method in ("GET", "HEAD"):
         if c.offline:
-            await replication.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
+            await visible_set.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
         return await passthrough(request, suffix, raw=True)
     if not c.admin:
-        await replication.check_attachment_write(db, request.app[SCOPES] if c.offline else None,
+        await writes.check_attachment_write(db, request.app[SCOPES] if c.offline else None,
                                                  c.principal, c.settings, doc_id)
     return await passthrough(request, suffix)
 
@@ -392,7 +392,7 @@ async def _offline_caller(request: web.Request):  # noqa: ANN202 - (principal, s
 @routes.get("/api/v1/replication/get-ids")
 async def get_ids(request: web.Request) -> web.Response:
     principal, app_settings = await _offline_caller(request)
-    return json_response(await replication.doc_ids_revs(medic(request), request.app[SCOPES], principal,
+    return json_response(await sync.doc_ids_revs(medic(request), request.app[SCOPES], principal,
                                                         app_settings))
 
 
@@ -403,5 +403,5 @@ async def get_deletes(request: web.Request) -> web.Response:
     doc_ids = body.get("doc_ids")
     if not isinstance(doc_ids, list) or not all(isinstance(i, str) for i in doc_ids):
         raise BadRequest("doc_ids must be an array of document ids", field="doc_ids")
-    gone = await replication.deleted_or_gone(medic(request), request.app[SCOPES], principal, app_settings, doc_ids)
+    gone = await sync.deleted_or_gone(medic(request), request.app[SCOPES], principal, app_settings, doc_ids)
     return json_response({"doc_ids": gone})

@@ -3,7 +3,7 @@
 The Python twin of ``ddocs/medic/medic-client/validate_doc_update.js``: the API
 writes to CouchDB as admin, so CouchDB's own validation cannot see the real
 user and the same rules are applied here first. Offline users are further
-limited to their part of the hierarchy by ``api/cht/replication/replication.py``.
+limited to their part of the hierarchy by ``api/cht/replication/writes.py``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from api.app import create_app
 from api.auth import Principal
 from api.cht.lineage import minify_lineage
-from api.cht.replication import replication
+from api.cht.replication import changes, visible_set
 from api.cht.visibility import doc_visible, replication_keys, scope_for
 from api.couch import Couch, Database
 from api.settings import default_settings
@@ -430,14 +430,14 @@ async def test_a_doc_written_while_the_feed_is_read_is_not_skipped(world, couch,
     medic = couch.db(config.db_medic)
     chw = principal(world, "chw")
     settings = default_settings()
-    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
     try:
         since = (await medic.info())["update_seq"]
         await scopes.get(chw, settings)  # the cached set is exact as of `since`
         clinic = world["h"].by_id[chw.facility_id]
         newcomer = {"_id": "written-during-the-read", "type": "person", "name": "Newcomer",
                     "parent": minify_lineage(clinic)}
-        results, _ = await replication._scan(WritesDuringTheRead(medic, newcomer),
+        results, _ = await changes._scan(WritesDuringTheRead(medic, newcomer),
                                              lambda: scopes.get(chw, settings), since, None, None, None, False)
     finally:
         await scopes.close()
@@ -450,7 +450,7 @@ async def chw_scopes_after_a_write(world, couch, config, medic: Database, doc_id
     (acknowledged before any request that follows); yields the chw's ``get``."""
     chw = principal(world, "chw")
     settings = default_settings()
-    scopes = replication.ScopeCache(medic, couch.db(config.db_logs))
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
     try:
         await scopes.get(chw, settings)
         await medic.put({"_id": doc_id, "type": "person", "name": "Newcomer",

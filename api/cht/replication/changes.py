@@ -1,0 +1,151 @@
+"""``_changes`` for offline users: a first sync filtered by CouchDB to the visible ids, later ones scanned and
+filtered here (deletions of docs the user could see included), longpolls woken by the shared notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from api.auth import Principal
+from api.couch import Database
+from api.errors import BadRequest
+
+from .notifier import ChangesNotifier
+from .reads import flag, json_param
+from .visible_set import ScopeCache, VisibleSet, previously_visible
+
+PAGE = 1000
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+async def _scan(db: Database, current: Callable[[], Awaitable[VisibleSet]], since: Any, limit: int | None,
+                style: str | None, wanted: set[str] | None, initial: bool) -> tuple[list[dict[str, Any]], Any]:
+    """Visible changes after ``since`` (up to ``limit``), and the seq to continue from.
+
+    The visible set is asked for (``current``) after each page is read, never
+    before: a set made before the read would not know docs written in between,
+    which would be skipped while the returned seq moves past them, so the
+    device would never get them.
+    """
+    kept: list[dict[str, Any]] = []
+    while True:
+        page = await db.changes(since=since, limit=PAGE, style=style)
+        visible = await current()
+        results = page.get("results", [])
+        deleted_unknown = [c for c in results if c.get("deleted") and c["id"] not in visible
+                           and not initial and (wanted is None or c["id"] in wanted)]
+        was_visible = set()
+        if deleted_unknown:
+            checks = await asyncio.gather(*(previously_visible(db, visible.scope, c) for c in deleted_unknown))
+            was_visible = {c["id"] for c, ok in zip(deleted_unknown, checks) if ok}
+        for change in results:
+            since = change["seq"]
+            doc_id = change["id"]
+            if wanted is not None and doc_id not in wanted:
+                continue
+            if doc_id in visible or doc_id in was_visible:
+                if change.get("deleted") and initial:
+                    continue  # a new device has nothing to delete
+                kept.append(change)
+                if limit is not None and len(kept) >= limit:
+                    return kept, since
+        if len(results) < PAGE:
+            return _resume_at_end(kept, page.get("last_seq", since)), page.get("last_seq", since)
+
+
+async def _initial(db: Database, visible: VisibleSet, style: str | None,
+                   wanted: set[str] | None) -> tuple[list[dict[str, Any]], Any]:
+    """A first sync: every visible doc's change at once, filtered by CouchDB itself (``_doc_ids``).
+
+    The client's ``limit`` is not applied: PouchDB splits what it receives
+    into batches of its own, and a first sync then costs one filtered read of
+    the feed instead of many scans through the API.
+    """
+    ids = visible.ids if wanted is None else visible.ids & wanted
+    body = await db.changes(doc_ids=sorted(ids), since=0, style=style)
+    results = [c for c in body.get("results", []) if not c.get("deleted")]
+    # The set is exact as of its update_seq, so every visible change up to that seq is here: the client
+    # resumes from it. (A filtered feed's own last_seq is the last match on pouchdb-server, which would
+    # make the next request read the rest of the database again.)
+    return _resume_at_end(results, visible.update_seq), visible.update_seq
+
+
+def _resume_at_end(results: list[dict[str, Any]], last_seq: Any) -> list[dict[str, Any]]:
+    """Give the last kept change the feed's last seq: PouchDB resumes from the last change's seq,
+    and everything up to ``last_seq`` has been judged, so it need not be read again."""
+    if results and last_seq is not None:
+        results[-1] = {**results[-1], "seq": last_seq}
+    return results
+
+
+def check_changes_query(query: Mapping[str, str], body: Mapping[str, Any]) -> None:
+    """Refuse ``_changes`` parameters CouchDB would refuse, before they reach it.
+
+    pouchdb-server (the embedded database) dies on ``filter=_doc_ids`` without
+    an array of ``doc_ids`` and waits forever on a ``timeout`` that is not a
+    number, so numbers and the ids are checked here for every caller.
+    """
+    for name in ("limit", "timeout", "heartbeat"):
+        value = query.get(name)
+        if value in (None, "") or (name == "heartbeat" and value == "true"):
+            continue
+        if not (value.isascii() and value.isdigit()):
+            raise BadRequest(f"{name} must be a non-negative integer", field=name)
+    if query.get("filter") == "_doc_ids" and not isinstance(json_param(query, body, "doc_ids"), list):
+        raise BadRequest("doc_ids must be an array of document ids", field="doc_ids")
+
+
+async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, notifier: ChangesNotifier,
+                        principal: Principal, settings: Mapping[str, Any], query: Mapping[str, str],
+                        body: Mapping[str, Any]) -> web.StreamResponse:
+    since: Any = body.get("since", query.get("since", 0))
+    if since == "now":
+        since = (await db.info())["update_seq"]
+    initial = since in (0, "0", None, "")
+    check_changes_query(query, body)
+    limit = int(query["limit"]) if query.get("limit") else None
+    timeout = min(int(query.get("timeout") or 60000), 300000) / 1000
+    heartbeat = int(query["heartbeat"]) / 1000 if query.get("heartbeat") not in (None, "", "true") else 10
+    style = query.get("style") if query.get("style") == "all_docs" else None
+    wanted = None
+    if query.get("filter") == "_doc_ids":
+        wanted = {i for i in json_param(query, body, "doc_ids") if isinstance(i, str)}
+    include_docs = flag(query, body, "include_docs")
+
+    def current() -> Awaitable[VisibleSet]:
+        return scopes.get(principal, settings)
+
+    if initial:
+        results, last_seq = await _initial(db, await scopes.get(principal, settings, record=True), style, wanted)
+    else:
+        results, last_seq = await _scan(db, current, since, limit, style, wanted, initial)
+    response: web.StreamResponse | None = None
+    if not results and query.get("feed") == "longpoll":
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        deadline = time.monotonic() + timeout
+        while not results and time.monotonic() < deadline:
+            changed = await notifier.wait(min(heartbeat, max(deadline - time.monotonic(), 0)))
+            if not changed:
+                await response.write(b"\n")
+                continue
+            results, last_seq = await _scan(db, current, last_seq, limit, style, wanted, False)
+    if include_docs and results:
+        live = [c["id"] for c in results if not c.get("deleted")]
+        docs = await db.get_many(live)
+        for change in results:
+            change["doc"] = docs.get(change["id"]) or {"_id": change["id"], "_rev": change["changes"][0]["rev"],
+                                                       "_deleted": True}
+    payload = dumps({"results": results, "last_seq": last_seq})
+    if response is None:
+        return web.Response(body=payload, content_type="application/json")
+    await response.write(payload)
+    await response.write_eof()
+    return response
