@@ -23,7 +23,7 @@ from api.permissions import has_permission
 from api.timestamps import now_ms
 from api.web import CONFIG, COUCH, json_response, medic, read_json, require, settings
 
-from . import dhis, exports
+from . import contacts, dhis, formats, messages, reports, users_meta
 from .params import contact_filters, feedback_params, message_filters, options, parse_form, report_filters
 from .params import dhis_filters as parse_dhis_filters
 
@@ -87,8 +87,8 @@ async def export_reports(request: web.Request) -> web.StreamResponse:
     await allowed(request, "reports")
     raw = await parameters(request)
     filters, opts = report_filters(raw, now_ms()), options(raw)
-    chunks = exports.reports_csv(medic(request), await settings(request), filters, opts)
-    return await stream(request, chunks, CSV, exports.filename("reports", "csv"))
+    chunks = reports.reports_csv(medic(request), await settings(request), filters, opts)
+    return await stream(request, chunks, CSV, formats.filename("reports", "csv"))
 
 
 @routes.get("/api/v2/export/messages", allow_head=False)
@@ -97,8 +97,8 @@ async def export_messages(request: web.Request) -> web.StreamResponse:
     await allowed(request, "messages")
     raw = await parameters(request)
     dates, opts = message_filters(raw, now_ms()), options(raw)
-    chunks = exports.messages_csv(medic(request), await settings(request), dates, opts)
-    return await stream(request, chunks, CSV, exports.filename("messages", "csv"))
+    chunks = messages.messages_csv(medic(request), await settings(request), dates, opts)
+    return await stream(request, chunks, CSV, formats.filename("messages", "csv"))
 
 
 @routes.get("/api/v2/export/contacts", allow_head=False)
@@ -107,8 +107,8 @@ async def export_contacts(request: web.Request) -> web.StreamResponse:
     await allowed(request, "contacts")
     raw = await parameters(request)
     filters = contact_filters(raw)
-    return await stream(request, exports.contacts_json(medic(request), filters), JSON,
-                        exports.filename("contacts", "json"))
+    return await stream(request, contacts.contacts_json(medic(request), filters), JSON,
+                        formats.filename("contacts", "json"))
 
 
 @routes.get("/api/v2/export/feedback", allow_head=False)
@@ -116,18 +116,18 @@ async def export_contacts(request: web.Request) -> web.StreamResponse:
 async def export_feedback(request: web.Request) -> web.StreamResponse:
     await allowed(request, "feedback")
     fmt, locale, tz, header = feedback_params(await parameters(request))
-    users_meta = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
-    chunks = exports.feedback_export(users_meta, medic(request), fmt, locale, tz, header)
-    return await stream(request, chunks, CSV if fmt == "csv" else XML, exports.filename("feedback", fmt))
+    meta_db = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
+    chunks = users_meta.feedback_export(meta_db, medic(request), fmt, locale, tz, header)
+    return await stream(request, chunks, CSV if fmt == "csv" else XML, formats.filename("feedback", fmt))
 
 
 @routes.get("/api/v2/export/user-devices", allow_head=False)
 @routes.post("/api/v2/export/user-devices")
 async def export_user_devices(request: web.Request) -> web.StreamResponse:
     await allowed(request, "user-devices")
-    users_meta = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
-    return await stream(request, exports.user_devices_json(users_meta), JSON,
-                        exports.filename("user-devices", "json"))
+    meta_db = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
+    return await stream(request, users_meta.user_devices_json(meta_db), JSON,
+                        formats.filename("user-devices", "json"))
 
 
 @routes.get("/api/v2/export/dhis", allow_head=False)
@@ -138,7 +138,7 @@ async def export_dhis(request: web.Request) -> web.Response:
     filters, opts = parse_dhis_filters(raw), options(raw)
     current = await settings(request)
     db = medic(request)
-    translate = await exports.translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
+    translate = await formats.translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
     result = await dhis.data_value_set(db, current, filters, opts, translate, time.time())
-    name = exports.filename("dhis", "json")
+    name = formats.filename("dhis", "json")
     return json_response(result, headers={"Content-Disposition": f'attachment; filename="{name}"'})

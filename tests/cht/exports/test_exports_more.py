@@ -9,7 +9,7 @@ import json
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from api.cht.exports import exports
+from api.cht.exports import users_meta
 from tests.helpers import admin_headers, basic
 from tests.world import make_users
 
@@ -242,7 +242,7 @@ async def test_feedback_xml(client, data, users):
     ns = {"ss": "urn:schemas-microsoft-com:office:spreadsheet"}
     rows = [[d.text or "" for d in row.findall("ss:Cell/ss:Data", ns)]
             for row in root.findall("ss:Worksheet/ss:Table/ss:Row", ns)]
-    assert rows[0] == list(exports.FEEDBACK_COLUMNS)
+    assert rows[0] == list(users_meta.FEEDBACK_COLUMNS)
     assert rows[1][0] == "fb-1" and len(rows) == 3
     assert json.loads(rows[2][5]) == FEEDBACK[0]["info"]
     assert rows[2][4] == "http://x/#/messages"  # a control character XML cannot hold is dropped
@@ -287,8 +287,8 @@ async def test_user_devices_permissions(client, data, users):
 
 async def test_user_devices_page_boundaries(couch, config, data, monkeypatch):
     """Rows of one device split across pages still give one entry per device."""
-    monkeypatch.setattr(exports, "PAGE_SIZE", 1)
-    chunks = [c async for c in exports.user_devices_json(couch.db(config.db_users_meta))]
+    monkeypatch.setattr(users_meta, "PAGE_SIZE", 1)
+    chunks = [c async for c in users_meta.user_devices_json(couch.db(config.db_users_meta))]
     devices = json.loads("".join(chunks))
     assert [(d["user"], d["deviceId"], d["date"]) for d in devices] == [
         ("alice", "d1", "2024-01-20"), ("alice", "d2", "2024-02-01"), ("bob", "d3", "2024-01-09")]

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import aiohttp
 import pytest
 
-from api.cht.exports import exports
+from api.cht.exports import formats, reports
 from api.cht.reports import search as report_search
 from api.errors import ServiceUnavailable
 from tests.helpers import admin_headers, basic
@@ -105,7 +105,7 @@ async def test_columns_and_values_match_the_documents(client, data, users):
     assert response.headers["Content-Disposition"].startswith('attachment; filename="reports-')
     assert text.endswith("\r\n")
     header, rows = _parse(text)
-    assert header == exports.REPORT_COLUMNS + [
+    assert header == reports.REPORT_COLUMNS + [
         "fields.danger_signs.cough", "fields.danger_signs.fever", "fields.lmp", "fields.note",
         "fields.patient_name", "fields.temperature", "fields.visit_type", "fields.visits"]
     assert sorted(rows) == sorted(d["_id"] for d in FORM_REPORTS)
@@ -290,7 +290,7 @@ async def test_permissions(client, data, users, config):
 async def test_empty_result_is_a_header_only(client, data, users):
     _, text = await _export(client, basic(users["po"]), "?filters[forms][selected][0][code]=NOPE")
     header, rows = _parse(text)
-    assert header == exports.REPORT_COLUMNS and rows == {}
+    assert header == reports.REPORT_COLUMNS and rows == {}
 
 
 async def test_couchdb_failing_before_and_during_the_export(client, data, users, monkeypatch):
@@ -298,7 +298,7 @@ async def test_couchdb_failing_before_and_during_the_export(client, data, users,
         raise ServiceUnavailable("CouchDB unreachable: ClientConnectorError")
 
     with monkeypatch.context() as patched:
-        patched.setattr(exports, "report_field_columns", down)
+        patched.setattr(reports, "report_field_columns", down)
         response = await client.get("/api/v2/export/reports", headers=basic(users["po"]))
         assert response.status == 503 and (await response.json())["code"] == 503
     calls = []
@@ -351,10 +351,10 @@ async def test_a_client_that_goes_away_leaves_the_server_healthy(client, couch, 
 
 
 def test_dates_in_cells():
-    assert exports.export_date(BASE, True) == "2024-01-01T00:00:00.000Z"
-    assert exports.export_date("2024-01-01T03:00:00+03:00", False) == BASE
-    assert exports.export_date("2024-01-01T00:00:00.250Z", True) == "2024-01-01T00:00:00.250Z"
-    assert exports.export_date(None, True) == "" and exports.export_date("soon", True) == "soon"
-    assert exports.iso(BASE, 120) == "2024-01-01T02:00:00.000+02:00"
-    assert exports.filename("reports", "csv", datetime(2024, 5, 6, 7, 8, tzinfo=timezone.utc).timestamp()) == \
+    assert formats.export_date(BASE, True) == "2024-01-01T00:00:00.000Z"
+    assert formats.export_date("2024-01-01T03:00:00+03:00", False) == BASE
+    assert formats.export_date("2024-01-01T00:00:00.250Z", True) == "2024-01-01T00:00:00.250Z"
+    assert formats.export_date(None, True) == "" and formats.export_date("soon", True) == "soon"
+    assert formats.iso(BASE, 120) == "2024-01-01T02:00:00.000+02:00"
+    assert formats.filename("reports", "csv", datetime(2024, 5, 6, 7, 8, tzinfo=timezone.utc).timestamp()) == \
         "reports-202405060708.csv"
