@@ -38,6 +38,7 @@ async def _start_clients(app: web.Application) -> None:
 async def _close_clients(app: web.Application) -> None:
     await app[SETTINGS].stop_watching()
     await app[CONNECTED].close()
+    app[AUTH].close()
     await app[COUCH].close()
 
 

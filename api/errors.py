@@ -72,8 +72,25 @@ class PayloadTooLarge(JamiiError):
     couch_error = "too_large"
 
 
+class TooManyRequests(JamiiError):
+    """Too many failed logins for one name from one address; ``Retry-After`` says when to try again."""
+
+    status = 429
+    couch_error = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(max(1, retry_after)))
+
+
 class ServiceUnavailable(JamiiError):
-    """The database (or another backend) cannot be reached right now."""
+    """The database (or another backend) cannot be reached right now; ``Retry-After`` tells clients when
+    to try again (an outage, or views still catching up after one)."""
 
     status = 503
     couch_error = "service_unavailable"
+    retry_after = 2
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after if retry_after is not None else self.retry_after))

@@ -15,8 +15,8 @@ import time
 from aiohttp import web
 
 from . import metrics
-from .errors import JamiiError, PayloadTooLarge, Unauthorized
-from .web import AUTH, CONNECTED, USER, Handler
+from .errors import JamiiError, PayloadTooLarge, TooManyRequests, Unauthorized
+from .web import AUTH, CONNECTED, USER, Handler, client_address
 
 log = logging.getLogger("jamii.api")
 access = logging.getLogger("jamii.access")
@@ -95,10 +95,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     authorization = request.headers.get("Authorization")
     cookie = request.cookies.get("AuthSession")
     request[USER] = None
-    if authorization or cookie:
+    if (authorization or cookie) and not _flag(request, "jamii_logs_in"):
         try:
-            request[USER] = await request.app[AUTH].authenticate(authorization, cookie)
-        except Unauthorized:
+            request[USER] = await request.app[AUTH].authenticate(authorization, cookie, client_address(request))
+        except (Unauthorized, TooManyRequests):
             if not public:
                 raise
     if request[USER] is None and not public:

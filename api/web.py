@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any, Awaitable, Callable, Mapping
@@ -15,7 +16,7 @@ from .couch import Couch, Database
 from .credentials import CredentialStore
 from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
-from . import jsonparse, permissions
+from . import jsonparse, login_throttle, permissions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorBody = Callable[[web.Request, JamiiError], Any]
@@ -33,6 +34,13 @@ USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type:
 def public(handler: Handler) -> Handler:
     """Mark a handler as reachable without credentials (everything else needs them)."""
     handler.jamii_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def logs_in(handler: Handler) -> Handler:
+    """Mark a login handler, which checks the credentials it is sent itself: the authentication middleware
+    leaves them alone, so a wrong password is checked, and counted, once."""
+    handler.jamii_logs_in = True  # type: ignore[attr-defined]
     return handler
 
 
@@ -71,6 +79,18 @@ def sentinel(request: web.Request) -> Database:
 
 def user(request: web.Request) -> Principal | None:
     return request.get(USER)
+
+
+def client_address(request: web.Request) -> str:
+    """Where the request comes from, for counting failed logins: the socket's peer, or what
+    ``X-Forwarded-For`` says when the peer is one of ``TRUSTED_PROXIES``."""
+    return login_throttle.client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                                         _networks(request.app[CONFIG].trusted_proxies))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(values: tuple[str, ...]) -> tuple[login_throttle.Network, ...]:
+    return login_throttle.parse_networks(values)
 
 
 async def settings(request: web.Request) -> dict[str, Any]:

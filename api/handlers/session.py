@@ -14,7 +14,7 @@ from aiohttp import web
 
 from api.auth import Principal, parse_basic
 from api.errors import BadRequest, Unauthorized
-from api.web import AUTH, CONFIG, couch_errors, json_response, public, read_json, user
+from api.web import AUTH, CONFIG, client_address, couch_errors, json_response, logs_in, public, read_json, user
 
 routes = web.RouteTableDef()
 
@@ -56,10 +56,11 @@ def _ctx(principal: Principal | None) -> dict[str, Any]:
 
 @routes.post("/_session")
 @public
+@logs_in
 @couch_errors
 async def post_session(request: web.Request) -> web.Response:
     name, password = await _credentials(request)
-    principal, cookie = await request.app[AUTH].login(name, password)
+    principal, cookie = await request.app[AUTH].login(name, password, client_address(request))
     response = json_response({"ok": True, **_ctx(principal)})
     set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
     return response
@@ -87,6 +88,7 @@ async def delete_session(request: web.Request) -> web.Response:
 
 @routes.post("/medic/login")
 @public
+@logs_in
 async def login(request: web.Request) -> web.Response:
     """CHT's login form endpoint: ``{"user", "password"}`` -> session cookie."""
     try:
@@ -95,7 +97,7 @@ async def login(request: web.Request) -> web.Response:
         if exc.field == "body":  # a body that is not JSON: say so, rather than "Not logged in"
             raise
         raise Unauthorized("Not logged in") from None
-    principal, cookie = await request.app[AUTH].login(name, password)
+    principal, cookie = await request.app[AUTH].login(name, password, client_address(request))
     response = json_response({"success": True, **_ctx(principal)})
     set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
     return response

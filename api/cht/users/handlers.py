@@ -26,6 +26,7 @@ from api.web import (
     AUTH,
     CONFIG,
     COUCH,
+    client_address,
     json_response,
     medic,
     parse_json_body,
@@ -345,7 +346,7 @@ async def token_login_post(request: web.Request) -> web.Response:
                                                  int(time.time() * 1000))
     name = user_doc["name"]
     request.app[AUTH].forget(name)
-    principal, cookie = await request.app[AUTH].login(name, password)
+    principal, cookie = await request.app[AUTH].login(name, password, client_address(request))
     await _settings_follow(both, user_doc)
     response = json_response({"success": True, "name": principal.name, "roles": list(principal.roles)})
     set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
