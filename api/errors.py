@@ -62,6 +62,17 @@ class NotFound(JamiiError):
     couch_error = "not_found"
 
 
+class MethodNotAllowed(JamiiError):
+    """CouchDB's 405 for a method a path does not take; ``Allow`` lists those it does."""
+
+    status = 405
+    couch_error = "method_not_allowed"
+
+    def __init__(self, allowed: str, **kwargs: Any):
+        super().__init__(f"Only {allowed} allowed", **kwargs)
+        self.headers.setdefault("Allow", allowed.replace(",", ", "))
+
+
 class Conflict(JamiiError):
     status = 409
     couch_error = "conflict"
@@ -70,6 +81,13 @@ class Conflict(JamiiError):
 class PayloadTooLarge(JamiiError):
     status = 413
     couch_error = "too_large"
+
+
+class UnsupportedMediaType(JamiiError):
+    """A body CouchDB only takes as ``application/json`` came as something else (CouchDB's 415)."""
+
+    status = 415
+    couch_error = "bad_content_type"
 
 
 class TooManyRequests(JamiiError):

@@ -1,5 +1,9 @@
 """Passing a request on to CouchDB as admin and streaming its answer back: the plumbing of the ``/medic``
-proxy (headers let through, body size limit, idle timeout, errors part-way through a stream)."""
+proxy (headers let through, body size limit, idle timeout, errors part-way through a stream).
+
+A request body is forwarded only as the handler says: a JSON body the API has parsed and checked
+(``passthrough_json``, written again by ``api.jsonparse``), or, for attachments and other bodies that are
+not JSON, the client's bytes (``raw_body``). Any other body is not forwarded at all."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from api import jsonparse
 from api.couch import CouchError
 from api.errors import InvalidDocument, JamiiError, PayloadTooLarge
 from api.web import CONFIG, COUCH
@@ -48,15 +53,32 @@ class LimitedBody:
             yield chunk
 
 
+async def passthrough_json(request: web.Request, suffix: str, body: Any, *,
+                           query_string: str | None = None) -> web.StreamResponse:
+    """``passthrough`` with a JSON body the API has read: CouchDB gets it as the API read it."""
+    return await passthrough(request, suffix, body=jsonparse.dumps(body), query_string=query_string,
+                             content_type="application/json")
+
+
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
-                      query_string: str | None = None, raw: bool = False) -> web.StreamResponse:
-    """Send the request on to CouchDB as admin and stream its answer back untouched."""
+                      query_string: str | None = None, raw: bool = False, raw_body: bool = False,
+                      content_type: str | None = None) -> web.StreamResponse:
+    """Send the request on to CouchDB as admin and stream its answer back untouched.
+
+    ``body``: the bytes to send; ``raw_body``: stream the client's body on as it is (attachments, bodies
+    that are not JSON), under ``MAX_BODY_BYTES``; neither: no body. ``raw``: the answer is an attachment
+    (the client's ``Accept`` is passed on).
+    """
     headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    elif body is None and not raw_body:
+        headers.pop("Content-Type", None)
     if raw:
         headers["Accept"] = request.headers.get("Accept", "*/*")
     data: Any = body
     limited = None
-    if data is None and request.can_read_body:
+    if data is None and raw_body and request.can_read_body:
         limited = LimitedBody(request)
         data = limited.chunks()
     couch = request.app[COUCH]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import pytest
@@ -303,13 +304,20 @@ async def test_initial_sync_endpoints(client, world, couch, config):
 
 
 async def test_replication_count_is_recorded(client, world, couch, config):
+    """The count is saved in the background after the answer, over a doc an earlier test of this module may
+    have written: wait (bounded) for a save made after this request, not merely for the doc."""
     auth = basic(world["users"]["sup"])
-    await client.get("/medic/_changes", headers=auth)
     logs = couch.db(config.db_logs)
-    for _ in range(50):
-        doc = await logs.get_or_none(f"replication-count-{world['users']['sup']}")
-        if doc:
+    doc_id = f"replication-count-{world['users']['sup']}"
+    before = await logs.get_or_none(doc_id)
+    asked = int(time.time() * 1000)
+    await client.get("/medic/_changes", headers=auth)
+    deadline = time.monotonic() + 10
+    while True:
+        doc = await logs.get_or_none(doc_id)
+        if doc and (before is None or doc["_rev"] != before["_rev"]) and doc["date"] >= asked:
             break
+        assert time.monotonic() < deadline, f"no count saved after the request: {doc}"
         await asyncio.sleep(0.05)
     assert doc["count"] == len(await expected_ids(couch, config, principal(world, "sup")))
 
