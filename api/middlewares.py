@@ -15,7 +15,8 @@ import time
 from aiohttp import web
 
 from . import metrics
-from .errors import JamiiError, PayloadTooLarge, TooManyRequests, Unauthorized
+from .couch import CouchError
+from .errors import BadRequest, JamiiError, PayloadTooLarge, TooManyRequests, Unauthorized
 from .web import AUTH, CONNECTED, USER, Handler, client_address
 
 log = logging.getLogger("jamii.api")
@@ -70,6 +71,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except JamiiError as exc:
+        if isinstance(exc, CouchError) and exc.couch_status == 400 and _flag(request, "jamii_couch_errors"):
+            exc = _relayed(exc)
         if exc.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, exc)
         return error_response(request, exc)
@@ -87,6 +90,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(request, JamiiError("Internal server error"))
+
+
+def _relayed(exc: CouchError) -> JamiiError:
+    """CouchDB's 400 on a request the CouchDB-protocol paths relay: the client's own error, passed on as
+    CouchDB gave it (elsewhere a CouchDB 400 is a bug in what the API sent, a 500)."""
+    relayed = BadRequest(exc.reason or exc.error)
+    relayed.couch_error = exc.error or "bad_request"
+    return relayed
 
 
 @web.middleware

@@ -209,6 +209,20 @@ async def test_admin_requests_couchdb_refuses_by_method_or_type_are_refused_alik
     assert compact.status == 202
 
 
+async def test_couchdbs_400_on_a_relayed_request_is_a_400(client, config, couch, make_user):
+    """A request the API passes on through its own CouchDB calls (here ``_revs_diff`` to answer
+    ``latest``, and an online user's checkpoint): CouchDB's 400 for what the client sent reaches the client
+    as that 400, not as the API's 500. (pouchdb-server does not check a ``_local`` doc's rev format: it
+    answers that write 409.)"""
+    admin = admin_headers(config)
+    expected = (400, "bad_request") if await is_couchdb(couch) else (409, "conflict")
+    for who in (admin, basic(await make_user("relay-400", ["program_officer"]))):
+        bad_rev = await client.put("/medic/_local/relay-400", json={"_rev": "garbage"}, headers=who)
+        assert (bad_rev.status, (await bad_rev.json())["error"]) == expected
+    latest = await client.get("/medic/relay-400?rev=garbage&latest=true", headers=admin)
+    assert latest.status in (400, 404), await latest.text()  # pouchdb-server: no such doc, whatever the rev
+
+
 async def test_an_admins_doc_with_an_unknown_underscore_field_is_400(client, config, couch):
     """CouchDB answers 400 doc_validation; pouchdb-server's 500 for it came back to admins as a 503."""
     admin = admin_headers(config)
