@@ -111,6 +111,7 @@ class Authenticator:
         self.cache = _Cache(cache_seconds)
         self.passwords = PasswordChecker(couch, users_db)
         self.throttle = throttle if throttle is not None else LoginThrottle()
+        self._attempts: dict[str, asyncio.Future[Account]] = {}
         self._salt = os.urandom(16)
         self._jwt_keys: list[tuple[str, str]] = []
         if jwt_secret:
@@ -192,12 +193,27 @@ class Authenticator:
         return await self._verified(name, password, client)
 
     async def _verified(self, name: str, password: str, client: str) -> Account:
+        """One attempt per name, address and password at a time: concurrent requests with the same
+        credentials (a client's parallel requests) share it, and count once."""
+        key = self._key("attempt", name, client, password)
+        attempt = self._attempts.get(key)
+        if attempt is None:
+            attempt = self._attempts[key] = asyncio.ensure_future(self._attempt(name, password, client))
+            attempt.add_done_callback(lambda done: self._attempted(key, done))
+        return await asyncio.shield(attempt)  # a client that goes away does not end it for the others
+
+    def _attempted(self, key: str, attempt: asyncio.Future[Account]) -> None:
+        self._attempts.pop(key, None)
+        if not attempt.cancelled():
+            attempt.exception()  # retrieved here too: every request waiting for it may have gone
+
+    async def _attempt(self, name: str, password: str, client: str) -> Account:
         await self.throttle.begin(name, client)
         try:
             found = await self.passwords.check(name, password)
         except Unauthorized:
             raise
-        except BaseException:
+        except BaseException:  # the check could not be made (CouchDB away): it does not count
             await self.throttle.abandoned(name, client)
             raise
         await self.throttle.succeeded(name, client)

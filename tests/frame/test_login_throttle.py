@@ -160,3 +160,16 @@ async def test_retry_after_is_honest(aiohttp_client, config, make_user):
     assert locked.status == 429
     await asyncio.sleep(int(locked.headers["Retry-After"]) + 0.1)
     assert (await client.post("/_session", json={"name": name, "password": PASSWORD})).status == 200
+
+
+async def test_a_clients_parallel_requests_are_one_attempt(aiohttp_client, config, make_user):
+    """A client sends many requests at once with the same (right) password, while the check is slow (a cold
+    PBKDF2 on CouchDB): they share one check and count once, so none is refused as "too many"."""
+    name = await make_user("parallel", ["chw"])
+    client = await aiohttp_client(create_app(config.replace(login_failure_limit=2)))
+    answers = await asyncio.gather(*(client.get("/api/v1/settings", headers=basic(name)) for _ in range(20)))
+    assert [a.status for a in answers] == [200] * 20
+    wrong = await asyncio.gather(*(client.get("/api/v1/settings", headers=basic(name, "same-wrong"))
+                                   for _ in range(20)))
+    assert [a.status for a in wrong] == [401] * 20  # the same wrong password, at once: one check, one failure
+    assert (await client.get("/api/v1/settings", headers=basic(name))).status == 200
