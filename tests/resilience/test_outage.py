@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import signal
 import subprocess
 import time
@@ -36,8 +35,8 @@ from api.couch import Couch
 from api.errors import ServiceUnavailable
 from api.settings import SettingsStore
 from scripts import repair_users
-from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
+from tests.couchdb_node import OwnServer
 from tests.device import Device, DeviceError
 from tests.helpers import PASSWORD, basic, module_config, user_prefix
 from tests.processes import ApiProcess, start_sentinel
@@ -51,19 +50,7 @@ LOAD_SLACK = 3  # seconds a loaded machine may add to a timeout
 SENTINEL_RESUME_SECONDS = 20
 
 
-@pytest.fixture
-def own_server(tmp_path, couch_server):
-    if couch_server.embedded is None:
-        pytest.skip("needs the embedded server (COUCH_URL is set)")
-    server = EmbeddedCouch(tmp_path, free_port(), ("admin", "outage-pass"))
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
-
-
-def own_config(couch_server, own_server: EmbeddedCouch) -> Config:
+def own_config(couch_server, own_server: OwnServer) -> Config:
     return module_config(couch_server, "outage-").replace(
         couch_url=own_server.url, couch_timeout=COUCH_TIMEOUT).with_admin(*own_server.admin)
 
@@ -101,14 +88,14 @@ async def test_the_medic_proxy_gives_up_on_a_hung_database_and_cuts_a_stream_it_
     admin = basic(*own_server.admin)
     assert (await client.get("/medic/_all_docs?limit=1", headers=admin)).status == 200
 
-    os.kill(own_server.process.pid, signal.SIGSTOP)
+    own_server.pause()
     try:
         started = time.monotonic()
         hung = await asyncio.wait_for(client.get("/medic/_all_docs?limit=1", headers=admin), COUCH_TIMEOUT + 5)
         assert hung.status == 503 and (await hung.json())["error"] == "service_unavailable"
         assert time.monotonic() - started < COUCH_TIMEOUT + 1
     finally:
-        os.kill(own_server.process.pid, signal.SIGCONT)
+        own_server.resume()
 
     feed = await client.get("/medic/_changes?feed=longpoll&since=now&heartbeat=200", headers=admin)
     assert feed.status == 200
@@ -282,7 +269,7 @@ async def in_history(couch: Couch, db: str, doc_id: str, rev: str | None) -> boo
     return 0 <= index < len(revisions["ids"]) and revisions["ids"][index] == digest
 
 
-async def outage_run(tmp_path: Path, own_server: EmbeddedCouch, couch_server, *, outages: list[tuple[str, float]],
+async def outage_run(tmp_path: Path, own_server: OwnServer, couch_server, *, outages: list[tuple[str, float]],
                      warmup: float, after: float, writers_per_kind: int) -> Run:
     config = own_config(couch_server, own_server)
     await setup(config, progress=lambda _: None)
@@ -317,7 +304,7 @@ async def outage_run(tmp_path: Path, own_server: EmbeddedCouch, couch_server, *,
         api.kill()
 
 
-async def _traffic(tmp_path: Path, own_server: EmbeddedCouch, config: Config, api: ApiProcess,
+async def _traffic(tmp_path: Path, own_server: OwnServer, config: Config, api: ApiProcess,
                    sentinel: subprocess.Popen, chw_name: str, world: dict[str, dict[str, Any]], prefix: str, *,
                    outages: list[tuple[str, float]], warmup: float, after: float, writers_per_kind: int) -> Run:
     run = Run(api.url, basic(*own_server.admin), basic(chw_name), world, prefix)
@@ -333,7 +320,7 @@ async def _traffic(tmp_path: Path, own_server: EmbeddedCouch, config: Config, ap
         await asyncio.gather(watch, return_exceptions=True)
 
 
-async def _traffic_and_checks(tmp_path: Path, own_server: EmbeddedCouch, config: Config, api: ApiProcess,
+async def _traffic_and_checks(tmp_path: Path, own_server: OwnServer, config: Config, api: ApiProcess,
                               sentinel: subprocess.Popen, run: Run, device: Device, tasks: list[asyncio.Task[None]],
                               *, outages: list[tuple[str, float]], warmup: float, after: float,
                               writers_per_kind: int) -> Run:
@@ -349,13 +336,13 @@ async def _traffic_and_checks(tmp_path: Path, own_server: EmbeddedCouch, config:
             if how == "kill":
                 own_server.kill()
             else:  # a hung database: the process is there, nothing answers
-                os.kill(own_server.process.pid, signal.SIGSTOP)
+                own_server.pause()
             await asyncio.sleep(seconds)
             back = time.monotonic()
             if how == "kill":
                 await asyncio.to_thread(own_server.start)
             else:
-                os.kill(own_server.process.pid, signal.SIGCONT)
+                own_server.resume()
             run.outages.append(Outage(down, back, time.monotonic()))
             await asyncio.sleep(after)
         run.stop.set()
