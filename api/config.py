@@ -113,6 +113,7 @@ class Config:
     login_failure_limit: int = 5
     login_failure_window_seconds: int = 300
     trusted_proxies: tuple[str, ...] = ()
+    view_warm_seconds: float = 1.0
     max_body_bytes: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     sentinel_batch_size: int = 500
@@ -172,6 +173,7 @@ class Config:
             login_failure_limit=max(0, _int(env, "LOGIN_FAILURE_LIMIT", 5)),
             login_failure_window_seconds=max(1, _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 300)),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            view_warm_seconds=max(0.0, _float(env, "VIEW_WARM_SECONDS", 1.0)),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             sentinel_batch_size=max(1, _int(env, "SENTINEL_BATCH_SIZE", 500)),

@@ -144,6 +144,9 @@ class Couch:
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._observer = observer
+        # (database, design doc, view) of every view queried through this client, in first-use order:
+        # what api.ddocs.ViewWarmer keeps caught up
+        self.views_used: dict[tuple[str, str, str], None] = {}
 
     @classmethod
     def from_config(cls, config: Any, observer: RequestObserver | None = None) -> "Couch":
@@ -411,6 +414,7 @@ class Database:
     async def view(self, ddoc: str, view: str, *, keys: Iterable[Any] | None = None,
                    timeout: float | None = None, **params: Any) -> dict[str, Any]:
         path = f"{self.path}/_design/{quote(ddoc, safe='')}/_view/{quote(view, safe='')}"
+        self.couch.views_used.setdefault((self.name, ddoc, view), None)
         if keys is not None:
             _, body, _ = await self.couch.request("POST", path, params=params, json_body={"keys": list(keys)},
                                                   timeout=timeout)

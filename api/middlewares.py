@@ -14,10 +14,10 @@ import time
 
 from aiohttp import web
 
-from . import metrics
+from . import deadline, metrics
 from .couch import CouchError
 from .errors import BadRequest, JamiiError, PayloadTooLarge, TooManyRequests, Unauthorized
-from .web import AUTH, CONNECTED, USER, Handler, client_address
+from .web import AUTH, CONFIG, CONNECTED, USER, Handler, client_address
 
 log = logging.getLogger("jamii.api")
 access = logging.getLogger("jamii.access")
@@ -47,8 +47,10 @@ def error_response(request: web.Request, exc: JamiiError) -> web.Response:
 
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: method, path (never the query, nor a path that holds a token), status, ms, user."""
+    """One line per request: method, path (never the query, nor a path that holds a token), status, ms, user.
+    The request's deadline (``api.deadline``) runs from here."""
     started = time.monotonic()
+    deadline.start(request.app[CONFIG].couch_timeout)
     status = 500
     try:
         response = await handler(request)

@@ -14,6 +14,7 @@ from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch, Database
 from .credentials import CredentialStore
+from .ddocs import ViewWarmer
 from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
 from . import jsonparse, login_throttle, permissions
@@ -23,10 +24,13 @@ ErrorBody = Callable[[web.Request, JamiiError], Any]
 
 CONFIG = web.AppKey("config", Config)
 COUCH = web.AppKey("couch", Couch)
+# The same server for work shared beyond one request, with that work's limit (api.deadline.SHARED_WORK_SECONDS)
+BACKGROUND_COUCH = web.AppKey("background_couch", Couch)
 AUTH = web.AppKey("authenticator", Authenticator)
 SETTINGS = web.AppKey("settings", SettingsStore)
 STARTED = web.AppKey("started", float)
 CONNECTED = web.AppKey("connected_users", ConnectedUsers)
+WARMER = web.AppKey("view_warmer", ViewWarmer)
 CREDENTIALS = web.AppKey("credentials", CredentialStore)
 USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type: ignore[arg-type]
 

@@ -24,7 +24,8 @@ class Server:
 
 
 def module_config(server: Server, prefix: str, **changes: Any) -> Config:
-    return server.config.with_prefix(prefix).replace(jwt_secret=JWT_SECRET, auth_cache_seconds=0, **changes)
+    return server.config.with_prefix(prefix).replace(jwt_secret=JWT_SECRET, auth_cache_seconds=0, view_warm_seconds=0,
+                                                     **changes)
 
 
 def user_prefix(config: Config) -> str:

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 from aiohttp import web
 
-from api import jsonparse
+from api import deadline, jsonparse
 from api.auth import Principal
 from api.couch import check_name, quote_id, quote_path
 from api.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from api.permissions import is_offline
 from api.web import (
+    BACKGROUND_COUCH,
     CONFIG,
     COUCH,
     couch_errors,
@@ -42,6 +43,7 @@ from . import bodies, changes, reads, sync, visible_set, writes
 from .notifier import ChangesNotifier
 from .proxy import passthrough, passthrough_json
 
+T = TypeVar("T")
 log = logging.getLogger("jamii.replication")
 routes = web.RouteTableDef()
 NOTIFIER = web.AppKey("changes_notifier", ChangesNotifier)
@@ -55,8 +57,10 @@ CLIENT_DDOC = "_design/medic-client"
 def setup(app: web.Application) -> None:
     async def start(app: web.Application) -> None:
         medic = app[COUCH].db(app[CONFIG].db_medic)
+        background = app[BACKGROUND_COUCH].db(app[CONFIG].db_medic)
         app[NOTIFIER] = ChangesNotifier(medic)
-        app[SCOPES] = visible_set.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs))
+        app[SCOPES] = visible_set.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs), background,
+                                             patience=app[CONFIG].couch_timeout)
 
     async def stop(app: web.Application) -> None:
         await app[NOTIFIER].close()
@@ -98,6 +102,12 @@ async def json_body(request: web.Request, *, empty: Any = None, json_type: bool 
     if empty is not None and not request.can_read_body:
         return empty
     return await read_json(request)
+
+
+def within_deadline(work: Awaitable[T]) -> Awaitable[T]:
+    """An offline user's read, which makes several CouchDB calls one after another: all of them within the
+    request's one deadline (``api.deadline``), else 503 with ``Retry-After``. (Writes are not cut part-way.)"""
+    return deadline.within(work, "CouchDB did not answer in time")
 
 
 def local_id(c: Caller, name: str) -> str:
@@ -173,8 +183,9 @@ async def changes_feed(request: web.Request) -> web.StreamResponse:
         if request.method == "POST":
             return await passthrough_json(request, "/_changes", body)
         return await passthrough(request, "/_changes")
-    return await changes.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
-                                           c.principal, c.settings, query, body)
+    served = changes.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
+                                   c.principal, c.settings, query, body)
+    return await (served if query.get("feed") == "longpoll" else within_deadline(served))
 
 
 @routes.get("/medic/_all_docs")
@@ -189,7 +200,7 @@ async def all_docs(request: web.Request) -> web.StreamResponse:
             return await passthrough_json(request, "/_all_docs", body)
         return await passthrough(request, "/_all_docs")
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await reads.all_docs(medic(request), visible, request.query, body))
+    return json_response(await within_deadline(reads.all_docs(medic(request), visible, request.query, body)))
 
 
 @routes.post("/medic/_bulk_get")
@@ -206,7 +217,7 @@ async def bulk_get(request: web.Request) -> web.StreamResponse:
             return await passthrough_json(request, "/_bulk_get", body)
         return json_response({"results": await reads.bulk_get_results(db, request.query, docs, unknown)})
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await reads.bulk_get(medic(request), visible, request.query, body))
+    return json_response(await within_deadline(reads.bulk_get(medic(request), visible, request.query, body)))
 
 
 @routes.post("/medic/_revs_diff")
@@ -218,7 +229,7 @@ async def revs_diff(request: web.Request) -> web.StreamResponse:
     if not c.offline:
         return await passthrough_json(request, "/_revs_diff", body)
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await reads.revs_diff(medic(request), visible, body))
+    return json_response(await within_deadline(reads.revs_diff(medic(request), visible, body)))
 
 
 @routes.post("/medic/_bulk_docs")

@@ -18,6 +18,7 @@ from api.errors import JamiiError, NotFound
 
 from . import limit as replication_limit
 from . import scope as replication_scope
+from .shared import Shared
 
 log = logging.getLogger("jamii.replication")
 
@@ -31,6 +32,11 @@ class VisibleSet:
     ids: frozenset[str]
     scope: visibility.Scope
     update_seq: Any = None  # the database's update_seq when the set was computed
+    tasks: frozenset[str] = frozenset()  # the ids of the tasks among them (users-info counts the others)
+
+    def counts(self) -> replication_scope.Counts:
+        """``users-info``: every doc the user replicates, and those that are not tasks."""
+        return replication_scope.Counts(total_docs=len(self.ids), warn_docs=len(self.ids) - len(self.tasks))
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self.ids
@@ -48,84 +54,79 @@ class ScopeCache:
     from the views. Seqs are passed back to CouchDB, or compared for equality
     only. Also records each user's replication count.
 
-    Concurrent requests of one user share a refresh, but only one that began
-    after the request arrived: its reads come after the request's arrival, so
-    every write acknowledged before then is in it, and a refresh stuck since
-    before a database outage never answers a request made after it.
+    Concurrent requests of one user share a refresh (``shared.Shared``: one
+    begun after the request arrived, at most one running and one waiting per
+    user, each waited for until the request's deadline). The refresh reads
+    through ``background``, a client whose limit is catching-up work's, not a
+    request's: after a restart, views catching up are worked through once,
+    instead of being started again by each request and thrown away at each
+    timeout.
     """
 
-    def __init__(self, medic: Database, logs: Database):
+    def __init__(self, medic: Database, logs: Database, background: Database | None = None,
+                 patience: float = 3.0):
         self.medic = medic
+        self.background = background or medic
         self.logs = logs
-        self._sets: dict[tuple[Any, ...], VisibleSet] = {}
-        self._refreshing: dict[tuple[Any, ...], tuple[int, asyncio.Task[VisibleSet]]] = {}  # (began at tick, task)
-        self._tick = 0  # orders request arrivals and refresh starts exactly (a clock could tie)
+        self._shared: Shared[visibility.Scope, VisibleSet] = Shared(
+            medic, self.background, self._refresh, lambda visible: visible.update_seq,
+            what="The visible set is catching up", patience=patience)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
         """The user's visible set as of now (``record``: note their replication count)."""
-        scope = visibility.scope_for(principal, settings)
-        key = (principal.name, scope)
-        self._tick += 1
-        arrived = self._tick
-        update_seq = (await self.medic.info())["update_seq"]
-        cached = self._sets.get(key)
-        if cached is None or cached.update_seq != update_seq:
-            flight = self._refreshing.get(key)
-            if flight is None or flight[0] < arrived:
-                self._tick += 1
-                task = asyncio.ensure_future(self._refresh(key, scope, cached, update_seq))
-                flight = self._refreshing[key] = (self._tick, task)
-                task.add_done_callback(lambda done: self._refreshed(key, done))
-            cached = await asyncio.shield(flight[1])  # a request that goes away does not cancel the others' refresh
-        self._note_count(principal.name, len(cached.ids), force=record)
-        return cached
+        found = await self.of_scope(visibility.scope_for(principal, settings))
+        self._note_count(principal.name, len(found.ids), force=record)
+        return found
 
-    def _refreshed(self, key: tuple[Any, ...], task: asyncio.Task[VisibleSet]) -> None:
-        if key in self._refreshing and self._refreshing[key][1] is task:
-            del self._refreshing[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here too: every request waiting for it may have gone
+    async def of_scope(self, scope: visibility.Scope) -> VisibleSet:
+        """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
+        return await self._shared.get(scope)
 
-    async def _refresh(self, key: tuple[Any, ...], scope: visibility.Scope, cached: VisibleSet | None,
-                       update_seq: Any) -> VisibleSet:
+    async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
         advanced = await self._advance(cached, update_seq) if cached is not None else None
         if advanced is None:
-            ids = {doc.id async for doc in replication_scope.visible_docs(self.medic, scope)}
-            advanced = VisibleSet(frozenset(ids), scope, update_seq)
-        self._sets[key] = advanced
-        if len(self._sets) > 10000:
-            self._sets.pop(next(iter(self._sets)))
+            docs = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
+            advanced = VisibleSet(frozenset(d.id for d in docs), scope, update_seq,
+                                  frozenset(d.id for d in docs if d.type == "task"))
         return advanced
 
     async def _advance(self, cached: VisibleSet, update_seq: Any) -> VisibleSet | None:
         """The set brought forward over the changes since it was made; None when there are too many."""
-        body = await self.medic.changes(since=cached.update_seq, include_docs=True, limit=MAX_INCREMENTAL + 1)
+        body = await self.background.changes(since=cached.update_seq, include_docs=True,
+                                             limit=MAX_INCREMENTAL + 1)
         results = body.get("results", [])
         if len(results) > MAX_INCREMENTAL:
             return None
         scope = cached.scope
-        ids = set(cached.ids)
+        ids, tasks = set(cached.ids), set(cached.tasks)
         always = set(visibility.always_ids(scope))
         docs = [c["doc"] for c in results if c.get("doc") and not c.get("deleted")]
-        ids.difference_update(c["id"] for c in results if c.get("deleted"))
+        gone = [c["id"] for c in results if c.get("deleted")]
+        ids.difference_update(gone)
+        tasks.difference_update(gone)
+
+        def judged(doc: Mapping[str, Any], visible: bool) -> None:
+            (ids.add if visible else ids.discard)(doc["_id"])
+            (tasks.add if visible and doc.get("type") == "task" else tasks.discard)(doc["_id"])
+
         flipped: list[dict[str, Any]] = []
-        subjects = await subjects_of(self.medic, *(d for d in docs if d.get("type") not in CONTACT_DOC_TYPES))
+        subjects = await subjects_of(self.background, *(d for d in docs if d.get("type") not in CONTACT_DOC_TYPES))
         for doc in docs:
             now = doc["_id"] in always or visibility.doc_visible(scope, doc, subjects)
             if now != (doc["_id"] in ids) and doc.get("type") in CONTACT_DOC_TYPES:
                 flipped.append(doc)
-            (ids.add if now else ids.discard)(doc["_id"])
+            judged(doc, now)
         if flipped:  # what belongs to a contact that entered or left the area is judged again
             keys = [k for doc in flipped for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if k]
-            rows = (await self.medic.view("medic", "docs_by_replication_key", keys=keys))["rows"]
-            owned = list((await self.medic.get_many(r["id"] for r in rows)).values())
-            owned_subjects = await subjects_of(self.medic, *(d for d in owned if d.get("type") not in CONTACT_DOC_TYPES))
+            rows = (await self.background.view("medic", "docs_by_replication_key", keys=keys))["rows"]
+            owned = list((await self.background.get_many(r["id"] for r in rows)).values())
+            owned_subjects = await subjects_of(self.background,
+                                               *(d for d in owned if d.get("type") not in CONTACT_DOC_TYPES))
             for doc in owned:
-                visible = doc["_id"] in always or visibility.doc_visible(scope, doc, owned_subjects)
-                (ids.add if visible else ids.discard)(doc["_id"])
-        return VisibleSet(frozenset(ids), scope, update_seq)
+                judged(doc, doc["_id"] in always or visibility.doc_visible(scope, doc, owned_subjects))
+        return VisibleSet(frozenset(ids), scope, update_seq, frozenset(tasks))
 
     def _note_count(self, name: str, count: int, force: bool = False) -> None:
         if not force and time.monotonic() - self._counted.get(name, -COUNT_EVERY_SECONDS) < COUNT_EVERY_SECONDS:
@@ -145,12 +146,9 @@ class ScopeCache:
 
     async def close(self) -> None:
         """Finish the count saves; a refresh still under way has nobody left to answer."""
-        refreshes = [task for _, task in self._refreshing.values()]
-        for task in refreshes:
-            task.cancel()
-        pending = [*self._tasks, *refreshes]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._shared.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def own_ids(principal: Principal) -> set[str]:
