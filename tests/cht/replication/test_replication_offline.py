@@ -15,11 +15,13 @@ from api.app import create_app
 from api.auth import Principal
 from api.cht.lineage import minify_lineage
 from api.cht.replication import changes, visible_set
+from api.cht.replication.handlers import SCOPES
 from api.cht.replication import scope as replication_scope
 from api.cht.visibility import doc_visible, replication_keys, scope_for
 from api.couch import Couch, Database
 from api.errors import ServiceUnavailable
 from api.settings import default_settings
+from api.web import SETTINGS
 from tests.device import Device
 from tests.helpers import PASSWORD, basic
 from tests.hierarchy import build, load
@@ -253,6 +255,10 @@ async def test_moving_a_contact_changes_who_has_it(server, world, couch, config,
         auth = basic(world["users"]["chw"])
         feed = await (await client.get("/medic/_changes", headers=auth)).json()
         assert person["_id"] not in {c["id"] for c in feed["results"]}
+        # the set kept by the API, brought forward over the move (the person and what belongs to them judged
+        # again), is what a computation from scratch gives
+        kept = await client.app[SCOPES].get(chw, await client.app[SETTINGS].get())
+        assert set(kept.ids) == await expected_ids(couch, config, chw)
         gone = await (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": [person["_id"]]},
                                         headers=auth)).json()
         assert gone == {"doc_ids": [person["_id"]]}, "a CHT-aware client learns to purge it"
