@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from . import metrics
+from . import metrics, security_headers
 from .auth import Authenticator
 from .config import Config
 from .connected_users import ConnectedUsers
@@ -47,6 +47,7 @@ def create_app(config: Config) -> web.Application:
         middlewares=[access_log, error_middleware, auth_middleware],
     )
     app[CONFIG] = config
+    security_headers.setup(app)
     app.on_startup.append(_start_clients)
     app.on_cleanup.append(_close_clients)
     setup_routes(app)

@@ -21,6 +21,7 @@ from api.cht.visibility import Scope, depths, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge
 from api.handlers.session import set_session_cookie
 from api.permissions import has_permission, is_offline, require_admin
+from api.security_headers import renders
 from api.streaming import json_array, stream
 from api.web import (
     AUTH,
@@ -324,11 +325,14 @@ PAGE = """<!doctype html>
 <body><form method="post" action="{action}"><p>Log in to the app with this link (it works once).</p>
 <button type="submit">Log in</button></form></body></html>
 """
+# A form posting to this server, and nothing else: no script, no style, no framing.
+PAGE_POLICY = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
 @routes.get("/medic/login/token/{token}")
 @public
 @secret_path
+@renders(PAGE_POLICY)
 async def token_page(request: web.Request) -> web.Response:
     action = html.escape(request.path, quote=True)
     return web.Response(text=PAGE.format(action=action), content_type="text/html",
