@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from . import metrics, security_headers
+from . import metrics, security_headers, server
 from .auth import Authenticator
 from .config import Config
 from .connected_users import ConnectedUsers
@@ -64,5 +64,4 @@ def main() -> None:
     if not config.couch_user:
         raise SystemExit("No CouchDB admin: set COUCH_URL with credentials, or COUCH_USER and COUCH_PASSWORD, "
                          "or start the embedded server first (make run)")
-    web.run_app(create_app(config), host=config.api_host, port=config.api_port, print=None,
-                access_log=None)
+    server.run(create_app(config), config.api_host, config.api_port)
