@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from api import jsonparse
+from api import jsonparse, tokens
 from api.auth import Principal
 from api.cht.replication import limit as replication_limit
 from api.cht.replication import scope as replication_scope
@@ -250,6 +250,11 @@ async def delete_user(request: web.Request) -> web.Response:
     principal = await require(request, "can_delete_users")
     name = request.match_info["username"]
     result = await _writer(request, principal, await settings(request)).delete(name)
+    # what was granted to this account goes with it (a new user of the same name would not get it anyway)
+    try:
+        await tokens.revoke_all(request.app[COUCH].db(request.app[CONFIG].db_spatial), name)
+    except JamiiError as exc:  # they are dead already: each is bound to the deleted account
+        logging.getLogger("jamii.users").warning("user %s deleted, but its API tokens were not: %s", name, exc)
     request.app[AUTH].forget(name)
     return json_response(result)
 
