@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import metrics
-from .errors import BadRequest, JamiiError, PayloadTooLarge, Unauthorized
+from .errors import BadRequest, JamiiError, PayloadTooLarge, Unauthorized, loggable
 from .web import AUTH, CONNECTED, USER, Handler
 
 log = logging.getLogger("jamii.api")
@@ -91,8 +91,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, err)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+    except Exception as exc:
+        log.error("unhandled error in %s %s: %s", request.method, request.path, loggable(exc))
         return error_response(request, JamiiError("Internal server error"))
 
 

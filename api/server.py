@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import traceback
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from .errors import JamiiError
+from .errors import JamiiError, loggable
 from .security_headers import error_headers
 
 log = logging.getLogger("jamii.http")
@@ -37,15 +36,6 @@ MAX_REQUEST_LINE = 16384
 MAX_HEADER_FIELD = 8190
 _REASONS = {400: "Malformed HTTP request", 431: "Request header fields too large",
             500: "Internal server error", 504: "Gateway timeout"}
-
-
-def describe(exc: BaseException | None) -> str:
-    """An exception for the log: its class and where it was raised, never its message (it may quote
-    what the client sent)."""
-    if exc is None:
-        return "no exception"
-    frames = "".join(traceback.format_tb(exc.__traceback__)) if exc.__traceback__ else ""
-    return f"{type(exc).__module__}.{type(exc).__qualname__}" + (f"\n{frames.rstrip()}" if frames else "")
 
 
 def protocol_status(status: int, exc: BaseException | None) -> int:
@@ -74,7 +64,7 @@ class JsonErrorProtocol(RequestHandler):
         if isinstance(exc, ConnectionError):
             log.debug("a client went away during its request")
         elif status >= 500:
-            log.error("error handling a request from %s: %s", request.remote, describe(exc))
+            log.error("error handling a request from %s: %s", request.remote, loggable(exc))
         else:
             log.info("refused a malformed request from %s: %d %s", request.remote, status, type(exc).__name__)
         if request.writer.output_size > 0:  # part of an answer is out: only closing the connection is left
@@ -91,7 +81,7 @@ class JsonErrorProtocol(RequestHandler):
             log.info("the rest of a malformed request was dropped: %s", type(exc).__name__)
             return
         message = args[0] % args[1:] if args else "error"
-        log.error("%s: %s", message, describe(exc))
+        log.error("%s: %s", message, loggable(exc))
 
     def data_received(self, data: bytes) -> None:
         """A request whose body turns out malformed (bad chunking) after its handler started: the C parser

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from api.errors import loggable
 from tests.helpers import admin_headers
 from tests.processes import ApiProcess
 
@@ -139,3 +140,13 @@ async def test_credentials_never_reach_the_log(api, config):
     log = api.log_text()
     assert SECRET not in log
     assert "/medic/login/token/{token}" in log  # the access log shows the route, not the link
+
+
+def test_unexpected_errors_are_logged_without_their_message():
+    try:
+        int(SECRET)
+    except ValueError as exc:
+        logged = loggable(exc)
+    assert SECRET not in logged
+    assert "Traceback (most recent call last)" in logged and "builtins.ValueError" in logged
+    assert "test_protocol_errors.py" in logged  # where it was raised is kept
