@@ -8,6 +8,7 @@ served inert (``api.security_headers``)."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ log = logging.getLogger("jamii.replication")
 REQUEST_HEADERS = ("Content-Type", "If-None-Match", "If-Match")
 RESPONSE_HEADERS = ("Content-Type", "ETag", "Cache-Control")
 PUBLIC_DB_PATH = "/medic"
+_SPECIAL_ID = re.compile(r"^/(_design|_local)%2F", re.IGNORECASE)
 
 def medic_path(request: web.Request, suffix: str = "") -> str:
     return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
@@ -40,9 +42,10 @@ def public_location(request: web.Request, location: str) -> str | None:
     db_path = backend.path.rstrip("/") + medic_path(request)
     if target.path != db_path and not target.path.startswith(db_path + "/"):
         return None
+    rest = _SPECIAL_ID.sub(r"/\1/", target.path[len(db_path):])  # CouchDB echoes the id as it was sent
     scheme = "https" if request.headers.get("X-Forwarded-Proto", "") == "https" else request.scheme
     query = "?" + target.query if target.query else ""
-    return f"{scheme}://{request.host}{PUBLIC_DB_PATH}{target.path[len(db_path):]}{query}"
+    return f"{scheme}://{request.host}{PUBLIC_DB_PATH}{rest}{query}"
 
 
 def response_headers(request: web.Request, resp: Any, *, attachment: str | None) -> CIMultiDict[str]:
