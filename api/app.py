@@ -45,6 +45,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[access_log, error_middleware, auth_middleware],
+        handler_args=server.handler_args(),
     )
     app[CONFIG] = config
     security_headers.setup(app)

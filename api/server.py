@@ -110,13 +110,13 @@ class _Runner(web.AppRunner):
 
 
 def handler_args() -> dict[str, int]:
-    """The parser's limits (also given to test servers, so they refuse what production refuses)."""
+    """The parser's limits, given to the app (``handler_args``) so test servers refuse what production does."""
     return {"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_HEADER_FIELD}
 
 
 async def serve(app: web.Application, host: str, port: int) -> None:
     """Serve ``app`` until SIGINT or SIGTERM, then close it cleanly."""
-    runner = _Runner(app, access_log=None, handle_signals=False, **handler_args())
+    runner = _Runner(app, access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
