@@ -8,6 +8,7 @@ turns them into responses. The default body is the CHT shape
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 
@@ -77,3 +78,15 @@ class ServiceUnavailable(JamiiError):
 
     status = 503
     couch_error = "service_unavailable"
+
+
+def loggable(exc: BaseException | None) -> str:
+    """An unexpected exception for the log: its class and where it was raised, never its message, which
+    may quote what a client sent (a password, a token, a cookie)."""
+    if exc is None:
+        return "no exception"
+    name = f"{type(exc).__module__}.{type(exc).__qualname__} (message withheld)"
+    if exc.__traceback__ is None:
+        return name
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"\nTraceback (most recent call last):\n{frames}{name}"

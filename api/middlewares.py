@@ -13,9 +13,10 @@ import logging
 import time
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import metrics
-from .errors import JamiiError, PayloadTooLarge, Unauthorized
+from .errors import BadRequest, JamiiError, PayloadTooLarge, Unauthorized, loggable
 from .web import AUTH, CONNECTED, USER, Handler
 
 log = logging.getLogger("jamii.api")
@@ -75,6 +76,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, exc)
     except web.HTTPRequestEntityTooLarge:
         return error_response(request, PayloadTooLarge(_HTTP_ERRORS[413]))
+    except (HttpProcessingError, web.RequestPayloadError):
+        # A body that is not valid HTTP (bad chunking): the message quotes the client's bytes, so it is
+        # neither logged nor echoed, and the connection is closed (the rest of it cannot be read).
+        response = error_response(request, BadRequest("Malformed request body", field="body"))
+        response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -84,8 +91,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, err)
     except (asyncio.CancelledError, ConnectionResetError):
         raise
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+    except Exception as exc:
+        log.error("unhandled error in %s %s: %s", request.method, request.path, loggable(exc))
         return error_response(request, JamiiError("Internal server error"))
 
 

@@ -277,7 +277,8 @@ async def design(request: web.Request) -> web.StreamResponse:
         if c.offline and (ddoc_id != CLIENT_DDOC or (rest and rest.startswith("_view"))):
             raise NotFound("missing")
     suffix = "/" + quote_id(ddoc_id) + (("/" + quote_path(rest)) if rest else "")
-    return await passthrough(request, suffix)
+    served = rest if rest and request.method in ("GET", "HEAD") and not rest.startswith("_") else None
+    return await passthrough(request, suffix, attachment=served)
 
 
 @routes.post("/medic/_find")
@@ -373,7 +374,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     if request.method in ("GET", "HEAD"):
         if c.offline:
             await visible_set.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
-        return await passthrough(request, suffix, raw=True)
+        return await passthrough(request, suffix, raw=True, attachment=request.match_info["attachment"])
     if not c.admin:
         await writes.check_attachment_write(db, request.app[SCOPES] if c.offline else None,
                                                  c.principal, c.settings, doc_id)

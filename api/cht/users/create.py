@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping
 
-from api import passwords, schemas
+from api import accounts, passwords, schemas
 from api.auth import Principal
 from api.cht import phones
 from api.cht.contacts.writes import ContactWriter, Plan
@@ -219,7 +219,8 @@ class UserCreator:
     def _docs(self, user: _New, now: dt.datetime) -> None:
         data = user.data
         uid = user_id(user.name)
-        user_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": "user", "roles": user.roles}
+        user_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": "user", "roles": user.roles,
+                                    accounts.FIELD: accounts.new_id()}
         settings_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": SETTINGS_TYPE, "roles": user.roles}
         if user.previous_settings:
             settings_doc["_rev"] = user.previous_settings["_rev"]

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from api import jsonparse
+from api import jsonparse, tokens
 from api.auth import Principal
 from api.cht.replication import limit as replication_limit
 from api.cht.replication import scope as replication_scope
@@ -21,6 +21,7 @@ from api.cht.visibility import Scope, depths, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge
 from api.handlers.session import set_session_cookie
 from api.permissions import has_permission, is_offline, require_admin
+from api.security_headers import renders
 from api.streaming import json_array, stream
 from api.web import (
     AUTH,
@@ -249,6 +250,11 @@ async def delete_user(request: web.Request) -> web.Response:
     principal = await require(request, "can_delete_users")
     name = request.match_info["username"]
     result = await _writer(request, principal, await settings(request)).delete(name)
+    # what was granted to this account goes with it (a new user of the same name would not get it anyway)
+    try:
+        await tokens.revoke_all(request.app[COUCH].db(request.app[CONFIG].db_spatial), name)
+    except JamiiError as exc:  # they are dead already: each is bound to the deleted account
+        logging.getLogger("jamii.users").warning("user %s deleted, but its API tokens were not: %s", name, exc)
     request.app[AUTH].forget(name)
     return json_response(result)
 
@@ -324,11 +330,14 @@ PAGE = """<!doctype html>
 <body><form method="post" action="{action}"><p>Log in to the app with this link (it works once).</p>
 <button type="submit">Log in</button></form></body></html>
 """
+# A form posting to this server, and nothing else: no script, no style, no framing.
+PAGE_POLICY = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 
 @routes.get("/medic/login/token/{token}")
 @public
 @secret_path
+@renders(PAGE_POLICY)
 async def token_page(request: web.Request) -> web.Response:
     action = html.escape(request.path, quote=True)
     return web.Response(text=PAGE.format(action=action), content_type="text/html",
