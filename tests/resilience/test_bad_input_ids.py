@@ -78,6 +78,8 @@ class IdRoute:
 
 
 UNITS = "/organizations/{org}/projects/{project}/spatial"
+V1_UNITS = "/api/v1" + UNITS
+FEATURE = b'{"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}, "properties": {"name": "n"}}'
 DOC = b'{"_id": "x", "type": "person", "name": "x"}'
 
 ID_ROUTES = [
@@ -170,8 +172,24 @@ ID_ROUTES = [
     IdRoute("GET", UNITS + "/{unit_id}/", UNITS + "/{x}/"),
     IdRoute("PATCH", UNITS + "/{unit_id}", UNITS + "/{x}", body=b'{"properties": {"name": "renamed"}}'),
     IdRoute("PATCH", UNITS + "/{unit_id}/", UNITS + "/{x}/", body=b'{"properties": {"name": "renamed"}}'),
+    IdRoute("PUT", UNITS + "/{unit_id}", UNITS + "/{x}", body=FEATURE),
+    IdRoute("PUT", UNITS + "/{unit_id}/", UNITS + "/{x}/", body=FEATURE),
     IdRoute("DELETE", UNITS + "/{unit_id}", UNITS + "/{x}"),
     IdRoute("DELETE", UNITS + "/{unit_id}/", UNITS + "/{x}/"),
+    # the unit routes at the platform's paths
+    IdRoute("GET", V1_UNITS + "", "/api/v1/organizations/{x}/projects/{project}/spatial"),
+    IdRoute("GET", V1_UNITS + "/", "/api/v1/organizations/{org}/projects/{x}/spatial/"),
+    IdRoute("POST", V1_UNITS + "", "/api/v1/organizations/{x}/projects/{project}/spatial", body=FEATURE),
+    IdRoute("POST", V1_UNITS + "/", "/api/v1/organizations/{org}/projects/{x}/spatial/", body=FEATURE),
+    IdRoute("GET", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}"),
+    IdRoute("GET", V1_UNITS + "/{unit_id}/", V1_UNITS + "/{x}/"),
+    IdRoute("PATCH", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}", body=b'{"name": "renamed"}'),
+    IdRoute("PATCH", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{x}/projects/{project}/spatial/{x}/",
+            body=b'{"name": "renamed"}'),
+    IdRoute("PUT", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}", body=FEATURE),
+    IdRoute("PUT", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{org}/projects/{x}/spatial/{x}/", body=FEATURE),
+    IdRoute("DELETE", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}"),
+    IdRoute("DELETE", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{x}/projects/{project}/spatial/{x}/"),
 ]
 
 
