@@ -107,6 +107,8 @@ ID_ROUTES = [
     IdRoute("POST", "/api/v2/{resource}/", "/api/v2/{x}/", body=b'{"name": "x"}'),
     IdRoute("GET", "/api/v2/{resource}/{id}", "/api/v2/region/{x}"),
     IdRoute("GET", "/api/v2/{resource}/{id}/", "/api/v2/{x}/1/"),
+    IdRoute("GET", "/api/v1/{name}/schema", "/api/v1/{x}/schema"),
+    IdRoute("GET", "/api/v1/{name}/schema/", "/api/v1/{x}/schema/"),
     IdRoute("PUT", "/api/v6/cluster/{cluster_id}", "/api/v6/cluster/{x}?country=swz",
             body=b'{"cluster_data": {"status": "active"}}'),
     IdRoute("GET", "/medic/_design/medic/_rewrite/app_settings/medic/{path}",
