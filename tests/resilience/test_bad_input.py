@@ -104,6 +104,16 @@ JSON_ROUTES = [
     Route("POST", "/organizations/{org}/projects/{project}/spatial/", UNITS),
     Route("PATCH", "/organizations/{org}/projects/{project}/spatial/{unit_id}", UNITS + "{unit}"),
     Route("PATCH", "/organizations/{org}/projects/{project}/spatial/{unit_id}/", UNITS + "{unit}/"),
+    Route("PUT", "/organizations/{org}/projects/{project}/spatial/{unit_id}", UNITS + "{unit}"),
+    Route("PUT", "/organizations/{org}/projects/{project}/spatial/{unit_id}/", UNITS + "{unit}/"),
+    # the same unit routes at the platform's paths
+    Route("POST", "/api/v1/organizations/{org}/projects/{project}/spatial", "/api/v1" + UNITS.rstrip("/")),
+    Route("POST", "/api/v1/organizations/{org}/projects/{project}/spatial/", "/api/v1" + UNITS),
+    Route("PATCH", "/api/v1/organizations/{org}/projects/{project}/spatial/{unit_id}", "/api/v1" + UNITS + "{unit}"),
+    Route("PATCH", "/api/v1/organizations/{org}/projects/{project}/spatial/{unit_id}/",
+          "/api/v1" + UNITS + "{unit}/"),
+    Route("PUT", "/api/v1/organizations/{org}/projects/{project}/spatial/{unit_id}", "/api/v1" + UNITS + "{unit}"),
+    Route("PUT", "/api/v1/organizations/{org}/projects/{project}/spatial/{unit_id}/", "/api/v1" + UNITS + "{unit}/"),
     # No body: the credentials may come in a Basic header instead; without them, CHT's answers.
     Route("POST", "/_session", who="anonymous", kind="any", couch=True, empty=((400,), ("name and password",))),
     Route("POST", "/medic/login", who="anonymous", kind="any", empty=((401,), ("not logged in",))),
