@@ -235,7 +235,7 @@ class ContactWriter:
 
     def _require(self, permission: str) -> None:
         if not has_permission(self.principal, permission, self.settings):
-            raise Forbidden(f"Insufficient privileges: {permission} required")
+            raise Forbidden("Insufficient privileges")
 
     def _parent(self, spec: Any, plan: Plan, path: str) -> dict[str, Any] | None:
         if spec is None:

@@ -26,6 +26,7 @@ from api.web import (
     AUTH,
     CONFIG,
     COUCH,
+    basic_prompt,
     json_response,
     medic,
     parse_json_body,
@@ -306,6 +307,7 @@ async def users_info(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/users-doc-count")
+@basic_prompt
 async def users_doc_count(request: web.Request) -> web.Response:
     require_admin(user(request))
     db = request.app[COUCH].db(request.app[CONFIG].db_logs)
