@@ -92,7 +92,7 @@ async def list_places(request: web.Request) -> web.Response:
 # ``POST /api/v1/people``, ``/api/v1/places`` and ``/api/v1/places/{id}``: create and update contacts.
 
 async def _writer(request: web.Request, permission: str) -> ContactWriter:
-    principal = await require(request, permission)
+    principal = await require(request, "can_edit", permission)
     current = await settings(request)
     return ContactWriter(medic(request), current, principal, scope_for(principal, current),
                          codes=sentinel(request))
@@ -101,13 +101,13 @@ async def _writer(request: web.Request, permission: str) -> ContactWriter:
 @routes.post("/api/v1/people")
 async def create_person(request: web.Request) -> web.Response:
     writer = await _writer(request, "can_create_people")
-    return json_response(await writer.create_person(await read_json(request)))
+    return json_response({"ok": True, **await writer.create_person(await read_json(request))})
 
 
 @routes.post("/api/v1/places")
 async def create_place(request: web.Request) -> web.Response:
     writer = await _writer(request, "can_create_places")
-    return json_response(await writer.create_place(await read_json(request)))
+    return json_response({"ok": True, **await writer.create_place(await read_json(request))})
 
 
 @routes.post("/api/v1/places/{id}")

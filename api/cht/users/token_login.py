@@ -52,6 +52,12 @@ def enabled(settings: Mapping[str, Any]) -> bool:
     return isinstance(config, Mapping) and bool(config.get("enabled"))
 
 
+def will_enable(data: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """CHT's rule: ``token_login: true`` turns login by SMS on only where it is configured; elsewhere it is
+    ignored."""
+    return enabled(settings) and data.get("token_login") is True
+
+
 def require_enabled(settings: Mapping[str, Any]) -> None:
     if not enabled(settings):
         raise BadRequest("Login by SMS is not enabled: set token_login.enabled in the app settings",

@@ -141,10 +141,23 @@ async def test_new_user_false_and_disabled_setting(client, uw, config, couch):
     assert plain.status == 200 and "token_login" not in await plain.json()
     await client.put("/api/v1/settings", headers=admin_headers(config), json={"token_login": {"enabled": False}})
     try:
+        # as in CHT, token_login: true is ignored where login by SMS is not configured: a password is needed
         refused = await client.post("/api/v1/users", headers=admin_headers(config), json={
             "username": uw.name("tok6"), "roles": ["program_officer"], "token_login": True, "phone": "0712345678"})
-        assert refused.status == 400
-        assert (await refused.json())["error"]["translationKey"] == "configuration.enable.token.login"
+        assert refused.status == 400 and await refused.json() == {"code": 400, "error": {
+            "message": "Missing required fields: password", "translationKey": "fields.required",
+            "translationParams": {"fields": "password"}}}
+        made = await client.post("/api/v1/users", headers=admin_headers(config), json={
+            "username": uw.name("tok6"), "roles": ["program_officer"], "token_login": True, "phone": "0712345678",
+            "password": GOOD})
+        assert made.status == 200 and "token_login" not in await made.json()
+        for db in (config.db_users, config.db_medic):
+            assert "token_login" not in await couch.db(db).get(f"org.couchdb.user:{uw.name('tok6')}")
+        assert (await client.post("/_session", json={"name": uw.name("tok6"), "password": GOOD})).status == 200
+        ignored = await client.post(f"/api/v1/users/{uw.name('tok6')}", headers=admin_headers(config),
+                                    json={"token_login": True})
+        assert ignored.status == 200 and "token_login" not in await ignored.json()
+        assert "token_login" not in await couch.db(config.db_users).get(f"org.couchdb.user:{uw.name('tok6')}")
         route = await client.post("/medic/login/token/abc")
         assert route.status == 400 and (await route.json())["error"] == "disabled"
     finally:
