@@ -81,7 +81,7 @@ async def test_settings_update_by_jwt_scope(client):
                           algorithm="HS256")
 
     allowed = await client.put("/api/v1/settings", json={"locale": "en"},
-                               headers={"Authorization": f"Bearer {token('can_configure')}"})
+                               headers={"Authorization": f"Bearer {token('can_edit can_configure')}"})
     assert allowed.status == 200
     refused = await client.put("/api/v1/settings", json={"locale": "en"},
                                headers={"Authorization": f"Bearer {token('read:foci')}"})

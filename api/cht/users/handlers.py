@@ -19,7 +19,7 @@ from api.cht.replication import limit as replication_limit
 from api.cht.replication import scope as replication_scope
 from api.cht.visibility import Scope, depths, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge, Unauthorized
-from api.handlers.session import set_session_cookie
+from api.handlers.session import home_url, logged_in
 from api.permissions import INSUFFICIENT, has_permission, is_offline, require_admin
 from api.streaming import json_array, stream
 from api.web import (
@@ -378,17 +378,24 @@ async def token_page(request: web.Request) -> web.Response:
 @public
 @secret_path
 async def token_login_post(request: web.Request) -> web.Response:
-    token_login.require_enabled(await settings(request))
+    """As CHT answers: 302 with the app's URL as the body and the session's cookies (a caller already logged in
+    is sent on without using the token)."""
+    current = await settings(request)
+    token_login.require_enabled(current)
+    already = user(request)
+    if already is not None:
+        home = home_url(already, current)
+        return web.Response(status=302, text=home, content_type="text/html")
     both = dbs(request.app)
     user_doc, password = await token_login.claim(both.users, both.medic, request.match_info["token"],
-                                                 int(time.time() * 1000))
+                                                 int(time.time() * 1000),
+                                                 sso_enabled=bool(current.get("oidc_provider")))
     name = user_doc["name"]
     request.app[AUTH].forget(name)
     principal, cookie = await request.app[AUTH].login(name, password)
     await _settings_follow(both, user_doc)
-    response = json_response({"success": True, "name": principal.name, "roles": list(principal.roles)})
-    set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
-    return response
+    home = home_url(principal, current)
+    return logged_in(request, principal, cookie, home, str(current.get("locale") or "en"), home)
 
 
 async def _settings_follow(both, user_doc: dict) -> None:

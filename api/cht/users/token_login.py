@@ -44,7 +44,7 @@ class TokenError(Unauthorized):
     def __init__(self, kind: str):
         reason = ("The login link has expired; ask for a new one." if kind == "expired"
                   else "The login link is invalid or was already used.")
-        super().__init__(reason, body={"code": 401, "error": kind, "reason": reason})
+        super().__init__(reason, body={"error": kind})  # CHT's body
 
 
 def enabled(settings: Mapping[str, Any]) -> bool:
@@ -146,8 +146,13 @@ async def clear_messages(medic: Database, user_doc: Mapping[str, Any], now: dt.d
             continue
 
 
-async def claim(users: Database, medic: Database, token: str, now_ms: int) -> tuple[dict[str, Any], str]:
-    """Use a token: returns the user's doc and a new random password to open a session with."""
+SSO_REFUSED = "Token login not allowed for SSO users"
+
+
+async def claim(users: Database, medic: Database, token: str, now_ms: int, *,
+                sso_enabled: bool = False) -> tuple[dict[str, Any], str]:
+    """Use a token: returns the user's doc and a new random password to open a session with. As in CHT, a
+    user with an ``oidc_username`` may not log in by token while OIDC login is configured."""
     if not token or len(token) > 200:
         raise TokenError("invalid")
     token_hash = digest(token)
@@ -163,6 +168,8 @@ async def claim(users: Database, medic: Database, token: str, now_ms: int) -> tu
     if not isinstance(expires, (int, float)) or expires <= now_ms:
         raise TokenError("expired")
     assert user is not None
+    if sso_enabled and user.get("oidc_username"):
+        raise Unauthorized(SSO_REFUSED, body={"error": SSO_REFUSED})
     password = passwords.generate()
     user["password"] = password
     user["token_login"] = {**state, "active": False, "login_date": now_ms}

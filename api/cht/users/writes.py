@@ -186,7 +186,8 @@ class UserWriter:
             raise user_error(SSO_WITH_PASSWORD)
         if not sso_enabled(self.settings):
             raise user_error(SSO_DISABLED)
-        owners = [d["_id"] for d in await by_field(self.dbs.users, "oidc_username", [value]) if d["_id"] != user_new["_id"]]
+        owners = [d["_id"] for d in await by_field(self.dbs.users, "oidc_username", [value])
+                  if d["_id"] != user_new["_id"]]
         if owners:
             raise oidc_taken(value, owners[0])
         user_new["password"] = passwords.generate()
