@@ -35,6 +35,15 @@ def test_unknown_roles_are_offline_and_get_nothing():
     assert not has_permission(stranger, "can_view_contacts", SETTINGS)
 
 
+def test_only_configured_roles_grant_permissions_and_mm_online_is_online():
+    """As in CHT: a role missing from ``settings.roles`` grants nothing; ``mm-online`` makes a user online."""
+    settings = {"roles": {"chw": {"offline": True}}, "permissions": {"can_x": ["chw", "ghost"]}}
+    assert has_permission(Principal("a", ("chw",)), "can_x", settings)
+    assert not has_permission(Principal("b", ("ghost",)), "can_x", settings)
+    assert is_offline(Principal("c", ("chw",)), settings)
+    assert not is_offline(Principal("d", ("chw", "mm-online")), settings)
+
+
 def test_online_role():
     officer = Principal("po", ("program_officer",))
     assert not is_offline(officer, SETTINGS)

@@ -20,7 +20,7 @@ from api.cht.replication import scope as replication_scope
 from api.cht.visibility import Scope, depths, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge, Unauthorized
 from api.handlers.session import home_url, logged_in
-from api.permissions import INSUFFICIENT, has_permission, is_offline, require_admin
+from api.permissions import INSUFFICIENT, has_online_role, has_permission, is_offline, require_admin
 from api.streaming import json_array, stream
 from api.web import (
     AUTH,
@@ -305,9 +305,9 @@ def _roles(raw: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list) or not value:
-        raise BadRequest("Role parameter must be either a string or a JSON encoded array", field="role")
+        raise BadRequest("Role parameter must be either a string or a JSON encoded array")
     if any(not isinstance(r, str) or not r for r in value):
-        raise BadRequest("All roles should be strings", field="role")
+        raise BadRequest("All roles should be strings")
     return value
 
 
@@ -317,9 +317,8 @@ def _requested_scope(request: web.Request, current: dict[str, Any]) -> Scope:
     if not role or not facilities:
         raise BadRequest(MISSING, body={"code": 400, "error": MISSING})
     roles = _roles(role)
-    configured = current.get("roles") if isinstance(current.get("roles"), dict) else {}
-    if not any(isinstance(configured.get(r), dict) and configured[r].get("offline") for r in roles):
-        raise BadRequest("Provided role is not offline", field="role")
+    if has_online_role(roles):  # CHT's rule: any other role (an unknown one too) is offline
+        raise BadRequest("Provided role is not offline")
     who = Principal("-", tuple(roles))
     depth, report_depth = depths(roles, current)
     unassigned = bool(current.get("district_admins_access_unallocated_messages")) and \
