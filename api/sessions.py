@@ -22,7 +22,7 @@ from .errors import Conflict, NotFound, Unauthorized
 
 log = logging.getLogger("jamii.sessions")
 
-ATTEMPTS = 3
+ATTEMPTS = 4  # CouchDB locks a name after 5 refused logins
 _PRF = {"sha": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
 
 
@@ -38,10 +38,26 @@ def same_salt_hash(user_doc: Mapping[str, Any], password: str) -> dict[str, Any]
     return {"derived_key": key.hex()}
 
 
+async def login_after_change(authenticator: Authenticator, name: str, password: str) -> tuple[Principal, str]:
+    """``Authenticator.login`` right after the API set the user's password: CouchDB's credentials cache (or a
+    cluster's other nodes) may not have seen the write yet, so a refusal is tried again a few times, fewer
+    than CouchDB's lockout counts (as CHT retries its own logins after setting a password)."""
+    authenticator.forget(name)
+    for attempt in range(ATTEMPTS):
+        try:
+            return await authenticator.login(name, password)
+        except Unauthorized:
+            if attempt == ATTEMPTS - 1:
+                raise
+            log.info("session for %s refused right after its password was set (attempt %d)", name, attempt + 1)
+            await asyncio.sleep(0.05 * 2 ** attempt)
+    raise AssertionError("unreachable")
+
+
 async def session_for(authenticator: Authenticator, name: str) -> tuple[Principal, str]:
     """The caller and the ``AuthSession`` cookie value of a new CouchDB session for ``name``."""
     users = authenticator.users
-    for attempt in range(ATTEMPTS):
+    for _ in range(ATTEMPTS):
         doc = await users.get_or_none(USER_PREFIX + name)
         if doc is None:
             raise NotFound(f"No user {name}")
@@ -51,11 +67,5 @@ async def session_for(authenticator: Authenticator, name: str) -> tuple[Principa
             await users.put({**doc, **(fields or {"password": password})})
         except Conflict:
             continue  # the doc changed meanwhile: read it again
-        authenticator.forget(name)
-        try:
-            return await authenticator.login(name, password)
-        except Unauthorized:
-            # CouchDB's credentials cache may not have seen the write yet
-            log.warning("session for %s refused right after its password was set (attempt %d)", name, attempt + 1)
-            await asyncio.sleep(0.05 * (attempt + 1))
-    raise Unauthorized(f"CouchDB did not open a session for {name}")
+        return await login_after_change(authenticator, name, password)
+    raise Unauthorized(f"The _users doc of {name} kept changing; no session opened")

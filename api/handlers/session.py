@@ -22,7 +22,7 @@ from aiohttp import web
 from api import oidc, passwords, permissions
 from api.auth import USER_PREFIX, Principal, parse_basic
 from api.errors import BadRequest, Conflict, JamiiError, Unauthorized
-from api.sessions import session_for
+from api.sessions import login_after_change, session_for
 from api.web import AUTH, CONFIG, CREDENTIALS, couch_errors, json_response, public, read_json, settings, user
 
 log = logging.getLogger("jamii.login")
@@ -216,8 +216,10 @@ async def password_reset(request: web.Request) -> web.Response:
             break
         except Conflict:
             continue
-    request.app[AUTH].forget(name)
-    principal, cookie = await _open_session(request, name, password)
+    try:
+        principal, cookie = await login_after_change(request.app[AUTH], name, password)
+    except Unauthorized:
+        raise Unauthorized("Not logged in", body=NOT_LOGGED_IN) from None
     home = home_url(principal, current)
     return logged_in(request, principal, cookie, home, str(body.get("locale") or current.get("locale") or "en"), home)
 

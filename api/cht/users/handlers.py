@@ -20,6 +20,7 @@ from api.cht.replication import scope as replication_scope
 from api.cht.visibility import Scope, depths, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge, Unauthorized
 from api.handlers.session import home_url, logged_in
+from api.sessions import login_after_change
 from api.permissions import INSUFFICIENT, has_online_role, has_permission, is_offline, require_admin
 from api.streaming import json_array, stream
 from api.web import (
@@ -390,8 +391,7 @@ async def token_login_post(request: web.Request) -> web.Response:
                                                  int(time.time() * 1000),
                                                  sso_enabled=bool(current.get("oidc_provider")))
     name = user_doc["name"]
-    request.app[AUTH].forget(name)
-    principal, cookie = await request.app[AUTH].login(name, password)
+    principal, cookie = await login_after_change(request.app[AUTH], name, password)
     await _settings_follow(both, user_doc)
     home = home_url(principal, current)
     return logged_in(request, principal, cookie, home, str(current.get("locale") or "en"), home)
