@@ -210,14 +210,23 @@ async def import_users(request: web.Request) -> web.Response:
         raise
     if rows is None:
         rows = [Row(i, item) for i, item in enumerate(body)]
-    await upload.update({"status": "parsed", "parsing": {"total": len(rows), "failed": sum(1 for r in rows if r.error),
-                                                         "successful": sum(1 for r in rows if not r.error)}},
+    failed_rows = sum(1 for r in rows if r.error)
+    await upload.update({"status": "parsed", "parsing": {"total": len(rows), "failed": failed_rows,
+                                                         "successful": len(rows) - failed_rows}},
                         [log_entry(r.data, "error" if r.error else "parsed", r.error) for r in rows])
-    todo = [r for r in rows if not r.skip]
+    todo = [r for r in rows if not r.skip]  # skipped rows get no answer, as in CHT
     saving = {"total": len(rows), "failed": 0, "successful": 0, "ignored": len(rows) - len(todo)}
     data = [log_entry(r.data, "skipped", r.skip) if r.skip else log_entry(r.data, "parsed") for r in rows]
-    answers: dict[int, dict[str, Any]] = {r.index: {"error": r.error} for r in todo if r.error}
-    valid = [r for r in todo if not r.error]
+    answers: dict[int, dict[str, Any]] = {}
+    checked: list[Row] = []
+    for row in todo:
+        problem = None if row.error else check_new(row.data, current, principal)
+        if row.error or problem:
+            answers[row.index] = {"error": row.error or problem.inline()}
+            data[row.index] = log_entry(row.data, "error", row.error or problem.message)
+            saving["failed"] += 1
+        else:
+            checked.append(row)
 
     async def progress(results: list[dict[str, Any] | JamiiError]) -> None:
         for row, result in zip(checked, results):
@@ -228,20 +237,9 @@ async def import_users(request: web.Request) -> web.Response:
                 saving["failed" if failed else "successful"] += 1
         await upload.update({"status": "saving", "saving": saving}, data)
 
-    problems = [check_new(r.data, current, principal) for r in valid]
-    for row, problem in zip(valid, problems):
-        if problem:
-            answers[row.index] = {"error": problem.inline()}
-            data[row.index] = log_entry(row.data, "error", problem.message)
-            saving["failed"] += 1
-    checked = [r for r, p in zip(valid, problems) if p is None]
     await upload.update({"status": "saving", "saving": saving}, data)
     results = await creator.create_many([r.data for r in checked], progress)
     answers.update({row.index: _inline(result) for row, result in zip(checked, results)})
-    for row in todo:
-        if row.error:
-            data[row.index] = log_entry(row.data, "error", row.error)
-    saving["failed"] += sum(1 for r in todo if r.error)
     await upload.update({"status": "finished", "saving": saving}, data)
     return json_response([answers[r.index] for r in todo])
 
