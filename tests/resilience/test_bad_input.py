@@ -55,8 +55,9 @@ JSON_ROUTES = [
     Route("PUT", "/api/v1/settings", kind="any"),
     Route("PUT", "/medic/_design/medic/_rewrite/update_settings/medic", kind="any", couch=True),
     Route("POST", "/api/v1/bulk-delete"),
-    Route("POST", "/api/v1/contacts-by-phone"),
-    Route("POST", "/api/v1/hydrate"),
+    # CHT reads no body as no parameter: its CouchDB-style 400 names the parameter
+    Route("POST", "/api/v1/contacts-by-phone", empty=((400,), ("phone",))),
+    Route("POST", "/api/v1/hydrate", empty=((400,), ("doc_ids",))),
     Route("POST", "/api/v1/people", kind="any"),
     Route("POST", "/api/v1/places", kind="any"),
     Route("POST", "/api/v1/places/{id}", "/api/v1/places/{place}", kind="any"),
@@ -73,7 +74,9 @@ JSON_ROUTES = [
     Route("POST", "/api/v1/upgrade/stage", kind="any"),
     Route("POST", "/api/v1/users", kind="any"),
     Route("POST", "/api/v1/users/{username}", "/api/v1/users/{po}", kind="any"),
-    Route("POST", "/api/v2/users", kind="list"),
+    Route("POST", "/api/v2/users", kind="any"),
+    Route("POST", "/api/v3/users"),
+    Route("POST", "/api/v3/users/{username}", "/api/v3/users/{po}", kind="any"),
     Route("POST", "/api/v2/export/reports", empty_ok=True),
     Route("POST", "/api/v2/export/messages", empty_ok=True),
     Route("POST", "/api/v2/export/contacts", empty_ok=True),
@@ -117,6 +120,7 @@ JSON_ROUTES = [
     # No body: the credentials may come in a Basic header instead; without them, CHT's answers.
     Route("POST", "/_session", who="anonymous", kind="any", couch=True, empty=((400,), ("name and password",))),
     Route("POST", "/medic/login", who="anonymous", kind="any", empty=((401,), ("not logged in",))),
+    Route("POST", "/medic/password-reset", who="anonymous", kind="any", empty=((400,), ("password",))),
     # /medic as a non-admin: the API reads the body (offline users: everything; online: writes).
     Route("POST", "/medic", who="chw", couch=True),
     Route("POST", "/medic/", who="chw", couch=True),

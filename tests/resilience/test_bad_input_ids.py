@@ -100,6 +100,7 @@ ID_ROUTES = [
     IdRoute("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/{x}"),
     IdRoute("GET", "/api/v2/users/{username}", "/api/v2/users/{x}"),
     IdRoute("POST", "/api/v1/users/{username}", "/api/v1/users/{x}", body=b'{"phone": "+254700000000"}'),
+    IdRoute("POST", "/api/v3/users/{username}", "/api/v3/users/{x}", body=b'{"phone": "+254700000000"}'),
     IdRoute("DELETE", "/api/v1/users/{username}", "/api/v1/users/{x}"),
     IdRoute("GET", "/api/v2/{resource}", "/api/v2/{x}"),
     IdRoute("GET", "/api/v2/{resource}/", "/api/v2/{x}/"),
