@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from . import deadline, metrics
+from . import deadline, metrics, security_headers, server
 from .auth import Authenticator
 from .config import Config
 from .connected_users import ConnectedUsers
@@ -54,8 +54,10 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[access_log, error_middleware, auth_middleware],
+        handler_args=server.handler_args(),
     )
     app[CONFIG] = config
+    security_headers.setup(app)
     app.on_startup.append(_start_clients)
     app.on_cleanup.append(_close_clients)
     setup_routes(app)
@@ -72,5 +74,4 @@ def main() -> None:
     if not config.couch_user:
         raise SystemExit("No CouchDB admin: set COUCH_URL with credentials, or COUCH_USER and COUCH_PASSWORD, "
                          "or start the embedded server first (make run)")
-    web.run_app(create_app(config), host=config.api_host, port=config.api_port, print=None,
-                access_log=None)
+    server.run(create_app(config), config.api_host, config.api_port)

@@ -101,6 +101,10 @@ class _Cache:
             del self._items[key]
 
 
+class SessionRefused(ServiceUnavailable):
+    """CouchDB refused to open a session with a password the API had just verified."""
+
+
 class Authenticator:
     def __init__(self, couch: Couch, *, users_db: str = "_users", cache_seconds: int = 10,
                  jwt_secret: str | None = None, jwt_public_key: str | None = None,
@@ -234,21 +238,16 @@ class Authenticator:
     async def login(self, name: str, password: str, client: str = "unknown") -> tuple[Principal, str]:
         """Open a CouchDB session; returns the caller and the AuthSession cookie value.
 
-        The password is checked here first, and goes to CouchDB only when right. CouchDB may still refuse
-        it for a moment after a change (its own cache of ``_users`` follows the database): one more try
-        after a pause, then 503. Each refusal counts towards CouchDB's lockout of the name, so no more.
+        The password is checked here first, and goes to CouchDB only when right. CouchDB may still refuse it
+        for a moment after it was changed (its cache of ``_users`` follows the database): that is
+        ``SessionRefused`` (503), which callers that have just set the password try again
+        (``api.sessions``), fewer times than CouchDB's lockout counts.
         """
         account = await self.check_password(name, password, client)
-        for attempt in range(2):
-            ctx, cookie = await self.couch.new_session(name, password)
-            if ctx and cookie:
-                break
+        ctx, cookie = await self.couch.new_session(name, password)
+        if not ctx or not cookie:
             log.warning("CouchDB refused a session for %s, whose password the API verified", name)
-            if attempt == 0:
-                await asyncio.sleep(0.5)
-        else:
-            raise ServiceUnavailable("CouchDB did not accept the verified credentials yet; try again",
-                                     retry_after=1)
+            raise SessionRefused("CouchDB did not accept the verified credentials yet; try again", retry_after=1)
         principal = _principal_of(account, "cookie")
         self.cache.put(self._key("cookie", cookie), principal)
         return principal, cookie

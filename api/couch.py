@@ -232,7 +232,8 @@ class Couch:
         caller must ``release()`` (or use ``async with``) the response.
         """
         url = self.url + check_path(path)
-        kwargs: dict[str, Any] = {"headers": {**self.headers, **(headers or {})}}
+        # A redirect is the client's to follow (as itself), never the admin's.
+        kwargs: dict[str, Any] = {"headers": {**self.headers, **(headers or {})}, "allow_redirects": False}
         if query_string:
             url += "?" + query_string
         else:

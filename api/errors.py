@@ -8,6 +8,7 @@ turns them into responses. The default body is the CHT shape
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 
@@ -112,3 +113,15 @@ class ServiceUnavailable(JamiiError):
     def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any):
         super().__init__(message, **kwargs)
         self.headers.setdefault("Retry-After", str(retry_after if retry_after is not None else self.retry_after))
+
+
+def loggable(exc: BaseException | None) -> str:
+    """An unexpected exception for the log: its class and where it was raised, never its message, which
+    may quote what a client sent (a password, a token, a cookie)."""
+    if exc is None:
+        return "no exception"
+    name = f"{type(exc).__module__}.{type(exc).__qualname__} (message withheld)"
+    if exc.__traceback__ is None:
+        return name
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return f"\nTraceback (most recent call last):\n{frames}{name}"

@@ -5,5 +5,5 @@ keyset paging), ``records`` (id allocation, records shown), ``access`` (the
 caller's profile and region-tree permissions), ``writes`` (v2 POST),
 ``entry`` (stored values, ``/api/v1/dataentry``), ``aggregate`` (values up the
 region tree, ``/api/v1/datapoint``), ``service`` (parameters and paging for
-the handlers).
+the handlers), ``tastypie`` (the ``/api/v1/`` root and resource schemas).
 """

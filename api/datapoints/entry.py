@@ -12,6 +12,7 @@ conflict.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from api import schemas
@@ -121,7 +122,16 @@ def _coerce(item: Any) -> Any:
     return out
 
 
-async def enter(ctx: Context, body: Any) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Entered:
+    """What ``enter`` stored, and whether any value was new (none was stored for its region,
+    campaign and indicator): the reply's 201 Created rather than 200."""
+
+    objects: list[dict[str, Any]]
+    created: bool
+
+
+async def enter(ctx: Context, body: Any) -> Entered:
     """Store the values in the body, after checking every one; returns what was stored."""
     who = ctx.who
     if not (who.is_admin or who.can_write):
@@ -172,18 +182,26 @@ async def enter(ctx: Context, body: Any) -> list[dict[str, Any]]:
         by_bucket.setdefault(key, []).append(item)
         templates[key] = (lambda c=item["campaign_id"], r=region["id"]: new_bucket(c, r))
 
+    created: dict[str, bool] = {}
+
     def editor(key: str) -> Callable[[dict[str, Any]], None]:
         def edit(doc: dict[str, Any]) -> None:
+            # Re-run on a fresh doc after a conflict, so the flag is set anew each time, never added to.
+            new = False
             for item in by_bucket[key]:
+                stored = (doc.get("values") or {}).get(str(item["region_id"]), {})
+                new = new or (item["value"] is not None and str(item["indicator_id"]) not in stored)
                 change = {"by": who.user_id, "at": stamp}
                 if item.get("document_id"):
                     change["document_id"] = item["document_id"]
                 set_value(doc, regions[item["region_id"]], item["indicator_id"], item["value"], change)
+            created[key] = new
         return edit
 
     await modify(ctx.db, {key: editor(key) for key in by_bucket}, templates)
-    return [{"region_id": i["region_id"], "campaign_id": i["campaign_id"], "indicator_id": i["indicator_id"],
-             "value": i["value"], "changed_by_id": who.user_id, "updated_at": stamp} for i in items]
+    stored = [{"region_id": i["region_id"], "campaign_id": i["campaign_id"], "indicator_id": i["indicator_id"],
+               "value": i["value"], "changed_by_id": who.user_id, "updated_at": stamp} for i in items]
+    return Entered(stored, any(created.values()))
 
 
 async def repair_region(db: Database, region: Mapping[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The datapoints API: ``/api/v2/<resource>`` (GET, POST), ``/api/v1/datapoint`` and ``/api/v1/dataentry``."""
+"""The datapoints API: ``/api/v2/<resource>`` (GET, POST), ``/api/v1/datapoint`` and ``/api/v1/dataentry``, and
+tastypie's ``/api/v1/`` root and resource schemas."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from aiohttp import web
 
 from api.errors import JamiiError, NotFound
 from api.streaming import stream
-from api.web import CONFIG, COUCH, json_response, read_json, read_json_object, settings, user
+from api.web import CONFIG, COUCH, json_response, public, read_json, read_json_object, settings, user
 
-from . import access, entry, service, writes
+from . import access, entry, service, tastypie, writes
 from .model import RESOURCES, csv_cell
 
 routes = web.RouteTableDef()
@@ -53,9 +54,11 @@ async def list_records(request: web.Request) -> web.StreamResponse:
     res = RESOURCES[request.match_info["resource"]]
     ctx = await _context(request)
     listing = await service.listing(ctx, res, request.query)
+    ignored = service.ignored_header(listing.meta.get("warnings") or {})
     if listing.format == "csv":
-        return await stream(request, _listing_csv(listing), content_type=CSV, headers=_csv_headers(res.name))
-    return await stream(request, _listing_json(listing))
+        return await stream(request, _listing_csv(listing), content_type=CSV,
+                            headers={**_csv_headers(res.name), **ignored})
+    return await stream(request, _listing_json(listing), headers=ignored)
 
 
 async def _listing_csv(listing: Any) -> AsyncIterator[bytes]:
@@ -88,13 +91,15 @@ async def get_record(request: web.Request) -> web.Response:
     res = RESOURCES[request.match_info["resource"]]
     record_id = int(request.match_info["id"])
     ctx = await _context(request)
-    found = await service.one(ctx, res, record_id, request.query)
+    found, warnings = await service.one(ctx, res, record_id, request.query)
+    meta: dict[str, Any] = {"limit": 1, "offset": 0, "total_count": len(found)}
+    if warnings:
+        meta["warnings"] = warnings
     if not found:
         message = f"No {res.name} with id {record_id}"
-        raise NotFound(message, field="id", body={"meta": {"limit": 1, "offset": 0, "total_count": 0},
-                                                   "objects": [], "errors": {"id": message},
-                                                   "code": 404, "error": message, "field": "id"})
-    return json_response({"meta": {"limit": 1, "offset": 0, "total_count": 1}, "objects": found, "errors": {}})
+        raise NotFound(message, field="id", headers=service.ignored_header(warnings), body={
+            "meta": meta, "objects": [], "errors": {"id": message}, "code": 404, "error": message, "field": "id"})
+    return json_response({"meta": meta, "objects": found, "errors": {}}, headers=service.ignored_header(warnings))
 
 
 def _post_error(exc: JamiiError) -> JamiiError:
@@ -124,9 +129,12 @@ async def post_record(request: web.Request) -> web.Response:
 async def get_datapoints(request: web.Request) -> web.StreamResponse:
     ctx = await _context(request)
     result = await service.datapoints(ctx, request.query)
+    ignored = service.ignored_header(result.meta.get("warnings") or {})
     if result.format != "csv":
-        return json_response({"meta": result.meta, "objects": result.objects, "errors": result.errors})
-    return await stream(request, _datapoints_csv(result), content_type=CSV, headers=_csv_headers("datapoints"))
+        return json_response({"meta": result.meta, "objects": result.objects, "errors": result.errors},
+                             headers=ignored)
+    return await stream(request, _datapoints_csv(result), content_type=CSV,
+                        headers={**_csv_headers("datapoints"), **ignored})
 
 
 async def _datapoints_csv(result: Any) -> AsyncIterator[bytes]:
@@ -151,5 +159,22 @@ async def _datapoints_csv(result: Any) -> AsyncIterator[bytes]:
 async def post_dataentry(request: web.Request) -> web.Response:
     ctx = await _context(request)
     body = await read_json(request)
-    stored = await entry.enter(ctx, body)
-    return json_response({"meta": {"total_count": len(stored)}, "objects": stored, "errors": {}})
+    entered = await entry.enter(ctx, body)
+    return json_response({"meta": {"total_count": len(entered.objects)}, "objects": entered.objects, "errors": {}},
+                         status=201 if entered.created else 200)
+
+
+@routes.get("/api/v1")
+@routes.get("/api/v1/")
+@public
+async def api_root(request: web.Request) -> web.Response:
+    """tastypie's API root: public, as RhizomeDB served it (it names endpoints, no data)."""
+    return json_response(tastypie.top_level())
+
+
+@routes.get(r"/api/v1/{name:(datapoint|dataentry)}/schema")
+@routes.get(r"/api/v1/{name:(datapoint|dataentry)}/schema/")
+async def resource_schema(request: web.Request) -> web.Response:
+    """A v1 resource's schema, for callers who may use the datapoints API (tastypie asked for a login)."""
+    await _context(request)
+    return json_response(tastypie.schema(request.match_info["name"]))

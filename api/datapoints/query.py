@@ -218,6 +218,13 @@ def lookup(res: Resource, name: str) -> Field | None:
     return None
 
 
+def names_field(res: Resource, param: str) -> bool:
+    """Whether a query parameter is about a field of the resource (``field``, ``field__op``, or a
+    reference's short name): such a parameter is a filter, and checked."""
+    name = param.split("__", 1)[0]
+    return name in res.by_name or (name + "_id") in res.by_name
+
+
 def add_filter(query: Query, res: Resource, param: str, raw: Any) -> None:
     """Add one ``field[__op]=value`` filter; unknown fields and operators raise FilterError."""
     name, op = param, "exact"

@@ -4,8 +4,11 @@ GET parameters besides the filters: ``limit`` (default 20; 0 means no
 limit), ``offset`` (default 0), ``format`` (``json`` or ``csv``),
 ``uri_format`` (``id``, ``name``, ``slug`` or ``uri``: how references such as
 a region's ``office`` are shown) and, where the spec has them, ``read_write``,
-``depth_level`` and ``show_all``. Anything else is a filter; a filter the
-server does not understand is an error, never ignored.
+``depth_level`` and ``show_all``. A parameter about a field of the
+resource (``name``, ``office``, ``created_at__gte``) is a filter, and a filter
+the server does not understand is an error, never ignored. Any other parameter
+is ignored, as RhizomeDB ignored it (its own front end sends ``uri_display``
+and ``chart_uuid``), and named in ``meta.warnings`` so a typo is still seen.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
+from urllib.parse import quote
 
 from api.errors import BadRequest
 
 from .access import Context, restrict
 from .aggregate import Value, compute, objects
 from .model import INT, RESOURCES, Resource
-from .query import FilterError, Query, add_filter, all_matching, batches, count
+from .query import FilterError, Query, add_filter, all_matching, batches, count, names_field
 from .records import URI_FORMATS, by_ids, present
 
 DEFAULT_LIMIT = 20
@@ -30,14 +34,35 @@ DATAPOINT_PARAMS = ("indicator__in", "region__in", "campaign__in", "campaign_sta
                     "offset", "no_pivot", "format")
 
 
+# Parameters RhizomeDB's /api/v1/datapoint honoured that Jamii does not: ignoring them widens the answer.
+NARROWING = {
+    "parent_region__in": "not supported; ignored, so it does not narrow the regions (use region__in)",
+    "level": "not supported; ignored, so it does not narrow the regions (use region__in)",
+}
+
+
 class EnvelopeError(BadRequest):
     """A 400 answered in the spec's envelope, with every problem in ``errors``."""
 
     def __init__(self, errors: Mapping[str, str], meta: Mapping[str, Any]):
         field_name, message = next(iter(errors.items()))
-        super().__init__(message, field=field_name, body={
+        super().__init__(message, field=field_name, headers=ignored_header(meta.get("warnings") or {}), body={
             "meta": dict(meta), "objects": [], "errors": dict(errors),
             "code": 400, "error": message, "field": field_name})
+
+
+def ignored_header(warnings: Mapping[str, str]) -> dict[str, str]:
+    """``X-Ignored-Parameters: a, b`` (names URL-quoted, so no header can be smuggled in): the warnings
+    where a reply has no ``meta`` (CSV)."""
+    if not warnings:
+        return {}
+    return {"X-Ignored-Parameters": ", ".join(sorted(quote(name, safe="") for name in warnings))}
+
+
+def _warn(meta: dict[str, Any], warnings: Mapping[str, str]) -> dict[str, Any]:
+    if warnings:
+        meta["warnings"] = dict(warnings)
+    return meta
 
 
 def _int(params: Mapping[str, str], name: str, default: int, errors: dict[str, str]) -> int:
@@ -120,14 +145,19 @@ async def listing(ctx: Context, res: Resource, params: Mapping[str, str]) -> Lis
     depth_level = _int(params, "depth_level", 0, errors) if "depth_level" in res.params else 0
     show_all = _bool(params, "show_all", errors) if "show_all" in res.params else False
     query = Query(res.name)
+    warnings: dict[str, str] = {}
     for name, raw in params.items():
         if name in COMMON or name in res.params:
+            continue
+        if not names_field(res, name):
+            known = ", ".join(f.name for f in res.fields if f.filterable)
+            warnings[name] = f"{name}: not a parameter or a field of {res.name}; ignored (fields: {known})"
             continue
         try:
             add_filter(query, res, name, raw)
         except FilterError as exc:
             errors[name] = exc.message
-    meta = base_meta(params, limit, offset)
+    meta = _warn(base_meta(params, limit, offset), warnings)
     if errors:
         raise EnvelopeError(errors, meta)
     await restrict(ctx, res.name, query, read_write=read_write, depth_level=depth_level, show_all=show_all)
@@ -135,23 +165,25 @@ async def listing(ctx: Context, res: Resource, params: Mapping[str, str]) -> Lis
                    columns=[f.name for f in res.fields])
 
 
-async def one(ctx: Context, res: Resource, record_id: int, params: Mapping[str, str]) -> list[dict[str, Any]]:
-    """A v2 detail GET (``/api/v2/<resource>/<id>/``), with the list's visibility rules."""
+async def one(ctx: Context, res: Resource, record_id: int, params: Mapping[str, str]
+              ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """A v2 detail GET (``/api/v2/<resource>/<id>/``), with the list's visibility rules: the record
+    (none or one) and the warnings about parameters that were ignored."""
     errors: dict[str, str] = {}
     uri_format = _choice(params, "uri_format", URI_FORMATS, errors)
     show_all = _bool(params, "show_all", errors) if "show_all" in res.params else False
-    unknown = [p for p in params if p not in ("uri_format", "show_all")]
-    for name in unknown:
-        errors[name] = f"{name}: not a parameter of a single {res.name}"
+    warnings = {name: f"{name}: not a parameter of a single {res.name} (use uri_format or show_all); ignored"
+                for name in params if name not in ("uri_format", "show_all")}
     if errors:
-        raise EnvelopeError(errors, base_meta(params, 1, 0))
+        raise EnvelopeError(errors, _warn(base_meta(params, 1, 0), warnings))
     query = Query(res.name)
     query.restrict("id", INT, [record_id])
     await restrict(ctx, res.name, query, show_all=show_all or res.name == "document")
     docs = await all_matching(ctx.db, query)
     scope = await ctx.scope("r") if res.name == "region" else None
-    return await present(ctx.db, res, docs, user_id=ctx.who.user_id, uri_format=uri_format,
-                         sees=scope.admits if scope else None)
+    found = await present(ctx.db, res, docs, user_id=ctx.who.user_id, uri_format=uri_format,
+                          sees=scope.admits if scope else None)
+    return found, warnings
 
 
 def _ids(params: Mapping[str, str], name: str, errors: dict[str, str]) -> list[int] | None:
@@ -183,9 +215,9 @@ class DatapointResult:
 async def datapoints(ctx: Context, params: Mapping[str, str]) -> DatapointResult:
     """``/api/v1/datapoint``: check the parameters, find what the caller may see, aggregate, page."""
     errors: dict[str, str] = {}
-    for name in params:
-        if name not in DATAPOINT_PARAMS:
-            errors[name] = f"{name}: unknown parameter (use {', '.join(DATAPOINT_PARAMS)})"
+    warnings = {name: f"{name}: {NARROWING[name]}" if name in NARROWING else
+                f"{name}: not a parameter of /api/v1/datapoint; ignored (parameters: {', '.join(DATAPOINT_PARAMS)})"
+                for name in params if name not in DATAPOINT_PARAMS}
     limit = _int(params, "limit", DEFAULT_LIMIT, errors)
     offset = _int(params, "offset", 0, errors)
     fmt = _choice(params, "format", ("json", "csv"), errors)
@@ -201,7 +233,7 @@ async def datapoints(ctx: Context, params: Mapping[str, str]) -> DatapointResult
                 add_filter(campaigns_query, RESOURCES["campaign"], op, params[param])
             except FilterError:
                 errors[param] = f"{param}: must be a date (YYYY-MM-DD)"
-    meta = base_meta(params, limit, offset)
+    meta = _warn(base_meta(params, limit, offset), warnings)
     if errors:
         raise EnvelopeError(errors, meta)
     notes: dict[str, str] = {}

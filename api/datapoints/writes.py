@@ -50,6 +50,7 @@ UNIQUE: dict[str, tuple[tuple[str, ...], ...]] = {
     "user_group": (("user_id", "group_id"),),
     "group_permission": (("group_id", "indicator_id"),),
     "region_permission": (("user_id", "region_id"),),
+    "custom_dashboard": (("title",),),  # RhizomeDB's CustomDashboard.title is unique
 }
 PARSED_JSON = frozenset({"bound_json", "tag_json", "calculation"})
 
@@ -253,6 +254,8 @@ async def _check(ctx: Context, res: Resource, data: dict[str, Any], existing: Ma
     if res.name == "indicator_tag" and data.get("parent_tag_id") is not None and existing is not None:
         await _no_tag_cycle(ctx, existing["id"], data["parent_tag_id"])
     for group in UNIQUE.get(res.name, ()):
+        if existing is not None and all(existing.get(name) == data[name] for name in group):
+            continue  # unchanged: records that shared a value before a rule was added can still be edited
         query = Query(res.name)
         for name in group:
             query.restrict(name, fields[name].type, [data[name]])

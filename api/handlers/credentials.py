@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.errors import BadRequest, PayloadTooLarge
+from api.errors import BadRequest, Forbidden, PayloadTooLarge
 from api.web import CONFIG, CREDENTIALS, json_response, require
 
 routes = web.RouteTableDef()
@@ -12,7 +12,10 @@ routes = web.RouteTableDef()
 
 @routes.put("/api/v1/credentials/{key}")
 async def put_credential(request: web.Request) -> web.Response:
-    await require(request, "can_configure", online=True)
+    """As in CHT, for CouchDB server admins only (offline users meet the firewall first)."""
+    principal = await require(request, online=True)
+    if not principal.is_admin:
+        raise Forbidden("Insufficient permissions")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:

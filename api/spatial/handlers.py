@@ -1,8 +1,9 @@
 """The spatial units API: organizations, projects, members and spatial units (GeoJSON Features).
 
 Paths are the spec's (``/organizations/{org}/projects/{project}/spatial/...``); each is
-served with and without its trailing slash. Errors have the spec's shapes (see
-``detail_errors`` and ``error_errors``), the authentication middleware's 401 included.
+served with and without its trailing slash, and the unit paths also under ``/api/v1``, where
+the original platform served them. Errors have the spec's shapes (see ``_errors``), the
+authentication middleware's 401 included.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ routes = web.RouteTableDef()
 
 SIGN_IN = "Please sign in."
 MAX_LIMIT = 1000
-UNIT_NOT_FOUND = "SpatialUnit not found"  # GET and PATCH: a 400, as the spec shows
-UNIT_DOES_NOT_EXIST = "SpatialUnit does not exist"  # DELETE: a 404
+PLATFORM_PREFIX = "/api/v1"  # where the platform served the unit paths
+UNIT_NOT_FOUND = "SpatialUnit not found"  # GET: a 400, as the spec shows
+# PATCH, PUT and DELETE of a unit that is not there: a 404 with the spec's text (its DELETE) under
+# "error" and the platform's under "detail".
+UNIT_MISSING = {"error": "SpatialUnit does not exist", "detail": "SpatialUnit not found."}
 REFUSED = {
     "list": "You don't have permission to view spatial units in this project.",
     "create": "You don't have permission to add spatial units to this project.",
@@ -40,36 +44,47 @@ def _anonymous(request: web.Request) -> bool:
     return not request.headers.get("Authorization") and not request.cookies.get("AuthSession")
 
 
-def _errors(key: str) -> Callable[[web.Request, JamiiError], Any]:
+def _errors(*, both_keys: Callable[[JamiiError], bool]) -> Callable[[web.Request, JamiiError], Any]:
+    """``{"detail": m}`` (DRF's key, the platform's), or ``{"error": m, "detail": m}`` where the spec
+    names the key ``error``; ``{"<field>": m}`` for bad input."""
+
     def shape(request: web.Request, exc: JamiiError) -> Any:
         if exc.body is not None:
             return exc.body
-        if isinstance(exc, Unauthorized) and _anonymous(request):
-            return {key: SIGN_IN}
-        if exc.field:
+        if exc.field and not isinstance(exc, Unauthorized):
             return {exc.field: exc.message}
-        return {key: exc.message}
+        message = SIGN_IN if isinstance(exc, Unauthorized) and _anonymous(request) else exc.message
+        return {"error": message, "detail": message} if both_keys(exc) else {"detail": message}
 
     return shape
 
 
-# The spec's bodies: {"detail": ...} (DRF's), {"<field>": "<message>"} for bad input; the
-# delete endpoint shows {"error": ...} for its errors.
-detail_errors = _errors("detail")
-error_errors = _errors("error")
+# Organizations, projects, members: DRF's {"detail": ...}. Units: the spec's 403 bodies name the key
+# "error" (kept with "detail" beside it); on DELETE every error body does.
+detail_errors = _errors(both_keys=lambda exc: False)
+unit_errors = _errors(both_keys=lambda exc: isinstance(exc, Forbidden))
+delete_errors = _errors(both_keys=lambda exc: True)
 
 
-def _route(method: str, path: str, errors: Callable[[web.Request, JamiiError], Any] = detail_errors
-           ) -> Callable[[Handler], Handler]:
-    """Serve ``path`` (written with its trailing slash) also without it, with the spec's error shapes."""
+def _route(method: str, path: str, errors: Callable[[web.Request, JamiiError], Any] = detail_errors,
+           prefixes: tuple[str, ...] = ("",)) -> Callable[[Handler], Handler]:
+    """Serve ``path`` (written with its trailing slash) also without it, under each prefix, with the
+    spec's error shapes."""
 
     def register(handler: Handler) -> Handler:
         handler = error_body(errors)(handler)
-        routes.route(method, path)(handler)
-        routes.route(method, path.rstrip("/"))(handler)
+        for prefix in prefixes:
+            routes.route(method, prefix + path)(handler)
+            routes.route(method, prefix + path.rstrip("/"))(handler)
         return handler
 
     return register
+
+
+def _unit_route(method: str, path: str, errors: Callable[[web.Request, JamiiError], Any] = unit_errors
+                ) -> Callable[[Handler], Handler]:
+    """A unit route: at the spec's path and at the platform's (under ``/api/v1``)."""
+    return _route(method, path, errors, prefixes=("", PLATFORM_PREFIX))
 
 
 def _db(request: web.Request) -> Database:
@@ -92,9 +107,10 @@ async def _org(request: web.Request) -> spatial.OrgAccess:
                                              request.match_info["org"])
 
 
-async def _project(request: web.Request) -> ProjectAccess:
+async def _project(request: web.Request, *, reveal_existence: bool = False) -> ProjectAccess:
     return await spatial.project_access(_db(request), _caller(request), await settings(request),
-                                        request.match_info["org"], request.match_info["project"])
+                                        request.match_info["org"], request.match_info["project"],
+                                        reveal_existence=reveal_existence)
 
 
 async def _body(request: web.Request) -> Any:
@@ -228,13 +244,13 @@ def _list_options(request: web.Request) -> dict[str, Any]:
         raise BadRequest("Must be one of: " + ", ".join(spatial_units.ORDERINGS), field="ordering")
     search = (query.get("search") or "").strip()
     if len(search) > 200:
-        raise BadRequest("Ensure this field has no more than 200 characters", field="search")
+        raise BadRequest("Ensure this field has no more than 200 characters.", field="search")
     limit = query_int(query, "limit", 0, minimum=1, maximum=MAX_LIMIT) if query.get("limit") else None
     return {"unit_type": query.get("type") or None, "ordering": ordering, "search": search or None,
             "offset": query_int(query, "offset", 0, minimum=0), "limit": limit}
 
 
-@_route("GET", UNITS)
+@_unit_route("GET", UNITS)
 async def list_units(request: web.Request) -> web.StreamResponse:
     """The spec's plain array. With ``limit`` the page is read whole (at most 1000 units) and a
     ``Link: <...>; rel="next"`` header says where the next page starts."""
@@ -255,7 +271,7 @@ async def list_units(request: web.Request) -> web.StreamResponse:
     return json_response([spatial_units.feature(d) for d in docs], headers=headers)
 
 
-@_route("POST", UNITS)
+@_unit_route("POST", UNITS)
 async def create_unit(request: web.Request) -> web.Response:
     access = await _project(request)
     access.require("create", REFUSED["create"])
@@ -264,7 +280,7 @@ async def create_unit(request: web.Request) -> web.Response:
                          status=201)
 
 
-@_route("GET", UNIT)
+@_unit_route("GET", UNIT)
 async def get_unit(request: web.Request) -> web.Response:
     access = await _project(request)
     access.require("view", REFUSED["view"])
@@ -274,21 +290,37 @@ async def get_unit(request: web.Request) -> web.Response:
     return json_response(spatial_units.feature(doc, spatial.project_ref(access.project, access.organization)))
 
 
-@_route("PATCH", UNIT)
-async def update_unit(request: web.Request) -> web.Response:
-    access = await _project(request)
+async def _update(request: web.Request, *, replace: bool) -> web.Response:
+    """PATCH and PUT, in the platform's order: the project (404), the caller's right to update
+    (403, also for a signed-in caller with no role in the organization), the unit (404), and only
+    then the body (400)."""
+    access = await _project(request, reveal_existence=True)
     access.require("update", REFUSED["update"])
-    doc = await spatial_units.update_unit(_db(request), access.project["id"], request.match_info["unit_id"],
-                                          await _body(request), _caller(request).name)
+    db, project_id, unit_id = _db(request), access.project["id"], request.match_info["unit_id"]
+    if await spatial_units.get_unit(db, project_id, unit_id) is None:
+        raise NotFound(UNIT_MISSING["detail"], body=UNIT_MISSING)
+    doc = await spatial_units.update_unit(db, project_id, unit_id, await _body(request), _caller(request).name,
+                                          replace=replace)
     if doc is None:
-        raise BadRequest(UNIT_NOT_FOUND)
+        raise NotFound(UNIT_MISSING["detail"], body=UNIT_MISSING)
     return json_response(spatial_units.feature(doc, spatial.project_ref(access.project, access.organization)))
 
 
-@_route("DELETE", UNIT, errors=error_errors)
+@_unit_route("PATCH", UNIT)
+async def update_unit(request: web.Request) -> web.Response:
+    return await _update(request, replace=False)
+
+
+@_unit_route("PUT", UNIT)
+async def replace_unit(request: web.Request) -> web.Response:
+    """The platform's full update: name and geometry required, given properties replace the stored ones."""
+    return await _update(request, replace=True)
+
+
+@_unit_route("DELETE", UNIT, errors=delete_errors)
 async def delete_unit(request: web.Request) -> web.Response:
     access = await _project(request)
     access.require("delete", REFUSED["delete"])
     if not await spatial_units.delete_unit(_db(request), access.project["id"], request.match_info["unit_id"]):
-        raise NotFound(UNIT_DOES_NOT_EXIST)
+        raise NotFound(UNIT_MISSING["detail"], body=UNIT_MISSING)
     return web.Response(status=204)

@@ -17,12 +17,16 @@ who                       may
 admin / holder of         everything in every organization (create organizations too)
 ``can_manage_spatial_organizations``
 organization ``admin``    everything in the organization: projects, members, spatial units
-organization ``member``   see the organization and its projects; no spatial units (403)
+organization ``member``   see the organization and its projects; list and view their units
 project ``PM`` (manager)  list, view, create, update and delete units; manage the project's members
 project ``DC`` (collector) list, view, create and update units
 project ``PU`` (user)     list and view units
-anyone else               nothing, and is told the organization or project does not exist (404)
+anyone else               nothing, and is told the organization or project does not exist (404);
+                          only an update of a unit answers 403, as the platform did
 ========================  =======================================================================
+
+Validation messages are Django REST framework's, which the platform answered with, except
+``This field is required`` (no final period), the text the spec shows.
 """
 
 from __future__ import annotations
@@ -52,10 +56,14 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "PM": frozenset({*UNIT_ACTIONS, "manage_members"}),
 }
 ALL_ACTIONS = frozenset({*UNIT_ACTIONS, "manage_members"})
+# The platform's member policy granted the list; reading one unit reveals nothing the list does not.
+ORG_MEMBER_ACTIONS = frozenset({"list", "view"})
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 50
 ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-REQUIRED = "This field is required"
+REQUIRED = "This field is required"  # the spec's text (DRF's ends with a period)
+NULL = "This field may not be null."
+PROJECT_NOT_FOUND = "Project not found."  # the platform's text, for a missing or hidden project
 
 
 def new_public_id() -> str:
@@ -86,24 +94,35 @@ def is_slug(value: str) -> bool:
 
 # -- field errors, as the spec shows them: {"<field>": "<message>"} ---------------------------
 
-_TYPE_NAMES = {"string": "a string", "object": "an object", "array": "a list", "integer": "an integer",
-               "number": "a number", "boolean": "true or false", "null": "null"}
+_TYPE_NAMES = {"integer": "an integer", "number": "a number", "boolean": "true or false", "null": "null"}
+
+
+def python_type(value: Any) -> str:
+    """The name DRF's messages give a decoded JSON value's type: str, int, float, bool, list, dict."""
+    return type(value).__name__
 
 
 def _message(error: Any) -> str:
+    """DRF's wording (the platform's) for a JSON Schema error; the spec's for a missing field."""
     if error.validator == "required":
         return REQUIRED
     if error.validator == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         if error.instance is None:
-            return "This field may not be null"
+            return NULL
+        if "string" in wanted:
+            return "Not a valid string."
+        if "object" in wanted:
+            return f'Expected a dictionary of items but got type "{python_type(error.instance)}".'
+        if "array" in wanted:
+            return f'Expected a list of items but got type "{python_type(error.instance)}".'
         return "Must be " + " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
     if error.validator in ("minLength", "pattern") and isinstance(error.instance, str) and not error.instance.strip():
-        return "This field may not be blank"
+        return "This field may not be blank."
     if error.validator == "maxLength":
-        return f"Ensure this field has no more than {error.validator_value} characters"
+        return f"Ensure this field has no more than {error.validator_value} characters."
     if error.validator == "maxItems":
-        return f"Ensure this field has no more than {error.validator_value} items"
+        return f"Ensure this field has no more than {error.validator_value} elements."
     if error.validator in ("enum", "const"):
         allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
         return "Must be one of: " + ", ".join(str(a) for a in allowed)
@@ -118,8 +137,11 @@ def field_errors(schema: str, body: Any, *, rename: Callable[[str], str] = lambd
     """One ``{field: message}`` entry per field of ``body`` at fault against a JSON Schema."""
     found: dict[str, str] = {}
     for error in validator(schema).iter_errors(body):
-        field = rename(field_of(error)) or "non_field_errors"
-        found.setdefault(field, _message(error))
+        path = field_of(error)
+        message = _message(error)
+        if not path and error.validator == "type" and error.instance is not None:
+            message = f"Invalid data. Expected a dictionary, but got {python_type(error.instance)}."
+        found.setdefault(rename(path) or "non_field_errors", message)
     return found
 
 
@@ -180,15 +202,21 @@ async def organization_access(db: Database, principal: Principal, settings: Mapp
 
 
 async def project_access(db: Database, principal: Principal, settings: Mapping[str, Any],
-                         org_slug: str, project_slug: str) -> ProjectAccess:
-    """The project and what the caller may do in it; NotFound when they may not even see it."""
+                         org_slug: str, project_slug: str, *, reveal_existence: bool = False) -> ProjectAccess:
+    """The project and what the caller may do in it; NotFound ("Project not found.") when it does not
+    exist or they may not even see it.
+
+    With ``reveal_existence`` an existing project the caller has no role in comes back with no actions,
+    so the handler answers 403: the platform's answer to an update by a user outside the
+    organization, which tells them the project exists (only updates ask for it).
+    """
     if not (is_slug(org_slug) and is_slug(project_slug)):
-        raise NotFound("Not found.")
+        raise NotFound(PROJECT_NOT_FOUND)
     docs = await db.get_many([org_doc_id(org_slug), project_doc_id(org_slug, project_slug)])
     org = docs.get(org_doc_id(org_slug))
     project = docs.get(project_doc_id(org_slug, project_slug))
     if org is None or project is None:
-        raise NotFound("Not found.")
+        raise NotFound(PROJECT_NOT_FOUND)
     org_role = (org.get("members") or {}).get(principal.name)
     if org_role == "admin" or is_global_manager(principal, settings):
         return ProjectAccess(org, project, ALL_ACTIONS)
@@ -196,8 +224,10 @@ async def project_access(db: Database, principal: Principal, settings: Mapping[s
     if role in ROLE_ACTIONS:
         return ProjectAccess(org, project, ROLE_ACTIONS[role])
     if org_role == "member":
+        return ProjectAccess(org, project, ORG_MEMBER_ACTIONS)
+    if reveal_existence:
         return ProjectAccess(org, project, frozenset())
-    raise NotFound("Not found.")
+    raise NotFound(PROJECT_NOT_FOUND)
 
 
 # -- public shapes ------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from typing import Any, AsyncIterator, Iterable, Mapping
 from api.couch import Database
 from api.errors import Conflict
 
-from .geometry import GeometryError, normalize
-from .organizations import DDOC, ProjectAccess, field_errors, new_public_id, now, raise_fields
+from .geometry import INVALID_FORMAT, GeometryError, GeometryFormatError, normalize
+from .organizations import DDOC, NULL, REQUIRED, ProjectAccess, field_errors, new_public_id, now, raise_fields
 
 UNIT_PREFIX = "spatial_unit:"
 DEFAULT_TYPE = "PA"  # the original platform's default: a parcel
@@ -55,11 +55,43 @@ def _field(path: str) -> str:
     return path.split(".")[0]
 
 
-def parse_feature(body: Any, *, partial: bool) -> dict[str, Any]:
-    """The unit's fields from a Feature (all of them to create, the given ones to update).
+def as_feature(body: Any) -> Any:
+    """The body as a Feature. drf-gis's rule, which the platform's clients rely on: a body with
+    ``properties`` is a Feature; any other object is *flat*, its keys the unit's fields
+    (``{"type": "BU"}`` sets the unit type, ``{"geometry": ...}`` the geometry). A body whose
+    ``type`` is ``Feature`` stays a Feature (a unit type "Feature" would mean nothing)."""
+    if not isinstance(body, dict) or "properties" in body or body.get("type") == "Feature":
+        return body
+    feature: dict[str, Any] = {"type": "Feature", "properties": {k: v for k, v in body.items() if k != "geometry"}}
+    if "geometry" in body:
+        feature["geometry"] = body["geometry"]
+    return feature
 
-    Raises a 400 with ``{field: message}`` for every field at fault.
+
+def _geometry(value: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The geometry as stored, or what is wrong with it in the platform's words where it had them."""
+    if value is None:
+        return None, NULL
+    if value == "":
+        return None, REQUIRED  # drf-gis treats an empty string as missing
+    try:
+        return normalize(value), None
+    except GeometryFormatError:
+        return None, INVALID_FORMAT
+    except GeometryError as exc:
+        return None, str(exc)
+
+
+def parse_feature(body: Any, *, mode: str = "create") -> dict[str, Any]:
+    """The unit's fields from a Feature or a flat body.
+
+    ``mode`` ``create``: every field (defaults for the optional ones); ``patch``: the given ones;
+    ``put`` (the platform's full update): name and geometry required, optional fields kept when
+    not given, as DRF's full update keeps them. Raises a 400 with ``{field: message}`` for every
+    field at fault.
     """
+    body = as_feature(body)
+    partial = mode == "patch"
     found: dict[str, str] = {}
     if isinstance(body, dict):
         if body.get("type", "Feature") != "Feature":
@@ -71,19 +103,21 @@ def parse_feature(body: Any, *, partial: bool) -> dict[str, Any]:
         raise_fields(found)
     fields: dict[str, Any] = {}
     if "geometry" in body and "geometry" not in found:
-        try:
-            fields["geometry"] = normalize(body["geometry"])
-        except GeometryError as exc:
-            found["geometry"] = str(exc)
+        geometry, problem = _geometry(body["geometry"])
+        if problem:
+            found["geometry"] = problem
+        else:
+            fields["geometry"] = geometry
     raise_fields(found)
     properties = body.get("properties") or {}
+    defaults = mode == "create"
     if "name" in properties:
         fields["name"] = properties["name"].strip()
-    if "type" in properties or not partial:
+    if "type" in properties or defaults:
         fields["unit_type"] = properties.get("type", DEFAULT_TYPE).strip()
-    if "attributes" in properties or not partial:
+    if "attributes" in properties or defaults:
         fields["attributes"] = properties.get("attributes", {})
-    if "relationships" in properties or not partial:
+    if "relationships" in properties or defaults:
         fields["relationships"] = list(dict.fromkeys(properties.get("relationships", [])))
     return fields
 
@@ -104,7 +138,7 @@ async def check_relationships(db: Database, project_id: str, ids: list[str], own
 # -- create, read, update, delete ---------------------------------------------------------------
 
 async def create_unit(db: Database, access: ProjectAccess, body: Any, by: str) -> dict[str, Any]:
-    fields = parse_feature(body, partial=False)
+    fields = parse_feature(body, mode="create")
     project_id = access.project["id"]
     await check_relationships(db, project_id, fields["relationships"])
     unit_id = new_public_id()
@@ -121,9 +155,9 @@ async def get_unit(db: Database, project_id: str, unit_id: str) -> dict[str, Any
     return doc if doc and doc.get("doc_type") == "spatial_unit" else None
 
 
-def _apply(doc: dict[str, Any], fields: Mapping[str, Any], by: str) -> None:
+def _apply(doc: dict[str, Any], fields: Mapping[str, Any], by: str, *, merge_attributes: bool) -> None:
     for name, value in fields.items():
-        if name == "attributes":
+        if name == "attributes" and merge_attributes:
             merged = dict(doc.get("attributes") or {})
             for key, item in value.items():
                 if item is None:
@@ -137,10 +171,12 @@ def _apply(doc: dict[str, Any], fields: Mapping[str, Any], by: str) -> None:
     doc["updated_by"] = by
 
 
-async def update_unit(db: Database, project_id: str, unit_id: str, body: Any, by: str) -> dict[str, Any] | None:
-    """Merge a partial Feature into the unit: attributes merged (a null removes a key), other given
-    properties and the geometry replaced. None when there is no such unit in the project."""
-    fields = parse_feature(body, partial=True)
+async def update_unit(db: Database, project_id: str, unit_id: str, body: Any, by: str, *,
+                      replace: bool = False) -> dict[str, Any] | None:
+    """PATCH: merge a partial Feature into the unit: attributes merged (a null removes a key), other
+    given properties and the geometry replaced. ``replace`` (PUT): a whole Feature, whose given
+    properties (attributes too) replace the stored ones. None when there is no such unit in the project."""
+    fields = parse_feature(body, mode="put" if replace else "patch")
     checked = False
     for _ in range(5):
         doc = await get_unit(db, project_id, unit_id)
@@ -149,7 +185,7 @@ async def update_unit(db: Database, project_id: str, unit_id: str, body: Any, by
         if "relationships" in fields and not checked:
             await check_relationships(db, project_id, fields["relationships"], own_id=unit_id)
             checked = True
-        _apply(doc, fields, by)
+        _apply(doc, fields, by, merge_attributes=not replace)
         try:
             await db.put(doc)
             return doc

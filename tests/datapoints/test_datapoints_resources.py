@@ -190,19 +190,52 @@ async def test_each_filter_operator(client, world):
     assert [g["group_id"] for g in groups["objects"]] == [world.groups["entry"]]
 
 
-async def test_unknown_fields_operators_and_bad_values_are_errors(client, world):
+async def test_bad_operators_and_values_are_errors_and_unknown_parameters_warnings(client, world):
     response = await client.get("/api/v2/region/?nme=Kano&name__like=K&id=abc&limit=-1&format=xml",
                                 headers=world.headers("admin"))
     body = await response.json()
     assert response.status == 400
-    assert body["objects"] == [] and set(body["errors"]) == {"nme", "name__like", "id", "limit", "format"}
+    assert body["objects"] == [] and set(body["errors"]) == {"name__like", "id", "limit", "format"}
     assert body["code"] == 400 and body["field"] in body["errors"]
     assert body["meta"]["parameters_requested"]["nme"] == "Kano"
-    for url in ("/api/v2/indicator/?depth_level=1", "/api/v2/office/?show_all=1", "/api/v2/office/?read_write=w",
-                "/api/v2/region/?read_write=x", "/api/v2/region/?uri_format=pdf",
-                "/api/v2/custom_dashboard/?owner_username=x", "/api/v2/region/?office__name=x"):
+    assert set(body["meta"]["warnings"]) == {"nme"} and "name" in body["meta"]["warnings"]["nme"]
+    assert response.headers["X-Ignored-Parameters"] == "nme"
+    for url in ("/api/v2/region/?read_write=x", "/api/v2/region/?uri_format=pdf",
+                "/api/v2/custom_dashboard/?owner_username=x", "/api/v2/region/?office__name=x",
+                "/api/v2/indicator/?bound_json=x", "/api/v2/region/?name__icontains=k"):
         response = await client.get(url, headers=world.headers("admin"))
         assert response.status == 400, url
+
+
+async def test_unknown_parameters_are_ignored_as_rhizome_ignored_them(client, world):
+    """RhizomeDB's own front end sends uri_display (and chart_uuid) with every GET: ignored, with a warning."""
+    plain = await get(client, world, "admin", "/api/v2/region/?name=P1D1")
+    response = await client.get("/api/v2/region/?name=P1D1&uri_display=id&chart_uuid=abc&offset=0&format=json",
+                                headers=world.headers("admin"))
+    body = await response.json()
+    assert response.status == 200 and body["objects"] == plain["objects"] and body["errors"] == {}
+    assert set(body["meta"]["warnings"]) == {"uri_display", "chart_uuid"}
+    assert body["meta"]["parameters_requested"]["uri_display"] == "id"
+    assert response.headers["X-Ignored-Parameters"] == "chart_uuid, uri_display"
+    assert "warnings" not in plain["meta"]
+    assert "X-Ignored-Parameters" not in (await client.get("/api/v2/region/?name=P1D1",
+                                                           headers=world.headers("admin"))).headers
+    # parameters of other resources are not this one's: ignored too, and said so
+    for url, name in (("/api/v2/indicator/?depth_level=1", "depth_level"), ("/api/v2/office/?show_all=1", "show_all"),
+                      ("/api/v2/office/?read_write=w", "read_write")):
+        body = await get(client, world, "admin", url)
+        assert set(body["meta"]["warnings"]) == {name}, url
+    csv_reply = await client.get("/api/v2/region/?name=P1D1&format=csv&uri_display=id&a%0D%0Ab=1",
+                                 headers=world.headers("admin"))
+    assert csv_reply.status == 200 and csv_reply.headers["X-Ignored-Parameters"] == "a%0D%0Ab, uri_display"
+    assert list(csv.reader(io.StringIO(await csv_reply.text())))[1][0] == str(plain["objects"][0]["id"])
+    one = await client.get(f"/api/v2/region/{world.regions['P1D1']}/?uri_display=id", headers=world.headers("admin"))
+    one_body = await one.json()
+    assert one.status == 200 and one_body["objects"][0]["id"] == world.regions["P1D1"]
+    assert set(one_body["meta"]["warnings"]) == {"uri_display"} and one.headers["X-Ignored-Parameters"] == "uri_display"
+    bad_one = await client.get(f"/api/v2/region/{world.regions['P1D1']}/?uri_format=pdf&uri_display=id",
+                               headers=world.headers("admin"))
+    assert bad_one.status == 400 and set((await bad_one.json())["errors"]) == {"uri_format"}
 
 
 async def test_references_follow_uri_format(client, world):

@@ -20,6 +20,8 @@ SERVER_SIDE = {
     "api.routes": "adds every route table to the app",
     "api.web": "app keys and request helpers for handlers",
     "api.middlewares": "the middlewares",
+    "api.security_headers": "adds security headers to every response as it is prepared",
+    "api.server": "the HTTP server, whose protocol errors it answers as JSON",
     "api.openapi": "reads the app's routes to check they are documented",
     "api.streaming": "streams a response to the client",
     "api.cht.replication.proxy": "streams a request to CouchDB and its answer back",

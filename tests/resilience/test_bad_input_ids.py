@@ -78,6 +78,8 @@ class IdRoute:
 
 
 UNITS = "/organizations/{org}/projects/{project}/spatial"
+V1_UNITS = "/api/v1" + UNITS
+FEATURE = b'{"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}, "properties": {"name": "n"}}'
 DOC = b'{"_id": "x", "type": "person", "name": "x"}'
 
 ID_ROUTES = [
@@ -98,6 +100,7 @@ ID_ROUTES = [
     IdRoute("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/{x}"),
     IdRoute("GET", "/api/v2/users/{username}", "/api/v2/users/{x}"),
     IdRoute("POST", "/api/v1/users/{username}", "/api/v1/users/{x}", body=b'{"phone": "+254700000000"}'),
+    IdRoute("POST", "/api/v3/users/{username}", "/api/v3/users/{x}", body=b'{"phone": "+254700000000"}'),
     IdRoute("DELETE", "/api/v1/users/{username}", "/api/v1/users/{x}"),
     IdRoute("GET", "/api/v2/{resource}", "/api/v2/{x}"),
     IdRoute("GET", "/api/v2/{resource}/", "/api/v2/{x}/"),
@@ -105,6 +108,8 @@ ID_ROUTES = [
     IdRoute("POST", "/api/v2/{resource}/", "/api/v2/{x}/", body=b'{"name": "x"}'),
     IdRoute("GET", "/api/v2/{resource}/{id}", "/api/v2/region/{x}"),
     IdRoute("GET", "/api/v2/{resource}/{id}/", "/api/v2/{x}/1/"),
+    IdRoute("GET", "/api/v1/{name}/schema", "/api/v1/{x}/schema"),
+    IdRoute("GET", "/api/v1/{name}/schema/", "/api/v1/{x}/schema/"),
     IdRoute("PUT", "/api/v6/cluster/{cluster_id}", "/api/v6/cluster/{x}?country=swz",
             body=b'{"cluster_data": {"status": "active"}}'),
     IdRoute("GET", "/medic/_design/medic/_rewrite/app_settings/medic/{path}",
@@ -170,8 +175,24 @@ ID_ROUTES = [
     IdRoute("GET", UNITS + "/{unit_id}/", UNITS + "/{x}/"),
     IdRoute("PATCH", UNITS + "/{unit_id}", UNITS + "/{x}", body=b'{"properties": {"name": "renamed"}}'),
     IdRoute("PATCH", UNITS + "/{unit_id}/", UNITS + "/{x}/", body=b'{"properties": {"name": "renamed"}}'),
+    IdRoute("PUT", UNITS + "/{unit_id}", UNITS + "/{x}", body=FEATURE),
+    IdRoute("PUT", UNITS + "/{unit_id}/", UNITS + "/{x}/", body=FEATURE),
     IdRoute("DELETE", UNITS + "/{unit_id}", UNITS + "/{x}"),
     IdRoute("DELETE", UNITS + "/{unit_id}/", UNITS + "/{x}/"),
+    # the unit routes at the platform's paths
+    IdRoute("GET", V1_UNITS + "", "/api/v1/organizations/{x}/projects/{project}/spatial"),
+    IdRoute("GET", V1_UNITS + "/", "/api/v1/organizations/{org}/projects/{x}/spatial/"),
+    IdRoute("POST", V1_UNITS + "", "/api/v1/organizations/{x}/projects/{project}/spatial", body=FEATURE),
+    IdRoute("POST", V1_UNITS + "/", "/api/v1/organizations/{org}/projects/{x}/spatial/", body=FEATURE),
+    IdRoute("GET", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}"),
+    IdRoute("GET", V1_UNITS + "/{unit_id}/", V1_UNITS + "/{x}/"),
+    IdRoute("PATCH", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}", body=b'{"name": "renamed"}'),
+    IdRoute("PATCH", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{x}/projects/{project}/spatial/{x}/",
+            body=b'{"name": "renamed"}'),
+    IdRoute("PUT", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}", body=FEATURE),
+    IdRoute("PUT", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{org}/projects/{x}/spatial/{x}/", body=FEATURE),
+    IdRoute("DELETE", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}"),
+    IdRoute("DELETE", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{x}/projects/{project}/spatial/{x}/"),
 ]
 
 

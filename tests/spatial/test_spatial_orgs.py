@@ -30,7 +30,7 @@ async def test_creating_organizations(client, config, make_user, couch):
          {"slug": "Use lower-case letters, digits and single hyphens (at most 50 characters)"}),
         ({"name": "!!!"}, {"slug": "Give a slug: the name has no letters or digits to make one from"}),
         ({"name": "x", "owner": "me"}, {"owner": "Unknown field"}),
-        ([], {"non_field_errors": "Must be an object"}),
+        ([], {"non_field_errors": "Invalid data. Expected a dictionary, but got list."}),  # DRF's text
     ):
         response = await client.post("/organizations/", json=body, headers=admin)
         assert response.status == 400, body
@@ -69,7 +69,7 @@ async def test_who_sees_which_organizations_and_projects(client, config, make_us
         assert project.status == status, role
     # a project the PU has no role in stays hidden from them
     hidden = await client.get(f"/organizations/{world.org}/projects/second-project/", headers=world.headers("pu"))
-    assert hidden.status == 404 and await hidden.json() == {"detail": "Not found."}
+    assert hidden.status == 404 and await hidden.json() == {"detail": "Project not found."}
 
 
 async def test_creating_projects(client, config, make_user):

@@ -20,8 +20,11 @@ REFUSED = {
     "create": "You don't have permission to add spatial units to this project.",
     "get": "You don't have permission to access this spatial unit.",
     "patch": "You don't have permission to edit spatial units of this project",
+    "put": "You don't have permission to edit spatial units of this project",
     "delete": "You are not allowed to remove spatial units from the project.",
 }
+INVALID_FORMAT = "Invalid format: string or unicode input unrecognized as GeoJSON, WKT EWKT or HEXEWKB."
+UNIT_MISSING = {"error": "SpatialUnit does not exist", "detail": "SpatialUnit not found."}
 
 
 def names(features):
@@ -33,20 +36,27 @@ def names(features):
 def test_parse_feature_names_every_bad_field_flatly():
     with pytest.raises(BadRequest) as caught:
         parse_feature({"type": "Feature", "properties": {"type": "", "attributes": [], "relationships": "x",
-                                                         "colour": "red"}}, partial=False)
+                                                         "colour": "red"}}, mode="create")
     assert caught.value.body == {
         "geometry": "This field is required", "name": "This field is required",
-        "type": "This field may not be blank", "attributes": "Must be an object",
-        "relationships": "Must be a list", "colour": "Unknown field",
+        "type": "This field may not be blank.", "attributes": 'Expected a dictionary of items but got type "list".',
+        "relationships": 'Expected a list of items but got type "str".', "colour": "Unknown field",
     }
+    with pytest.raises(BadRequest) as flat:  # the platform's flat form names the same fields
+        parse_feature({"type": "", "attributes": [], "relationships": "x", "colour": "red"}, mode="create")
+    assert flat.value.body == caught.value.body
 
 
 def test_parse_feature_defaults_and_partial_updates():
-    fields = parse_feature(point_feature(" Park ", relationships=["a", "a", "b"]), partial=False)
+    fields = parse_feature(point_feature(" Park ", relationships=["a", "a", "b"]), mode="create")
     assert fields == {"geometry": {"type": "Point", "coordinates": [100.0, 0.0]}, "name": "Park",
                       "unit_type": "PA", "attributes": {}, "relationships": ["a", "b"]}
-    assert parse_feature({"properties": {"attributes": {"x": None}}}, partial=True) == {"attributes": {"x": None}}
-    assert parse_feature({"properties": {"id": "ignored", "project": {}}}, partial=True) == {}
+    assert parse_feature({"properties": {"attributes": {"x": None}}}, mode="patch") == {"attributes": {"x": None}}
+    assert parse_feature({"properties": {"id": "ignored", "project": {}}}, mode="patch") == {}
+    assert parse_feature({"type": "BU"}, mode="patch") == {"unit_type": "BU"}
+    # a full update needs name and geometry, and sets no defaults for what it does not give
+    assert parse_feature({"name": "Whole", "geometry": "POINT (1 2)"}, mode="put") == {
+        "geometry": {"type": "Point", "coordinates": [1.0, 2.0]}, "name": "Whole"}
 
 
 def test_matches_name_attribute_values_and_related_names_case_insensitively():
@@ -125,43 +135,50 @@ async def test_trailing_slash_is_optional(client, config, make_user):
 # -- who may do what --------------------------------------------------------------------------------
 
 EXPECTED = {
-    # role: list, create, get, patch, delete
-    "admin": (200, 201, 200, 200, 204),
-    "global": (200, 201, 200, 200, 204),
-    "org_admin": (200, 201, 200, 200, 204),
-    "pm": (200, 201, 200, 200, 204),
-    "dc": (200, 201, 200, 200, 403),
-    "pu": (200, 403, 200, 403, 403),
-    "member": (403, 403, 403, 403, 403),
-    "outsider": (404, 404, 404, 404, 404),
-    "other_org_admin": (404, 404, 404, 404, 404),
-    "anonymous": (401, 401, 401, 401, 401),
+    # role: list, create, get, patch, put, delete
+    "admin": (200, 201, 200, 200, 200, 204),
+    "global": (200, 201, 200, 200, 200, 204),
+    "org_admin": (200, 201, 200, 200, 200, 204),
+    "pm": (200, 201, 200, 200, 200, 204),
+    "dc": (200, 201, 200, 200, 200, 403),
+    "pu": (200, 403, 200, 403, 403, 403),
+    "member": (200, 403, 200, 403, 403, 403),
+    "outsider": (404, 404, 404, 403, 403, 404),
+    "other_org_admin": (404, 404, 404, 403, 403, 404),
+    "anonymous": (401, 401, 401, 401, 401, 401),
 }
 
 
-async def test_every_status_code_for_each_role(client, config, make_user):
-    world = await make_world(client, config, make_user, "roles")
+@pytest.mark.parametrize("prefix", ["", "/api/v1"])
+async def test_every_status_code_for_each_role(client, config, make_user, prefix):
+    """The same answers at the spec's paths and at the platform's (under /api/v1)."""
+    world = await make_world(client, config, make_user, "roles" + prefix.replace("/", "-"))
+    units = prefix + world.units
     for role, expected in EXPECTED.items():
         unit_id = (await create_unit(client, world, f"Unit of {role}"))["properties"]["id"]
         headers = world.headers(role)
-        unit = world.units + unit_id + "/"
+        unit = units + unit_id + "/"
         responses = {
-            "list": await client.get(world.units, headers=headers),
-            "create": await client.post(world.units, json=point_feature("New"), headers=headers),
+            "list": await client.get(units, headers=headers),
+            "create": await client.post(units, json=point_feature("New"), headers=headers),
             "get": await client.get(unit, headers=headers),
             "patch": await client.patch(unit, json={"properties": {"name": "Renamed"}}, headers=headers),
+            "put": await client.put(unit, json=point_feature("Replaced"), headers=headers),
             "delete": await client.delete(unit, headers=headers),
         }
         got = tuple(r.status for r in responses.values())
         assert got == expected, f"{role}: {got}"
         for action, response in responses.items():
-            key = "error" if action == "delete" else "detail"
+            both = action == "delete"
             if response.status == 401:
-                assert await response.json() == {key: "Please sign in."}
+                body = {"detail": "Please sign in."}
+                assert await response.json() == ({"error": "Please sign in.", **body} if both else body)
             elif response.status == 403:
-                assert await response.json() == {key: REFUSED[action]}
+                assert await response.json() == {"error": REFUSED[action], "detail": REFUSED[action]}
             elif response.status == 404:
-                assert await response.json() == {key: "Not found."}
+                body = {"error": "Project not found.", "detail": "Project not found."} if both else \
+                    {"detail": "Project not found."}
+                assert await response.json() == body
 
 
 async def test_wrong_credentials_are_401_in_the_spec_shape(client, config, make_user):
@@ -169,23 +186,41 @@ async def test_wrong_credentials_are_401_in_the_spec_shape(client, config, make_
     bad_token = await client.get(world.units, headers={"Authorization": "Token not-a-token"})
     assert bad_token.status == 401 and await bad_token.json() == {"detail": "Invalid token."}
     bad_password = await client.delete(world.units + "x/", headers={"Authorization": "Basic bm9ib2R5Om5vcGU="})
-    assert bad_password.status == 401 and list(await bad_password.json()) == ["error"]
+    assert bad_password.status == 401 and set(await bad_password.json()) == {"error", "detail"}
+    for method, path in (("POST", world.units), ("GET", world.units + "x/"), ("PATCH", world.units + "x/"),
+                         ("PUT", world.units + "x/")):  # 401 bodies carry "detail" on every method
+        response = await client.request(method, path, headers={"Authorization": "Token not-a-token"})
+        assert response.status == 401 and await response.json() == {"detail": "Invalid token."}, method
 
 
 async def test_unknown_units_projects_and_organizations(client, config, make_user):
     world = await make_world(client, config, make_user, "unknown")
     missing = world.units + "doesnotexist0000000000000/"
-    for response in (await client.get(missing, headers=world.admin),
-                     await client.patch(missing, json={"properties": {"name": "x"}}, headers=world.admin)):
-        assert response.status == 400 and await response.json() == {"detail": "SpatialUnit not found"}
+    response = await client.get(missing, headers=world.admin)
+    assert response.status == 400 and await response.json() == {"detail": "SpatialUnit not found"}  # the spec's
+    # PATCH and PUT: 404 before the body is judged (a body that is not JSON, a bad one, a good one)
+    json_headers = {**world.admin, "Content-Type": "application/json"}
+    for method in ("PATCH", "PUT"):
+        for body in (b"{nope", b'{"properties": {"name": ""}}', b"{}", b'{"name": "x", "geometry": "POINT (1 2)"}'):
+            response = await client.request(method, missing, data=body, headers=json_headers)
+            assert response.status == 404 and await response.json() == UNIT_MISSING, (method, body)
     deleted = await client.delete(missing, headers=world.admin)
-    assert deleted.status == 404 and await deleted.json() == {"error": "SpatialUnit does not exist"}
-    for path in (f"/organizations/{world.org}/projects/nope/spatial/", "/organizations/nope/projects/x/spatial/",
-                 "/organizations/Bad%20Slug/projects/x/spatial/", f"/organizations/{world.org}/projects/nope/"):
-        response = await client.get(path, headers=world.admin)
-        assert response.status == 404 and await response.json() == {"detail": "Not found."}, path
-    gone = await client.delete(f"/organizations/{world.org}/projects/nope/spatial/x/", headers=world.admin)
-    assert gone.status == 404 and await gone.json() == {"error": "Not found."}
+    assert deleted.status == 404 and await deleted.json() == UNIT_MISSING
+    assert await ok(await client.get(world.units, headers=world.admin)) == []
+    feature = point_feature("x")
+    for prefix in ("", "/api/v1"):
+        for units in (f"/organizations/{world.org}/projects/nope/spatial/", "/organizations/nope/projects/x/spatial/",
+                      "/organizations/Bad%20Slug/projects/x/spatial/"):
+            for method, path, body in (("GET", units, None), ("POST", units, feature), ("GET", units + "x/", None),
+                                       ("PATCH", units + "x/", {}), ("PUT", units + "x/", feature)):
+                response = await client.request(method, prefix + path, json=body, headers=world.admin)
+                assert response.status == 404, (method, prefix + path)
+                assert await response.json() == {"detail": "Project not found."}, (method, prefix + path)
+            gone = await client.delete(prefix + units + "x/", headers=world.admin)
+            assert gone.status == 404
+            assert await gone.json() == {"error": "Project not found.", "detail": "Project not found."}
+    project = await client.get(f"/organizations/{world.org}/projects/nope/", headers=world.admin)
+    assert project.status == 404 and await project.json() == {"detail": "Project not found."}
 
 
 async def test_a_unit_of_another_organization_is_never_visible(client, config, make_user):
@@ -194,22 +229,35 @@ async def test_a_unit_of_another_organization_is_never_visible(client, config, m
                                         headers=world.headers("other_org_admin")), 201)
     their_id = theirs["properties"]["id"]
     mine = world.headers("org_admin")
-    # through their project: 404 for everything, as if it did not exist
-    for response in (await client.get(world.other_units, headers=mine),
-                     await client.post(world.other_units, json=point_feature("x"), headers=mine),
-                     await client.get(world.other_units + their_id + "/", headers=mine),
-                     await client.patch(world.other_units + their_id, json={}, headers=mine),
-                     await client.delete(world.other_units + their_id + "/", headers=mine),
-                     await client.get(f"/organizations/{world.other_org}/", headers=mine),
+    # through their project: 404 for everything, as if it did not exist, but an update: 403, as the
+    # platform answered a caller with no role in the organization
+    nowhere = f"/organizations/{world.other_org}/projects/nope/spatial/"
+    for response, same_as in (
+            (await client.get(world.other_units, headers=mine), await client.get(nowhere, headers=mine)),
+            (await client.post(world.other_units, json=point_feature("x"), headers=mine),
+             await client.post(nowhere, json=point_feature("x"), headers=mine)),
+            (await client.get(world.other_units + their_id + "/", headers=mine),
+             await client.get(nowhere + their_id + "/", headers=mine)),
+            (await client.delete(world.other_units + their_id + "/", headers=mine),
+             await client.delete(nowhere + their_id + "/", headers=mine))):
+        assert response.status == 404
+        assert await response.json() == await same_as.json()
+    for response in (await client.get(f"/organizations/{world.other_org}/", headers=mine),
                      await client.get(f"/organizations/{world.other_org}/projects/", headers=mine)):
         assert response.status == 404
+    for method in ("PATCH", "PUT"):
+        refused = await client.request(method, world.other_units + their_id, json=point_feature("Mine now"),
+                                       headers=mine)
+        assert refused.status == 403 and await refused.json() == {"error": REFUSED["patch"],
+                                                                  "detail": REFUSED["patch"]}
     orgs = await ok(await client.get("/organizations/", headers=mine))
     assert [o["slug"] for o in orgs] == [world.org]
     # through my project: exactly what an id that never existed gets
-    through_mine = await client.get(world.units + their_id + "/", headers=mine)
-    never = await client.get(world.units + "x" * 24 + "/", headers=mine)
-    assert (through_mine.status, await through_mine.json()) == (never.status, await never.json())
-    assert (await client.delete(world.units + their_id + "/", headers=mine)).status == 404
+    for method in ("GET", "PATCH", "PUT", "DELETE"):
+        body = None if method in ("GET", "DELETE") else point_feature("Mine now")
+        through_mine = await client.request(method, world.units + their_id + "/", json=body, headers=mine)
+        never = await client.request(method, world.units + "x" * 24 + "/", json=body, headers=mine)
+        assert (through_mine.status, await through_mine.json()) == (never.status, await never.json()), method
     related = await client.post(world.units, json=point_feature("Mine", relationships=[their_id]), headers=mine)
     assert related.status == 400 and "relationships" in await related.json()
     assert await ok(await client.get(world.units + "?search=secret", headers=mine)) == []
@@ -226,14 +274,15 @@ async def test_bad_bodies_are_400_with_field_errors_and_change_nothing(client, c
         ({}, {"geometry": "This field is required", "name": "This field is required"}),
         ({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}, "properties": {}},
          {"name": "This field is required"}),
-        (point_feature("   "), {"name": "This field may not be blank"}),
-        ({**point_feature("x"), "properties": {"name": 5}}, {"name": "Must be a string"}),
+        (point_feature("   "), {"name": "This field may not be blank."}),
+        ({**point_feature("x"), "properties": {"name": 5}}, {"name": "Not a valid string."}),
         (point_feature("x", colour="red"), {"colour": "Unknown field"}),
         ({**point_feature("x"), "type": "FeatureCollection"},
          {"non_field_errors": 'Expected a GeoJSON Feature ("type": "Feature")'}),
-        ([point_feature("x")], {"non_field_errors": "Must be an object"}),
-        ({**point_feature("x"), "geometry": None}, {"geometry": "This field may not be null"}),
-        ({**point_feature("x"), "properties": "x"}, {"properties": "Must be an object"}),
+        ([point_feature("x")], {"non_field_errors": "Invalid data. Expected a dictionary, but got list."}),
+        ({**point_feature("x"), "geometry": None}, {"geometry": "This field may not be null."}),
+        ({**point_feature("x"), "properties": "x"},
+         {"properties": 'Expected a dictionary of items but got type "str".'}),
         (point_feature("x", relationships=["nope"]), {"relationships": "No spatial unit of this project has the id nope"}),
         (point_feature("x", lat=95), {"geometry": "geometry.coordinates: latitude 95 is outside [-90, 90]"}),
     ]
@@ -258,14 +307,17 @@ async def test_bad_patches_are_400_and_change_nothing(client, config, make_user)
     unit = await create_unit(client, world, "Keep", attributes={"a": 1})
     path = world.units + unit["properties"]["id"]
     cases = [
-        ({"properties": {"name": ""}}, {"name": "This field may not be blank"}),
+        ({"properties": {"name": ""}}, {"name": "This field may not be blank."}),
         ({"properties": {"relationships": [unit["properties"]["id"]]}},
          {"relationships": "A spatial unit cannot be related to itself"}),
-        ({"geometry": {"type": "LineString", "coordinates": [[0, 0]]}},
-         {"geometry": "geometry.coordinates must have at least 2 items"}),
-        ({"geometry": None}, {"geometry": "This field may not be null"}),
-        ({"type": "Point"}, {"non_field_errors": 'Expected a GeoJSON Feature ("type": "Feature")'}),
-        ({"properties": {"attributes": "x"}}, {"attributes": "Must be an object"}),
+        ({"geometry": {"type": "LineString", "coordinates": [[0, 0]]}}, {"geometry": INVALID_FORMAT}),
+        ({"geometry": None}, {"geometry": "This field may not be null."}),
+        # a flat body: "type" is the unit's type, so a bare GeoJSON geometry names unknown fields
+        ({"type": "Point", "coordinates": [0, 0]}, {"coordinates": "Unknown field"}),
+        ({"type": "BU", "properties": {"name": "x"}},
+         {"non_field_errors": 'Expected a GeoJSON Feature ("type": "Feature")'}),
+        ({"type": ""}, {"type": "This field may not be blank."}),
+        ({"properties": {"attributes": "x"}}, {"attributes": 'Expected a dictionary of items but got type "str".'}),
     ]
     for body, expected in cases:
         response = await client.patch(path, json=body, headers=world.admin)
@@ -414,4 +466,4 @@ async def test_an_outage_is_a_503_in_the_spec_shape(aiohttp_client, own_server, 
     listed = await client.get(units, headers=admin)
     assert listed.status == 503 and list(await listed.json()) == ["detail"]
     deleted = await client.delete(units + "x/", headers=admin)
-    assert deleted.status == 503 and list(await deleted.json()) == ["error"]
+    assert deleted.status == 503 and set(await deleted.json()) == {"error", "detail"}

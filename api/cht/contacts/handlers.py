@@ -10,7 +10,7 @@ from aiohttp import web
 from api import jsonparse, schemas
 from api.cht.phones import contacts_by_phone
 from api.cht.visibility import UNRESTRICTED, scope_for
-from api.errors import BadRequest
+from api.errors import BadRequest, NotFound
 from api.streaming import json_array, stream
 from api.web import (
     json_response,
@@ -92,7 +92,7 @@ async def list_places(request: web.Request) -> web.Response:
 # ``POST /api/v1/people``, ``/api/v1/places`` and ``/api/v1/places/{id}``: create and update contacts.
 
 async def _writer(request: web.Request, permission: str) -> ContactWriter:
-    principal = await require(request, permission)
+    principal = await require(request, "can_edit", permission)
     current = await settings(request)
     return ContactWriter(medic(request), current, principal, scope_for(principal, current),
                          codes=sentinel(request))
@@ -101,13 +101,13 @@ async def _writer(request: web.Request, permission: str) -> ContactWriter:
 @routes.post("/api/v1/people")
 async def create_person(request: web.Request) -> web.Response:
     writer = await _writer(request, "can_create_people")
-    return json_response(await writer.create_person(await read_json(request)))
+    return json_response({"ok": True, **await writer.create_person(await read_json(request))})
 
 
 @routes.post("/api/v1/places")
 async def create_place(request: web.Request) -> web.Response:
     writer = await _writer(request, "can_create_places")
-    return json_response(await writer.create_place(await read_json(request)))
+    return json_response({"ok": True, **await writer.create_place(await read_json(request))})
 
 
 @routes.post("/api/v1/places/{id}")
@@ -118,19 +118,32 @@ async def update_place(request: web.Request) -> web.Response:
 
 # ``GET|POST /api/v1/hydrate``: docs by id with their lineage filled in, in request order (online users).
 
+# CHT answers these two endpoints' request errors in CouchDB's shape.
+DOC_IDS_ERROR = {"error": "bad_request", "reason": "`doc_ids` parameter must be a json array."}
+PHONE_ERROR = {"error": "bad_request",
+               "reason": "`phone` parameter is required and must be a valid phone number"}
+NO_MATCH = {"error": "not_found", "reason": "no matches found"}
+MAX_IDS = 10000
+
+
+def _doc_ids(value: object) -> list[str]:
+    """A JSON array of ids (at most ``MAX_IDS`` non-empty strings), or CHT's 400."""
+    if not isinstance(value, list) or len(value) > MAX_IDS or \
+            any(not isinstance(i, str) or not i for i in value):
+        raise BadRequest(DOC_IDS_ERROR["reason"], field="doc_ids", body=DOC_IDS_ERROR)
+    return value
+
+
 def _ids_from_query(request: web.Request) -> list[str]:
-    raw = request.query.get("doc_ids")
-    if not raw:
-        raise BadRequest("Query parameter doc_ids is required (a JSON array of ids)", field="doc_ids")
     try:
-        ids = jsonparse.loads(raw)
+        return _doc_ids(jsonparse.loads(request.query.get("doc_ids", "")))
     except ValueError:
-        raise BadRequest("doc_ids must be a JSON array of ids", field="doc_ids") from None
-    schemas.validate("hydrate_body", {"doc_ids": ids})
-    return ids
+        raise BadRequest(DOC_IDS_ERROR["reason"], field="doc_ids", body=DOC_IDS_ERROR) from None
 
 
 async def _hydrated(request: web.Request, ids: list[str]) -> web.Response:
+    if not ids:
+        return json_response([])
     return json_response(await hydrate_ids(medic(request), ids, UNRESTRICTED))
 
 
@@ -143,18 +156,22 @@ async def hydrate_get(request: web.Request) -> web.Response:
 @routes.post("/api/v1/hydrate")
 async def hydrate_post(request: web.Request) -> web.Response:
     await require(request, online=True)
-    if not request.can_read_body and request.query.get("doc_ids"):
+    if request.query.get("doc_ids"):  # the query wins, as in CHT
         return await _hydrated(request, _ids_from_query(request))
-    body = await read_json_object(request)
-    schemas.validate("hydrate_body", body)
-    return await _hydrated(request, body["doc_ids"])
+    body = await read_json(request) if request.can_read_body else {}
+    return await _hydrated(request, _doc_ids(body.get("doc_ids") if isinstance(body, dict) else None))
 
 
 # ``GET|POST /api/v1/contacts-by-phone``: hydrated contacts with a phone number, however written (online users).
 
 async def _by_phone(request: web.Request, phone: object) -> web.Response:
     db = medic(request)
-    docs = await contacts_by_phone(db, await settings(request), phone)
+    try:
+        docs = await contacts_by_phone(db, await settings(request), phone)
+    except BadRequest:
+        raise BadRequest(PHONE_ERROR["reason"], field="phone", body=PHONE_ERROR) from None
+    except NotFound:
+        raise NotFound(NO_MATCH["reason"], body=NO_MATCH) from None
     return json_response({"ok": True, "docs": await hydrator(db, UNRESTRICTED).hydrate(docs)})
 
 
@@ -167,9 +184,11 @@ async def by_phone_get(request: web.Request) -> web.Response:
 @routes.post("/api/v1/contacts-by-phone")
 async def by_phone_post(request: web.Request) -> web.Response:
     await require(request, online=True)
-    body = await read_json_object(request)
-    schemas.validate("contacts_by_phone_body", body)
-    return await _by_phone(request, body["phone"])
+    phone = request.query.get("phone")
+    if not phone and request.can_read_body:
+        body = await read_json(request)
+        phone = body.get("phone") if isinstance(body, dict) else None
+    return await _by_phone(request, phone if isinstance(phone, str) and len(phone) <= 64 else None)
 
 
 # ``POST /api/v1/bulk-delete``: delete docs in batches of 100, streaming each batch's results as it lands.

@@ -49,7 +49,7 @@ async def allowed(request: web.Request, kind: str) -> None:
     current = await settings(request)
     if not has_permission(principal, "can_export_all", current) and \
             not has_permission(principal, PERMISSIONS[kind], current):
-        raise Forbidden(f"Insufficient privileges: {PERMISSIONS[kind]} required")
+        raise Forbidden("Insufficient privileges")
 
 
 async def parameters(request: web.Request) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from api import schemas
 from api.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from api.security_headers import attachment_headers, renders
 from api.web import CONFIG, COUCH, CREDENTIALS, json_response, medic, public, read_json_object, require, settings, user
 
 from . import aggregators as aggregators
@@ -53,6 +54,7 @@ def _xml_response(body: bytes) -> web.Response:
 
 @routes.get("/api/v1/forms")
 @public
+@renders()  # OpenRosa XML for ODK Collect: sandboxed, but not turned into a download
 async def list_forms(request: web.Request) -> web.Response:
     _signed_in(request)
     if _is_openrosa(request):
@@ -62,6 +64,7 @@ async def list_forms(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/forms/{form}")
 @public
+@renders()  # OpenRosa XML for ODK Collect: sandboxed, but not turned into a download
 async def get_form(request: web.Request) -> web.Response:
     _signed_in(request)
     name, dot, fmt = request.match_info["form"].rpartition(".")
@@ -79,6 +82,7 @@ async def get_form(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/forms/{form}/manifest")
 @public
+@renders()  # OpenRosa XML for ODK Collect: sandboxed, but not turned into a download
 async def manifest(request: web.Request) -> web.Response:
     _signed_in(request)
     doc = await forms.find_xform(medic(request), request.match_info["form"])
@@ -95,7 +99,8 @@ async def media(request: web.Request) -> web.Response:
     if file not in forms.media_names(doc):
         raise NotFound(f"Form {request.match_info['form']} has no media file {file}")
     data, content_type = await db.get_attachment(doc["_id"], file)
-    return web.Response(body=data, content_type=content_type.split(";")[0], headers=OPENROSA)
+    return web.Response(body=data, content_type=content_type.split(";")[0],
+                        headers={**OPENROSA, **attachment_headers(file, content_type)})
 
 
 @routes.post("/api/v1/forms/validate")

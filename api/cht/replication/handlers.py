@@ -300,7 +300,8 @@ async def design(request: web.Request) -> web.StreamResponse:
             raise NotFound("missing")
     suffix = "/" + quote_id(ddoc_id) + (("/" + quote_path(rest)) if rest else "")
     if method in ("GET", "DELETE"):
-        return await passthrough(request, suffix)
+        served = rest if rest and method == "GET" and not rest.startswith("_") else None  # an attachment
+        return await passthrough(request, suffix, attachment=served)
     if rest is None:  # the design doc itself
         return await _put_doc(request, suffix, ddoc_id)
     kind = rest.split("/", 1)[0]
@@ -433,7 +434,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     if request.method in ("GET", "HEAD"):
         if c.offline:
             await visible_set.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
-        return await passthrough(request, suffix, raw=True)
+        return await passthrough(request, suffix, raw=True, attachment=request.match_info["attachment"])
     if not c.admin:
         await writes.check_attachment_write(db, request.app[SCOPES] if c.offline else None,
                                                  c.principal, c.settings, doc_id)

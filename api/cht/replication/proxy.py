@@ -3,18 +3,26 @@ proxy (headers let through, body size limit, idle timeout, errors part-way throu
 
 A request body is forwarded only as the handler says: a JSON body the API has parsed and checked
 (``passthrough_json``, written again by ``api.jsonparse``), or, for attachments and other bodies that are
-not JSON, the client's bytes (``raw_body``). Any other body is not forwarded at all."""
+not JSON, the client's bytes (``raw_body``). Any other body is not forwarded at all.
+
+Nothing CouchDB answers names it: ``Location`` is rewritten to this server's own URL (or dropped when it
+points anywhere else in CouchDB), redirects are passed on rather than followed, and attachments are
+served inert (``api.security_headers``)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from api import jsonparse
 from api.couch import CouchError
 from api.errors import InvalidDocument, JamiiError, PayloadTooLarge
+from api.security_headers import CSP, attachment_headers
 from api.web import CONFIG, COUCH
 
 log = logging.getLogger("jamii.replication")
@@ -22,10 +30,44 @@ log = logging.getLogger("jamii.replication")
 # Headers passed on between the client and CouchDB (never credentials or cookies). JSON is always
 # asked for (pouchdb-server answers text/plain otherwise); attachments pass the client's Accept on.
 REQUEST_HEADERS = ("Content-Type", "If-None-Match", "If-Match")
-RESPONSE_HEADERS = ("Content-Type", "ETag", "Cache-Control", "Location")
+RESPONSE_HEADERS = ("Content-Type", "ETag", "Cache-Control")
+PUBLIC_DB_PATH = "/medic"
+_SPECIAL_ID = re.compile(r"^/(_design|_local)%2F", re.IGNORECASE)
 
 def medic_path(request: web.Request, suffix: str = "") -> str:
     return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
+
+
+def public_location(request: web.Request, location: str) -> str | None:
+    """CouchDB's ``Location`` as this server's URL, as the client reached it; None (dropped) for a place in
+    CouchDB outside the medic database. A Location on another host (a show function's) is left alone."""
+    target, backend = urlsplit(location), urlsplit(request.app[COUCH].url)
+    if target.netloc and (target.hostname, target.port) != (backend.hostname, backend.port):
+        return location
+    db_path = backend.path.rstrip("/") + medic_path(request)
+    if target.path != db_path and not target.path.startswith(db_path + "/"):
+        return None
+    rest = _SPECIAL_ID.sub(r"/\1/", target.path[len(db_path):])  # CouchDB echoes the id as it was sent
+    scheme = "https" if request.headers.get("X-Forwarded-Proto", "") == "https" else request.scheme
+    query = "?" + target.query if target.query else ""
+    return f"{scheme}://{request.host}{PUBLIC_DB_PATH}{rest}{query}"
+
+
+def response_headers(request: web.Request, resp: Any, *, attachment: str | None) -> CIMultiDict[str]:
+    """The headers of CouchDB's answer that the client gets (``attachment``: the name of one being served)."""
+    out: CIMultiDict[str] = CIMultiDict((h, resp.headers[h]) for h in RESPONSE_HEADERS if h in resp.headers)
+    if "Location" in resp.headers:
+        location = public_location(request, resp.headers["Location"])
+        if location is not None:
+            out["Location"] = location
+    if resp.status >= 400:  # CouchDB's errors are JSON; pouchdb-server labels them text/plain for Accept: */*
+        out["Content-Type"] = "application/json"
+    elif attachment is not None:
+        out.update(attachment_headers(attachment, out.get("Content-Type")))
+        for policy in resp.headers.getall(CSP, []):  # CouchDB's own too: every policy sent applies
+            if policy not in out.getall(CSP):
+                out.add(CSP, policy)
+    return out
 
 
 class LimitedBody:
@@ -62,12 +104,13 @@ async def passthrough_json(request: web.Request, suffix: str, body: Any, *,
 
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
                       query_string: str | None = None, raw: bool = False, raw_body: bool = False,
-                      content_type: str | None = None) -> web.StreamResponse:
-    """Send the request on to CouchDB as admin and stream its answer back untouched.
+                      content_type: str | None = None, attachment: str | None = None) -> web.StreamResponse:
+    """Send the request on to CouchDB as admin and stream its answer back, its body untouched.
 
     ``body``: the bytes to send; ``raw_body``: stream the client's body on as it is (attachments, bodies
     that are not JSON), under ``MAX_BODY_BYTES``; neither: no body. ``raw``: the answer is an attachment
-    (the client's ``Accept`` is passed on).
+    (the client's ``Accept`` is passed on); ``attachment``: the name of the attachment it reads, to be
+    served inert.
     """
     headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
     if content_type is not None:
@@ -96,10 +139,7 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
             raise limited.error() from None
         raise
     try:
-        out_headers = {h: resp.headers[h] for h in RESPONSE_HEADERS if h in resp.headers}
-        if resp.status >= 400:  # CouchDB's errors are JSON; pouchdb-server labels them text/plain for Accept: */*
-            out_headers["Content-Type"] = "application/json"
-        out = web.StreamResponse(status=resp.status, headers=out_headers)
+        out = web.StreamResponse(status=resp.status, headers=response_headers(request, resp, attachment=attachment))
         await out.prepare(request)
         if request.method != "HEAD":
             try:

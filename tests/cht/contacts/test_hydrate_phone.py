@@ -32,17 +32,25 @@ async def test_hydrate_keeps_request_order_and_marks_missing(client, world, conf
     assert await posted.json() == body
 
 
-@pytest.mark.parametrize("query", ["", "?doc_ids=", "?doc_ids=nope", "?doc_ids=%7B%7D", "?doc_ids=%5B%5D",
-                                   "?doc_ids=%5B1%5D"])
+DOC_IDS_ERROR = {"error": "bad_request", "reason": "`doc_ids` parameter must be a json array."}
+
+
+@pytest.mark.parametrize("query", ["", "?doc_ids=", "?doc_ids=nope", "?doc_ids=%7B%7D", "?doc_ids=%5B1%5D"])
 async def test_hydrate_get_errors(client, config, query):
     response = await client.get(f"/api/v1/hydrate{query}", headers=admin_headers(config))
-    assert response.status == 400 and (await response.json())["field"].startswith("doc_ids")
+    assert response.status == 400 and await response.json() == DOC_IDS_ERROR  # CHT's CouchDB-style body
 
 
-@pytest.mark.parametrize("body", [{}, {"doc_ids": "x"}, {"doc_ids": []}, [], {"doc_ids": [""]}])
+@pytest.mark.parametrize("body", [{}, {"doc_ids": "x"}, [], {"doc_ids": [""]}])
 async def test_hydrate_post_errors(client, config, body):
     response = await client.post("/api/v1/hydrate", json=body, headers=admin_headers(config))
-    assert response.status == 400
+    assert response.status == 400 and await response.json() == DOC_IDS_ERROR
+
+
+async def test_hydrate_nothing_is_an_empty_list(client, config):
+    assert await (await client.get("/api/v1/hydrate?doc_ids=%5B%5D", headers=admin_headers(config))).json() == []
+    posted = await client.post("/api/v1/hydrate", json={"doc_ids": []}, headers=admin_headers(config))
+    assert posted.status == 200 and await posted.json() == []
 
 
 async def test_hydrate_and_phone_are_online_only(client, world):
@@ -50,7 +58,9 @@ async def test_hydrate_and_phone_are_online_only(client, world):
     ids = quote(json.dumps([world.h.people[0]]))
     assert (await client.get(f"/api/v1/hydrate?doc_ids={ids}", headers=chw)).status == 403
     assert (await client.post("/api/v1/hydrate", json={"doc_ids": [world.h.people[0]]}, headers=chw)).status == 403
-    assert (await client.get("/api/v1/contacts-by-phone?phone=0712345678", headers=chw)).status == 403
+    firewall = await client.get("/api/v1/contacts-by-phone?phone=0712345678", headers=chw)
+    assert firewall.status == 403 and await firewall.json() == {
+        "code": 403, "error": "forbidden", "details": "Offline users are not allowed access to this endpoint"}
     assert (await client.get(f"/api/v1/hydrate?doc_ids={ids}")).status == 401
     analyst = basic(world.users["analyst"])
     assert (await client.get(f"/api/v1/hydrate?doc_ids={ids}", headers=analyst)).status == 200
@@ -86,8 +96,12 @@ async def test_contacts_by_phone_in_any_format(client, world, config, couch):
 async def test_contacts_by_phone_errors(client, config, world, phone, status):
     response = await client.get(f"/api/v1/contacts-by-phone?phone={quote(phone)}", headers=admin_headers(config))
     assert response.status == status, await response.text()
-    assert (await response.json())["code"] == status
+    # CHT's CouchDB-style bodies
+    invalid = {"error": "bad_request", "reason": "`phone` parameter is required and must be a valid phone number"}
+    assert await response.json() == (invalid if status == 400 else {"error": "not_found",
+                                                                     "reason": "no matches found"})
     missing = await client.get("/api/v1/contacts-by-phone", headers=admin_headers(config))
-    assert missing.status == 400 and (await missing.json())["field"] == "phone"
+    assert missing.status == 400 and await missing.json() == invalid
     for body in ({}, {"phone": 5}, []):
-        assert (await client.post("/api/v1/contacts-by-phone", json=body, headers=admin_headers(config))).status == 400
+        posted = await client.post("/api/v1/contacts-by-phone", json=body, headers=admin_headers(config))
+        assert posted.status == 400 and await posted.json() == invalid
