@@ -99,6 +99,25 @@ def minify(doc: Mapping[str, Any]) -> dict[str, Any]:
     if result.get("type") == "data_record":
         result.pop("patient", None)
         result.pop("place", None)
+    if has_linked_docs(result):
+        result["linked_docs"] = minify_linked_docs(result["linked_docs"])
+    return result
+
+
+def has_linked_docs(doc: Mapping[str, Any]) -> bool:
+    """A contact doc's ``linked_docs`` (a key -> doc id object) is filled and minified; anyone else's is not."""
+    return doc.get("type") in CONTACT_DOC_TYPES and isinstance(doc.get("linked_docs"), Mapping)
+
+
+def minify_linked_docs(linked: Mapping[str, Any]) -> dict[str, Any]:
+    """Each linked doc as its id, as CHT stores them: an id stays, a doc becomes its ``_id``, a falsy value stays,
+    and anything else (a doc without an id, a number) is dropped."""
+    result: dict[str, Any] = {}
+    for key, value in linked.items():
+        if isinstance(value, str) or value is None or value is False or (type(value) in (int, float) and not value):
+            result[key] = value
+        elif isinstance(value, Mapping) and value.get("_id") is not None:
+            result[key] = value["_id"]
     return result
 
 

@@ -44,7 +44,8 @@ class Route:
 
 def world_fields(world: World) -> dict[str, Any]:
     return {"org": world.org, "project": world.project, "unit": world.unit_id, "cluster": world.cluster_id,
-            "place": world.place_id, "member": world.users["member"], "po": world.users["po"],
+            "place": world.place_id, "person": world.person_id, "report": world.report_id,
+            "member": world.users["member"], "po": world.users["po"],
             "key": world.incoming_key}
 
 
@@ -60,6 +61,12 @@ JSON_ROUTES = [
     Route("POST", "/api/v1/people", kind="any"),
     Route("POST", "/api/v1/places", kind="any"),
     Route("POST", "/api/v1/places/{id}", "/api/v1/places/{place}", kind="any"),
+    Route("POST", "/api/v1/person"),
+    Route("PUT", "/api/v1/person/{uuid}", "/api/v1/person/{person}"),
+    Route("POST", "/api/v1/place"),
+    Route("PUT", "/api/v1/place/{uuid}", "/api/v1/place/{place}"),
+    Route("POST", "/api/v1/report"),
+    Route("PUT", "/api/v1/report/{uuid}", "/api/v1/report/{report}"),
     Route("POST", "/api/v1/records"),
     Route("POST", "/api/v2/records"),
     Route("POST", "/api/v1/replication/get-deletes", who="chw"),

@@ -1,22 +1,25 @@
 """HTTP handlers of the contacts area: reading contacts, people and places, creating and updating them,
 hydrating docs, finding contacts by phone and bulk deletion.
 
-Single reads serve offline users too, inside their area (404 outside it); the rest is for online users."""
+cht-core's data endpoints (``/api/v1/contact``, ``/person``, ``/place``) are for online users only, as in CHT;
+the older ``/api/v1/people`` and ``/places`` routes keep their own rules."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from api import jsonparse, schemas
+from api.cht.datasource import query_value
 from api.cht.phones import contacts_by_phone
 from api.cht.visibility import UNRESTRICTED, scope_for
 from api.errors import BadRequest
+from api.permissions import require_any
 from api.streaming import json_array, stream
 from api.web import (
     json_response,
     medic,
-    query_bool,
-    query_int,
     read_json,
     read_json_object,
     require,
@@ -24,7 +27,7 @@ from api.web import (
     settings,
 )
 
-from . import contacts
+from . import contacts, datasource_writes
 from .bulk_delete import delete_batches
 from .hydration import hydrate_ids, hydrator
 from .writes import ContactWriter
@@ -32,36 +35,44 @@ from .writes import ContactWriter
 routes = web.RouteTableDef()
 
 
-# ``/api/v1/contact``, ``/person``, ``/place``: read contacts, list them by type, search their ids.
+# ``/api/v1/contact``, ``/person``, ``/place`` (cht-core's data endpoints, online users): read contacts, page
+# through them by type or ids, search their ids, create and update people and places.
 
-PAGE_LIMIT = 100
-UUID_LIMIT = 10000
+def _lineage(request: web.Request) -> bool:
+    return request.query.get("with_lineage") == "true"
 
 
 async def _one(request: web.Request, kind: str) -> web.Response:
-    principal = await require(request, "can_view_contacts")
-    current = await settings(request)
-    doc = await contacts.get_contact(medic(request), current, scope_for(principal, current),
-                                     request.match_info["uuid"], kind=kind,
-                                     with_lineage=query_bool(request.query, "with_lineage"))
+    await require(request, "can_view_contacts", online=True)
+    doc = await contacts.get_contact(medic(request), await settings(request), request.match_info["uuid"],
+                                     kind=kind, with_lineage=_lineage(request))
     return json_response(doc)
 
 
 async def _page(request: web.Request, kind: str) -> web.Response:
     await require(request, "can_view_contacts", online=True)
-    limit = query_int(request.query, "limit", PAGE_LIMIT, minimum=1, maximum=UUID_LIMIT)
-    result = await contacts.list_contacts(medic(request), await settings(request), kind,
-                                          request.query.get("type"), request.query.get("cursor"), limit)
-    return json_response(result)
+    q = request.query
+    page = await contacts.page_by_type(medic(request), await settings(request), kind, query_value(q, "type"),
+                                       query_value(q, "cursor"), query_value(q, "limit"))
+    return json_response(page.body())
 
 
 @routes.get("/api/v1/contact/uuid")
 async def contact_uuids(request: web.Request) -> web.Response:
     await require(request, "can_view_contacts", online=True)
-    limit = query_int(request.query, "limit", UUID_LIMIT, minimum=1, maximum=UUID_LIMIT)
-    result = await contacts.contact_uuids(medic(request), await settings(request), request.query.get("type"),
-                                          request.query.get("freetext"), request.query.get("cursor"), limit)
-    return json_response(result)
+    q = request.query
+    page = await contacts.contact_uuids(medic(request), await settings(request), query_value(q, "type"),
+                                        query_value(q, "freetext"), query_value(q, "cursor"), query_value(q, "limit"))
+    return json_response(page.body())
+
+
+@routes.get("/api/v1/contact")
+async def list_contacts(request: web.Request) -> web.Response:
+    await require(request, "can_view_contacts", online=True)
+    q = request.query
+    page = await contacts.contact_page(medic(request), await settings(request), query_value(q, "ids"),
+                                       query_value(q, "type"), query_value(q, "cursor"), query_value(q, "limit"))
+    return json_response(page.body())
 
 
 @routes.get("/api/v1/contact/{uuid}")
@@ -87,6 +98,41 @@ async def list_people(request: web.Request) -> web.Response:
 @routes.get("/api/v1/place")
 async def list_places(request: web.Request) -> web.Response:
     return await _page(request, "place")
+
+
+async def datasource_body(request: web.Request, *permissions: str) -> Any:
+    """An online caller holding one of ``permissions``, and the JSON body (``application/json`` only)."""
+    principal = await require(request, online=True)
+    require_any(principal, await settings(request), permissions)
+    if request.content_type != "application/json":
+        raise BadRequest("Content-Type must be application/json")
+    return await read_json(request)
+
+
+@routes.post("/api/v1/person")
+async def create_person_v1(request: web.Request) -> web.Response:
+    body = await datasource_body(request, "can_create_people", "can_edit")
+    return json_response(await datasource_writes.create_person(medic(request), await settings(request), body))
+
+
+@routes.put("/api/v1/person/{uuid}")
+async def update_person_v1(request: web.Request) -> web.Response:
+    body = await datasource_body(request, "can_update_people", "can_edit")
+    return json_response(await datasource_writes.update_person(medic(request), await settings(request),
+                                                               request.match_info["uuid"], body))
+
+
+@routes.post("/api/v1/place")
+async def create_place_v1(request: web.Request) -> web.Response:
+    body = await datasource_body(request, "can_create_places", "can_edit")
+    return json_response(await datasource_writes.create_place(medic(request), await settings(request), body))
+
+
+@routes.put("/api/v1/place/{uuid}")
+async def update_place_v1(request: web.Request) -> web.Response:
+    body = await datasource_body(request, "can_update_places", "can_edit")
+    return json_response(await datasource_writes.update_place(medic(request), await settings(request),
+                                                              request.match_info["uuid"], body))
 
 
 # ``POST /api/v1/people``, ``/api/v1/places`` and ``/api/v1/places/{id}``: create and update contacts.

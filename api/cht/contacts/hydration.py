@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from api.cht.lineage import Hydrator
-from api.cht.visibility import Scope, contact_visible
+from api.cht.visibility import UNRESTRICTED, Scope, contact_visible
 from api.couch import Database
 
 
@@ -46,3 +46,12 @@ async def hydrate_ids(db: Database, ids: list[str], scope: Scope) -> list[dict[s
     hydrated = await hydrator(db, scope).hydrate(found[i] for i in dict.fromkeys(ids) if i in found)
     by_id = {doc["_id"]: doc for doc in hydrated}
     return [{"id": i, "doc": by_id[i]} if i in by_id else {"id": i, "error": "not_found"} for i in ids]
+
+
+async def hydrate_one(db: Database, doc_id: str) -> dict[str, Any] | None:
+    """One doc with its lineage (``?with_lineage=true``); None when there is no such doc."""
+    doc = await db.get_or_none(doc_id)
+    if doc is None:
+        return None
+    [filled] = await hydrator(db, UNRESTRICTED).hydrate([doc])
+    return filled
