@@ -13,7 +13,7 @@ from aiohttp import web
 from api import jsonparse, schemas
 from api.cht.datasource import query_value
 from api.cht.phones import contacts_by_phone
-from api.cht.visibility import UNRESTRICTED, scope_for
+from api.cht.visibility import scope_for
 from api.errors import BadRequest
 from api.permissions import require_any
 from api.streaming import json_array, stream
@@ -164,36 +164,58 @@ async def update_place(request: web.Request) -> web.Response:
 
 # ``GET|POST /api/v1/hydrate``: docs by id with their lineage filled in, in request order (online users).
 
-def _ids_from_query(request: web.Request) -> list[str]:
-    raw = request.query.get("doc_ids")
-    if not raw:
-        raise BadRequest("Query parameter doc_ids is required (a JSON array of ids)", field="doc_ids")
+NOT_AN_ARRAY = "`doc_ids` parameter must be a json array."
+MAX_HYDRATE_IDS = 10000
+
+
+def _bad_ids(reason: str) -> BadRequest:
+    """CHT answers this endpoint's 400 in CouchDB's shape."""
+    return BadRequest(reason, body={"error": "bad_request", "reason": reason})
+
+
+def _query_ids(request: web.Request) -> Any:
+    """``doc_ids`` from the query, read as CHT does: JSON when it parses, else the text (a repeated parameter is
+    a list of its values)."""
+    values = request.query.getall("doc_ids", [])
+    if len(values) > 1:
+        return list(values)
+    if not values:
+        return None
     try:
-        ids = jsonparse.loads(raw)
+        return jsonparse.loads(values[0])
     except ValueError:
-        raise BadRequest("doc_ids must be a JSON array of ids", field="doc_ids") from None
-    schemas.validate("hydrate_body", {"doc_ids": ids})
+        return values[0]
+
+
+def _checked_ids(ids: Any) -> list[str]:
+    if not isinstance(ids, list):
+        raise _bad_ids(NOT_AN_ARRAY)
+    if len(ids) > MAX_HYDRATE_IDS or not all(isinstance(i, str) and i for i in ids):
+        raise _bad_ids(f"`doc_ids` must be a json array of at most {MAX_HYDRATE_IDS} ids (non-empty strings).")
     return ids
-
-
-async def _hydrated(request: web.Request, ids: list[str]) -> web.Response:
-    return json_response(await hydrate_ids(medic(request), ids, UNRESTRICTED))
 
 
 @routes.get("/api/v1/hydrate")
 async def hydrate_get(request: web.Request) -> web.Response:
     await require(request, online=True)
-    return await _hydrated(request, _ids_from_query(request))
+    ids = _checked_ids(_query_ids(request))
+    return json_response(await hydrate_ids(medic(request), ids))
 
 
 @routes.post("/api/v1/hydrate")
 async def hydrate_post(request: web.Request) -> web.Response:
+    """The query's ``doc_ids`` win over the body's, as in CHT."""
     await require(request, online=True)
-    if not request.can_read_body and request.query.get("doc_ids"):
-        return await _hydrated(request, _ids_from_query(request))
-    body = await read_json_object(request)
-    schemas.validate("hydrate_body", body)
-    return await _hydrated(request, body["doc_ids"])
+    ids = _query_ids(request)
+    if not _given(ids):
+        body = await read_json(request)
+        ids = body.get("doc_ids") if isinstance(body, dict) else None
+    return json_response(await hydrate_ids(medic(request), _checked_ids(ids)))
+
+
+def _given(value: Any) -> bool:
+    """JavaScript truthiness (an empty array counts as given)."""
+    return value not in (None, False, 0, "") or isinstance(value, (list, dict))
 
 
 # ``GET|POST /api/v1/contacts-by-phone``: hydrated contacts with a phone number, however written (online users).
@@ -201,7 +223,7 @@ async def hydrate_post(request: web.Request) -> web.Response:
 async def _by_phone(request: web.Request, phone: object) -> web.Response:
     db = medic(request)
     docs = await contacts_by_phone(db, await settings(request), phone)
-    return json_response({"ok": True, "docs": await hydrator(db, UNRESTRICTED).hydrate(docs)})
+    return json_response({"ok": True, "docs": await hydrator(db).hydrate_ids([d["_id"] for d in docs])})
 
 
 @routes.get("/api/v1/contacts-by-phone")
