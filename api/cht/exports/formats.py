@@ -13,8 +13,8 @@ same way, a number or boolean is written bare, a missing value is empty and an o
 ``[object Object]``; every line ends with ``\\n``. The one deliberate difference: a text cell a spreadsheet
 would run as a formula gets a leading apostrophe (``api.spreadsheet``, issue 23).
 
-This module holds what every export shares: cells, CSV and XML rows, dates, file names, and the lookups
-(contact names, translations); each export has its own module (``reports``, ``messages``, ``contacts``,
+This module holds what every export shares: cells, CSV and XML rows, dates, file names, and the contact
+name lookups; each export has its own module (``reports``, ``messages``, ``contacts``,
 ``users_meta``).
 """
 
@@ -193,16 +193,3 @@ class NameCache:
 def contact_chain(doc: Mapping[str, Any], levels: int = 4) -> list[str]:
     contact = doc.get("contact")
     return lineage_ids(contact)[:levels] if isinstance(contact, Mapping) else []
-
-
-async def translations(db: Database, locale: str) -> dict[str, str]:
-    """CHT's translation doc for a locale (``messages-<locale>``: ``generic`` overridden by ``custom``)."""
-    doc = await db.get_or_none(f"messages-{locale}")
-    if not doc:
-        return {}
-    merged: dict[str, str] = {}
-    for part in ("generic", "custom"):
-        values = doc.get(part)
-        if isinstance(values, Mapping):
-            merged.update({k: v for k, v in values.items() if isinstance(v, str)})
-    return merged

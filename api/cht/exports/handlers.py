@@ -20,6 +20,7 @@ from typing import Any, AsyncGenerator
 from aiohttp import web
 
 from api import streaming
+from api.cht.translations import translations
 from api.errors import BadRequest, Forbidden, NotFound
 from api.permissions import has_permission
 from api.timestamps import now_ms
@@ -140,7 +141,7 @@ async def export_dhis(request: web.Request) -> web.Response:
     filters, opts = parse_dhis_filters(raw), options(raw)
     current = await settings(request)
     db = medic(request)
-    translate = await formats.translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
+    translate = await translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
     result = await dhis.data_value_set(db, current, filters, opts, translate, time.time())
     name = formats.filename("dhis", "json")
     return json_response(result, headers={"Content-Disposition": f"attachment; filename={name}"})

@@ -7,6 +7,7 @@ from contextlib import aclosing
 from typing import Any, AsyncGenerator, Mapping
 
 from api.cht.reports.search import view_pages
+from api.cht.translations import translations
 from api.couch import Database
 
 from .formats import (
@@ -14,7 +15,6 @@ from .formats import (
     csv_header,
     csv_lines,
     export_date,
-    translations,
 )
 from .params import DateRange, Options
 

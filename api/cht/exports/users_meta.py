@@ -8,6 +8,7 @@ from typing import Any, AsyncGenerator, Mapping, Sequence
 from ua_parser import parse as parse_user_agent
 
 from api.cht.reports.search import view_pages
+from api.cht.translations import translations
 from api.couch import Database
 
 from .formats import (
@@ -20,7 +21,6 @@ from .formats import (
     js_json,
     json_array_item,
     to_ms,
-    translations,
     xml_rows,
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import schemas
+from api.cht.translations import translations
 from api.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from api.web import CONFIG, COUCH, CREDENTIALS, json_response, medic, public, read_json_object, require, settings, user
 
@@ -135,6 +136,7 @@ async def create(request: web.Request) -> web.Response:
     current = await settings(request)
     if request.content_type == "application/json":
         doc = records.from_json(await read_json_object(request), current)
+        records.describe_errors(doc, await translations(medic(request), records.locale_of(doc, current)))
     elif request.content_type in FORM_TYPES:
         sms = await _sms_fields(request)
         doc = records.from_sms(
