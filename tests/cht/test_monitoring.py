@@ -4,7 +4,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api import checkpoint
 from api.cht.monitoring import monitoring
-from api.ddocs import ddoc_names
 
 
 DB_KEYS = {"name", "update_sequence", "doc_count", "doc_del_count", "fragmentation", "sizes", "view_indexes",

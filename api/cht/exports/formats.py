@@ -28,11 +28,11 @@ from typing import Any, Iterable, Mapping, Sequence
 from xml.sax.saxutils import escape
 
 from api import timestamps
-from api.spreadsheet import neutralise
 from api.cht.lineage import lineage_ids
 from api.cht.reports import freetext
 from api.couch import Database
 from api.errors import BadRequest
+from api.spreadsheet import neutralise
 
 PAGE_SIZE = 500
 
