@@ -429,3 +429,79 @@ def contact_id_for_update(updated: Mapping[str, Any]) -> str | None:
     if isinstance(given, Mapping) and isinstance(given.get("_id"), str):
         return given["_id"]
     return None
+
+
+# -- summaries (cht-core's @medic/summaries, POST /api/v1/contact/summary and /report/summary) -------------
+
+_MISSING = object()
+_SUBJECT_FIELDS = {"patient_id", "patient_uuid", "patient_name", "place_id"}
+
+
+def ids_qualifier(body: Any) -> list[str]:
+    """``Qualifier.byIds(body.ids)``: an array (possibly empty) of non-empty strings, de-duplicated."""
+    ids = body.get("ids", UNDEFINED) if isinstance(body, Mapping) else UNDEFINED
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise BadRequest(f"Invalid identifiers [{js_json(ids)}].")
+    return list(dict.fromkeys(ids))
+
+
+def _get(doc: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(doc, Mapping) or part not in doc:
+            return _MISSING
+        doc = doc[part]
+    return doc
+
+
+def _first(*values: Any) -> Any:
+    """JavaScript's ``a ?? b``: the first value that is neither missing nor null."""
+    return next((v for v in values if v is not _MISSING and v is not None), values[-1])
+
+
+def _lineage_of(node: Any) -> list[str]:
+    ids: list[str] = []
+    while isinstance(node, Mapping) and len(ids) < 64:
+        if node.get("_id"):
+            ids.append(node["_id"])
+        node = node.get("parent")
+    return ids
+
+
+def _subject(doc: Mapping[str, Any]) -> dict[str, Any]:
+    reference = _first(_get(doc, "patient_id"), _get(doc, "fields", "patient_id"), _get(doc, "fields", "patient_uuid"),
+                       _get(doc, "place_id"), _get(doc, "fields", "place_id"))
+    name = _get(doc, "fields", "patient_name")
+    subject: dict[str, Any] = {}
+    if name is not _MISSING and name:
+        subject["name"] = name
+    errors = doc.get("errors") if isinstance(doc.get("errors"), list) else []
+    if reference is not _MISSING and reference:
+        subject.update(value=reference, type="reference")
+    elif name is not _MISSING and name:
+        subject.update(value=name, type="name")
+    elif any(isinstance(e, Mapping) and e.get("code") == "sys.missing_fields" and isinstance(e.get("fields"), list)
+             and _SUBJECT_FIELDS.intersection(f for f in e["fields"] if isinstance(f, str)) for e in errors):
+        subject["type"] = "unknown"
+    return subject
+
+
+def _present(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not _MISSING}
+
+
+def summarise_contact(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return _present(_id=_get(doc, "_id"), _rev=_get(doc, "_rev"), name=_first(_get(doc, "name"), _get(doc, "phone")),
+                    phone=_get(doc, "phone"), type=_get(doc, "type"), contact_type=_get(doc, "contact_type"),
+                    contact=_get(doc, "contact", "_id"), lineage=_lineage_of(doc.get("parent")),
+                    date_of_death=_get(doc, "date_of_death"), muted=_get(doc, "muted"))
+
+
+def summarise_report(doc: Mapping[str, Any]) -> dict[str, Any]:
+    errors = doc.get("errors")
+    return _present(_id=_get(doc, "_id"), _rev=_get(doc, "_rev"), **{"from": _first(_get(doc, "from"),
+                                                                                    _get(doc, "sent_by"))},
+                    phone=_get(doc, "contact", "phone"), form=_get(doc, "form"), read=_get(doc, "read"),
+                    valid=not (isinstance(errors, (list, str)) and len(errors)), verified=_get(doc, "verified"),
+                    reported_date=_get(doc, "reported_date"), contact=_get(doc, "contact", "_id"),
+                    lineage=_lineage_of(_get(doc, "contact", "parent")), subject=_subject(doc),
+                    case_id=_first(_get(doc, "case_id"), _get(doc, "fields", "case_id")))

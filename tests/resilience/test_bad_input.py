@@ -66,6 +66,8 @@ JSON_ROUTES = [
     Route("POST", "/api/v1/place"),
     Route("PUT", "/api/v1/place/{uuid}", "/api/v1/place/{place}"),
     Route("POST", "/api/v1/report"),
+    Route("POST", "/api/v1/contact/summary"),
+    Route("POST", "/api/v1/report/summary"),
     Route("PUT", "/api/v1/report/{uuid}", "/api/v1/report/{report}"),
     Route("POST", "/api/v1/records"),
     Route("POST", "/api/v2/records"),

@@ -125,3 +125,10 @@ async def contact_uuids(db: Database, settings: Mapping[str, Any], raw_type: Raw
     else:
         read = freetext_reader(db, "contacts_by_freetext", term, [], contact_words)
     return await ds.fetch_and_filter(read, ds.distinct(), limit, skip)
+
+
+async def contact_summaries(db: Database, settings: Mapping[str, Any], body: Any) -> list[dict[str, Any]]:
+    """``POST /api/v1/contact/summary``: a summary of each contact among the ids, in their order."""
+    ids = ds.ids_qualifier(body)
+    found = await db.get_many(ids)
+    return [ds.summarise_contact(found[i]) for i in ids if ds.is_contact(settings, found.get(i))]

@@ -75,6 +75,13 @@ async def list_contacts(request: web.Request) -> web.Response:
     return json_response(page.body())
 
 
+@routes.post("/api/v1/contact/summary")
+async def contact_summaries(request: web.Request) -> web.Response:
+    await require(request, "can_view_contacts", online=True)
+    body = await json_only_body(request)
+    return json_response(await contacts.contact_summaries(medic(request), await settings(request), body))
+
+
 @routes.get("/api/v1/contact/{uuid}")
 async def get_contact(request: web.Request) -> web.Response:
     return await _one(request, "contact")
@@ -100,13 +107,18 @@ async def list_places(request: web.Request) -> web.Response:
     return await _page(request, "place")
 
 
-async def datasource_body(request: web.Request, *permissions: str) -> Any:
-    """An online caller holding one of ``permissions``, and the JSON body (``application/json`` only)."""
-    principal = await require(request, online=True)
-    require_any(principal, await settings(request), permissions)
+async def json_only_body(request: web.Request) -> Any:
+    """The JSON body of one of cht-core's JSON-only routes: ``application/json`` or a 400."""
     if request.content_type != "application/json":
         raise BadRequest("Content-Type must be application/json")
     return await read_json(request)
+
+
+async def datasource_body(request: web.Request, *permissions: str) -> Any:
+    """An online caller holding one of ``permissions``, and the JSON body."""
+    principal = await require(request, online=True)
+    require_any(principal, await settings(request), permissions)
+    return await json_only_body(request)
 
 
 @routes.post("/api/v1/person")

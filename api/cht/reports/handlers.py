@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.cht.contacts.handlers import datasource_body
+from api.cht.contacts.handlers import datasource_body, json_only_body
 from api.cht.datasource import query_value
 from api.web import json_response, medic, require, settings
 
@@ -30,6 +30,12 @@ async def list_reports(request: web.Request) -> web.Response:
     page = await reports.report_page(medic(request), query_value(q, "ids"), query_value(q, "cursor"),
                                      query_value(q, "limit"))
     return json_response(page.body())
+
+
+@routes.post("/api/v1/report/summary")
+async def report_summaries(request: web.Request) -> web.Response:
+    await require(request, "can_view_reports", online=True)
+    return json_response(await reports.report_summaries(medic(request), await json_only_body(request)))
 
 
 @routes.get("/api/v1/report/{uuid}")

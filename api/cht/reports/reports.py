@@ -87,3 +87,10 @@ async def report_page(db: Database, raw_ids: Raw, cursor: Raw, raw_limit: Raw) -
         return [found.get(i) for i in wanted]
 
     return await ds.fetch_and_filter(read, lambda doc: doc if ds.is_report(doc) else None, limit, skip)
+
+
+async def report_summaries(db: Database, body: Any) -> list[dict[str, Any]]:
+    """``POST /api/v1/report/summary``: a summary of each report among the ids, in their order."""
+    ids = ds.ids_qualifier(body)
+    found = await db.get_many(ids)
+    return [ds.summarise_report(found[i]) for i in ids if ds.is_report(found.get(i))]

@@ -414,3 +414,30 @@ async def test_create_and_update_report(client, config, world):
     assert status == 200 and updated["form"] == "pregnancy" and updated["_rev"] != report["_rev"]
     status, answer = await _send(client, "PUT", "/api/v1/report/p1", headers, {**updated, "_id": "p1"})
     assert status == 404 and answer["error"] == "Report record [p1] not found."
+
+
+# -- summaries (cht-core 5.3, shared-libs/summaries) --------------------------------------------------------
+
+
+async def test_contact_and_report_summaries(client, config, world):
+    headers = _h(config, world, "reader")
+    status, body = await _send(client, "POST", "/api/v1/contact/summary", headers,
+                               {"ids": ["p3", "c1", "r1", "missing", "p3"]})
+    assert status == 200
+    assert body == [{"_id": "p3", "_rev": body[0]["_rev"], "name": "Person 3", "type": "person",
+                     "lineage": ["c1", "hc1", "d1"]},
+                    {"_id": "c1", "_rev": body[1]["_rev"], "name": "Clinic One", "type": "clinic", "contact": "p1",
+                     "lineage": ["hc1", "d1"]}]
+    status, body = await _send(client, "POST", "/api/v1/report/summary", headers, {"ids": ["r1", "sms1", "p1"]})
+    assert status == 200
+    assert body == [{"_id": "r1", "_rev": body[0]["_rev"], "form": "visit_followup", "valid": True,
+                     "reported_date": 5, "contact": "p1", "lineage": ["c1", "hc1", "d1"], "subject": {}}]
+    status, body = await _send(client, "POST", "/api/v1/report/summary", headers, {"ids": []})
+    assert status == 200 and body == []
+    for path in ("contact", "report"):
+        status, body = await _send(client, "POST", f"/api/v1/{path}/summary", headers, {"ids": ["a", ""]})
+        assert status == 400 and body["error"] == 'Invalid identifiers [["a",""]].'
+        status, body = await _send(client, "POST", f"/api/v1/{path}/summary", headers, {})
+        assert status == 400 and body["error"] == "Invalid identifiers [undefined]."
+        status, body = await _send(client, "POST", f"/api/v1/{path}/summary", _h(config, world, "chw"), {"ids": []})
+        assert status == 403
