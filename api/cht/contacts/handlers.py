@@ -246,7 +246,10 @@ async def by_phone_get(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/contacts-by-phone")
 async def by_phone_post(request: web.Request) -> web.Response:
+    """The query's ``phone`` wins over the body's, as in CHT."""
     await require(request, online=True)
+    if request.query.get("phone"):
+        return await _by_phone(request, request.query["phone"])
     body = await read_json_object(request)
     schemas.validate("contacts_by_phone_body", body)
     return await _by_phone(request, body["phone"])

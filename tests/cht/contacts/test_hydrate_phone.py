@@ -201,3 +201,15 @@ async def test_with_lineage_reads_hydrate_as_hydrate_does(client, config, family
     report = await (await client.get("/api/v1/report/hy-r?with_lineage=true", headers=admin)).json()
     [entry] = await _hydrate(client, config, ["hy-r"])
     assert report == entry["doc"]
+
+
+async def test_contacts_by_phone_one_match_is_hydrated_as_one_doc_and_the_query_wins(client, config, family, couch):
+    """As cht-core: fetchHydratedDocs of the matches (one match: the one-doc mode), the query's phone first."""
+    medic = couch.db(config.db_medic)
+    await medic.put({"_id": "hy-phone", "type": "person", "name": "Phoned", "phone": "+254700999001",
+                     "parent": C_LINEAGE, "linked_docs": {"home": "hy-C"}})
+    response = await client.post("/api/v1/contacts-by-phone?phone=%2B254700999001", json={"phone": "+254711"},
+                                 headers=admin_headers(config))
+    assert response.status == 200
+    [doc] = (await response.json())["docs"]
+    assert doc["_id"] == "hy-phone" and doc["parent"]["name"] == "C" and doc["linked_docs"]["home"]["name"] == "C"
