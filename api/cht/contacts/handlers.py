@@ -226,8 +226,8 @@ async def hydrate_post(request: web.Request) -> web.Response:
 
 
 def _given(value: Any) -> bool:
-    """JavaScript truthiness (an empty array counts as given)."""
-    return value not in (None, False, 0, "") or isinstance(value, (list, dict))
+    """JavaScript truthiness of a parsed query value (an empty array is true)."""
+    return isinstance(value, (list, dict)) or value not in (None, False, 0, "")
 
 
 # ``GET|POST /api/v1/contacts-by-phone``: hydrated contacts with a phone number, however written (online users).
