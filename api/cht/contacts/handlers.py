@@ -220,8 +220,8 @@ async def hydrate_post(request: web.Request) -> web.Response:
     """The query's ``doc_ids`` win over the body's, as in CHT."""
     await behind_firewall(request)
     ids = _query_ids(request)
-    if not _given(ids):
-        body = await read_json(request)
+    if not _given(ids):  # an empty body has no doc_ids either: CHT's 400 names them
+        body = await read_json(request) if request.can_read_body else None
         ids = body.get("doc_ids") if isinstance(body, dict) else None
     return json_response(await hydrate_ids(medic(request), _checked_ids(ids)))
 
