@@ -37,9 +37,20 @@ class Stack:
         return {"Authorization": basic_auth(*self.admin)}
 
 
+PREFIX = "bench-"
+
+
+async def drop_bench_dbs(config: Config) -> None:
+    """On a COUCH_URL server, the prefixed databases an earlier run left (a bench starts from empty ones)."""
+    async with Couch.from_config(config) as couch:
+        for name in await couch.all_dbs():
+            if name.startswith(PREFIX):
+                await couch.delete_db(name)
+
+
 @contextlib.asynccontextmanager
 async def bench_stack(**config_changes: object) -> AsyncIterator[Stack]:
-    """A throwaway server stack (or the COUCH_URL server, with prefixed databases)."""
+    """A throwaway server stack (or the COUCH_URL server, with prefixed databases made afresh and dropped after)."""
     base = Config.from_env({k: v for k, v in os.environ.items() if k == "COUCH_URL"})
     with tempfile.TemporaryDirectory(prefix="jamii-bench-") as tmp:
         embedded = None
@@ -47,7 +58,9 @@ async def bench_stack(**config_changes: object) -> AsyncIterator[Stack]:
             embedded = EmbeddedCouch(Path(tmp), free_port(), ("admin", "bench-admin-pass"))
             embedded.start()
             base = base.replace(couch_url=embedded.url).with_admin(*embedded.admin)
-        config = base.with_prefix("bench-").replace(**config_changes)
+        config = base.with_prefix(PREFIX).replace(**config_changes)
+        if embedded is None:
+            await drop_bench_dbs(config)
         await setup(config, progress=lambda _: None)
         runner = web.AppRunner(create_app(config), access_log=None)
         await runner.setup()
@@ -62,6 +75,8 @@ async def bench_stack(**config_changes: object) -> AsyncIterator[Stack]:
             await runner.cleanup()
             if embedded is not None:
                 embedded.stop()
+            else:
+                await drop_bench_dbs(config)
 
 
 def median_ms(seconds: list[float]) -> float:
