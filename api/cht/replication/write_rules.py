@@ -1,9 +1,11 @@
 """Who may write which document through the CouchDB protocol (``/medic``).
 
-The Python twin of ``ddocs/medic/medic-client/validate_doc_update.js``: the API
-writes to CouchDB as admin, so CouchDB's own validation cannot see the real
-user and the same rules are applied here first. Offline users are further
-limited to their part of the hierarchy by ``api/cht/replication/writes.py``.
+CHT's ``validate_doc_update`` rules, applied by the API: it writes to CouchDB as
+admin (every database is locked to admins), so a validation function in the
+database could never see the real user, and it is not installed there (CouchDB
+would run it in ``couchjs`` for every doc written: docs/sentinel.md). Offline
+users are further limited to their part of the hierarchy by
+``api/cht/replication/writes.py``.
 """
 
 from __future__ import annotations
