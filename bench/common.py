@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -77,6 +78,74 @@ async def bench_stack(**config_changes: object) -> AsyncIterator[Stack]:
                 embedded.stop()
             else:
                 await drop_bench_dbs(config)
+
+
+def _listener_pid(port: int) -> int | None:
+    """The process listening on this local TCP port, from /proc (Linux; None when it cannot be seen)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def _cpu_of_tree(root: int) -> tuple[float, float] | None:
+    """CPU seconds of a process, and of its descendants (couchjs under CouchDB: live ones and reaped ones)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    own: dict[int, int] = {}
+    reaped: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            parents[pid], own[pid], reaped[pid] = int(fields[1]), int(fields[11]) + int(fields[12]), \
+                int(fields[13]) + int(fields[14])
+    if root not in own:
+        return None
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    helpers = sum(own[pid] for pid in tree - {root}) + sum(reaped[pid] for pid in tree)
+    return own[root] / tick, helpers / tick
+
+
+def server_cpu_parts(stack: Stack) -> tuple[float, float] | None:
+    """CPU seconds the database server has used so far, as (the server process, its helper processes: CouchDB's
+    ``couchjs``), for pouchdb-server or a CouchDB on this machine; None when it cannot be seen."""
+    if stack.embedded is not None:
+        process = getattr(stack.embedded, "process", None)
+        return _cpu_of_tree(process.pid) if process is not None else None
+    parts = urlsplit(stack.couch_url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    pid = _listener_pid(parts.port or 5984)
+    return _cpu_of_tree(pid) if pid is not None else None
+
+
+def server_cpu(stack: Stack) -> float | None:
+    """CPU seconds the database server (helpers included) has used so far; None when it cannot be seen."""
+    found = server_cpu_parts(stack)
+    return sum(found) if found is not None else None
 
 
 def median_ms(seconds: list[float]) -> float:
