@@ -14,19 +14,18 @@ from api.cht.contact_types import CONTACT_DOC_TYPES
 from api.cht.contacts.contacts import check_freetext, freetext_range, in_range
 from api.cht.contacts.hydration import docs_by_shortcode, hydrator
 from api.cht.lineage import is_report
-from api.cht.visibility import ALL_KEY, UNASSIGNED_KEY, Scope, replication_keys, report_visible
+from api.cht.visibility import Scope, lookup_keys, report_visible
 from api.couch import Database
 from api.errors import NotFound
 from api.paging import decode_cursor, encode_cursor, page
 
 
 async def subjects_of(db: Database, *reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The contacts the docs' replication keys name (by id or short id), for the visibility check.
+    """The contacts the docs' replication keys and submitters name (by id or short id), for the visibility check.
 
     One round for any number of docs (a replicated batch of writes).
     """
-    keys = list(dict.fromkeys(k for report in reports for k, _ in replication_keys(report)
-                              if k not in (ALL_KEY, UNASSIGNED_KEY)))
+    keys = list(dict.fromkeys(k for report in reports for k in lookup_keys(report)))
     if not keys:
         return {}
     by_id, by_code = await asyncio.gather(db.get_many(keys), docs_by_shortcode(db, keys))

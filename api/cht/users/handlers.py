@@ -17,7 +17,7 @@ from api import jsonparse
 from api.auth import Principal
 from api.cht.replication import limit as replication_limit
 from api.cht.replication import scope as replication_scope
-from api.cht.visibility import Scope, depths, scope_for
+from api.cht.visibility import Scope, offline_scope, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge
 from api.handlers.session import set_session_cookie
 from api.permissions import has_permission, is_offline, require_admin
@@ -282,13 +282,8 @@ def _requested_scope(request: web.Request, current: dict[str, Any]) -> Scope:
     configured = current.get("roles") if isinstance(current.get("roles"), dict) else {}
     if not any(isinstance(configured.get(r), dict) and configured[r].get("offline") for r in roles):
         raise BadRequest("Provided role is not offline", field="role")
-    who = Principal("-", tuple(roles))
-    depth, report_depth = depths(roles, current)
-    unassigned = bool(current.get("district_admins_access_unallocated_messages")) and \
-        has_permission(who, "can_view_unallocated_data_records", current)
-    return Scope(restricted=True, facility_ids=tuple(dict.fromkeys(facilities)),
-                 contact_id=request.query.get("contact_id") or None, depth=depth, report_depth=report_depth,
-                 unassigned=unassigned)
+    who = Principal("-", tuple(roles), facility_id=facilities, contact_id=request.query.get("contact_id") or None)
+    return offline_scope(who, current)
 
 
 @routes.get("/api/v1/users-info")
