@@ -498,3 +498,24 @@ async def test_a_request_never_waits_for_a_refresh_begun_before_it(world, couch,
             assert "after-the-hang" in await asyncio.wait_for(stuck, 5)
     finally:
         medic.release.set()
+
+
+async def test_a_change_made_while_a_longpoll_reads_the_feed_wakes_it(couch, config):
+    """Found on CouchDB under load: a longpoll woken by one change read the feed, and a second change made
+    during that read set (and replaced) the notifier's event before the longpoll waited again, so it slept
+    until its timeout. The mark taken before reading is the event such a change sets."""
+    from api.cht.replication.notifier import ChangesNotifier
+
+    medic = couch.db(config.db_medic)
+    notifier = ChangesNotifier(medic)
+    try:
+        mark = await notifier.mark()
+        await medic.put({"_id": "made-during-the-read", "type": "feedback"})
+        for _ in range(200):  # the notifier has seen it and moved on to a new event
+            if mark.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert await notifier.wait(0.5, mark), "the change made after the mark wakes the waiter"
+        assert not await notifier.wait(0.3, await notifier.mark()), "and nothing else does"
+    finally:
+        await notifier.close()
