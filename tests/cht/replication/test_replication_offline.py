@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import pytest
@@ -287,15 +288,19 @@ async def test_initial_sync_endpoints(client, world, couch, config):
 
 
 async def test_replication_count_is_recorded(client, world, couch, config):
+    """The count is written after the answer: wait for this sync's doc, not one an earlier test left
+    (found on CouchDB, where the earlier count, before other tests added docs, was read)."""
     auth = basic(world["users"]["sup"])
+    started = int(time.time() * 1000)
     await client.get("/medic/_changes", headers=auth)
     logs = couch.db(config.db_logs)
-    for _ in range(50):
+    for _ in range(100):
         doc = await logs.get_or_none(f"replication-count-{world['users']['sup']}")
-        if doc:
+        if doc and doc["date"] >= started:
             break
         await asyncio.sleep(0.05)
-    assert doc["count"] == len(await expected_ids(couch, config, principal(world, "sup")))
+    assert doc["date"] >= started
+    assert doc["count"] == doc["all_docs_count"] == len(await expected_ids(couch, config, principal(world, "sup")))
 
 
 async def test_longpoll_waits_for_a_visible_change(client, world, couch, config):
