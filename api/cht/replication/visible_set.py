@@ -137,8 +137,9 @@ class ScopeCache:
         contact and places too (their submitter may have come or gone). Afresh:
         after too many changes, when a visible contact was deleted (its short id,
         which its reports may name, is gone with it) or, with
-        ``replicate_primary_contacts``, when a visible contact changed (its
-        primary contact may have changed).
+        ``replicate_primary_contacts``, when a visible contact changed that may
+        have named or dropped a primary contact (any but a new contact naming
+        none: a registration stays cheap).
         """
         body = await self.medic.changes(since=cached.update_seq, include_docs=True, limit=MAX_INCREMENTAL + 1)
         results = body.get("results", [])
@@ -158,7 +159,7 @@ class ScopeCache:
                 relevant.append(doc)
                 flipped = flipped or visible != was
             state.set(doc, visible)
-        if relevant and scope.primary_contacts:
+        if scope.primary_contacts and any(_may_change_primary_contacts(doc) for doc in relevant):
             return None
         if relevant:
             keys = [visibility.js_string(k) for doc in relevant
@@ -196,6 +197,11 @@ class ScopeCache:
         pending = [*self._tasks, *refreshes]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _may_change_primary_contacts(contact: Mapping[str, Any]) -> bool:
+    """Could this change have added or removed a primary contact? Not a new contact naming none."""
+    return not str(contact.get("_rev", "")).startswith("1-") or visibility.js_truthy(contact.get("contact"))
 
 
 def replication_count(visible: VisibleSet) -> int:

@@ -231,6 +231,14 @@ async def test_the_set_follows_changes_between_syncs(client, world, couch, confi
     now = await ids(rpc)
     assert {"kid", "about-kid", "target-kid"} <= now and "nurse" not in now and "about-nurse" not in now
     await check("rpc", rpc)
+    # a contact registered after the place naming it as primary contact joins with the reports about it
+    await medic.put(report("about-late", "kid", patient_uuid="late"))
+    h = await medic.get("H")
+    await medic.put({**h, "contact": {"_id": "late"}})
+    assert "about-late" not in await ids(rpc)
+    await medic.put(person("late", "1010", C2))
+    assert {"late", "about-late"} <= await ids(rpc)
+    await check("rpc", rpc)
     # a patient is deleted: the reports that name it by its short id go with it
     pat = await medic.get("pat")
     await medic.delete("pat", pat["_rev"])
