@@ -422,7 +422,9 @@ async def check_replies(run: Run) -> None:
         after = [c for c in run.calls if outage.ready <= c.sent and c.answered < until]
         served = [c for c in run.calls if c.sent >= outage.down and outage.ready <= c.answered < until]
         late = [c for c in after if c.sent > outage.ready + RECOVERY_SECONDS and c.status == 503]
-        assert late == [], f"still 503 more than {RECOVERY_SECONDS}s after the database returned: {late[:3]}"
+        assert late == [], f"outage {index + 1} ({outage.back - outage.down:.0f}s): still 503 more than " \
+            f"{RECOVERY_SECONDS}s after the database returned: " + str(
+                [(c.kind, round(c.sent - outage.ready, 2), round(c.answered - c.sent, 2), c.body) for c in late[:5]])
         for kind in {c.kind for c in run.calls}:
             first = next((c for c in served if c.kind == kind and c.status in (200, 201)), None)
             assert first is not None, f"{kind} never answered 2xx after the outage: " + str(
