@@ -41,12 +41,22 @@ class Stack:
 PREFIX = "bench-"
 
 
+USER_PREFIXES = ("org.couchdb.user:bench-", "org.couchdb.user:load-", "org.couchdb.user:direct-")
+
+
 async def drop_bench_dbs(config: Config) -> None:
-    """On a COUCH_URL server, the prefixed databases an earlier run left (a bench starts from empty ones)."""
+    """On a COUCH_URL server, what an earlier run left: the prefixed databases and the benches' users in
+    ``_users`` (a bench starts from empty ones)."""
     async with Couch.from_config(config) as couch:
         for name in await couch.all_dbs():
             if name.startswith(PREFIX):
                 await couch.delete_db(name)
+        users = couch.db(config.db_users)
+        rows = (await users.all_docs(startkey="org.couchdb.user:", endkey="org.couchdb.user:\ufff0"))["rows"]
+        gone = [{"_id": r["id"], "_rev": r["value"]["rev"], "_deleted": True} for r in rows
+                if r["id"].startswith(USER_PREFIXES)]
+        if gone:
+            await users.bulk_docs(gone)
 
 
 @contextlib.asynccontextmanager

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from api.couch import Database
+from api.errors import ServiceUnavailable
 from api.paging import page
 from scripts.couchdb import free_port
 
@@ -69,11 +70,25 @@ async def _load(db: Database, start: int, end: int, chws: list[dict]) -> float:
     return time.perf_counter() - started
 
 
+INDEXER_RETRIES = 5
+
+
 async def _warm(db: Database) -> float:
+    """Build the export's views. CouchDB's ``couchjs`` (64 MiB by default) may run out of memory while it
+    indexes hundreds of thousands of docs at once and exit; CouchDB starts another, which goes on from the
+    index's last checkpoint, so the query is sent again (and the crash printed)."""
     started = time.perf_counter()
     for ddoc, view in (("medic-client", "reports_by_date"), ("medic-client", "reports_by_form"),
                        ("medic", "reports_by_form_date")):
-        await db.view(ddoc, view, limit=1, timeout=3600, **({"reduce": False} if view == "reports_by_form" else {}))
+        for attempt in range(INDEXER_RETRIES + 1):
+            try:
+                await db.view(ddoc, view, limit=1, timeout=3600,
+                              **({"reduce": False} if view == "reports_by_form" else {}))
+                break
+            except ServiceUnavailable as exc:
+                if "os_process_error" not in str(exc) or attempt == INDEXER_RETRIES:
+                    raise
+                print(f"  indexing {ddoc}/{view}: {exc}; the indexer goes on from its checkpoint, asking again")
     return time.perf_counter() - started
 
 
