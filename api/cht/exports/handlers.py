@@ -95,7 +95,14 @@ async def stream(request: web.Request, kind: str, chunks: AsyncGenerator[str, No
 
 
 async def _encoded(chunks: AsyncGenerator[str, None]) -> AsyncGenerator[bytes, None]:
+    """The chunks as bytes, the first two (the header and the first page) as one: nothing is sent before the
+    first page is read, so a CouchDB too busy to answer it in time is a 503 with ``Retry-After``, not a file
+    cut after its header (seen under load: the first page waits for the index to catch up with writes)."""
     try:
+        first = await anext(chunks, None)
+        if first is None:
+            return
+        yield (first + (await anext(chunks, None) or "")).encode()
         async for chunk in chunks:
             yield chunk.encode()
     finally:
