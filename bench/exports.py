@@ -70,25 +70,29 @@ async def _load(db: Database, start: int, end: int, chws: list[dict]) -> float:
     return time.perf_counter() - started
 
 
-INDEXER_RETRIES = 5
+INDEX_BUDGET_SECONDS = 4 * 3600
 
 
 async def _warm(db: Database) -> float:
-    """Build the export's views. CouchDB's ``couchjs`` (64 MiB by default) may run out of memory while it
-    indexes hundreds of thousands of docs at once and exit; CouchDB starts another, which goes on from the
-    index's last checkpoint, so the query is sent again (and the crash printed)."""
+    """Build the export's views. On CouchDB a view query that waits for a long index build gets a 500
+    ``timeout`` after fabric's request timeout, and ``couchjs`` (64 MiB by default) may run out of memory while
+    it indexes hundreds of thousands of docs and exit (``os_process_error``); either way the indexer goes on (a
+    new ``couchjs`` from the index's last checkpoint), so the query is sent again until the budget is spent,
+    and each such answer is printed."""
     started = time.perf_counter()
     for ddoc, view in (("medic-client", "reports_by_date"), ("medic-client", "reports_by_form"),
                        ("medic", "reports_by_form_date")):
-        for attempt in range(INDEXER_RETRIES + 1):
+        while True:
             try:
                 await db.view(ddoc, view, limit=1, timeout=3600,
                               **({"reduce": False} if view == "reports_by_form" else {}))
                 break
             except ServiceUnavailable as exc:
-                if "os_process_error" not in str(exc) or attempt == INDEXER_RETRIES:
+                transient = "os_process_error" in str(exc) or "timeout" in str(exc)
+                if not transient or time.perf_counter() - started > INDEX_BUDGET_SECONDS:
                     raise
-                print(f"  indexing {ddoc}/{view}: {exc}; the indexer goes on from its checkpoint, asking again")
+                print(f"  indexing {ddoc}/{view} after {time.perf_counter() - started:.0f} s: {exc}; "
+                      "the indexer goes on, asking again")
     return time.perf_counter() - started
 
 
