@@ -82,7 +82,8 @@ BENCHES: dict[str, Bench] = {
         lambda f: f"{f['reports']:,} reports",
         lambda f: f"{f['reports_per_s']:.0f} reports/s ({f['sentinel_s']:.0f} s)",
         lambda f: f"raw read+write / sentinel **{f['ratio']:.2f}** copied to a fresh database, "
-                  f"**{f.get('inplace_ratio', 0):.2f}** rewritten in place (raw / contract floor {f['floor_ratio']:.2f})",
+                  f"**{f.get('inplace_ratio', 0):.2f}** rewritten in place "
+                  f"(raw / contract floor {f['floor_ratio']:.2f})",
         ">= 0.5"),
     "exports": Bench(
         "bench.exports", "main", {"sizes": [50000, 500000], "filtered": False}, {"sizes": [1000], "filtered": False},

@@ -223,7 +223,8 @@ async def main(reports: int, batch: int = Config.sentinel_batch_size,
         print(f"sentinel drain:         {sentinel_s:7.1f}s  ({reports / sentinel_s:6.0f} reports/s, "
               f"{worker.processed} changes incl. its own writes, {engine.runs} transition runs, "
               f"{engine.requests} lookups, {engine.echoes} own writes taken from memory, backlog after: {backlog}"
-              f"{cpu_note(sentinel_server)}" + (f", of which helper processes (couchjs) {helpers:.1f}s" if helpers else "")
+              f"{cpu_note(sentinel_server)}"
+              + (f", of which helper processes (couchjs) {helpers:.1f}s" if helpers else "")
               + f"); its views caught up {drain_index_s:.1f}s after{cpu_note(drain_index_server)}")
         print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f} (fresh copy), {inplace_s / sentinel_s:.2f} (in place)"
               f"  (goal >= 0.5)")
