@@ -89,7 +89,7 @@ async def test_the_issues_list_request_is_refused_and_the_database_keeps_running
     assert works.status == 200 and "pt-guarded" in await works.text(), "a list that exists still runs"
 
 
-@pytest.mark.parametrize("db", ["/medic"])
+@pytest.mark.parametrize("db", ["/medic", SENTINEL])
 async def test_requests_that_stop_the_embedded_database_are_refused(client, config, alive, docs, db):
     admin = admin_headers(config)
     unknown = "1-00000000000000000000000000000000"
@@ -130,3 +130,25 @@ async def test_online_users_reading_lists_are_guarded_too(client, config, make_u
     response = await client.get("/medic/_design/medic/_list/x/v", headers=officer)
     assert response.status == 404 and (await response.json())["error"] == "not_found"
     await alive("an online user's _list")
+
+
+async def test_replications_configuration_and_illegal_names_never_reach_the_server(client, config, couch, alive):
+    admin = admin_headers(config)
+    for method, path, body in [
+        ("POST", "/_replicate", {"source": config.db_medic, "target": "http://127.0.0.1:1/x"}),
+        ("POST", "/_replicate", {"source": config.db_medic, "target": "pt-copy", "filter": "pt-lists/nope"}),
+        ("PUT", "/_replicator/pt-job", {"source": config.db_medic, "target": "http://127.0.0.1:1/x"}),
+        ("GET", "/_config", None),
+        ("GET", "/_node/_local/_config/admins", None),
+        ("PUT", "/_node/_local/_config/admins/intruder", "secret"),
+    ]:
+        response = await client.request(method, path, json=body, headers=admin)
+        assert response.status == 403 and (await response.json())["error"] == "forbidden", (path, response.status)
+        await alive(path)
+    ctx, _ = await couch.session_info(basic("intruder", "secret"))
+    assert ctx.get("name") is None, "no admin was made"
+    for name in ("Not-Lower", "_private", "has space", "..%2Fescape"):
+        response = await client.put(f"/{name}", headers=admin)
+        assert response.status in (400, 404), (name, response.status)
+        assert (await response.json())["error"] in ("illegal_database_name", "not_found"), name
+    assert not [db for db in await couch.all_dbs() if "escape" in db or "space" in db or db == "_private"]
