@@ -49,6 +49,7 @@ SCOPES = web.AppKey("replication_scopes", visible_set.ScopeCache)
 SAFE_FILTERS = frozenset({"_doc_ids"})
 CLIENT_DDOC = "_design/medic-client"
 MEMBER_READS = frozenset({"_index", "_security", "_revs_limit"})
+NO_DATABASE = "Database does not exist."
 
 
 def setup(app: web.Application) -> None:
@@ -437,9 +438,11 @@ async def attachment(request: web.Request) -> web.StreamResponse:
 # -- CHT's initial-sync endpoints for offline users: ``get-ids`` and ``get-deletes``.
 
 async def _offline_caller(request: web.Request):  # noqa: ANN202 - (principal, settings)
+    """The offline caller. cht-core passes anyone else's request on to CouchDB, which has no database
+    called ``api``: its 404 is their answer here too."""
     principal, app_settings = user(request), await settings(request)
     if principal is None or not is_offline(principal, app_settings):
-        raise BadRequest("Only offline users replicate; this endpoint is for them", field="user")
+        raise NotFound(NO_DATABASE, body={"error": "not_found", "reason": NO_DATABASE})
     return principal, app_settings
 
 
