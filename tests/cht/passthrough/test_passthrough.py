@@ -107,6 +107,13 @@ async def test_online_users_get_what_cht_gives_them(client, config, couch, make_
     admin_role = await make_user("pt-admin-role", ["admin"])  # CHT's admin role: online, but no CouchDB admin
     other = config.db_medic.replace("medic", "pt-other")
     await couch.create_db(other)
+    try:
+        await _online_answers(client, config, couch, make_user, officer_name, admin_role, other)
+    finally:
+        await couch.delete_db(other)
+
+
+async def _online_answers(client, config, couch, make_user, officer_name: str, admin_role: str, other: str) -> None:
     for who in (basic(officer_name), basic(await make_user("pt-mm", ["chw", "mm-online"])), basic(admin_role)):
         for path in ("/_all_dbs", "/_users/_all_docs", "/_users/_changes", "/_active_tasks", "/_node/_local/_stats",
                      "/_scheduler/jobs"):
