@@ -74,10 +74,16 @@ class PayloadTooLarge(JamiiError):
 
 
 class ServiceUnavailable(JamiiError):
-    """The database (or another backend) cannot be reached right now."""
+    """The database (or another backend) cannot be reached right now; ``Retry-After`` tells clients when
+    to try again (an outage, or views still catching up after one)."""
 
     status = 503
     couch_error = "service_unavailable"
+    retry_after = 2
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after if retry_after is not None else self.retry_after))
 
 
 def loggable(exc: BaseException | None) -> str:

@@ -138,6 +138,7 @@ JSON_ROUTES = [
     Route("POST", "/medic/_bulk_get", who="chw", couch=True),
     Route("POST", "/medic/_changes", who="chw", kind="any", couch=True, empty_ok=True),
     Route("POST", "/medic/_revs_diff", who="chw", couch=True),
+    Route("POST", "/medic/_missing_revs", who="chw", couch=True),
     Route("PUT", "/medic/_local/{name}", "/medic/_local/bad-input-checkpoint", who="chw", couch=True),
     Route("PUT", "/medic/{doc_id}", "/medic/bad-input-doc", who="chw", couch=True),
 ]
@@ -152,6 +153,8 @@ PASSTHROUGH_ROUTES = [
     Route("POST", "/medic/_index", couch=True),
     Route("PUT", "/medic/_security", couch=True),
     Route("PUT", "/medic/_revs_limit", couch=True),
+    Route("POST", "/medic/_design_docs", couch=True),
+    Route("POST", "/medic/_local_docs", couch=True),
     Route("PUT", "/medic/_design/{ddoc}", "/medic/_design/bad-input", couch=True),
     Route("POST", "/medic/_design/{ddoc}/{rest}", "/medic/_design/medic-client/_view/contacts_by_type",
           couch=True),

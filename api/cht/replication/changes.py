@@ -99,7 +99,7 @@ def check_changes_query(query: Mapping[str, str], body: Mapping[str, Any]) -> No
         if not (value.isascii() and value.isdigit()):
             raise BadRequest(f"{name} must be a non-negative integer", field=name)
     if query.get("filter") == "_doc_ids" and not isinstance(json_param(query, body, "doc_ids"), list):
-        raise BadRequest("doc_ids must be an array of document ids", field="doc_ids")
+        raise BadRequest("`doc_ids` filter parameter is not a list of doc ids.", field="doc_ids")  # CouchDB's words
 
 
 async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, notifier: ChangesNotifier,

@@ -23,7 +23,7 @@ from api.auth import Principal
 from api.cht.monitoring.handlers import capture_replication_failures
 from api.couch import check_name, quote_id, quote_path
 from api.errors import BadRequest, Forbidden, NotFound
-from api.permissions import is_offline
+from api.permissions import INSUFFICIENT, firewall, is_offline
 from api.web import (
     CONFIG,
     COUCH,
@@ -48,6 +48,8 @@ SCOPES = web.AppKey("replication_scopes", visible_set.ScopeCache)
 # _changes filters pouchdb-server survives (others crash it: _design, _selector, ddoc filters).
 SAFE_FILTERS = frozenset({"_doc_ids"})
 CLIENT_DDOC = "_design/medic-client"
+MEMBER_READS = frozenset({"_index", "_security", "_revs_limit"})
+NO_DATABASE = "Database does not exist."
 
 
 def setup(app: web.Application) -> None:
@@ -86,6 +88,12 @@ async def caller(request: web.Request) -> Caller:
 def admin_only(c: Caller) -> None:
     if not c.admin:
         raise Forbidden("Only admins may do this")
+
+
+def behind_firewall(c: Caller) -> None:
+    """cht-core's offline-user firewall, which it puts before the CouchDB endpoints it has not audited."""
+    if c.offline:
+        firewall(c.principal, c.settings)
 
 
 def local_id(c: Caller, name: str) -> str:
@@ -138,7 +146,7 @@ def _single_write_response(result: dict[str, Any]) -> web.Response:
 @routes.post("/medic/_ensure_full_commit")
 @couch_errors
 async def ensure_full_commit(request: web.Request) -> web.Response:
-    await caller(request)
+    behind_firewall(await caller(request))
     return json_response({"ok": True, "instance_start_time": "0"}, status=201)
 
 
@@ -272,10 +280,12 @@ async def design(request: web.Request) -> web.StreamResponse:
     ddoc_id = "_design/" + request.match_info["ddoc"]
     rest = request.match_info.get("rest")
     reading = request.method in ("GET", "HEAD") or (request.method == "POST" and rest and "/_view/" in "/" + rest)
+    if not reading or (rest and rest.startswith("_")):  # writes, views, lists, shows...: not for offline users
+        behind_firewall(c)
     if not c.admin:
         if not reading:
             raise Forbidden("Only admins may change design documents")
-        if c.offline and (ddoc_id != CLIENT_DDOC or (rest and rest.startswith("_view"))):
+        if c.offline and ddoc_id != CLIENT_DDOC:
             raise NotFound("missing")
     suffix = "/" + quote_id(ddoc_id) + (("/" + quote_path(rest)) if rest else "")
     served = rest if rest and request.method in ("GET", "HEAD") and not rest.startswith("_") else None
@@ -286,9 +296,7 @@ async def design(request: web.Request) -> web.StreamResponse:
 @routes.post("/medic/_explain")
 @couch_errors
 async def find(request: web.Request) -> web.StreamResponse:
-    c = await caller(request)
-    if c.offline:
-        raise Forbidden("Offline users replicate; they do not query the server")
+    behind_firewall(await caller(request))
     return await passthrough(request, "/" + request.path.rsplit("/", 1)[1])
 
 
@@ -303,8 +311,49 @@ async def find(request: web.Request) -> web.StreamResponse:
 @routes.put("/medic/_revs_limit")
 @couch_errors
 async def admin_endpoints(request: web.Request) -> web.StreamResponse:
-    admin_only(await caller(request))
+    """For admins; CouchDB lets the database's members read the indexes, ``_security`` and ``_revs_limit``,
+    so online users may too. Offline users: cht-core's firewall, or its document handler's refusal."""
+    c = await caller(request)
+    name = request.path[len("/medic/"):].split("/", 1)[0]
+    if c.offline and name == "_revs_limit":
+        raise Forbidden(INSUFFICIENT)
+    behind_firewall(c)
+    if not (request.method == "GET" and name in MEMBER_READS):
+        admin_only(c)
     return await passthrough(request, "/" + quote_path(request.path[len("/medic/"):]))
+
+
+@routes.get("/medic/_design_docs")
+@routes.post("/medic/_design_docs")
+@routes.get("/medic/_local_docs")
+@routes.post("/medic/_local_docs")
+@couch_errors
+async def doc_lists(request: web.Request) -> web.StreamResponse:
+    """CouchDB's lists of design docs (online users may read each design doc, so the list too) and of
+    ``_local`` docs (admins only: users' checkpoints are kept apart from each other's)."""
+    c = await caller(request)
+    name = request.path.rsplit("/", 1)[1]
+    if c.offline and request.method == "GET":
+        raise Forbidden(INSUFFICIENT)  # cht-core's document handler: not a doc an offline user may have
+    behind_firewall(c)
+    if name == "_local_docs":
+        admin_only(c)
+    return await passthrough(request, "/" + name)
+
+
+@routes.post("/medic/_missing_revs")
+@couch_errors
+async def missing_revs(request: web.Request) -> web.StreamResponse:
+    """The revisions the server lacks (an older ``_revs_diff``); for offline users answered from the
+    visible set, as their ``_revs_diff`` is."""
+    c = await caller(request)
+    if not c.offline:
+        return await passthrough(request, "/_missing_revs")
+    body = await read_json_object(request)
+    visible = await request.app[SCOPES].get(c.principal, c.settings)
+    diff = await reads.revs_diff(medic(request), visible, body)
+    return json_response({"missing_revs": {doc_id: entry["missing"] for doc_id, entry in diff.items()
+                                           if isinstance(entry, dict) and entry.get("missing")}})
 
 
 # -- documents and attachments -------------------------------------------------------------
@@ -331,6 +380,8 @@ async def document(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     doc_id = request.match_info["doc_id"]
     check_name(doc_id)
+    if doc_id.startswith("_") and c.admin:  # an endpoint no route has: CouchDB's to answer
+        return await passthrough(request, "/" + quote_path(doc_id))
     if doc_id.startswith("_"):
         raise NotFound("missing") if request.method == "GET" else BadRequest(
             "Only reserved document ids may start with underscore.", field="_id")
@@ -368,10 +419,12 @@ async def document(request: web.Request) -> web.StreamResponse:
 async def attachment(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     doc_id = request.match_info["doc_id"]
+    suffix = "/" + quote_id(doc_id) + "/" + quote_path(request.match_info["attachment"])
+    if doc_id.startswith("_") and c.admin:  # an endpoint no route has (``_partition/...``): CouchDB's
+        return await passthrough(request, suffix)
     if doc_id.startswith("_"):
         raise NotFound("missing")
     db = medic(request)
-    suffix = "/" + quote_id(doc_id) + "/" + quote_path(request.match_info["attachment"])
     if request.method in ("GET", "HEAD"):
         if c.offline:
             await visible_set.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
@@ -385,9 +438,11 @@ async def attachment(request: web.Request) -> web.StreamResponse:
 # -- CHT's initial-sync endpoints for offline users: ``get-ids`` and ``get-deletes``.
 
 async def _offline_caller(request: web.Request):  # noqa: ANN202 - (principal, settings)
+    """The offline caller. cht-core passes anyone else's request on to CouchDB, which has no database
+    called ``api``: its 404 is their answer here too."""
     principal, app_settings = user(request), await settings(request)
     if principal is None or not is_offline(principal, app_settings):
-        raise BadRequest("Only offline users replicate; this endpoint is for them", field="user")
+        raise NotFound(NO_DATABASE, body={"error": "not_found", "reason": NO_DATABASE})
     return principal, app_settings
 
 
