@@ -145,27 +145,43 @@ class ScopeCache:
             return None
         state.remove(deleted)
         docs = [c["doc"] for c in results if c.get("doc") and not c.get("deleted")]
+        # Contacts are judged by their lineage (and the places naming them, with replicate_primary_contacts),
+        # never by other docs, so those that matter are known first; the other docs and what belongs to
+        # those contacts are then looked up side by side: one request waits for the deepest of the two
+        # chains of round trips, not for both one after the other.
+        contacts = [d for d in docs if d.get("type") in CONTACT_DOC_TYPES]
+        others = [d for d in docs if d.get("type") not in CONTACT_DOC_TYPES]
+        primary = await primary_places(self.background, scope, contacts)
         relevant, flipped = [], False
-        for doc, visible in zip(docs, await judge(self.background, scope, docs)):
-            was = doc["_id"] in state.ids
-            if doc.get("type") in CONTACT_DOC_TYPES and (visible or was):
+        for doc in contacts:
+            visible, was = visibility.doc_visible(scope, doc, None, primary), doc["_id"] in state.ids
+            if visible or was:
                 relevant.append(doc)
                 flipped = flipped or visible != was
             state.set(doc, visible)
         if scope.primary_contacts and any(_may_change_primary_contacts(doc) for doc in relevant):
             return None
-        if relevant:
-            keys = [visibility.js_string(k) for doc in relevant
-                    for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if visibility.js_truthy(k)]
-            if flipped:
-                keys += await _own_keys(self.background, scope)
-            rows = (await self.background.view("medic", "docs_by_replication_key",
-                                               keys=list(dict.fromkeys(keys))))["rows"]
-            owned = [d for d in (await self.background.get_many(r["id"] for r in rows)).values()
-                     if d.get("type") not in CONTACT_DOC_TYPES]
-            for doc, visible in zip(owned, await judge(self.background, scope, owned)):
-                state.set(doc, visible)
+        judged, owned = await asyncio.gather(judge(self.background, scope, others),
+                                             self._owned_by(scope, relevant, flipped))
+        for doc, visible in [*zip(others, judged), *owned]:
+            state.set(doc, visible)
         return VisibleSet(frozenset(state.ids), scope, update_seq, frozenset(state.tasks), frozenset(state.contacts))
+
+    async def _owned_by(self, scope: visibility.Scope, relevant: list[dict[str, Any]],
+                        flipped: bool) -> list[tuple[dict[str, Any], bool]]:
+        """The docs keyed by these contacts (and, when one entered or left the area, the reports about the
+        user's own contact and places), each judged again."""
+        if not relevant:
+            return []
+        keys = [visibility.js_string(k) for doc in relevant
+                for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if visibility.js_truthy(k)]
+        if flipped:
+            keys += await _own_keys(self.background, scope)
+        rows = (await self.background.view("medic", "docs_by_replication_key", keys=list(dict.fromkeys(keys)),
+                                           include_docs=True))["rows"]
+        owned = [d for d in {r["id"]: r.get("doc") for r in rows}.values()
+                 if d and d.get("type") not in CONTACT_DOC_TYPES]
+        return list(zip(owned, await judge(self.background, scope, owned)))
 
     def _note_count(self, name: str, count: int, force: bool = False) -> None:
         if not force and time.monotonic() - self._counted.get(name, -COUNT_EVERY_SECONDS) < COUNT_EVERY_SECONDS:
