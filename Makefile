@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_FLAGS := --omit=optional --no-audit --no-fund --loglevel=error
 
-.PHONY: install run test fuzz bench load clean upload-ddocs
+.PHONY: install run test test-couchdb fuzz bench load clean upload-ddocs
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -25,6 +25,13 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole suite against Apache CouchDB 3: COUCH_URL=http://admin:pass@host:5984 (a server you run), or
+# COUCHDB_TARBALL=path/to/apache-couchdb-3.x.tar.gz (a release with couchdb-local: one node is started with
+# CouchDB's default configuration and stopped afterwards). See scripts/test-couchdb.sh.
+test-couchdb: install
+	COUCH_URL="$(COUCH_URL)" COUCHDB_TARBALL="$(COUCHDB_TARBALL)" PYTEST_ARGS="$(PYTEST_ARGS)" PY="$(PY)" \
+		bash scripts/test-couchdb.sh
 
 # The full fuzzing run (tests/resilience/test_fuzz.py, slow): hundreds of requests per operation, in two
 # processes (the shards of test_fuzz_full), each with its own server; about 45 minutes on 2 cores.

@@ -11,33 +11,42 @@ import time
 
 from aiohttp import web
 
-from . import metrics, security_headers, server
+from . import deadline, metrics, security_headers, server
 from .auth import Authenticator
 from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch
 from .credentials import CredentialStore
+from .ddocs import ViewWarmer
 from .middlewares import access_log, auth_middleware, error_middleware
 from .routes import setup_routes
 from .settings import SettingsStore
-from .web import AUTH, CONFIG, CONNECTED, COUCH, CREDENTIALS, SETTINGS, STARTED
+from .web import AUTH, BACKGROUND_COUCH, CONFIG, CONNECTED, COUCH, CREDENTIALS, SETTINGS, STARTED, WARMER
 
 
 async def _start_clients(app: web.Application) -> None:
     config = app[CONFIG]
     couch = Couch.from_config(config, observer=metrics.observe_couch)
     app[COUCH] = couch
+    app[BACKGROUND_COUCH] = Couch.from_config(
+        config.replace(couch_timeout=max(config.couch_timeout, deadline.SHARED_WORK_SECONDS)),
+        observer=metrics.observe_couch)
     app[AUTH] = Authenticator.from_config(couch, config)
     app[SETTINGS] = SettingsStore(couch.db(config.db_medic))
     app[CREDENTIALS] = CredentialStore.from_config(couch, config)
     app[SETTINGS].start_watching()
     app[CONNECTED] = ConnectedUsers(couch.db(config.db_logs))
+    app[WARMER] = ViewWarmer(app[BACKGROUND_COUCH], config, config.view_warm_seconds, used=(couch,))
+    app[WARMER].start()
     app[STARTED] = time.monotonic()
 
 
 async def _close_clients(app: web.Application) -> None:
+    await app[WARMER].close()
     await app[SETTINGS].stop_watching()
     await app[CONNECTED].close()
+    app[AUTH].close()
+    await app[BACKGROUND_COUCH].close()
     await app[COUCH].close()
 
 

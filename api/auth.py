@@ -1,13 +1,17 @@
 """Who is calling: CouchDB users (Basic or session cookie) and JWT bearer tokens.
 
-Credentials are checked against CouchDB's own ``/_session`` (so password
-hashing and cookie signing stay CouchDB's business), then the user's ``_users``
-doc is read with the admin credentials for ``facility_id`` and ``contact_id``.
-A successful check is remembered for ``AUTH_CACHE_SECONDS`` (keyed by a hash,
-never by the secret itself) so a busy client does not pay two CouchDB round
-trips per request; ``forget()`` drops a user at once when the API changes
-their password or deletes them. Other API processes see such a change within
-the cache time.
+Passwords are checked by the API itself against ``_users`` and CouchDB's ``[admins]``
+(``api.password_check``), and failures are counted per name and client address
+(``api.login_throttle``): a wrong password never reaches CouchDB, whose own lockout
+would otherwise lock the name for every client of the API. Only after a local
+success is a password passed on, to open a CouchDB session (``login``). Session
+cookies are CouchDB's own and are checked against its ``/_session`` (a cookie
+check never counts towards CouchDB's lockout). Then the user's ``_users`` doc
+gives ``facility_id`` and ``contact_id``. A successful check is remembered for
+``AUTH_CACHE_SECONDS`` (keyed by a hash, never by the secret itself) so a busy
+client does not pay a CouchDB round trip per request; ``forget()`` drops a user
+at once when the API changes their password or deletes them. Other API
+processes see such a change within the cache time.
 
 Other schemes (``Token`` for the spatial units API) are registered with
 ``Authenticator.register_scheme``.
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import asyncio
 import hashlib
+import logging
 import os
 import time
 from collections import OrderedDict
@@ -26,8 +32,12 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import jwt
 
-from .couch import Couch, basic_auth
-from .errors import NotFound, Unauthorized
+from .couch import Couch
+from .errors import NotFound, ServiceUnavailable, Unauthorized
+from .login_throttle import LoginThrottle
+from .password_check import Account, PasswordChecker
+
+log = logging.getLogger("jamii.auth")
 
 ADMIN_ROLES = frozenset({"_admin", "admin"})
 USER_PREFIX = "org.couchdb.user:"
@@ -91,13 +101,21 @@ class _Cache:
             del self._items[key]
 
 
+class SessionRefused(ServiceUnavailable):
+    """CouchDB refused to open a session with a password the API had just verified."""
+
+
 class Authenticator:
     def __init__(self, couch: Couch, *, users_db: str = "_users", cache_seconds: int = 10,
                  jwt_secret: str | None = None, jwt_public_key: str | None = None,
-                 jwt_audience: str | None = None, jwt_issuer: str | None = None):
+                 jwt_audience: str | None = None, jwt_issuer: str | None = None,
+                 throttle: LoginThrottle | None = None):
         self.couch = couch
         self.users = couch.db(users_db)
         self.cache = _Cache(cache_seconds)
+        self.passwords = PasswordChecker(couch, users_db)
+        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self._attempts: dict[str, asyncio.Future[Account]] = {}
         self._salt = os.urandom(16)
         self._jwt_keys: list[tuple[str, str]] = []
         if jwt_secret:
@@ -112,7 +130,11 @@ class Authenticator:
     def from_config(cls, couch: Couch, config: Any) -> "Authenticator":
         return cls(couch, users_db=config.db_users, cache_seconds=config.auth_cache_seconds,
                    jwt_secret=config.jwt_secret, jwt_public_key=config.jwt_public_key,
-                   jwt_audience=config.jwt_audience, jwt_issuer=config.jwt_issuer)
+                   jwt_audience=config.jwt_audience, jwt_issuer=config.jwt_issuer,
+                   throttle=LoginThrottle(config.login_failure_limit, config.login_failure_window_seconds))
+
+    def close(self) -> None:
+        self.passwords.close()
 
     def register_scheme(self, scheme: str, handler: SchemeHandler) -> None:
         """Accept ``Authorization: <scheme> <credentials>`` through ``handler``."""
@@ -127,16 +149,19 @@ class Authenticator:
     def forget(self, name: str) -> None:
         """Drop remembered credentials of a user (password changed, user deleted)."""
         self.cache.drop_user(name)
+        self.passwords.forget(name)
 
-    async def authenticate(self, authorization: str | None, session_cookie: str | None) -> Principal | None:
-        """The caller, None when no credentials were sent; wrong credentials raise Unauthorized."""
+    async def authenticate(self, authorization: str | None, session_cookie: str | None,
+                           client: str = "unknown") -> Principal | None:
+        """The caller, None when no credentials were sent; wrong credentials raise Unauthorized, too many
+        wrong passwords for a name from the ``client`` address ``TooManyRequests``."""
         if authorization:
             scheme, _, credentials = authorization.strip().partition(" ")
             scheme = scheme.lower()
             credentials = credentials.strip()
             if scheme == "basic":
                 name, password = parse_basic(credentials)
-                return await self.basic(name, password)
+                return await self.basic(name, password, client)
             if scheme == "bearer":
                 return self.bearer(credentials)
             if scheme in self._schemes:
@@ -156,17 +181,47 @@ class Authenticator:
         self.cache.put(key, principal)
         return principal
 
-    async def basic(self, name: str, password: str) -> Principal:
+    async def basic(self, name: str, password: str, client: str = "unknown") -> Principal:
+        await self.throttle.check(name, client)  # first: a locked name learns nothing, not even from the cache
         key = self._key("basic", name, password)
         cached = self.cache.get(key)
         if cached:
             return cached
-        ctx, _ = await self.couch.session_info({"Authorization": basic_auth(name, password)})
-        if not ctx.get("name"):
-            raise Unauthorized("Name or password is incorrect.")
-        principal = await self._principal(ctx, "basic")
+        principal = _principal_of(await self._verified(name, password, client), "basic")
         self.cache.put(key, principal)
         return principal
+
+    async def check_password(self, name: str, password: str, client: str = "unknown") -> Account:
+        """The account, if ``password`` is its password; every failure is counted for (name, client)."""
+        await self.throttle.check(name, client)
+        return await self._verified(name, password, client)
+
+    async def _verified(self, name: str, password: str, client: str) -> Account:
+        """One attempt per name, address and password at a time: concurrent requests with the same
+        credentials (a client's parallel requests) share it, and count once."""
+        key = self._key("attempt", name, client, password)
+        attempt = self._attempts.get(key)
+        if attempt is None:
+            attempt = self._attempts[key] = asyncio.ensure_future(self._attempt(name, password, client))
+            attempt.add_done_callback(lambda done: self._attempted(key, done))
+        return await asyncio.shield(attempt)  # a client that goes away does not end it for the others
+
+    def _attempted(self, key: str, attempt: asyncio.Future[Account]) -> None:
+        self._attempts.pop(key, None)
+        if not attempt.cancelled():
+            attempt.exception()  # retrieved here too: every request waiting for it may have gone
+
+    async def _attempt(self, name: str, password: str, client: str) -> Account:
+        await self.throttle.begin(name, client)
+        try:
+            found = await self.passwords.check(name, password)
+        except Unauthorized:
+            raise
+        except BaseException:  # the check could not be made (CouchDB away): it does not count
+            await self.throttle.abandoned(name, client)
+            raise
+        await self.throttle.succeeded(name, client)
+        return found
 
     async def cookie(self, value: str) -> Principal:
         key = self._key("cookie", value)
@@ -180,12 +235,20 @@ class Authenticator:
         self.cache.put(key, principal)
         return principal
 
-    async def login(self, name: str, password: str) -> tuple[Principal, str]:
-        """Open a CouchDB session; returns the caller and the AuthSession cookie value."""
+    async def login(self, name: str, password: str, client: str = "unknown") -> tuple[Principal, str]:
+        """Open a CouchDB session; returns the caller and the AuthSession cookie value.
+
+        The password is checked here first, and goes to CouchDB only when right. CouchDB may still refuse it
+        for a moment after it was changed (its cache of ``_users`` follows the database): that is
+        ``SessionRefused`` (503), which callers that have just set the password try again
+        (``api.sessions``), fewer times than CouchDB's lockout counts.
+        """
+        account = await self.check_password(name, password, client)
         ctx, cookie = await self.couch.new_session(name, password)
         if not ctx or not cookie:
-            raise Unauthorized("Name or password is incorrect.")
-        principal = await self._principal(ctx, "cookie")
+            log.warning("CouchDB refused a session for %s, whose password the API verified", name)
+            raise SessionRefused("CouchDB did not accept the verified credentials yet; try again", retry_after=1)
+        principal = _principal_of(account, "cookie")
         self.cache.put(self._key("cookie", cookie), principal)
         return principal, cookie
 
@@ -221,10 +284,19 @@ class Authenticator:
             user_doc = await self.users.get(USER_PREFIX + name)
             facility_id = user_doc.get("facility_id")
             contact_id = user_doc.get("contact_id")
-            roles = tuple(user_doc.get("roles") or roles)
+            admin = ("_admin",) if "_admin" in roles else ()  # a server admin with a _users doc too
+            roles = admin + tuple(user_doc.get("roles") or roles)
         except NotFound:
             pass  # a CouchDB server admin has no _users doc
-        return Principal(name=name, roles=roles, method=method, facility_id=facility_id, contact_id=contact_id)
+        return Principal(name=name, roles=tuple(dict.fromkeys(roles)), method=method, facility_id=facility_id,
+                         contact_id=contact_id)
+
+
+def _principal_of(account: Account, method: str) -> Principal:
+    """The caller a checked password names: CouchDB's roles for the account, its doc's place and contact."""
+    doc = account.user_doc or {}
+    return Principal(name=account.name, roles=account.roles, method=method, facility_id=doc.get("facility_id"),
+                     contact_id=doc.get("contact_id"))
 
 
 def parse_basic(credentials: str) -> tuple[str, str]:

@@ -6,6 +6,7 @@ Every process (API, sentinel, scripts, tests) builds one ``Config`` with
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of addresses or networks (``10.0.0.0/8``)."""
+    values = tuple(v.strip() for v in (env.get(name) or "").split(",") if v.strip())
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {value!r} is not an IP address or network") from None
+    return values
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
@@ -98,6 +110,10 @@ class Config:
 
     auth_cache_seconds: int = 10
     session_timeout_seconds: int = 600
+    login_failure_limit: int = 5
+    login_failure_window_seconds: int = 300
+    trusted_proxies: tuple[str, ...] = ()
+    view_warm_seconds: float = 1.0
     max_body_bytes: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     sentinel_batch_size: int = 500
@@ -154,6 +170,10 @@ class Config:
             credentials_key=env.get("CREDENTIALS_KEY") or None,
             auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", 10),
             session_timeout_seconds=_int(env, "SESSION_TIMEOUT_SECONDS", 600),
+            login_failure_limit=max(0, _int(env, "LOGIN_FAILURE_LIMIT", 5)),
+            login_failure_window_seconds=max(1, _int(env, "LOGIN_FAILURE_WINDOW_SECONDS", 300)),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+            view_warm_seconds=max(0.0, _float(env, "VIEW_WARM_SECONDS", 1.0)),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             sentinel_batch_size=max(1, _int(env, "SENTINEL_BATCH_SIZE", 500)),

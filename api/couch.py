@@ -144,6 +144,12 @@ class Couch:
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._observer = observer
+        # (database, design doc, view) of every view queried through this client, in first-use order:
+        # what api.ddocs.ViewWarmer keeps caught up
+        self.views_used: dict[tuple[str, str, str], None] = {}
+        # when CouchDB last answered anything through this client (time.monotonic()): a request waiting
+        # on several calls gives up only once CouchDB has been silent too long (api.deadline)
+        self.last_answer = float("-inf")
 
     @classmethod
     def from_config(cls, config: Any, observer: RequestObserver | None = None) -> "Couch":
@@ -194,6 +200,7 @@ class Couch:
             async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers
+            self.last_answer = time.monotonic()
         except asyncio.TimeoutError as exc:
             raise CouchTimeout("CouchDB did not answer in time") from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -242,6 +249,7 @@ class Couch:
             resp = await self.session.request(method, url, **kwargs)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        self.last_answer = time.monotonic()
         if resp.status >= 500 or (raise_errors and resp.status >= 400):
             try:
                 body = await resp.json(content_type=None)
@@ -412,6 +420,7 @@ class Database:
     async def view(self, ddoc: str, view: str, *, keys: Iterable[Any] | None = None,
                    timeout: float | None = None, **params: Any) -> dict[str, Any]:
         path = f"{self.path}/_design/{quote(ddoc, safe='')}/_view/{quote(view, safe='')}"
+        self.couch.views_used.setdefault((self.name, ddoc, view), None)
         if keys is not None:
             _, body, _ = await self.couch.request("POST", path, params=params, json_body={"keys": list(keys)},
                                                   timeout=timeout)

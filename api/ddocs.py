@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -27,7 +28,9 @@ from typing import Any, Callable
 
 from .config import ROOT, Config
 from .couch import Couch, Database
-from .errors import NotFound
+from .errors import NotFound, ServiceUnavailable
+
+log = logging.getLogger("jamii.ddocs")
 
 DDOC_ROOT = ROOT / "ddocs"
 STAGED_PREFIX = "_design/:staged:"
@@ -240,3 +243,108 @@ async def upload_all(couch: Couch, config: Config, progress: Progress = print,
             outcomes[f"{db.name}/{doc['_id']}"] = outcome
             progress(f"{db.name}/{doc['_id']}: {outcome}")
     return outcomes
+
+
+# Views the API's hot paths wait on, warmed first and from the start: an offline user's visible set and
+# users-info (contacts_by_depth, docs_by_replication_key) and the short ids of reports' subjects.
+FIRST = (("medic", "medic", "contacts_by_depth"), ("medic", "medic", "docs_by_replication_key"),
+         ("medic", "medic-client", "contacts_by_reference"))
+OTHERS_EVERY = 10  # ticks between looks at the databases other than medic
+
+
+class ViewWarmer:
+    """Keeps the views the API uses caught up, so that requests do not wait for an index to catch up with a
+    backlog of writes, least of all all at once after CouchDB restarts.
+
+    Which views: the hot-path ones (``FIRST``) from the start, then every view the API has queried (its
+    CouchDB clients note them, ``Couch.views_used``), in that order. Views nothing queries are left to
+    build when first asked: building them all would make requests wait behind that work instead.
+    Every ``interval`` seconds it reads the medic database's ``update_seq`` (the other databases' every
+    ``OTHERS_EVERY`` ticks) and, when it moved, queries those views with ``limit=0``, one at a time: the
+    query brings the index up to date and returns nothing. The same happens as soon as CouchDB answers again
+    after being away (the failed read is retried every ``interval``), so catching up starts at once, in
+    priority order, once. On Apache CouchDB all views of a design doc share one index, so one view per design
+    doc is queried (its background indexer, ken, does most of this already); pouchdb-server keeps an index
+    per view and builds none unasked. Its CouchDB client should have the limit of catching-up work
+    (``api.deadline.SHARED_WORK_SECONDS``).
+    """
+
+    def __init__(self, couch: Couch, config: Config, interval: float = 1.0, root: Path | None = None,
+                 used: tuple[Couch, ...] = ()):
+        self.couch = couch
+        self.interval = interval
+        self.used = (couch, *used)
+        self.databases = {logical: name for logical, name in config.databases.items()}
+        self.reduces: dict[tuple[str, str, str], bool] = {}  # (db name, ddoc, view) -> has a reduce
+        for logical, docs in load_all(root or config.ddocs_dir).items():
+            for doc in docs:
+                for view_name, view in (doc.get("views") or {}).items():
+                    key = (self.databases.get(logical, logical), doc["_id"][len("_design/"):], view_name)
+                    self.reduces[key] = "reduce" in view
+        self.medic = config.db_medic
+        self._seqs: dict[str, object] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0  # databases warmed since start (for tests)
+
+    def views(self) -> dict[str, list[tuple[str, str]]]:
+        """What to warm, by database: the hot-path views, then the others used so far (known ddocs only)."""
+        chosen = [(self.databases.get(db, db), ddoc, view) for db, ddoc, view in FIRST]
+        for client in self.used:
+            chosen.extend(client.views_used)
+        found: dict[str, list[tuple[str, str]]] = {}
+        for key in dict.fromkeys(chosen):
+            if key in self.reduces:
+                found.setdefault(key[0], []).append(key[1:])
+        return found
+
+    def start(self) -> None:
+        if self._task is None and self.interval > 0:
+            self._task = asyncio.create_task(self._run(), name="view-warmer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        tick, away = 0, True  # at start-up, as after an outage: look at everything
+        while True:
+            try:
+                if away:
+                    self._seqs.clear()  # a restarted server opens every index again: warm them all
+                info = await self.couch.info()
+                couchdb = isinstance(info, dict) and "couchdb" in info
+                for name, views in self.views().items():
+                    if away or name == self.medic or tick % OTHERS_EVERY == 0:
+                        await self._warm_if_moved(name, views, couchdb)
+                if away:
+                    log.info("views caught up")
+                away = False
+            except ServiceUnavailable:
+                away = True
+            except Exception as exc:  # noqa: BLE001 - it must never stop: a database not there yet, or a
+                # server still starting that answers oddly; the next tick tries again
+                log.warning("warming views: %r", exc)
+            tick += 1
+            await asyncio.sleep(self.interval)
+
+    async def _warm_if_moved(self, name: str, views: list[tuple[str, str]], couchdb: bool) -> None:
+        db = self.couch.db(name)
+        try:
+            seq = (await db.info()).get("update_seq")
+        except NotFound:
+            return
+        if self._seqs.get(name) == seq:
+            return
+        warmed: set[str] = set()
+        for ddoc, view in views:
+            if couchdb and ddoc in warmed:
+                continue  # CouchDB brings every view of the design doc up to date at once
+            try:
+                await db.view(ddoc, view, limit=0, **({"reduce": False} if self.reduces[(name, ddoc, view)] else {}))
+            except NotFound:
+                continue
+            warmed.add(ddoc)
+        self._seqs[name] = seq  # read before warming: writes made meanwhile are warmed next time
+        self.rounds += 1

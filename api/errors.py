@@ -63,6 +63,17 @@ class NotFound(JamiiError):
     couch_error = "not_found"
 
 
+class MethodNotAllowed(JamiiError):
+    """CouchDB's 405 for a method a path does not take; ``Allow`` lists those it does."""
+
+    status = 405
+    couch_error = "method_not_allowed"
+
+    def __init__(self, allowed: str, **kwargs: Any):
+        super().__init__(f"Only {allowed} allowed", **kwargs)
+        self.headers.setdefault("Allow", allowed.replace(",", ", "))
+
+
 class Conflict(JamiiError):
     status = 409
     couch_error = "conflict"
@@ -71,6 +82,24 @@ class Conflict(JamiiError):
 class PayloadTooLarge(JamiiError):
     status = 413
     couch_error = "too_large"
+
+
+class UnsupportedMediaType(JamiiError):
+    """A body CouchDB only takes as ``application/json`` came as something else (CouchDB's 415)."""
+
+    status = 415
+    couch_error = "bad_content_type"
+
+
+class TooManyRequests(JamiiError):
+    """Too many failed logins for one name from one address; ``Retry-After`` says when to try again."""
+
+    status = 429
+    couch_error = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("Retry-After", str(max(1, retry_after)))
 
 
 class ServiceUnavailable(JamiiError):

@@ -19,10 +19,12 @@ import time
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import metrics
-from .errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge, Unauthorized, loggable
+from . import deadline, metrics
+from .couch import CouchError
+from .errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge, TooManyRequests, Unauthorized, loggable
 from .permissions import FIREWALL_BODY, is_offline
-from .web import AUTH, CONNECTED, USER, Handler, is_client_human, json_response, settings, wants_json
+from .web import (AUTH, BACKGROUND_COUCH, CONFIG, CONNECTED, COUCH, USER, Handler, client_address, is_client_human,
+                  json_response, settings, wants_json)
 
 log = logging.getLogger("jamii.api")
 access = logging.getLogger("jamii.access")
@@ -69,8 +71,11 @@ def error_response(request: web.Request, exc: JamiiError) -> web.Response:
 
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line per request: method, path (never the query, nor a path that holds a token), status, ms, user."""
+    """One line per request: method, path (never the query, nor a path that holds a token), status, ms, user.
+    The request's deadline (``api.deadline``) runs from here, and waits while CouchDB answers the API."""
     started = time.monotonic()
+    couch, background = request.app[COUCH], request.app[BACKGROUND_COUCH]
+    deadline.start(request.app[CONFIG].couch_timeout, lambda: max(couch.last_answer, background.last_answer))
     status = 500
     try:
         response = await handler(request)
@@ -93,6 +98,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except JamiiError as exc:
+        if isinstance(exc, CouchError) and exc.couch_status == 400 and _flag(request, "jamii_couch_errors"):
+            exc = _relayed(exc)
         if exc.status >= 500:
             log.warning("%s %s: %s", request.method, request.path, exc)
         return error_response(request, exc)
@@ -118,16 +125,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, JamiiError("Server error"))
 
 
+def _relayed(exc: CouchError) -> JamiiError:
+    """CouchDB's 400 on a request the CouchDB-protocol paths relay: the client's own error, passed on as
+    CouchDB gave it (elsewhere a CouchDB 400 is a bug in what the API sent, a 500)."""
+    relayed = BadRequest(exc.reason or exc.error)
+    relayed.couch_error = exc.error or "bad_request"
+    return relayed
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     public = _flag(request, "jamii_public")
     authorization = request.headers.get("Authorization")
     cookie = request.cookies.get("AuthSession")
     request[USER] = None
-    if authorization or cookie:
+    if (authorization or cookie) and not _flag(request, "jamii_logs_in"):
         try:
-            request[USER] = await request.app[AUTH].authenticate(authorization, cookie)
-        except Unauthorized:
+            request[USER] = await request.app[AUTH].authenticate(authorization, cookie, client_address(request))
+        except (Unauthorized, TooManyRequests):
             if not public:
                 raise
     if request[USER] is None and not public:

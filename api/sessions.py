@@ -17,7 +17,7 @@ import logging
 from typing import Any, Mapping
 
 from . import passwords
-from .auth import USER_PREFIX, Authenticator, Principal
+from .auth import USER_PREFIX, Authenticator, Principal, SessionRefused
 from .errors import Conflict, NotFound, Unauthorized
 
 log = logging.getLogger("jamii.sessions")
@@ -46,7 +46,7 @@ async def login_after_change(authenticator: Authenticator, name: str, password: 
     for attempt in range(ATTEMPTS):
         try:
             return await authenticator.login(name, password)
-        except Unauthorized:
+        except (Unauthorized, SessionRefused):
             if attempt == ATTEMPTS - 1:
                 raise
             log.info("session for %s refused right after its password was set (attempt %d)", name, attempt + 1)

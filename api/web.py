@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from . import jsonparse, permissions
+from . import jsonparse, login_throttle, permissions
 from .auth import Authenticator, Principal
 from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch, Database
 from .credentials import CredentialStore
+from .ddocs import ViewWarmer
 from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
 
@@ -22,10 +24,13 @@ ErrorBody = Callable[[web.Request, JamiiError], Any]
 
 CONFIG = web.AppKey("config", Config)
 COUCH = web.AppKey("couch", Couch)
+# The same server for work shared beyond one request, with that work's limit (api.deadline.SHARED_WORK_SECONDS)
+BACKGROUND_COUCH = web.AppKey("background_couch", Couch)
 AUTH = web.AppKey("authenticator", Authenticator)
 SETTINGS = web.AppKey("settings", SettingsStore)
 STARTED = web.AppKey("started", float)
 CONNECTED = web.AppKey("connected_users", ConnectedUsers)
+WARMER = web.AppKey("view_warmer", ViewWarmer)
 CREDENTIALS = web.AppKey("credentials", CredentialStore)
 USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type: ignore[arg-type]
 
@@ -33,6 +38,13 @@ USER: web.RequestKey[Principal | None] = web.RequestKey("user", object)  # type:
 def public(handler: Handler) -> Handler:
     """Mark a handler as reachable without credentials (everything else needs them)."""
     handler.jamii_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def logs_in(handler: Handler) -> Handler:
+    """Mark a login handler, which checks the credentials it is sent itself: the authentication middleware
+    leaves them alone, so a wrong password is checked, and counted, once."""
+    handler.jamii_logs_in = True  # type: ignore[attr-defined]
     return handler
 
 
@@ -137,6 +149,18 @@ def sentinel(request: web.Request) -> Database:
 
 def user(request: web.Request) -> Principal | None:
     return request.get(USER)
+
+
+def client_address(request: web.Request) -> str:
+    """Where the request comes from, for counting failed logins: the socket's peer, or what
+    ``X-Forwarded-For`` says when the peer is one of ``TRUSTED_PROXIES``."""
+    return login_throttle.client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                                         _networks(request.app[CONFIG].trusted_proxies))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(values: tuple[str, ...]) -> tuple[login_throttle.Network, ...]:
+    return login_throttle.parse_networks(values)
 
 
 async def settings(request: web.Request) -> dict[str, Any]:

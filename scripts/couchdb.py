@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -108,6 +109,15 @@ class EmbeddedCouch:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: a hung server, there but answering nothing (for outage tests)."""
+        if self.alive():
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.alive():
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         """Stop it hard, as a crash would (for outage tests)."""

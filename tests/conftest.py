@@ -18,6 +18,7 @@ from api.config import Config
 from api.couch import Couch
 from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
+from tests.couchdb_node import CouchDBNode
 from tests.helpers import PASSWORD, Server, drop_databases, module_config, user_prefix
 
 
@@ -35,6 +36,27 @@ def couch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                      .with_admin(*embedded.admin), embedded)
     finally:
         embedded.stop()
+
+
+@pytest.fixture
+def own_server(tmp_path: Any, couch_server: Server) -> Iterator[EmbeddedCouch | CouchDBNode]:
+    """A database server of the test's own, to kill, hang and restart: another embedded server, or (on
+    Apache CouchDB) one node started with ``COUCHDB_LOCAL``, as ``make test-couchdb`` sets it."""
+    admin = ("admin", "own-server-" + uuid.uuid4().hex[:8])
+    server: EmbeddedCouch | CouchDBNode
+    if couch_server.embedded is not None:
+        server = EmbeddedCouch(tmp_path, free_port(), admin)
+    elif os.environ.get("COUCHDB_LOCAL"):
+        server = CouchDBNode(os.environ["COUCHDB_LOCAL"], tmp_path, free_port(), admin)
+    else:
+        pytest.skip("needs a server it may stop: with COUCH_URL, set COUCHDB_LOCAL to a couchdb-local "
+                    "(make test-couchdb does)")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.resume()
+        server.stop()
 
 
 @pytest.fixture(scope="module")

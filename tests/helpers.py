@@ -24,7 +24,8 @@ class Server:
 
 
 def module_config(server: Server, prefix: str, **changes: Any) -> Config:
-    return server.config.with_prefix(prefix).replace(jwt_secret=JWT_SECRET, auth_cache_seconds=0, **changes)
+    return server.config.with_prefix(prefix).replace(jwt_secret=JWT_SECRET, auth_cache_seconds=0, view_warm_seconds=0,
+                                                     **changes)
 
 
 def user_prefix(config: Config) -> str:
@@ -41,6 +42,11 @@ async def drop_databases(config: Config) -> None:
         rows = (await users.all_docs(startkey=prefix, endkey=prefix + "\ufff0"))["rows"]
         for row in rows:
             await users.delete(row["id"], row["value"]["rev"])
+
+
+async def is_couchdb(couch: Couch) -> bool:
+    """Apache CouchDB (its ``GET /`` says ``"couchdb": "Welcome"``), not the embedded pouchdb-server."""
+    return "couchdb" in await couch.info()
 
 
 def data_path(*parts: str) -> Path:

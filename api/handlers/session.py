@@ -23,7 +23,8 @@ from api import oidc, passwords, permissions
 from api.auth import USER_PREFIX, Principal, parse_basic
 from api.errors import BadRequest, Conflict, JamiiError, Unauthorized
 from api.sessions import login_after_change, session_for
-from api.web import AUTH, CONFIG, CREDENTIALS, couch_errors, json_response, public, read_json, settings, user
+from api.web import (AUTH, CONFIG, CREDENTIALS, client_address, couch_errors, json_response, logs_in, public, read_json,
+                     settings, user)
 
 log = logging.getLogger("jamii.login")
 
@@ -75,10 +76,11 @@ def _ctx(principal: Principal | None) -> dict[str, Any]:
 
 @routes.post("/_session")
 @public
+@logs_in
 @couch_errors
 async def post_session(request: web.Request) -> web.Response:
     name, password = await _credentials(request)
-    principal, cookie = await request.app[AUTH].login(name, password)
+    principal, cookie = await request.app[AUTH].login(name, password, client_address(request))
     response = json_response({"ok": True, **_ctx(principal)})
     set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
     return response
@@ -156,7 +158,7 @@ async def _open_session(request: web.Request, name: Any, password: Any) -> tuple
     if not isinstance(name, str) or not name or not isinstance(password, str):
         raise Unauthorized("Not logged in", body=NOT_LOGGED_IN)
     try:
-        return await request.app[AUTH].login(name, password)
+        return await request.app[AUTH].login(name, password, client_address(request))
     except Unauthorized:
         raise Unauthorized("Not logged in", body=NOT_LOGGED_IN) from None
 
@@ -168,6 +170,7 @@ async def _user_doc(request: web.Request, name: str) -> dict[str, Any]:
 
 @routes.post("/medic/login")
 @public
+@logs_in
 async def login(request: web.Request) -> web.Response:
     """CHT's login form endpoint: ``{"user", "password", "redirect"?, "locale"?}``; 302 to the app (or to the
     password reset, without a session, when the user must change their password)."""
@@ -187,6 +190,7 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/medic/password-reset")
 @public
+@logs_in
 async def password_reset(request: web.Request) -> web.Response:
     """CHT's first-login password change: ``{"username", "currentPassword", "password", "locale"?}``."""
     body = await read_json(request) if request.can_read_body else {}
@@ -196,8 +200,10 @@ async def password_reset(request: web.Request) -> web.Response:
     if weak:
         reset = {"error": RESET_ERRORS[weak.key], **({"params": weak.params} if weak.params else {})}
         raise BadRequest(weak.message, body=reset)
-    try:
-        await _open_session(request, name, current_password)
+    if not isinstance(name, str) or not name or not isinstance(current_password, str):
+        raise BadRequest("The current password is incorrect", body={"error": "current-password-incorrect"})
+    try:  # checked by the API (and counted when wrong); no session is opened with it
+        await request.app[AUTH].check_password(name, current_password, client_address(request))
     except Unauthorized:
         raise BadRequest("The current password is incorrect", body={"error": "current-password-incorrect"}) from None
     if current_password == password:

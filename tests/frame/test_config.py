@@ -43,10 +43,21 @@ def test_embedded_admin_comes_from_the_saved_file(tmp_path):
 @pytest.mark.parametrize("env, message", [
     ({"API_PORT": "eighty"}, "API_PORT"),
     ({"COUCH_URL": "ftp://x"}, "COUCH_URL"),
+    ({"TRUSTED_PROXIES": "10.0.0.1, proxy.local"}, "TRUSTED_PROXIES"),
+    ({"LOGIN_FAILURE_LIMIT": "five"}, "LOGIN_FAILURE_LIMIT"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         Config.from_env(env)
+
+
+def test_trusted_proxies_and_login_limits():
+    config = Config.from_env({"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7 ,", "LOGIN_FAILURE_LIMIT": "3",
+                              "LOGIN_FAILURE_WINDOW_SECONDS": "60"})
+    assert config.trusted_proxies == ("10.0.0.0/8", "192.0.2.7")
+    assert (config.login_failure_limit, config.login_failure_window_seconds) == (3, 60)
+    defaults = Config.from_env({})
+    assert defaults.trusted_proxies == () and defaults.login_failure_limit == 5
 
 
 def test_prefix_applies_to_jamii_databases_only():

@@ -75,7 +75,9 @@ async def test_changes_longpoll_times_out_on_our_side(db):
     since = (await db.info())["update_seq"]
     body = await db.changes(since=since, feed="longpoll", timeout=1000, client_timeout=1)
     assert body["results"] == []
-    assert body["last_seq"] == since
+    # seqs are opaque: CouchDB lists a clustered seq's shards in an order of its own in GET /db and in
+    # _changes, so the two strings may differ for one position. What matters: nothing follows it.
+    assert await db.pending_changes(body["last_seq"]) == 0
 
 
 async def test_pending_changes_counts_what_follows_a_seq(db):

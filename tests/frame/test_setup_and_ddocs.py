@@ -15,7 +15,7 @@ from api.deploy_info import CHT_VERSION
 from api.settings import SETTINGS_ID
 from scripts.couchdb import free_port
 from scripts.setup_db import setup
-from tests.helpers import module_config
+from tests.helpers import is_couchdb, module_config
 
 
 @pytest.fixture
@@ -139,3 +139,44 @@ def test_upload_script_refuses_a_bad_ddoc(config, tmp_path):
     result = _run_upload(env)
     assert result.returncode == 1
     assert "doc_by_type/map.js" in result.stderr and "SyntaxError" in result.stderr
+
+
+async def _indexed(db, ddoc: str, view: str) -> int:
+    """Rows the view's index holds now, without bringing it up to date (``stale=ok``); asked for without
+    ``Database.view``, so the warmer does not count it as a use."""
+    _, body, _ = await db.couch.request("GET", f"{db.path}/_design/{ddoc}/_view/{view}",
+                                        params={"stale": "ok", "reduce": False})
+    return len(body["rows"])
+
+
+async def test_the_view_warmer_keeps_indexes_caught_up_without_being_asked(config, couch):
+    """Writes are indexed in the background, hot-path views first, then those the API used, so no request
+    waits for an index to catch up with them (after a restart, all at once). Observed with ``stale=ok``
+    queries, which read an index as it is without updating it."""
+    medic = couch.db(config.db_medic)
+    await medic.bulk_docs([{"_id": f"warm-{i}", "type": "person", "name": f"Warm {i}",
+                            "parent": {"_id": "warm-place"}} for i in range(30)])
+    async with Couch.from_config(config) as requests:  # the API's client, through which requests query views
+        await requests.db(config.db_medic).view("medic-client", "contacts_by_parent", limit=0)
+        warmer = ddocs.ViewWarmer(couch, config, interval=0.2, used=(requests,))
+    never_asked = await _indexed(medic, "medic-client", "contacts_by_type")
+    warmer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while await _indexed(medic, "medic-client", "contacts_by_parent") < 30:
+            assert asyncio.get_running_loop().time() < deadline, "the writes were never indexed"
+            await asyncio.sleep(0.2)
+        rounds = warmer.rounds
+        await medic.bulk_docs([{"_id": f"warm-more-{i}", "type": "person", "parent": {"_id": "warm-place"}}
+                               for i in range(5)])
+        while await _indexed(medic, "medic-client", "contacts_by_parent") < 35:
+            assert asyncio.get_running_loop().time() < deadline, "later writes were never indexed"
+            await asyncio.sleep(0.2)
+        assert warmer.rounds > rounds
+    finally:
+        await warmer.close()
+    assert warmer.views()[config.db_medic][:4] == [
+        ("medic", "contacts_by_depth"), ("medic", "docs_by_replication_key"), ("medic-client", "contacts_by_reference"),
+        ("medic-client", "contacts_by_parent")]
+    if not await is_couchdb(couch):  # left alone: nothing used it (CouchDB's own indexer, ken, builds it anyway)
+        assert await _indexed(medic, "medic-client", "contacts_by_type") == never_asked

@@ -184,6 +184,22 @@ async def user_places(users, names: list[str]) -> set[str]:
     return {doc.get("facility_id") for doc in docs.values()} | {doc.get("contact_id") for doc in docs.values()}
 
 
+async def quiet(db, seconds: float = 1.0, limit: float = 20.0) -> None:
+    """Wait until ``db`` has not changed for ``seconds``: the killed API's last ``_bulk_docs`` may still be
+    being applied. CouchDB writes a bulk request shard by shard, and readers can see the shards at
+    different moments ("Bulk Documents Transaction Semantics": not atomic); the group is whole once the
+    write has finished."""
+    deadline = time.monotonic() + limit
+    seq = (await db.info())["update_seq"]
+    while time.monotonic() < deadline:
+        await asyncio.sleep(seconds)
+        now = (await db.info())["update_seq"]
+        if now == seq:
+            return
+        seq = now
+    raise AssertionError(f"{db.name} kept changing for {limit} s after the API was killed")
+
+
 async def test_nested_place_creation_killed_is_all_or_nothing(couch, config, api, world):
     medic = couch.db(config.db_medic)
     tag = "Crash nest"
@@ -211,6 +227,7 @@ async def test_nested_place_creation_killed_is_all_or_nothing(couch, config, api
         await asyncio.sleep(0.3)
         api.kill()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    await quiet(medic)
     rows = (await medic.all_docs(include_docs=True))["rows"]
     parts = Counter(row["doc"]["name"].rsplit(" ", 1)[1] for row in rows
                     if str((row.get("doc") or {}).get("name", "")).startswith(tag))

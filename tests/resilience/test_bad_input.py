@@ -141,23 +141,38 @@ JSON_ROUTES = [
     Route("POST", "/medic/_missing_revs", who="chw", couch=True),
     Route("PUT", "/medic/_local/{name}", "/medic/_local/bad-input-checkpoint", who="chw", couch=True),
     Route("PUT", "/medic/{doc_id}", "/medic/bad-input-doc", who="chw", couch=True),
-]
-
-# Routes whose body is not parsed by the API but passed to CouchDB as it is (admin only, or an
-# attachment): they get the size limit and must still answer a 4xx, with nothing written.
-PASSTHROUGH_ROUTES = [
-    Route("PUT", "/medic", couch=True),
-    Route("PUT", "/medic/", couch=True),
+    # /medic as an admin or an online user: what CouchDB would be given is read and checked by the API
+    # first, for every role (issue 23: an unchecked deep body was CouchDB's 500, answered 503).
+    Route("POST", "/medic/_all_docs", couch=True, empty_ok=True),
+    Route("POST", "/medic/_all_docs", who="po", couch=True, empty_ok=True),
+    Route("POST", "/medic/_bulk_docs", couch=True),
+    Route("POST", "/medic/_bulk_docs", who="po", couch=True),
+    Route("POST", "/medic/_bulk_get", couch=True),
+    Route("POST", "/medic/_changes", couch=True, empty_ok=True),
+    Route("POST", "/medic/_changes", who="po", couch=True, empty_ok=True),
+    Route("POST", "/medic/_revs_diff", couch=True),
+    Route("POST", "/medic", couch=True),
+    Route("PUT", "/medic/{doc_id}", "/medic/bad-input-doc", couch=True),
+    Route("PUT", "/medic/{doc_id}", "/medic/bad-input-doc", who="po", couch=True),
     Route("POST", "/medic/_find", couch=True),
+    Route("POST", "/medic/_find", who="po", couch=True),
     Route("POST", "/medic/_explain", couch=True),
     Route("POST", "/medic/_index", couch=True),
     Route("PUT", "/medic/_security", couch=True),
-    Route("PUT", "/medic/_revs_limit", couch=True),
-    Route("POST", "/medic/_design_docs", couch=True),
-    Route("POST", "/medic/_local_docs", couch=True),
+    Route("PUT", "/medic/_revs_limit", couch=True, kind="any"),  # a number; other types: test_replication_online
+    Route("POST", "/medic/_purge", couch=True),
+    Route("POST", "/medic/_design_docs", couch=True, empty_ok=True),
+    Route("POST", "/medic/_local_docs", couch=True, empty_ok=True),
     Route("PUT", "/medic/_design/{ddoc}", "/medic/_design/bad-input", couch=True),
     Route("POST", "/medic/_design/{ddoc}/{rest}", "/medic/_design/medic-client/_view/contacts_by_type",
           couch=True),
+    Route("POST", "/medic/_design/{ddoc}/{rest}", "/medic/_design/medic-client/_view/contacts_by_type",
+          who="po", couch=True),
+]
+
+# Bodies that are not JSON and are passed to CouchDB as they are (attachments): they get the size limit
+# and must still answer a 4xx, with nothing written.
+PASSTHROUGH_ROUTES = [
     Route("PUT", "/medic/_design/{ddoc}/{rest}", "/medic/_design/bad-input/attached.txt", couch=True),
     Route("PUT", "/medic/{doc_id}/{attachment}", "/medic/bad-input-doc/attached.txt", couch=True),
 ]
@@ -170,6 +185,8 @@ OTHER_BODY_ROUTES = {
 
 # Body-less routes reached with POST/PUT: nothing to corrupt but their path (test_bad_input_ids.py).
 NO_BODY = {
+    ("put", "/medic"): "creates the database (admins); CouchDB reads no body, none is forwarded",
+    ("put", "/medic/"): "creates the database (admins); CouchDB reads no body, none is forwarded",
     ("post", "/api/v1/upgrade/complete"): "completes the staged upgrade; takes no body",
     ("post", "/medic/_ensure_full_commit"): "answers a constant; takes no body",
     ("post", "/medic/_compact"): "admin-only trigger, passed to CouchDB; takes no body",
@@ -230,6 +247,7 @@ MALFORMED: dict[str, tuple[bytes, tuple[str, ...]]] = {
     "trailing-garbage": (b'{"name": "x"} {"name": "y"}', ("json",)),
     "nan": (b'{"name": NaN}', ("json",)),
     "infinity": (b'{"value": -Infinity}', ("json",)),
+    "beyond-a-double": (b'{"name": "x", "value": 1e400}', ("too large", "value")),
     "deep-array": (_deep(100_000), ("nested",)),
     "deep-object": (_deep_in_object(50_000), ("nested",)),
     "moderately-deep": (_deep(2_000), ("nested",)),

@@ -6,7 +6,6 @@ from api.app import create_app
 from api.errors import BadRequest
 from api.spatial import units as spatial_units
 from api.spatial.units import matches, parse_feature, unit_doc_id
-from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
 from tests.helpers import basic
 
@@ -451,16 +450,6 @@ async def test_a_large_project_is_paged_and_streamed_and_kept_apart(client, conf
     paged = names(await ok(await client.get(world.units + "?search=c4&limit=3&offset=10", headers=world.admin)))
     assert paged == ["Unit 00049", "Unit 00400", "Unit 00401"]  # after 4, 40..48
     assert len(await ok(await client.get(world.other_units, headers=world.admin))) == 30
-
-
-@pytest.fixture
-def own_server(tmp_path, couch_server):
-    if couch_server.embedded is None:
-        pytest.skip("needs the embedded server (COUCH_URL is set)")
-    server = EmbeddedCouch(tmp_path, free_port(), ("admin", "spatial-outage-pass"))
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_an_outage_is_a_503_in_the_spec_shape(aiohttp_client, own_server, couch_server):

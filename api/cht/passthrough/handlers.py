@@ -83,7 +83,8 @@ async def _forward(request: web.Request, decision: rules.Forward, public: str) -
     suffix = "".join("/" + quote(part, safe="") for part in decision.rest)
     name = _attachment(request.method, decision.target, decision.rest)
     return await passthrough(request, suffix, db_path="/" + quote(decision.target, safe=""),
-                             public_path="/" + quote(public, safe=""), raw=name is not None, attachment=name)
+                             public_path="/" + quote(public, safe=""), raw=name is not None, attachment=name,
+                             raw_body=True)
 
 
 def _attachment(method: str, target: str, rest: tuple[str, ...]) -> str | None:

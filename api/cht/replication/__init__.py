@@ -26,8 +26,9 @@ A replication asks for hundreds of batches, so each user's set is kept and
 reused for as long as the database's ``update_seq`` is unchanged (then it is
 still exact); any write anywhere makes the next request compute it again.
 
-Modules: ``visible_set`` (each user's set, kept and brought forward), ``reads``, ``changes``, ``writes``
-and ``sync`` (the protocol for offline users), ``scope`` (a user's set computed from the views),
-``write_rules``, ``limit`` (the replication limit log), ``notifier`` (one shared longpoll), ``proxy``
-(passing requests on to CouchDB) and ``handlers`` (the routes).
+Modules: ``visible_set`` (each user's set, kept and brought forward), ``shared`` (work shared by
+concurrent requests), ``reads``, ``changes``, ``writes`` and ``sync`` (the protocol for offline users),
+``scope`` (a user's set computed from the views), ``write_rules``, ``limit`` (the replication limit log),
+``notifier`` (one shared longpoll), ``bodies`` (what each endpoint takes as a body), ``proxy`` (passing
+requests on to CouchDB) and ``handlers`` (the routes).
 """

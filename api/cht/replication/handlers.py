@@ -1,10 +1,13 @@
 """``/medic``: the CouchDB replication protocol, served by the API; and CHT's initial-sync endpoints
 (``/api/v1/replication/get-ids`` and ``get-deletes``).
 
-Admins get CouchDB's own behaviour: requests are passed through as they are
-(as admin), bodies streamed both ways. Online users get it too, except that
-their writes are checked by ``api/cht/replication/write_rules.py`` first and admin-only
-endpoints are refused. Offline users are served by ``visible_set``, ``reads``, ``changes``, ``writes`` and ``sync``:
+Admins get CouchDB's own behaviour: requests are passed on (as admin) and
+answers streamed back. Every JSON body, for every role, is read by the API's
+strict reader and checked (``bodies``) first, and CouchDB gets it as the API
+read it; only attachments and other bodies that are not JSON go on as sent.
+Online users get CouchDB's behaviour too, except that their writes are checked
+by ``api/cht/replication/write_rules.py`` first and admin-only endpoints are
+refused. Offline users are served by ``visible_set``, ``reads``, ``changes``, ``writes`` and ``sync``:
 every read is filtered to the documents they may see and every write is
 checked against it; a document they may not see answers 404 as if it did not
 exist. Errors use CouchDB's ``{"error", "reason"}`` shape.
@@ -14,17 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 from aiohttp import web
 
-from api import jsonparse
+from api import deadline, jsonparse
 from api.auth import Principal
 from api.cht.monitoring.handlers import capture_replication_failures
+from api.cht.passthrough.rules import NOT_SERVER_ADMIN, SERVER_ADMIN_ENDPOINTS
 from api.couch import check_name, quote_id, quote_path
-from api.errors import BadRequest, Forbidden, NotFound
+from api.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound, Unauthorized
 from api.permissions import INSUFFICIENT, firewall, is_offline
 from api.web import (
+    BACKGROUND_COUCH,
     CONFIG,
     COUCH,
     couch_errors,
@@ -36,10 +41,11 @@ from api.web import (
     user,
 )
 
-from . import changes, reads, sync, visible_set, writes
+from . import bodies, changes, reads, sync, visible_set, writes
 from .notifier import ChangesNotifier
-from .proxy import passthrough
+from .proxy import passthrough, passthrough_json
 
+T = TypeVar("T")
 log = logging.getLogger("jamii.replication")
 routes = web.RouteTableDef()
 NOTIFIER = web.AppKey("changes_notifier", ChangesNotifier)
@@ -55,8 +61,10 @@ NO_DATABASE = "Database does not exist."
 def setup(app: web.Application) -> None:
     async def start(app: web.Application) -> None:
         medic = app[COUCH].db(app[CONFIG].db_medic)
+        background = app[BACKGROUND_COUCH].db(app[CONFIG].db_medic)
         app[NOTIFIER] = ChangesNotifier(medic)
-        app[SCOPES] = visible_set.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs))
+        app[SCOPES] = visible_set.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs), background,
+                                             patience=app[CONFIG].couch_timeout)
 
     async def stop(app: web.Application) -> None:
         await app[NOTIFIER].close()
@@ -96,6 +104,22 @@ def behind_firewall(c: Caller) -> None:
         firewall(c.principal, c.settings)
 
 
+async def json_body(request: web.Request, *, empty: Any = None, json_type: bool = True) -> Any:
+    """The body, read by the strict reader; ``empty`` for no body (else no body is a 400). ``json_type``:
+    CouchDB takes it only as ``application/json`` (its 415 otherwise)."""
+    if json_type:
+        bodies.require_json_type(request.headers.get("Content-Type"))
+    if empty is not None and not request.can_read_body:
+        return empty
+    return await read_json(request)
+
+
+def within_deadline(work: Awaitable[T]) -> Awaitable[T]:
+    """An offline user's read, which makes several CouchDB calls one after another: all of them within the
+    request's one deadline (``api.deadline``), else 503 with ``Retry-After``. (Writes are not cut part-way.)"""
+    return deadline.within(work, "CouchDB did not answer in time")
+
+
 def local_id(c: Caller, name: str) -> str:
     """Non-admins' ``_local`` docs live in a namespace of their own, so users cannot touch each other's."""
     if c.admin:
@@ -121,7 +145,7 @@ async def db_info(request: web.Request) -> web.StreamResponse:
 @couch_errors
 async def db_admin(request: web.Request) -> web.StreamResponse:
     admin_only(await caller(request))
-    return await passthrough(request, "")
+    return await passthrough(request, "")  # creating or deleting the database takes no body
 
 
 @routes.post("/medic")
@@ -129,7 +153,7 @@ async def db_admin(request: web.Request) -> web.StreamResponse:
 @couch_errors
 async def post_doc(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
-    doc = await read_json_object(request)
+    doc = bodies.document(await json_body(request))
     result = await writes.write_docs(medic(request), c.principal, c.settings, [doc], new_edits=True,
                                           scopes=request.app[SCOPES] if c.offline else None)
     return _single_write_response(result[0])
@@ -147,22 +171,11 @@ def _single_write_response(result: dict[str, Any]) -> web.Response:
 @couch_errors
 async def ensure_full_commit(request: web.Request) -> web.Response:
     behind_firewall(await caller(request))
+    bodies.require_json_type(request.headers.get("Content-Type"))
     return json_response({"ok": True, "instance_start_time": "0"}, status=201)
 
 
 # -- replication protocol -----------------------------------------------------------
-
-def _json_object(body: bytes | None) -> dict[str, Any]:
-    """A POST body's JSON object, for checking its parameters; anything else is left to CouchDB,
-    except nesting too deep to parse safely (on either side)."""
-    try:
-        parsed = jsonparse.loads(body) if body else {}
-    except jsonparse.InvalidJSON as exc:
-        if exc.problem == "depth":
-            raise BadRequest(f"body: {exc}", field="body") from None
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
 
 @routes.get("/medic/_changes")
 @routes.post("/medic/_changes")
@@ -170,17 +183,19 @@ def _json_object(body: bytes | None) -> dict[str, Any]:
 async def changes_feed(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     query = request.query
+    body = bodies.changes(await json_body(request, empty={})) if request.method == "POST" else {}
     if query.get("filter") and query["filter"] not in SAFE_FILTERS:
         raise BadRequest(f"filter {query['filter']} is not supported; use _doc_ids", field="filter")
     if query.get("feed") in ("continuous", "eventsource"):
         raise BadRequest("feed=continuous is not supported; use feed=longpoll", field="feed")
     if not c.offline:
-        body = await request.read() if request.method == "POST" and request.can_read_body else None
-        changes.check_changes_query(query, _json_object(body))
-        return await passthrough(request, "/_changes", body=body)
-    body = await read_json(request) if request.can_read_body and request.method == "POST" else {}
-    return await changes.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
-                                           c.principal, c.settings, query, body if isinstance(body, dict) else {})
+        changes.check_changes_query(query, body)
+        if request.method == "POST":
+            return await passthrough_json(request, "/_changes", body)
+        return await passthrough(request, "/_changes")
+    served = changes.serve_changes(request, medic(request), request.app[SCOPES], request.app[NOTIFIER],
+                                   c.principal, c.settings, query, body)
+    return await (served if query.get("feed") == "longpoll" else within_deadline(served))
 
 
 @routes.get("/medic/_all_docs")
@@ -188,50 +203,54 @@ async def changes_feed(request: web.Request) -> web.StreamResponse:
 @couch_errors
 async def all_docs(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
+    body = await json_body(request, empty={}) if request.method == "POST" else {}
+    bodies.all_docs(body)
     if not c.offline:
+        if request.method == "POST":
+            return await passthrough_json(request, "/_all_docs", body)
         return await passthrough(request, "/_all_docs")
-    body = await read_json_object(request) if request.method == "POST" and request.can_read_body else {}
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await reads.all_docs(medic(request), visible, request.query, body))
+    return json_response(await within_deadline(reads.all_docs(medic(request), visible, request.query, body)))
 
 
 @routes.post("/medic/_bulk_get")
 @couch_errors
 async def bulk_get(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
+    body = await json_body(request)
+    bodies.bulk_get(body)
     if not c.offline:
-        body = await request.read() if request.can_read_body else None
-        docs = _json_object(body).get("docs")
-        wanted = [(d.get("id"), d.get("rev")) for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
-        query_string = await reads.without_latest_for_unknown_revs(medic(request), request.query, wanted)
-        return await passthrough(request, "/_bulk_get", body=body, query_string=query_string)
-    body = await read_json_object(request)
+        db, docs = medic(request), body["docs"]
+        unknown = await reads.unknown_revs(db, ((d["id"], d.get("rev")) for d in docs)) \
+            if "latest" in request.query else set()
+        if not unknown:
+            return await passthrough_json(request, "/_bulk_get", body)
+        return json_response({"results": await reads.bulk_get_results(db, request.query, docs, unknown)})
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await reads.bulk_get(medic(request), visible, request.query, body))
+    return json_response(await within_deadline(reads.bulk_get(medic(request), visible, request.query, body)))
 
 
 @routes.post("/medic/_revs_diff")
 @couch_errors
 async def revs_diff(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
+    body = await json_body(request)
+    bodies.revs_by_id(body)
     if not c.offline:
-        return await passthrough(request, "/_revs_diff")
-    body = await read_json_object(request)
+        return await passthrough_json(request, "/_revs_diff", body)
     visible = await request.app[SCOPES].get(c.principal, c.settings)
-    return json_response(await reads.revs_diff(medic(request), visible, body))
+    return json_response(await within_deadline(reads.revs_diff(medic(request), visible, body)))
 
 
 @routes.post("/medic/_bulk_docs")
 @couch_errors
 async def bulk_docs(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
+    body = await json_body(request)
+    bodies.bulk_docs(body)
     if c.admin:
-        return await passthrough(request, "/_bulk_docs")
-    body = await read_json_object(request)
-    docs = body.get("docs")
-    if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
-        raise BadRequest("docs must be an array of objects", field="docs")
-    results = await writes.write_docs(medic(request), c.principal, c.settings, docs,
+        return await passthrough_json(request, "/_bulk_docs", body)
+    results = await writes.write_docs(medic(request), c.principal, c.settings, body["docs"],
                                            new_edits=body.get("new_edits", True) is not False,
                                            scopes=request.app[SCOPES] if c.offline else None)
     return json_response(results, status=201)
@@ -279,17 +298,44 @@ async def design(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     ddoc_id = "_design/" + request.match_info["ddoc"]
     rest = request.match_info.get("rest")
-    reading = request.method in ("GET", "HEAD") or (request.method == "POST" and rest and "/_view/" in "/" + rest)
+    method = "GET" if request.method == "HEAD" else request.method
+    reading = method == "GET" or (method == "POST" and rest is not None and rest.startswith("_view/"))
     if not reading or (rest and rest.startswith("_")):  # writes, views, lists, shows...: not for offline users
         behind_firewall(c)
+    allowed = bodies.design_methods(rest) if rest else "*"
+    if allowed != "*" and method not in allowed.split(","):
+        raise MethodNotAllowed(allowed)
     if not c.admin:
         if not reading:
             raise Forbidden("Only admins may change design documents")
         if c.offline and ddoc_id != CLIENT_DDOC:
             raise NotFound("missing")
     suffix = "/" + quote_id(ddoc_id) + (("/" + quote_path(rest)) if rest else "")
-    served = rest if rest and request.method in ("GET", "HEAD") and not rest.startswith("_") else None
-    return await passthrough(request, suffix, attachment=served)
+    if method in ("GET", "DELETE"):
+        served = rest if rest and method == "GET" and not rest.startswith("_") else None  # an attachment
+        return await passthrough(request, suffix, attachment=served)
+    if rest is None:  # the design doc itself
+        return await _put_doc(request, suffix, ddoc_id)
+    kind = rest.split("/", 1)[0]
+    if kind in ("_view", "_list"):
+        body = await json_body(request)
+        bodies.view_query(body)
+        return await passthrough_json(request, suffix, body)
+    if kind in ("_show", "_update") and request.can_read_body and \
+            bodies.is_json_type(request.headers.get("Content-Type")):
+        return await passthrough_json(request, suffix, await json_body(request, json_type=False))
+    # an attachment of the design doc, a function's body that is not JSON, or a (deprecated) rewrite
+    return await passthrough(request, suffix, raw_body=True)
+
+
+async def _put_doc(request: web.Request, suffix: str, doc_id: str) -> web.StreamResponse:
+    """``PUT`` of a whole document as admin: a JSON doc (its ``_id`` is the URL's, as CouchDB makes it), or
+    a multipart upload with its attachments, passed on as it is."""
+    if (request.headers.get("Content-Type") or "").lower().startswith("multipart/"):
+        return await passthrough(request, suffix, raw_body=True)
+    doc = bodies.document(await json_body(request, json_type=False))
+    doc["_id"] = doc_id
+    return await passthrough_json(request, suffix, doc)
 
 
 @routes.post("/medic/_find")
@@ -297,7 +343,9 @@ async def design(request: web.Request) -> web.StreamResponse:
 @couch_errors
 async def find(request: web.Request) -> web.StreamResponse:
     behind_firewall(await caller(request))
-    return await passthrough(request, "/" + request.path.rsplit("/", 1)[1])
+    body = await json_body(request)
+    bodies.find(body)
+    return await passthrough_json(request, "/" + request.path.rsplit("/", 1)[1], body)
 
 
 @routes.get("/medic/_index")
@@ -309,18 +357,31 @@ async def find(request: web.Request) -> web.StreamResponse:
 @routes.post("/medic/_view_cleanup")
 @routes.get("/medic/_revs_limit")
 @routes.put("/medic/_revs_limit")
+@routes.post("/medic/_purge")
 @couch_errors
 async def admin_endpoints(request: web.Request) -> web.StreamResponse:
     """For admins; CouchDB lets the database's members read the indexes, ``_security`` and ``_revs_limit``,
     so online users may too. Offline users: cht-core's firewall, or its document handler's refusal."""
     c = await caller(request)
-    name = request.path[len("/medic/"):].split("/", 1)[0]
-    if c.offline and name == "_revs_limit":
+    name = request.path[len("/medic/"):]
+    if c.offline and name.split("/", 1)[0] == "_revs_limit":
         raise Forbidden(INSUFFICIENT)
     behind_firewall(c)
-    if not (request.method == "GET" and name in MEMBER_READS):
+    if not c.admin and name in SERVER_ADMIN_ENDPOINTS:
+        raise Unauthorized(NOT_SERVER_ADMIN)  # CouchDB's answer, which cht-core relays
+    if not (request.method == "GET" and name.split("/", 1)[0] in MEMBER_READS):
         admin_only(c)
-    return await passthrough(request, "/" + quote_path(request.path[len("/medic/"):]))
+    suffix = "/" + quote_path(name)
+    if request.method in ("GET", "HEAD", "DELETE") or name == "_view_cleanup":  # no body (CouchDB reads none)
+        return await passthrough(request, suffix)
+    if name == "_compact":  # no body either, but CouchDB asks for the type (its 415)
+        bodies.require_json_type(request.headers.get("Content-Type"))
+        return await passthrough(request, suffix, content_type=bodies.JSON_TYPE)
+    check = {"_index": bodies.index, "_security": bodies.security, "_revs_limit": bodies.revs_limit,
+             "_purge": bodies.revs_by_id}[name]
+    body = await json_body(request, json_type=name in ("_index", "_purge"))
+    check(body)
+    return await passthrough_json(request, suffix, body)
 
 
 @routes.get("/medic/_design_docs")
@@ -338,7 +399,11 @@ async def doc_lists(request: web.Request) -> web.StreamResponse:
     behind_firewall(c)
     if name == "_local_docs":
         admin_only(c)
-    return await passthrough(request, "/" + name)
+    if request.method == "GET":
+        return await passthrough(request, "/" + name)
+    body = await json_body(request, empty={})
+    bodies.all_docs(body)
+    return await passthrough_json(request, "/" + name, body)
 
 
 @routes.post("/medic/_missing_revs")
@@ -347,9 +412,10 @@ async def missing_revs(request: web.Request) -> web.StreamResponse:
     """The revisions the server lacks (an older ``_revs_diff``); for offline users answered from the
     visible set, as their ``_revs_diff`` is."""
     c = await caller(request)
+    body = await json_body(request)
+    bodies.revs_by_id(body)
     if not c.offline:
-        return await passthrough(request, "/_missing_revs")
-    body = await read_json_object(request)
+        return await passthrough_json(request, "/_missing_revs", body)
     visible = await request.app[SCOPES].get(c.principal, c.settings)
     diff = await reads.revs_diff(medic(request), visible, body)
     return json_response({"missing_revs": {doc_id: entry["missing"] for doc_id, entry in diff.items()
@@ -387,16 +453,17 @@ async def document(request: web.Request) -> web.StreamResponse:
             "Only reserved document ids may start with underscore.", field="_id")
     db = medic(request)
     if request.method in ("GET", "HEAD"):
-        revs = _open_revs(request.query.get("open_revs")) + [request.query.get("rev")]
+        open_revs = _open_revs(request.query.get("open_revs"))
         if c.offline:
             await visible_set.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
-        query_string = await reads.without_latest_for_unknown_revs(db, request.query,
-                                                                         [(doc_id, rev) for rev in revs])
+        query_string = await reads.doc_query(db, doc_id, request.query, open_revs)
         return await passthrough(request, "/" + quote_id(doc_id), query_string=query_string)
     if c.admin:
+        if request.method == "PUT":
+            return await _put_doc(request, "/" + quote_id(doc_id), doc_id)
         return await passthrough(request, "/" + quote_id(doc_id))
     if request.method == "PUT":
-        doc = await read_json_object(request)
+        doc = bodies.document(await json_body(request, json_type=False))
         doc["_id"] = doc_id
         if "rev" in request.query and "_rev" not in doc:
             doc["_rev"] = request.query["rev"]
@@ -432,7 +499,7 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     if not c.admin:
         await writes.check_attachment_write(db, request.app[SCOPES] if c.offline else None,
                                                  c.principal, c.settings, doc_id)
-    return await passthrough(request, suffix)
+    return await passthrough(request, suffix, raw_body=request.method == "PUT")  # the attachment's bytes
 
 
 # -- CHT's initial-sync endpoints for offline users: ``get-ids`` and ``get-deletes``.

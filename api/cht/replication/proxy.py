@@ -2,6 +2,10 @@
 proxy and of the pass-through to other databases (headers let through, body size limit, idle timeout,
 errors part-way through a stream). Every request is checked by ``api.couch_guards`` before it is sent.
 
+A request body is forwarded only as the handler says: a JSON body the API has parsed and checked
+(``passthrough_json``, written again by ``api.jsonparse``), or, for attachments and other bodies that are
+not JSON, the client's bytes (``raw_body``). Any other body is not forwarded at all.
+
 Nothing CouchDB answers names it: ``Location`` is rewritten to this server's own URL (or dropped when it
 points anywhere else in CouchDB), redirects are passed on rather than followed, and attachments are
 served inert (``api.security_headers``)."""
@@ -16,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from multidict import CIMultiDict
 
-from api import couch_guards
+from api import couch_guards, jsonparse
 from api.couch import CouchError
 from api.errors import InvalidDocument, JamiiError, PayloadTooLarge
 from api.security_headers import CSP, attachment_headers
@@ -96,27 +100,43 @@ class LimitedBody:
             yield chunk
 
 
+async def passthrough_json(request: web.Request, suffix: str, body: Any, *,
+                           query_string: str | None = None) -> web.StreamResponse:
+    """``passthrough`` with a JSON body the API has read: CouchDB gets it as the API read it."""
+    return await passthrough(request, suffix, body=jsonparse.dumps(body), query_string=query_string,
+                             content_type="application/json")
+
+
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
-                      query_string: str | None = None, raw: bool = False,
-                      attachment: str | None = None, db_path: str | None = None,
-                      public_path: str = PUBLIC_DB_PATH) -> web.StreamResponse:
-    """Send the request on to CouchDB as admin and stream its answer back, its body untouched
-    (``attachment``: the name of the attachment it reads, to be served inert; ``db_path``: another
-    database than medic, or a server endpoint, which the client knows as ``public_path``)."""
+                      query_string: str | None = None, raw: bool = False, raw_body: bool = False,
+                      content_type: str | None = None, attachment: str | None = None,
+                      db_path: str | None = None, public_path: str = PUBLIC_DB_PATH) -> web.StreamResponse:
+    """Send the request on to CouchDB as admin and stream its answer back, its body untouched.
+
+    ``body``: the bytes to send; ``raw_body``: stream the client's body on as it is (attachments, bodies
+    that are not JSON), under ``MAX_BODY_BYTES``; neither: no body. ``raw``: the answer is an attachment
+    (the client's ``Accept`` is passed on); ``attachment``: the name of the attachment it reads, to be
+    served inert; ``db_path``: another database than medic, or a server endpoint, which the client knows
+    as ``public_path``.
+    """
     headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    elif body is None and not raw_body:
+        headers.pop("Content-Type", None)
     if raw:
         headers["Accept"] = request.headers.get("Accept", "*/*")
     couch = request.app[COUCH]
     path = (medic_path(request) if db_path is None else db_path) + suffix
     query_string = request.query_string if query_string is None else query_string
     query = couch_guards.query_of(query_string)
-    if body is None and request.can_read_body and \
+    if body is None and raw_body and request.can_read_body and \
             couch_guards.body_needed(request.method, couch_guards.segments(path), query):
         body = await request.read()
     await couch_guards.check(couch, request.method, path, query, body)
     data: Any = body
     limited = None
-    if data is None and request.can_read_body:
+    if data is None and raw_body and request.can_read_body:
         limited = LimitedBody(request)
         data = limited.chunks()
     try:

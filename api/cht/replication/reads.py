@@ -3,8 +3,9 @@ any doc outside it is "missing", exactly as if it did not exist."""
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from typing import Any, Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from api import jsonparse
 from api.cht import visibility
@@ -79,26 +80,66 @@ def _missing(doc_id: str, rev: Any) -> dict[str, Any]:
                                               "reason": "missing"}}]}
 
 
-async def without_latest_for_unknown_revs(db: Database, query: Mapping[str, str],
-                                          wanted: Iterable[tuple[Any, Any]]) -> str | None:
-    """The query string without ``latest`` when a requested rev is not in its doc's tree, else None.
-
-    pouchdb-server (the embedded database) dies on ``latest=true`` with a rev it does not
-    have. CouchDB answers a rev it does not have as missing with or without ``latest``, so
-    dropping it for such a request only changes revs that exist but are not leaves (they come
-    back as asked instead of as their leaf). One ``_revs_diff`` tells which revs are unknown.
-    """
-    pairs = [(doc_id, rev) for doc_id, rev in wanted if rev is not None]
-    if "latest" not in query or not pairs:
-        return None
-    if all(isinstance(doc_id, str) and isinstance(rev, str) for doc_id, rev in pairs):
-        asked: dict[str, list[str]] = {}
-        for doc_id, rev in pairs:
+async def unknown_revs(db: Database, pairs: Iterable[tuple[Any, Any]]) -> set[tuple[str, str]]:
+    """The (id, rev) pairs whose rev is not in the doc's tree (one ``_revs_diff``)."""
+    asked: dict[str, list[str]] = {}
+    for doc_id, rev in pairs:
+        if isinstance(doc_id, str) and isinstance(rev, str):
             asked.setdefault(doc_id, []).append(rev)
-        _, missing, _ = await db.couch.request("POST", db.path + "/_revs_diff", json_body=asked)
-        if not any(missing.values()):
-            return None
-    return urlencode([(k, v) for k, v in query.items() if k != "latest"])
+    if not asked:
+        return set()
+    _, missing, _ = await db.couch.request("POST", db.path + "/_revs_diff", json_body=asked)
+    return {(doc_id, rev) for doc_id, entry in missing.items() if isinstance(entry, dict)
+            for rev in entry.get("missing") or ()}
+
+
+def query_without(query: Mapping[str, str], *names: str) -> str:
+    return urlencode([(k, v) for k, v in query.items() if k not in names])
+
+
+async def doc_query(db: Database, doc_id: str, query: Mapping[str, str], open_revs: list[str]) -> str | None:
+    """The query string a doc GET is passed on with (None: the client's own).
+
+    ``latest=true`` with a rev the doc does not have kills pouchdb-server (the embedded database). CouchDB
+    answers it as documented, and the API answers the same without sending it: with ``rev``, CouchDB
+    ignores the rev and opens the winning revision ("latest: forces retrieving latest leaf revision, no
+    matter what rev was requested"), so the rev is dropped; with ``open_revs``, an unknown rev comes back
+    as ``{"missing": rev}`` with or without ``latest``, so ``latest`` is dropped.
+    """
+    if "latest" not in query:
+        return None
+    if open_revs:
+        if await unknown_revs(db, ((doc_id, rev) for rev in open_revs)):
+            return query_without(query, "latest")
+    elif query.get("rev") and await unknown_revs(db, [(doc_id, query["rev"])]):
+        return query_without(query, "rev", "latest")
+    return None
+
+
+async def bulk_get_results(db: Database, query: Mapping[str, str], docs: list[dict[str, Any]],
+                           unknown: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """``_bulk_get`` results, one per requested doc, in order. The ``unknown`` (id, rev) pairs are answered
+    here as CouchDB answers a rev it does not have (``{"error": {..., "error": "not_found"}}``) and are not
+    sent: pouchdb-server dies on ``latest=true`` with such a rev. Results are matched by id
+    (pouchdb-server collapses a doc asked for twice into one result)."""
+    asked = [d for d in docs if (d["id"], d.get("rev")) not in unknown]
+    by_id: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+    last: dict[str, dict[str, Any]] = {}
+    if asked:
+        _, answer, _ = await db.couch.request("POST", db.path + "/_bulk_get", params=dict(query),
+                                              json_body={"docs": asked})
+        for result in answer.get("results", []):
+            by_id[result.get("id")].append(result)
+    results = []
+    for doc in docs:
+        if (doc["id"], doc.get("rev")) in unknown:
+            results.append(_missing(doc["id"], doc.get("rev")))
+            continue
+        queue = by_id.get(doc["id"])
+        if queue:
+            last[doc["id"]] = queue.popleft()
+        results.append(last.get(doc["id"]) or _missing(doc["id"], doc.get("rev")))
+    return results
 
 
 async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
@@ -108,24 +149,17 @@ async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
     docs = body.get("docs")
     if not isinstance(docs, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str) for d in docs):
         raise BadRequest("docs must be an array of {id, rev}", field="docs")
-    answers: dict[int, dict[str, Any]] = {}
-    if docs:
-        query_string = await without_latest_for_unknown_revs(db, query, ((d["id"], d.get("rev")) for d in docs))
-        params = dict(query) if query_string is None else dict(parse_qsl(query_string))
-        _, answer, _ = await db.couch.request("POST", db.path + "/_bulk_get", params=params,
-                                              json_body={"docs": docs})
-        by_id = {r.get("id"): r for r in answer.get("results", [])}  # pouchdb-server collapses duplicates
-        for index, request_doc in enumerate(docs):
-            result = by_id.get(request_doc["id"])
-            if result is None:
-                continue
-            if request_doc["id"] in visible:
-                answers[index] = result
-            else:
-                tombstones = await _visible_tombstones(db, visible.scope, result)
-                if tombstones:
-                    answers[index] = {"id": request_doc["id"], "docs": tombstones}
-    return {"results": [answers.get(i) or _missing(d["id"], d.get("rev")) for i, d in enumerate(docs)]}
+    unknown = await unknown_revs(db, ((d["id"], d.get("rev")) for d in docs)) if "latest" in query else set()
+    results = await bulk_get_results(db, query, docs, unknown) if docs else []
+    answers: list[dict[str, Any]] = []
+    for request_doc, result in zip(docs, results):
+        if request_doc["id"] in visible:
+            answers.append(result)
+            continue
+        tombstones = await _visible_tombstones(db, visible.scope, result)
+        answers.append({"id": request_doc["id"], "docs": tombstones} if tombstones
+                       else _missing(request_doc["id"], request_doc.get("rev")))
+    return {"results": answers}
 
 
 async def _visible_tombstones(db: Database, scope: visibility.Scope, result: Mapping[str, Any]) -> list[Any]:

@@ -19,6 +19,7 @@ from api.errors import JamiiError, NotFound
 
 from . import limit as replication_limit
 from . import scope as replication_scope
+from .shared import Shared
 
 log = logging.getLogger("jamii.replication")
 
@@ -34,6 +35,12 @@ class VisibleSet:
     update_seq: Any = None  # the database's update_seq when the set was computed
     tasks: frozenset[str] = frozenset()  # the task docs among them (CHT's warn count leaves them out)
     contacts: frozenset[str] = frozenset()  # the contacts among them (what else is visible depends on them)
+
+    def counts(self) -> replication_scope.Counts:
+        """``users-info``, counted as CHT counts it (``replication_scope.count``) from the set itself."""
+        counted = self.ids - set(visibility.always_ids(self.scope))
+        total = len(counted) + replication_scope.ALWAYS_COUNTED
+        return replication_scope.Counts(total_docs=total, warn_docs=total - len(self.tasks & counted))
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self.ids
@@ -75,57 +82,43 @@ class ScopeCache:
     from the views. Seqs are passed back to CouchDB, or compared for equality
     only. Also records each user's replication count.
 
-    Concurrent requests of one user share a refresh, but only one that began
-    after the request arrived: its reads come after the request's arrival, so
-    every write acknowledged before then is in it, and a refresh stuck since
-    before a database outage never answers a request made after it.
+    Concurrent requests of one user share a refresh (``shared.Shared``: one
+    begun after the request arrived, at most one running and one waiting per
+    user, each waited for until the request's deadline). The refresh reads
+    through ``background``, a client whose limit is catching-up work's, not a
+    request's: after a restart, views catching up are worked through once,
+    instead of being started again by each request and thrown away at each
+    timeout.
     """
 
-    def __init__(self, medic: Database, logs: Database):
+    def __init__(self, medic: Database, logs: Database, background: Database | None = None,
+                 patience: float = 3.0):
         self.medic = medic
+        self.background = background or medic
         self.logs = logs
-        self._sets: dict[tuple[Any, ...], VisibleSet] = {}
-        self._refreshing: dict[tuple[Any, ...], tuple[int, asyncio.Task[VisibleSet]]] = {}  # (began at tick, task)
-        self._tick = 0  # orders request arrivals and refresh starts exactly (a clock could tie)
+        self._shared: Shared[visibility.Scope, VisibleSet] = Shared(
+            medic, self.background, self._refresh, lambda visible: visible.update_seq,
+            what="The visible set is catching up", patience=patience)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
         """The user's visible set as of now (``record``: note their replication count)."""
-        scope = visibility.scope_for(principal, settings)
-        key = (principal.name, scope)
-        self._tick += 1
-        arrived = self._tick
-        update_seq = (await self.medic.info())["update_seq"]
-        cached = self._sets.get(key)
-        if cached is None or cached.update_seq != update_seq:
-            flight = self._refreshing.get(key)
-            if flight is None or flight[0] < arrived:
-                self._tick += 1
-                task = asyncio.ensure_future(self._refresh(key, scope, cached, update_seq))
-                flight = self._refreshing[key] = (self._tick, task)
-                task.add_done_callback(lambda done: self._refreshed(key, done))
-            cached = await asyncio.shield(flight[1])  # a request that goes away does not cancel the others' refresh
-        self._note_count(principal.name, replication_count(cached), force=record)
-        return cached
+        found = await self.of_scope(visibility.scope_for(principal, settings))
+        self._note_count(principal.name, replication_count(found), force=record)
+        return found
 
-    def _refreshed(self, key: tuple[Any, ...], task: asyncio.Task[VisibleSet]) -> None:
-        if key in self._refreshing and self._refreshing[key][1] is task:
-            del self._refreshing[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here too: every request waiting for it may have gone
+    async def of_scope(self, scope: visibility.Scope) -> VisibleSet:
+        """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
+        return await self._shared.get(scope)
 
-    async def _refresh(self, key: tuple[Any, ...], scope: visibility.Scope, cached: VisibleSet | None,
-                       update_seq: Any) -> VisibleSet:
+    async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
         advanced = await self._advance(cached, update_seq) if cached is not None else None
         if advanced is None:
-            found = [doc async for doc in replication_scope.visible_docs(self.medic, scope)]
+            found = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
             advanced = VisibleSet(frozenset(d.id for d in found), scope, update_seq,
                                   tasks=frozenset(d.id for d in found if d.type == "task"),
                                   contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES))
-        self._sets[key] = advanced
-        if len(self._sets) > 10000:
-            self._sets.pop(next(iter(self._sets)))
         return advanced
 
     async def _advance(self, cached: VisibleSet, update_seq: Any) -> VisibleSet | None:
@@ -141,7 +134,7 @@ class ScopeCache:
         have named or dropped a primary contact (any but a new contact naming
         none: a registration stays cheap).
         """
-        body = await self.medic.changes(since=cached.update_seq, include_docs=True, limit=MAX_INCREMENTAL + 1)
+        body = await self.background.changes(since=cached.update_seq, include_docs=True, limit=MAX_INCREMENTAL + 1)
         results = body.get("results", [])
         if len(results) > MAX_INCREMENTAL:
             return None
@@ -152,26 +145,43 @@ class ScopeCache:
             return None
         state.remove(deleted)
         docs = [c["doc"] for c in results if c.get("doc") and not c.get("deleted")]
+        # Contacts are judged by their lineage (and the places naming them, with replicate_primary_contacts),
+        # never by other docs, so those that matter are known first; the other docs and what belongs to
+        # those contacts are then looked up side by side: one request waits for the deepest of the two
+        # chains of round trips, not for both one after the other.
+        contacts = [d for d in docs if d.get("type") in CONTACT_DOC_TYPES]
+        others = [d for d in docs if d.get("type") not in CONTACT_DOC_TYPES]
+        primary = await primary_places(self.background, scope, contacts)
         relevant, flipped = [], False
-        for doc, visible in zip(docs, await judge(self.medic, scope, docs)):
-            was = doc["_id"] in state.ids
-            if doc.get("type") in CONTACT_DOC_TYPES and (visible or was):
+        for doc in contacts:
+            visible, was = visibility.doc_visible(scope, doc, None, primary), doc["_id"] in state.ids
+            if visible or was:
                 relevant.append(doc)
                 flipped = flipped or visible != was
             state.set(doc, visible)
         if scope.primary_contacts and any(_may_change_primary_contacts(doc) for doc in relevant):
             return None
-        if relevant:
-            keys = [visibility.js_string(k) for doc in relevant
-                    for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if visibility.js_truthy(k)]
-            if flipped:
-                keys += await _own_keys(self.medic, scope)
-            rows = (await self.medic.view("medic", "docs_by_replication_key", keys=list(dict.fromkeys(keys))))["rows"]
-            owned = [d for d in (await self.medic.get_many(r["id"] for r in rows)).values()
-                     if d.get("type") not in CONTACT_DOC_TYPES]
-            for doc, visible in zip(owned, await judge(self.medic, scope, owned)):
-                state.set(doc, visible)
+        judged, owned = await asyncio.gather(judge(self.background, scope, others),
+                                             self._owned_by(scope, relevant, flipped))
+        for doc, visible in [*zip(others, judged), *owned]:
+            state.set(doc, visible)
         return VisibleSet(frozenset(state.ids), scope, update_seq, frozenset(state.tasks), frozenset(state.contacts))
+
+    async def _owned_by(self, scope: visibility.Scope, relevant: list[dict[str, Any]],
+                        flipped: bool) -> list[tuple[dict[str, Any], bool]]:
+        """The docs keyed by these contacts (and, when one entered or left the area, the reports about the
+        user's own contact and places), each judged again."""
+        if not relevant:
+            return []
+        keys = [visibility.js_string(k) for doc in relevant
+                for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if visibility.js_truthy(k)]
+        if flipped:
+            keys += await _own_keys(self.background, scope)
+        rows = (await self.background.view("medic", "docs_by_replication_key", keys=list(dict.fromkeys(keys)),
+                                           include_docs=True))["rows"]
+        owned = [d for d in {r["id"]: r.get("doc") for r in rows}.values()
+                 if d and d.get("type") not in CONTACT_DOC_TYPES]
+        return list(zip(owned, await judge(self.background, scope, owned)))
 
     def _note_count(self, name: str, count: int, force: bool = False) -> None:
         if not force and time.monotonic() - self._counted.get(name, -COUNT_EVERY_SECONDS) < COUNT_EVERY_SECONDS:
@@ -191,12 +201,9 @@ class ScopeCache:
 
     async def close(self) -> None:
         """Finish the count saves; a refresh still under way has nobody left to answer."""
-        refreshes = [task for _, task in self._refreshing.values()]
-        for task in refreshes:
-            task.cancel()
-        pending = [*self._tasks, *refreshes]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._shared.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _may_change_primary_contacts(contact: Mapping[str, Any]) -> bool:

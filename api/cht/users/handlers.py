@@ -17,6 +17,7 @@ from api import jsonparse, tokens
 from api.auth import Principal, parse_basic
 from api.cht.replication import limit as replication_limit
 from api.cht.replication import scope as replication_scope
+from api.cht.replication.handlers import SCOPES
 from api.cht.visibility import Scope, offline_scope, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge, Unauthorized
 from api.handlers.session import home_url, logged_in
@@ -30,7 +31,6 @@ from api.web import (
     COUCH,
     basic_prompt,
     json_response,
-    medic,
     parse_json_body,
     public,
     read_json,
@@ -333,13 +333,13 @@ async def users_info(request: web.Request) -> web.Response:
     principal = user(request)
     assert principal is not None
     current = await settings(request)
-    if is_offline(principal, current):
+    if is_offline(principal, current):  # the set the user's own replication keeps up to date
         scope = scope_for(principal, current)
     else:
         await require(request, "can_update_users")
         scope = _requested_scope(request, current)
-    counts = await replication_scope.count(medic(request), scope)
-    return json_response(counts.as_json())
+    visible = await request.app[SCOPES].of_scope(scope)
+    return json_response(visible.counts().as_json())
 
 
 @routes.get("/api/v1/users-doc-count")

@@ -8,7 +8,6 @@ import pytest
 from api.app import create_app
 from api.couch import Couch
 from api.settings import default_settings
-from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
 from tests.helpers import admin_headers, basic
 from tests.world import make_users
@@ -90,16 +89,6 @@ async def test_who_may_call_it(client, users):
 async def test_bad_bodies(client, users, body, field):
     response = await client.post("/api/v1/bulk-delete", json=body, headers=basic(users["national"]))
     assert response.status == 400 and (await response.json())["field"] == field
-
-
-@pytest.fixture
-def own_server(tmp_path, couch_server):
-    if couch_server.embedded is None:
-        pytest.skip("needs the embedded server (COUCH_URL is set)")
-    server = EmbeddedCouch(tmp_path, free_port(), ("admin", "bulk-pass"))
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_failure_part_way_ends_the_stream_unfinished(aiohttp_client, own_server, couch_server):

@@ -10,12 +10,18 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from api import deadline
 from api.app import create_app
 from api.auth import Principal
 from api.cht.lineage import minify_lineage
 from api.cht.replication import changes, visible_set
+from api.cht.replication.handlers import SCOPES
+from api.cht.replication import scope as replication_scope
+from api.cht.visibility import scope_for, user_key
 from api.couch import Couch, Database
+from api.errors import ServiceUnavailable
 from api.settings import default_settings
+from api.web import SETTINGS
 from tests.device import Device
 from tests.helpers import PASSWORD, basic
 from tests.hierarchy import build, load
@@ -230,6 +236,10 @@ async def test_moving_a_contact_changes_who_has_it(server, world, couch, config,
         auth = basic(world["users"]["chw"])
         feed = await (await client.get("/medic/_changes", headers=auth)).json()
         assert person["_id"] not in {c["id"] for c in feed["results"]}
+        # the set kept by the API, brought forward over the move (the person and what belongs to them judged
+        # again), is what a computation from scratch gives
+        kept = await client.app[SCOPES].get(chw, await client.app[SETTINGS].get())
+        assert set(kept.ids) == await expected_ids(couch, config, chw)
         gone = await (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": [person["_id"]]},
                                         headers=auth)).json()
         assert gone == {"doc_ids": [person["_id"]]}, "a CHT-aware client learns to purge it"
@@ -477,14 +487,17 @@ async def test_concurrent_requests_of_a_user_share_one_refresh(world, couch, con
 
 
 class HangingChanges(Database):
-    """The medic database, whose first ``_changes`` read hangs until released (a server stopped mid-answer)."""
+    """The medic database, whose first ``_changes`` read hangs until released (a server stopped mid-answer,
+    or views catching up)."""
 
     def __init__(self, db: Database):
         super().__init__(db.couch, db.name)
         self.hanging = asyncio.Event()
         self.release = asyncio.Event()
+        self.calls = 0
 
     async def changes(self, **params: Any) -> dict[str, Any]:
+        self.calls += 1
         if not self.hanging.is_set():
             self.hanging.set()
             await self.release.wait()
@@ -506,6 +519,68 @@ async def test_a_request_never_waits_for_a_refresh_begun_before_it(world, couch,
             assert "after-the-hang" in await asyncio.wait_for(stuck, 5)
     finally:
         medic.release.set()
+
+
+async def test_a_request_waits_for_a_slow_refresh_only_until_its_deadline(world, couch, config):
+    """Views catching up after a restart make a refresh slow: a request gets 503 with Retry-After at its
+    deadline (COUCH_TIMEOUT from its arrival) instead of waiting on, and the refresh is not thrown away:
+    it finishes and its set answers the next request at once."""
+    medic = HangingChanges(couch.db(config.db_medic))
+    chw, settings = principal(world, "chw"), default_settings()
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        await scopes.get(chw, settings)
+        await medic.put({"_id": "after-the-catch-up", "type": "person", "name": "Newcomer",
+                         "parent": minify_lineage(world["h"].by_id[chw.facility_id])})
+        medic.hanging.clear()
+
+        async def request():
+            deadline.start(0.5)  # what the middleware does for each request
+            return await scopes.get(chw, settings)
+
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable) as slow:
+            await asyncio.wait_for(asyncio.ensure_future(request()), 5)
+        assert time.monotonic() - started < 2 and slow.value.headers["Retry-After"] == "1"
+        calls = medic.calls
+        medic.release.set()  # the views have caught up: the refresh the request started finishes on its own
+        for _ in range(100):
+            if not scopes._shared._running:
+                break
+            await asyncio.sleep(0.05)
+        assert "after-the-catch-up" in await asyncio.wait_for(request(), 5)
+        assert medic.calls == calls, "the next request found the refresh's set, without reading again"
+    finally:
+        medic.release.set()
+        await scopes.close()
+
+
+async def test_users_info_counts_follow_the_visible_set(world, couch, config):
+    """users-info answers from the visible set the user's replication keeps (brought forward from the
+    changes, not recomputed from the views at each call): its counts, tasks apart, equal a computation from
+    scratch after tasks and reports are written and deleted."""
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    scope = scope_for(chw, default_settings())
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        first = await scopes.of_scope(scope)
+        assert first.counts() == await replication_scope.count(medic, scope)
+        task = {"_id": "counted-task", "type": "task", "user": user_key(chw.name)}  # CHT names users by doc id
+        other = {"_id": "someone-elses-task", "type": "task", "user": "someone-else"}
+        report = {"_id": "counted-report", "type": "data_record", "form": "P", "reported_date": 1,
+                  "fields": {"patient_id": chw.contact_id}, "contact": {"_id": chw.contact_id}}
+        written = await medic.bulk_docs([task, other, report])
+        second = await scopes.of_scope(scope)
+        assert second.counts() == await replication_scope.count(medic, scope)
+        assert "counted-task" in second.tasks and "someone-elses-task" not in second.ids
+        assert second.counts().total_docs - second.counts().warn_docs == \
+            first.counts().total_docs - first.counts().warn_docs + 1
+        await medic.delete("counted-task", written[0]["rev"])
+        third = await scopes.of_scope(scope)
+        assert "counted-task" not in third.tasks and third.counts() == await replication_scope.count(medic, scope)
+    finally:
+        await scopes.close()
 
 
 async def test_a_change_made_while_a_longpoll_reads_the_feed_wakes_it(couch, config):

@@ -6,7 +6,7 @@ import pytest
 
 from api.app import create_app
 from tests.device import Device
-from tests.helpers import admin_headers, basic
+from tests.helpers import admin_headers, basic, is_couchdb
 
 
 @pytest.fixture
@@ -91,19 +91,27 @@ async def test_changes_parameters_that_kill_pouchdb_server_are_400(client, confi
         assert (await response.json())["error"] == "bad_request"
     posted = await client.post("/medic/_changes?filter=_doc_ids", json={"doc_ids": "x"}, headers=admin)
     assert posted.status == 400
-    for query, body in (("filter=_doc_ids&doc_ids=%5B%22a%22%5D", None), ("filter=_doc_ids", {"doc_ids": ["a"]})):
-        response = await client.post(f"/medic/_changes?{query}", json=body, headers=admin)
+    for method, query, body in (("GET", "filter=_doc_ids&doc_ids=%5B%22a%22%5D", None),
+                                ("POST", "filter=_doc_ids", {"doc_ids": ["a"]})):
+        response = await client.request(method, f"/medic/_changes?{query}", json=body, headers=admin)
         assert response.status == 200, await response.text()
         assert (await response.json())["results"] == []
+    # CouchDB takes a POSTed _changes only as JSON (chttpd_db:handle_changes_req); so does the API, on both
+    # servers and for every role (pouchdb-server would accept it)
+    bare = await client.post("/medic/_changes?filter=_doc_ids&doc_ids=%5B%22a%22%5D", headers=admin)
+    assert bare.status == 415
+    assert await bare.json() == {"error": "bad_content_type", "reason": "Content-Type must be application/json"}
     assert (await client.get("/medic", headers=admin)).status == 200
 
 
-async def test_latest_with_unknown_revs_is_answered_missing(client, config, couch):
-    """Found by fuzzing: ``latest=true`` with a rev the database lacks killed the embedded database."""
+async def test_latest_with_unknown_revs_is_answered_as_couchdb_does(client, config, couch):
+    """Found by fuzzing: ``latest=true`` with a rev the database lacks killed the embedded database. The API
+    answers such requests itself, as CouchDB 3 documents and answers them."""
     admin = admin_headers(config)
     rev = (await couch.db(config.db_medic).put({"_id": "fz-latest", "type": "x"}))["rev"]
+    # "latest: forces retrieving latest leaf revision, no matter what rev was requested"
     unknown = await client.get("/medic/fz-latest?rev=2-abc&latest=true", headers=admin)
-    assert unknown.status == 404
+    assert unknown.status == 200 and (await unknown.json())["_rev"] == rev
     some = await client.get('/medic/fz-latest?open_revs=["1-abc","' + rev + '"]&latest=true', headers=admin)
     assert some.status == 200
     # CouchDB does not promise the order of open_revs answers (pouchdb-server varies it), so match by content.
@@ -112,10 +120,19 @@ async def test_latest_with_unknown_revs_is_answered_missing(client, config, couc
     bulk = await client.post("/medic/_bulk_get?latest=true&revs=true", headers=admin, json={"docs": [
         {"id": "fz-latest", "rev": "3-abc"}, {"id": "fz-nothing", "rev": "1-a"}]})
     assert bulk.status == 200
-    assert (await bulk.json())["results"][0]["docs"] == [{"missing": "3-abc"}]
+    # _bulk_get's documented shape for a rev the doc does not have ({"missing": rev} is open_revs' shape)
+    assert await bulk.json() == {"results": [
+        {"id": "fz-latest", "docs": [{"error": {"id": "fz-latest", "rev": "3-abc", "error": "not_found",
+                                                "reason": "missing"}}]},
+        {"id": "fz-nothing", "docs": [{"error": {"id": "fz-nothing", "rev": "1-a", "error": "not_found",
+                                                 "reason": "missing"}}]}]}
+    mixed = await client.post("/medic/_bulk_get?latest=true", headers=admin, json={"docs": [
+        {"id": "fz-latest", "rev": "3-abc"}, {"id": "fz-latest", "rev": rev}]})
+    results = (await mixed.json())["results"]
+    assert results[0]["docs"][0]["error"]["rev"] == "3-abc" and results[1]["docs"][0]["ok"]["_rev"] == rev
     odd = await client.post("/medic/_bulk_get?latest=true", headers=admin, json={"docs": [{"id": "fz-latest",
                                                                                          "rev": 5}]})
-    assert odd.status == 200
+    assert odd.status == 400 and (await odd.json())["error"] == "bad_request"
     known = await client.get(f"/medic/fz-latest?rev={rev}&latest=true", headers=admin)
     assert known.status == 200 and (await known.json())["_rev"] == rev
     bad = await client.get("/medic/fz-latest?open_revs=x", headers=admin)
@@ -123,18 +140,95 @@ async def test_latest_with_unknown_revs_is_answered_missing(client, config, couc
     assert (await client.get("/medic", headers=admin)).status == 200
 
 
-async def test_json_nested_too_deep_for_a_parser_is_400_on_the_proxy(client, config):
-    """Bodies and ``open_revs`` the proxy parses for its own checks: deep nesting is a 400, not a
-    RecursionError (500), and nothing is passed on to CouchDB."""
+async def test_json_nested_too_deep_for_a_parser_is_400_on_the_proxy(client, config, make_user):
+    """Every body the proxy would pass on is read by the API first, for admins and online users too: deep
+    nesting is a 400 (it was CouchDB's 500, answered 503), and nothing is passed on to CouchDB."""
     admin = admin_headers(config)
+    online = basic(await make_user("deep-online", ["program_officer"]))
     deep = "[" * 5000 + "]" * 5000
-    for path in ("/medic/_bulk_get", "/medic/_changes"):
-        response = await client.post(path, data=deep, headers={**admin, "Content-Type": "application/json"})
-        assert response.status == 400, path
-        assert "nested" in (await response.json())["reason"], path
+    for who in (admin, online):
+        for method, path in (("POST", "/medic/_bulk_get"), ("POST", "/medic/_changes"), ("POST", "/medic/_find"),
+                             ("POST", "/medic/_all_docs"), ("POST", "/medic/_revs_diff"),
+                             ("POST", "/medic/_bulk_docs"), ("PUT", "/medic/deep-doc")):
+            response = await client.request(method, path, data=deep,
+                                            headers={**who, "Content-Type": "application/json"})
+            assert response.status == 400, path
+            assert "nested" in (await response.json())["reason"], path
     revs = await client.get("/medic/fz-latest?open_revs=" + "[" * 1300 + "]" * 1300, headers=admin)
     assert revs.status == 400 and (await revs.json())["error"] == "bad_request"
     assert (await client.get("/medic", headers=admin)).status == 200
+
+
+async def test_admin_bodies_of_the_wrong_shape_are_400_on_both_servers(client, config, couch):
+    """CouchDB 3.4.3 answers ``PUT _revs_limit {}`` with a 500 ``function_clause`` and pouchdb-server with
+    400; the API checks each body's documented shape first, so both give CouchDB's 400 ``bad_request``."""
+    admin = admin_headers(config)
+    for body in ({}, 0, -1, 1.5, "5", True, [1000]):
+        response = await client.put("/medic/_revs_limit", json=body, headers=admin)
+        assert response.status == 400, body
+        refusal = await response.json()
+        assert set(refusal) == {"error", "reason"} and refusal["error"] == "bad_request", refusal
+    for path, body in (("/medic/_bulk_docs", {}), ("/medic/_bulk_docs", {"docs": {}}),
+                       ("/medic/_bulk_docs", {"docs": [1]}), ("/medic/_bulk_docs", {"docs": [], "new_edits": "no"}),
+                       ("/medic/_all_docs", {"keys": "a"}), ("/medic/_bulk_get", {"docs": [{"rev": "1-a"}]}),
+                       ("/medic/_bulk_get", {}), ("/medic/_revs_diff", {"a": "1-a"}), ("/medic/_purge", {"a": [1]}),
+                       ("/medic/_find", {}), ("/medic/_find", {"selector": {}, "limit": -1}),
+                       ("/medic/_index", {"index": "a"}), ("/medic/_design/medic-client/_view/doc_by_type",
+                                                          {"keys": "a"}),
+                       # not an object at all
+                       ("/medic/_bulk_docs", []), ("/medic/_all_docs", "keys"), ("/medic/_bulk_get", [{"id": "a"}]),
+                       ("/medic/_revs_diff", ["a"]), ("/medic/_purge", []), ("/medic/_find", 5),
+                       ("/medic/_bulk_get", {"docs": "a"}), ("/medic/_purge", {"a": "1-a"}),
+                       ("/medic/_find", {"selector": []})):
+        response = await client.post(path, json=body, headers=admin)
+        assert response.status == 400, (path, body)
+        refusal = await response.json()  # CouchDB's shape: {"error", "reason"} and nothing else
+        assert set(refusal) == {"error", "reason"} and refusal["error"] == "bad_request", (path, body, refusal)
+        assert isinstance(refusal["reason"], str) and refusal["reason"], (path, body)
+    security = await client.put("/medic/_security", json={"members": {"roles": "x"}}, headers=admin)
+    assert security.status == 400 and set(await security.json()) == {"error", "reason"}
+    valid = await client.put("/medic/_revs_limit", json=1000, headers=admin)
+    if await is_couchdb(couch):
+        assert valid.status == 200
+    else:  # pouchdb-server does not implement _revs_limit (documented in the OpenAPI operation)
+        assert valid.status in (400, 404), await valid.text()
+    assert (await couch.request("GET", f"/{config.db_medic}/_security"))[1].get("members", {}).get("roles") != "x"
+
+
+async def test_admin_requests_couchdb_refuses_by_method_or_type_are_refused_alike(client, config):
+    """CouchDB's 405 for a method a design doc path does not take, and its 415 for a body it only takes as
+    JSON; the API answers them itself, so pouchdb-server (400, or 202) gives the same."""
+    admin = admin_headers(config)
+    for method, path, allowed in (("POST", "/medic/_design/medic-client/0", "DELETE, GET, HEAD, PUT"),
+                                  ("POST", "/medic/_design/medic-client/_info", "GET"),
+                                  ("PUT", "/medic/_design/medic-client/_view/doc_by_type", "GET, POST, HEAD"),
+                                  ("GET", "/medic/_design/medic-client/_update/x", "PUT, POST")):
+        response = await client.request(method, path, json={}, headers=admin)
+        assert response.status == 405, path
+        assert response.headers["Allow"] == allowed
+        assert (await response.json())["error"] == "method_not_allowed"
+    for path in ("/medic/_compact", "/medic/_bulk_docs", "/medic/_all_docs", "/medic/_find", "/medic/_revs_diff",
+                 "/medic/_bulk_get", "/medic/_purge", "/medic/_index", "/medic/_ensure_full_commit", "/medic"):
+        response = await client.post(path, data=b"{}", headers={**admin, "Content-Type": "text/plain"})
+        assert response.status == 415, path
+        assert await response.json() == {"error": "bad_content_type",
+                                         "reason": "Content-Type must be application/json"}
+    compact = await client.post("/medic/_compact", headers={**admin, "Content-Type": "application/json"})
+    assert compact.status == 202
+
+
+async def test_couchdbs_400_on_a_relayed_request_is_a_400(client, config, couch, make_user):
+    """A request the API passes on through its own CouchDB calls (here ``_revs_diff`` to answer
+    ``latest``, and an online user's checkpoint): CouchDB's 400 for what the client sent reaches the client
+    as that 400, not as the API's 500. (pouchdb-server does not check a ``_local`` doc's rev format: it
+    answers that write 409.)"""
+    admin = admin_headers(config)
+    expected = (400, "bad_request") if await is_couchdb(couch) else (409, "conflict")
+    for who in (admin, basic(await make_user("relay-400", ["program_officer"]))):
+        bad_rev = await client.put("/medic/_local/relay-400", json={"_rev": "garbage"}, headers=who)
+        assert (bad_rev.status, (await bad_rev.json())["error"]) == expected
+    latest = await client.get("/medic/relay-400?rev=garbage&latest=true", headers=admin)
+    assert latest.status in (400, 404), await latest.text()  # pouchdb-server: no such doc, whatever the rev
 
 
 async def test_an_admins_doc_with_an_unknown_underscore_field_is_400(client, config, couch):
