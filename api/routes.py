@@ -11,6 +11,7 @@ from api.cht.contacts import handlers as cht_contacts
 from api.cht.exports import handlers as cht_exports
 from api.cht.messaging import handlers as cht_messaging
 from api.cht.monitoring import handlers as cht_monitoring
+from api.cht.purging import handlers as cht_purging
 from api.cht.replication import handlers as cht_replication
 from api.cht.reports import handlers as cht_reports
 from api.cht.users import handlers as cht_users
@@ -38,6 +39,7 @@ MODULES = (
     foci,
     datapoints,
     spatial,
+    cht_purging,
     cht_replication,  # last: its /medic/{doc_id} routes catch what the others have not matched
 )
 

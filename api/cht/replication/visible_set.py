@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from api.auth import Principal
 from api.cht import visibility
 from api.cht.contact_types import CONTACT_DOC_TYPES
+from api.cht.purging.served import PurgedSets
 from api.cht.reports.reports import subjects_of
 from api.couch import Database
 from api.errors import JamiiError, NotFound
@@ -31,9 +32,14 @@ class VisibleSet:
     ids: frozenset[str]
     scope: visibility.Scope
     update_seq: Any = None  # the database's update_seq when the set was computed
+    purged: frozenset[str] = frozenset()  # taken out of ids: the user's role set purges them (api.cht.purging)
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self.ids
+
+    def in_area(self, doc_id: str) -> bool:
+        """In the user's area, purged or not: writes are judged on the area, so purging never refuses an edit."""
+        return doc_id in self.ids or doc_id in self.purged
 
 
 class ScopeCache:
@@ -62,6 +68,7 @@ class ScopeCache:
         self._tick = 0  # orders request arrivals and refresh starts exactly (a clock could tie)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.purges = PurgedSets(medic.couch, medic.name)
 
     async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
         """The user's visible set as of now (``record``: note their replication count)."""
@@ -80,7 +87,12 @@ class ScopeCache:
                 task.add_done_callback(lambda done: self._refreshed(key, done))
             cached = await asyncio.shield(flight[1])  # a request that goes away does not cancel the others' refresh
         self._note_count(principal.name, len(cached.ids), force=record)
-        return cached
+        return await self._without_purged(principal, cached)
+
+    async def _without_purged(self, principal: Principal, area: VisibleSet) -> VisibleSet:
+        """The set as served: what the user's role set purges taken out (reads never show it again)."""
+        purged = await self.purges.purged(principal.name, principal.roles, area.ids)
+        return replace(area, ids=area.ids - purged, purged=purged) if purged else area
 
     def _refreshed(self, key: tuple[Any, ...], task: asyncio.Task[VisibleSet]) -> None:
         if key in self._refreshing and self._refreshing[key][1] is task:

@@ -1,0 +1,110 @@
+"""When purging runs (CHT's schedule precedence), once per occurrence, and the lease that keeps a long run
+single-flight."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import pytest
+
+from api.settings import SettingsStore, default_settings
+from sentinel import app, purging
+from sentinel.purging import schedule
+from sentinel.scheduler import Job, keep_lease, run_once
+
+from .world import use_settings
+
+NOW = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize(("purge", "cron"), [
+    ({"cron": "0 1 * * SUN"}, "0 1 * * SUN"),
+    ({"text_expression": "at 12 am on Sunday"}, "0 0 * * 0"),
+    ({"text_expression": "at 3 am", "cron": "0 1 * * *"}, "0 3 * * *"),  # CHT: the text wins
+    ({"text_expression": "on the last day of the month", "cron": "0 1 * * *"}, "0 1 * * *"),
+    ({"text_expression": "on the last day of the month"}, None),
+    ({"cron": "not a cron"}, None),
+    ({}, None),
+    ({"fn": "function () {}"}, None),
+    (None, None),
+    ("purge", None),
+])
+def test_the_schedule_is_chts(purge, cron):
+    assert schedule.cron_of(purge) == cron
+
+
+def test_a_schedule_not_understood_is_worth_a_warning():
+    assert "not understood" in schedule.not_understood({"text_expression": "whenever", "fn": "x"})
+    assert schedule.not_understood({"cron": "0 1 * * *"}) is None
+    assert schedule.not_understood({}) is None, "purge: {} is how CHT turns purging off"
+
+
+def test_due_once_per_occurrence_within_a_day():
+    local = NOW.astimezone()
+    every_hour = {"cron": f"{local.minute} * * * *"}
+    when = schedule.due(every_hour, None, NOW)
+    assert when is not None and when <= NOW
+    assert schedule.due(every_hour, int(when.timestamp() * 1000), NOW) is None
+    assert schedule.due(every_hour, int(when.timestamp() * 1000) - 1, NOW) == when
+    yearly = {"cron": "0 0 1 1 *"}
+    assert schedule.due(yearly, None, NOW) is None, "an occurrence more than a day ago is not caught up"
+
+
+@pytest.fixture
+async def store(couch, config):
+    return SettingsStore(couch.db(config.db_medic))
+
+
+async def test_the_job_runs_each_occurrence_once(couch, config, store, caplog):
+    settings = default_settings()
+    settings["purge"] = {"fn": "function () { return []; }", "cron": "* * * * *"}
+    await use_settings(store, settings)
+    now = dt.datetime.now(dt.timezone.utc)
+    caplog.set_level(logging.INFO, logger="jamii.sentinel.purging")
+    first = await purging.scheduled(couch, config, store, now=now)
+    assert first is not None and first.status in ("done", "skipped")
+    assert await purging.scheduled(couch, config, store, now=now) is None
+    later = await purging.scheduled(couch, config, store, now=now + dt.timedelta(minutes=1))
+    assert later is not None
+    state = await couch.db(config.db_sentinel).get_local("purging")
+    assert state["occurrence"] == int(schedule.due({"cron": "* * * * *"}, None,
+                                                   now + dt.timedelta(minutes=1)).timestamp() * 1000)
+
+
+async def test_no_schedule_no_run_and_one_warning(couch, config, store, caplog):
+    settings = default_settings()
+    settings["purge"] = {"fn": "function () { return []; }", "text_expression": "on the first full moon"}
+    await use_settings(store, settings)
+    caplog.set_level(logging.WARNING, logger="jamii.sentinel.purging")
+    for _ in range(3):
+        assert await purging.scheduled(couch, config, store) is None
+    assert len([r for r in caplog.records if "not understood" in r.getMessage()]) == 1
+
+
+async def test_the_jobs_are_registered(couch, config, store):
+    _, jobs = app.build(couch, config, store)
+    by_name = {job.name: job for job in jobs}
+    assert by_name["purging"].lease_seconds >= 600
+
+
+async def test_a_long_job_keeps_its_lease(couch, config):
+    sentinel = couch.db(config.db_sentinel)
+    seen = []
+
+    async def long_job() -> None:
+        lease = await sentinel.get("job-lock:long")
+        first = lease["expires"]
+        await asyncio.sleep(0.05)
+        await keep_lease()  # less than a third gone: nothing written
+        assert (await sentinel.get("job-lock:long"))["_rev"] == lease["_rev"]
+        await asyncio.sleep(0.4)
+        await keep_lease()
+        renewed = await sentinel.get("job-lock:long")
+        seen.append(renewed["expires"] > first and renewed["holder"] == lease["holder"])
+
+    await keep_lease()  # outside a job: nothing
+    assert await run_once(sentinel, Job("long", 60, long_job, lease_seconds=0.9)) is True
+    assert seen == [True]
+    assert (await sentinel.get("job-lock:long"))["holder"] is None, "released at the end"
