@@ -14,6 +14,7 @@ from api.cht.monitoring import handlers as cht_monitoring
 from api.cht.purging import handlers as cht_purging
 from api.cht.replication import handlers as cht_replication
 from api.cht.reports import handlers as cht_reports
+from api.cht.user_meta import handlers as cht_user_meta
 from api.cht.users import handlers as cht_users
 from api.datapoints import handlers as datapoints
 from api.foci import handlers as foci
@@ -40,6 +41,7 @@ MODULES = (
     datapoints,
     spatial,
     cht_purging,
+    cht_user_meta,
     cht_replication,  # last: its /medic/{doc_id} routes catch what the others have not matched
 )
 

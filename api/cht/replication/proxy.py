@@ -92,9 +92,10 @@ class LimitedBody:
 
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
                       query_string: str | None = None, raw: bool = False,
-                      attachment: str | None = None) -> web.StreamResponse:
+                      attachment: str | None = None, db_path: str | None = None) -> web.StreamResponse:
     """Send the request on to CouchDB as admin and stream its answer back, its body untouched
-    (``attachment``: the name of the attachment it reads, to be served inert)."""
+    (``attachment``: the name of the attachment it reads, to be served inert; ``db_path``: another
+    database than medic, e.g. a user's meta database)."""
     headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
     if raw:
         headers["Accept"] = request.headers.get("Accept", "*/*")
@@ -106,7 +107,7 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
     couch = request.app[COUCH]
     try:
         resp = await couch.stream(
-            request.method, medic_path(request, suffix),
+            request.method, (medic_path(request) if db_path is None else db_path) + suffix,
             query_string=request.query_string if query_string is None else query_string,
             data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
     except CouchError as exc:
