@@ -46,7 +46,7 @@ from .staging import Staging, create_admin_only
 log = logging.getLogger("jamii.sentinel.purging")
 
 KEY_BATCH = 500
-DOC_BATCH = 200
+DOC_BATCH = 1000
 USERS_PAGE = 1000
 
 
