@@ -41,8 +41,8 @@ class Group:
 
 def contact_subject_ids(contact: Mapping[str, Any]) -> list[str]:
     """The keys a contact's records are filed under (the view's keys are strings)."""
-    return list(dict.fromkeys(str(contact[f]) for f in CONTACT_SUBJECT_FIELDS
-                              if contact.get(f) and isinstance(contact[f], (str, int)) and not isinstance(contact[f], bool)))
+    values = (contact.get(f) for f in CONTACT_SUBJECT_FIELDS)
+    return list(dict.fromkeys(str(v) for v in values if v and isinstance(v, (str, int)) and not isinstance(v, bool)))
 
 
 def report_subject(report: Mapping[str, Any]) -> Any:

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
+from api.config import ROOT
 from api.settings import SettingsStore, default_settings
 from sentinel import app, purging
 from sentinel.purging import schedule
@@ -108,3 +113,25 @@ async def test_a_long_job_keeps_its_lease(couch, config):
     assert await run_once(sentinel, Job("long", 60, long_job, lease_seconds=0.9)) is True
     assert seen == [True]
     assert (await sentinel.get("job-lock:long"))["holder"] is None, "released at the end"
+
+
+def _cli(config, *args: str) -> subprocess.CompletedProcess:
+    prefix = config.db_medic[: -len("medic")]
+    url = config.couch_url.replace("://", f"://{config.couch_user}:{config.couch_password}@")
+    env = {**os.environ, "COUCH_URL": url, "JAMII_DB_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
+    return subprocess.run([sys.executable, "-m", "sentinel.purging", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+async def test_an_admin_runs_purging_now_and_reads_the_logs(couch, config, store):
+    settings = default_settings()
+    settings["purge"] = {"fn": "function (u, c, r) { return [; }"}  # no schedule: only by hand
+    await use_settings(store, settings)
+    ran = await asyncio.to_thread(_cli, config)
+    assert ran.returncode == 1, ran.stderr
+    report = json.loads(ran.stdout)
+    assert report["status"] == "error" and report["error_kind"] == "syntax"
+    logs = await asyncio.to_thread(_cli, config, "--logs", "1")
+    assert logs.returncode == 0, logs.stderr
+    latest = json.loads(logs.stdout)[0]
+    assert latest["_id"] == report["purgelog"] and latest["error_kind"] == "syntax"

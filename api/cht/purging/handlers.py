@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from api.auth import Principal
+from api.couch import Database
 from api.cht.replication.handlers import SCOPES
 from api.errors import BadRequest, NotFound
 from api.permissions import is_offline
@@ -32,7 +33,7 @@ async def _offline(request: web.Request) -> tuple[Principal, dict[str, Any]]:
     return principal, app_settings
 
 
-def _db(request: web.Request, principal: Principal):  # noqa: ANN202 - a Database
+def _db(request: web.Request, principal: Principal) -> Database:
     return legacy.purge_db(request.app[COUCH], request.app[CONFIG].db_medic, principal.roles)
 
 

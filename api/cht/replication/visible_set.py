@@ -86,8 +86,9 @@ class ScopeCache:
                 flight = self._refreshing[key] = (self._tick, task)
                 task.add_done_callback(lambda done: self._refreshed(key, done))
             cached = await asyncio.shield(flight[1])  # a request that goes away does not cancel the others' refresh
-        self._note_count(principal.name, len(cached.ids), force=record)
-        return await self._without_purged(principal, cached)
+        served = await self._without_purged(principal, cached)
+        self._note_count(principal.name, len(served.ids), force=record)  # as CHT, what the user replicates
+        return served
 
     async def _without_purged(self, principal: Principal, area: VisibleSet) -> VisibleSet:
         """The set as served: what the user's role set purges taken out (reads never show it again)."""

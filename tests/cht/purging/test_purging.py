@@ -197,6 +197,15 @@ async def test_every_read_hides_purged_docs_and_get_deletes_lists_them(client, w
     gone = await (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": purged + recent},
                                     headers=auth)).json()
     assert sorted(gone["doc_ids"]) == purged
+    # the replication count is what the user replicates, purged docs left out (as CHT counts it)
+    await client.get("/medic/_changes", headers=auth)
+    logs, wanted = couch.db(config.db_logs), len(ids["doc_ids_revs"])
+    for _ in range(100):
+        counted = await logs.get_or_none(f"replication-count-{world['users']['chw']}")
+        if counted and counted["count"] == wanted:
+            break
+        await asyncio.sleep(0.05)
+    assert counted and counted["count"] == wanted
     # an online user, and the server's data, are untouched
     officer = basic(world["users"]["officer"])
     assert (await client.get(f"/medic/{one}", headers=officer)).status == 200
