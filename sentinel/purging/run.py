@@ -23,6 +23,7 @@ where, and one error line is logged. CouchDB becoming unreachable stops it too
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -45,8 +46,8 @@ from .staging import Staging, create_admin_only
 
 log = logging.getLogger("jamii.sentinel.purging")
 
-KEY_BATCH = 500
-DOC_BATCH = 1000
+KEY_BATCH = 2000   # subject keys per view request
+LOOKUP_BATCH = 10000  # ids per purge database lookup: one request per role set for most batches
 USERS_PAGE = 1000
 
 
@@ -145,8 +146,8 @@ class _Run:
 
     async def diff_and_stage(self, ids: list[str], should: Mapping[str, set[str]]) -> None:
         """Stage, per role set, what differs between ``should`` (ids to purge) and the purge database."""
-        for hash_ in self.hashes:
-            already = await purged_revs(self.purge_db(hash_), ids)
+        lookups = await asyncio.gather(*(purged_revs(self.purge_db(h), ids, LOOKUP_BATCH) for h in self.hashes))
+        for hash_, already in zip(self.hashes, lookups):
             wanted = should.get(hash_, set())
             purge = [i for i in ids if i in wanted and i not in already]
             unpurge = {i: rev for i, rev in already.items() if i not in wanted}
@@ -215,15 +216,16 @@ class _Run:
         contact_ids = {c["_id"] for c in contacts}
         keys = list(dict.fromkeys(k for c in contacts for k in grouping.contact_subject_ids(c)))
         kept: list[dict[str, Any]] = []
+        docs: dict[str, dict[str, Any]] = {}
         for start in range(0, len(keys), KEY_BATCH):
-            rows = (await self.medic.view("medic", "docs_by_replication_key", keys=keys[start:start + KEY_BATCH]))
-            kept.extend(r for r in rows["rows"] if grouping.relevant(r, contact_ids))
+            rows = await self.medic.view("medic", "docs_by_replication_key", keys=keys[start:start + KEY_BATCH],
+                                         include_docs=True)
+            for row in rows["rows"]:
+                if grouping.relevant(row, contact_ids) and row.get("doc"):
+                    docs[row["id"]] = row.pop("doc")
+                    kept.append(row)
             if len(kept) > self.limits.max_records:
                 return None
-        docs: dict[str, dict[str, Any]] = {}
-        ids = list(dict.fromkeys(r["id"] for r in kept))
-        for start in range(0, len(ids), DOC_BATCH):
-            docs.update(await self.medic.get_many(ids[start:start + DOC_BATCH]))
         return kept, docs
 
     # -- unallocated records, tasks, targets ----------------------------------------------------

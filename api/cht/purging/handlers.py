@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from api.auth import Principal
-from api.couch import Database
 from api.cht.replication.handlers import SCOPES
+from api.couch import Database
 from api.errors import BadRequest, NotFound
 from api.permissions import is_offline
 from api.web import CONFIG, COUCH, json_response, settings, user

@@ -12,12 +12,12 @@ from .names import extract_id, purged_id
 KEYS_PER_REQUEST = 1000
 
 
-async def purged_revs(db: Database, ids: Iterable[str]) -> dict[str, str]:
+async def purged_revs(db: Database, ids: Iterable[str], per_request: int = KEYS_PER_REQUEST) -> dict[str, str]:
     """``{doc id: rev of its purged: doc}`` for the ids this purge database lists (un-purged ones left out)."""
     wanted = list(dict.fromkeys(ids))
     found: dict[str, str] = {}
-    for start in range(0, len(wanted), KEYS_PER_REQUEST):
-        keys = [purged_id(i) for i in wanted[start:start + KEYS_PER_REQUEST]]
+    for start in range(0, len(wanted), per_request):
+        keys = [purged_id(i) for i in wanted[start:start + per_request]]
         try:
             rows = (await db.all_docs(keys))["rows"]
         except NotFound:
