@@ -9,12 +9,16 @@ ids, selectors and paths in ``test_bad_input_ids.py``.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from api.app import create_app
+from api.cht.user_meta.names import escape_username
+from api.cht.user_meta.store import ensure as ensure_meta_db
+from api.couch import Couch
 from api.openapi import registered_routes
 
 from .bad_input import World, build_world, changed, is_error_shape, message_of, snapshot
@@ -45,7 +49,7 @@ class Route:
 def world_fields(world: World) -> dict[str, Any]:
     return {"org": world.org, "project": world.project, "unit": world.unit_id, "cluster": world.cluster_id,
             "place": world.place_id, "member": world.users["member"], "po": world.users["po"],
-            "key": world.incoming_key}
+            "key": world.incoming_key, "meta": escape_username(world.users["chw"])}
 
 
 UNITS = "/organizations/{org}/projects/{project}/spatial/"
@@ -127,6 +131,11 @@ JSON_ROUTES = [
     Route("POST", "/medic/_revs_diff", who="chw", couch=True),
     Route("PUT", "/medic/_local/{name}", "/medic/_local/bad-input-checkpoint", who="chw", couch=True),
     Route("PUT", "/medic/{doc_id}", "/medic/bad-input-doc", who="chw", couch=True),
+    # a user's own meta database: the API reads its owner's bodies
+    Route("POST", "/medic-user-{name}-meta", "/medic-user-{meta}-meta", who="chw", couch=True),
+    Route("POST", "/medic-user-{name}-meta/", "/medic-user-{meta}-meta/", who="chw", couch=True),
+    Route("POST", "/medic-user-{name}-meta/{rest}", "/medic-user-{meta}-meta/_bulk_docs", who="chw", couch=True),
+    Route("PUT", "/medic-user-{name}-meta/{rest}", "/medic-user-{meta}-meta/bad-input-doc", who="chw", couch=True),
 ]
 
 # Routes whose body is not parsed by the API but passed to CouchDB as it is (admin only, or an
@@ -160,6 +169,8 @@ NO_BODY = {
     ("post", "/medic/_view_cleanup"): "admin-only trigger, passed to CouchDB; takes no body",
     ("post", "/medic/login/token/{token}"): "the token is in the path; the body is ignored",
     ("post", "/api/v2/export/user-devices"): "takes no parameters (as in CHT); the body is ignored",
+    ("put", "/medic-user-{name}-meta"): "CHT's create-user-db: makes the caller's meta database; the body is ignored",
+    ("put", "/medic-user-{name}-meta/"): "the same, as PouchDB sends it",
 }
 
 
@@ -174,7 +185,13 @@ def test_every_body_route_is_in_the_corpus(config):
 
 @pytest.fixture(scope="module")
 def world(config) -> World:
-    return build_world(config)
+    made = build_world(config)
+
+    async def meta_db() -> None:  # the offline user's meta database, made as their device's first PUT does
+        async with Couch.from_config(config) as couch:
+            await ensure_meta_db(couch, config.db_medic, made.users["chw"])
+    asyncio.run(meta_db())
+    return made
 
 
 async def refused(client, couch, world: World, method: str, url: str, *, who: str = "admin",

@@ -30,7 +30,7 @@ routes = web.RouteTableDef()
 NO_DATABASE = {"error": "not_found", "reason": "Database does not exist."}
 NOT_A_MEMBER = {"error": "forbidden", "reason": "You are not allowed to access this db."}
 SAFE_FILTERS = frozenset({"_doc_ids"})  # pouchdb-server dies on the others (docs/replication.md)
-WRITES = frozenset({"PUT", "POST", "DELETE"})
+BODILESS = frozenset({"_ensure_full_commit"})
 
 
 class _Target:
@@ -91,23 +91,22 @@ async def create(request: web.Request) -> web.Response:
 @couch_errors
 async def meta(request: web.Request) -> web.StreamResponse:
     target = await _allowed(request)
-    suffix = ("/" + quote_path(target.rest)) if target.rest else "/"
-    if request.method == "GET" and target.rest and not target.rest.startswith("_") and "/" in target.rest:
-        return await passthrough(request, suffix, raw=True, attachment=target.rest.split("/", 1)[1],
-                                 db_path=target.db.path)
-    if request.method in WRITES and request.can_read_body and (target.rest in ("", "_bulk_docs")
-                                                               or not target.rest.startswith("_")):
+    rest = target.rest
+    suffix = ("/" + quote_path(rest)) if rest else "/"
+    attachment = bool(rest) and not rest.startswith("_") and "/" in rest
+    if request.method == "GET" and attachment:
+        return await passthrough(request, suffix, raw=True, attachment=rest.split("/", 1)[1], db_path=target.db.path)
+    document_write = rest in ("", "_bulk_docs") or not (rest.startswith("_") or attachment)
+    if request.method in ("POST", "PUT") and document_write:
         return await _write(request, target, suffix)
-    if request.can_read_body and not target.admin:
-        body = await read_json(request)
+    if request.method in ("POST", "PUT") and not target.admin and rest not in BODILESS:
+        body = await read_json(request)  # the owner's bodies are read and checked here, never streamed on
         return await passthrough(request, suffix, body=json.dumps(body).encode(), db_path=target.db.path)
     return await passthrough(request, suffix, db_path=target.db.path)
 
 
 async def _write(request: web.Request, target: _Target, suffix: str) -> web.StreamResponse:
     """Document writes, with the design doc's rule applied here (pouchdb-server ignores it)."""
-    if "/" in target.rest:  # an attachment, which only admins write (access)
-        return await passthrough(request, suffix, db_path=target.db.path)
     body = await read_json_object(request)
     if target.rest != "_bulk_docs":
         if access.purged_stub(body):
