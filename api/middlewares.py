@@ -3,7 +3,11 @@
 Order (outermost first): ``access_log`` sees the final status of every request;
 ``error_middleware`` turns exceptions into JSON replies in one place;
 ``auth_middleware`` identifies the caller and refuses anonymous callers on
-every route not marked ``@public`` (deny by default).
+every route not marked ``@public`` (deny by default), before routing decides
+anything: a path or method no route serves is a 401 for them too, as in CHT.
+
+A 401 is CHT's ``notLoggedIn`` answer (``not_logged_in``) unless the route has
+its own error shape or the error its own body (logins, token links).
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import metrics
-from .errors import BadRequest, JamiiError, PayloadTooLarge, Unauthorized, loggable
-from .web import AUTH, CONNECTED, USER, Handler
+from .errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge, Unauthorized, loggable
+from .permissions import FIREWALL_BODY, is_offline
+from .web import AUTH, CONNECTED, USER, Handler, is_client_human, json_response, settings, wants_json
 
 log = logging.getLogger("jamii.api")
 access = logging.getLogger("jamii.access")
 
 _HTTP_ERRORS = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
+LOGOUT_HEADER = "logout-authorization"
+BASIC_CHALLENGE = 'Basic realm="Medic Web Services"'
 
 
 def _route_name(request: web.Request) -> str:
@@ -34,15 +41,30 @@ def _flag(request: web.Request, name: str) -> bool:
     return bool(getattr(request.match_info.handler, name, False))
 
 
+def not_logged_in(request: web.Request, exc: JamiiError) -> web.Response:
+    """CHT's answer to a caller who is not logged in (or whose credentials are wrong): 401
+    ``{"code": 401, "error": "unauthorized"}`` with the ``logout-authorization`` header the CHT web app
+    watches for, and a Basic challenge where CHT prompts (routes marked ``basic_prompt``, and clients that
+    are neither JSON clients nor browsers: the gateway and Collect apps). Always JSON: CHT's plain-text
+    and login-page-redirect variants are left out on purpose (``docs/cht-compatibility.md``)."""
+    headers = {**exc.headers, LOGOUT_HEADER: "CHT-Core API"}
+    if _flag(request, "jamii_basic_prompt") or not (wants_json(request) or is_client_human(request)):
+        headers.setdefault("WWW-Authenticate", BASIC_CHALLENGE)
+    log.info("%s %s: not logged in (%s)", request.method, request.path, exc.message)
+    return json_response({"code": 401, "error": "unauthorized"}, status=401, headers=headers)
+
+
 def error_response(request: web.Request, exc: JamiiError) -> web.Response:
     formatter = getattr(request.match_info.handler, "jamii_error_body", None)
     if formatter is not None:
         body = formatter(request, exc)
+    elif exc.status == 401 and exc.body is None:
+        return not_logged_in(request, exc)
     elif _flag(request, "jamii_couch_errors"):
         body = exc.to_couch_body()
     else:
         body = exc.to_body()
-    return web.json_response(body, status=exc.status, headers=exc.headers)
+    return json_response(body, status=exc.status, headers=exc.headers)
 
 
 @web.middleware
@@ -93,12 +115,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except Exception as exc:
         log.error("unhandled error in %s %s: %s", request.method, request.path, loggable(exc))
-        return error_response(request, JamiiError("Internal server error"))
+        return error_response(request, JamiiError("Server error"))
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    public = _flag(request, "jamii_public") or request.match_info.http_exception is not None
+    public = _flag(request, "jamii_public")
     authorization = request.headers.get("Authorization")
     cookie = request.cookies.get("AuthSession")
     request[USER] = None
@@ -112,4 +134,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Unauthorized("Authentication required")
     if request[USER] is not None and request[USER].method != "jwt":
         request.app[CONNECTED].touch(request[USER].name)
+    if request.match_info.http_exception is not None and request[USER] is not None \
+            and is_offline(request[USER], await settings(request)):
+        raise Forbidden("Offline users are not allowed access to this endpoint", body=FIREWALL_BODY)
     return await handler(request)

@@ -49,7 +49,8 @@ BASE: dict[str, Any] = {
         "responses": {
             "BadRequest": {"description": "Invalid request",
                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            "Unauthorized": {"description": "No or wrong credentials",
+            "Unauthorized": {"description": "No or wrong credentials: CHT's answer, "
+                                            "`{\"code\": 401, \"error\": \"unauthorized\"}`",
                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             "Forbidden": {"description": "Not allowed",
                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
@@ -74,12 +75,24 @@ def _merge(target: dict[str, Any], source: dict[str, Any], where: str) -> None:
             target[key] = copy.deepcopy(value)
 
 
+def _chts_401(doc: dict[str, Any]) -> None:
+    """CouchDB-protocol routes answer 401 as CHT does (it rewrites CouchDB's 401s), not in CouchDB's shape."""
+    couch = {"$ref": "#/components/schemas/CouchError"}
+    for item in doc["paths"].values():
+        for method in METHODS:
+            responses = (item.get(method) or {}).get("responses") or {}
+            unauthorized = responses.get("401") or {}
+            if ((unauthorized.get("content") or {}).get("application/json") or {}).get("schema") == couch:
+                responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
+
+
 @lru_cache(maxsize=1)
 def build() -> dict[str, Any]:
     doc = copy.deepcopy(BASE)
     for path in sorted(API_DIR.glob("**/openapi/*.yaml")):
         fragment = yaml.safe_load(path.read_text()) or {}
         _merge(doc, fragment, str(path.relative_to(API_DIR)))
+    _chts_401(doc)
     return doc
 
 

@@ -55,6 +55,18 @@ def updated_settings(current: dict[str, Any], body: dict[str, Any], *, replace: 
     return result
 
 
+def with_default_permissions(settings: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """CHT's last step of every settings update: each default permission the settings do not name is added
+    with its default roles (all of them when there are no ``permissions`` at all)."""
+    permissions = settings.get("permissions")
+    if isinstance(permissions, dict):
+        for name, roles in defaults.items():
+            permissions.setdefault(name, copy.deepcopy(roles))
+    elif not permissions:
+        settings["permissions"] = copy.deepcopy(defaults)
+    return settings
+
+
 def value_at(settings: dict[str, Any], path: str) -> Any:
     """The value at a dotted path (``forms.P.meta``; list items by index), or ``{}`` when there
     is none — what CHT's ``app_settings/medic/<path>`` answers."""
@@ -116,7 +128,8 @@ class SettingsStore:
         for _ in range(5):
             doc = await self.db.get_or_none(SETTINGS_ID) or {"_id": SETTINGS_ID}
             current = doc.get("settings") or {}
-            new = updated_settings(current, body, replace=replace, overwrite=overwrite)
+            new = with_default_permissions(updated_settings(current, body, replace=replace, overwrite=overwrite),
+                                           default_settings()["permissions"])
             schemas.validate("app_settings", new)
             if new == current and "settings" in doc:
                 return False

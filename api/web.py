@@ -8,6 +8,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from . import jsonparse, permissions
 from .auth import Authenticator, Principal
 from .config import Config
 from .connected_users import ConnectedUsers
@@ -15,7 +16,6 @@ from .couch import Couch, Database
 from .credentials import CredentialStore
 from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
-from . import jsonparse, permissions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorBody = Callable[[web.Request, JamiiError], Any]
@@ -48,6 +48,13 @@ def couch_errors(handler: Handler) -> Handler:
     return handler
 
 
+def basic_prompt(handler: Handler) -> Handler:
+    """Mark a handler whose 401 asks for Basic credentials whatever the client (CHT's ``showPrompt`` routes:
+    settings, users-doc-count...)."""
+    handler.jamii_basic_prompt = True  # type: ignore[attr-defined]
+    return handler
+
+
 def error_body(formatter: ErrorBody) -> Callable[[Handler], Handler]:
     """Mark a handler whose errors (the authentication middleware's 401 included) get their body from
     ``formatter(request, exc)``: for an API whose spec shows its own error shapes."""
@@ -57,6 +64,65 @@ def error_body(formatter: ErrorBody) -> Callable[[Handler], Handler]:
         return handler
 
     return mark
+
+
+def _accept_entries(header: str) -> list[tuple[str, str, float, int]]:
+    entries = []
+    for index, part in enumerate(header.split(",")):
+        media, *params = [p.strip() for p in part.split(";")]
+        kind, _, sub = media.partition("/")
+        if not kind or not sub:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        entries.append((kind.lower(), sub.lower(), q, index))
+    return entries
+
+
+def _accept_rank(entries: list[tuple[str, str, float, int]], kind: str, sub: str) -> tuple[float, int, int] | None:
+    """(q, specificity, -position) of the Accept entry that best matches ``kind/sub``, as Express's
+    negotiator picks it: the most specific entry, then the highest q, then the later one."""
+    best: tuple[int, float, int] | None = None
+    for e_kind, e_sub, q, index in entries:
+        if e_kind not in ("*", kind) or e_sub not in ("*", sub):
+            continue
+        specificity = (4 if e_kind == kind else 0) + (2 if e_sub == sub else 0)
+        if best is None or (specificity, q, index) > best:
+            best = (specificity, q, index)
+    if best is None or best[1] <= 0:
+        return None
+    return best[1], best[0], -best[2]
+
+
+def wants_json(request: web.Request) -> bool:
+    """Whether CHT would answer this client in JSON (``prefers_json`` of its ``Accept`` header)."""
+    return prefers_json(request.headers.get("Accept"))
+
+
+def prefers_json(header: str | None) -> bool:
+    """Whether ``application/json`` beats ``text/plain`` in an ``Accept`` header, as Express's
+    ``req.accepts(['text', 'json'])`` decides it (ties and no header go to text)."""
+    if not header:
+        return False
+    entries = _accept_entries(header)
+    text, json_rank = _accept_rank(entries, "text", "plain"), _accept_rank(entries, "application", "json")
+    return json_rank is not None and (text is None or json_rank > text)
+
+
+def is_client_human(request: web.Request) -> bool:
+    """CHT's guess that a browser is calling: any User-Agent except the Android gateway and Collect apps."""
+    agent = request.headers.get("User-Agent")
+    if not agent:
+        return False
+    if agent.startswith("Dalvik/"):
+        return "medic.gateway" not in agent and ".collect.android" not in agent
+    return True
 
 
 def medic(request: web.Request) -> Database:
@@ -80,6 +146,11 @@ async def settings(request: web.Request) -> dict[str, Any]:
 async def require(request: web.Request, *perms: str, online: bool = False) -> Principal:
     """The caller, if they hold every permission given (and are online, if asked)."""
     return permissions.require(user(request), await settings(request), *perms, online=online)
+
+
+async def behind_firewall(request: web.Request) -> Principal:
+    """The caller, unless an offline user (cht-core's offline-user firewall, see ``permissions.firewall``)."""
+    return permissions.firewall(user(request), await settings(request))
 
 
 async def read_json(request: web.Request) -> Any:

@@ -292,10 +292,10 @@ async def test_uploads_configure_a_fresh_jamii(stack: Stack) -> None:
 
     users = stack.couch.db(stack.config.db_users)
     baraka = await users.get(f"org.couchdb.user:{stack.prefix}baraka")
-    assert baraka["roles"] == ["chw"] and baraka["facility_id"] == "clinic2"
+    assert baraka["roles"] == ["chw"] and baraka["facility_id"] == ["clinic2"]  # a list, as CHT writes it
     assert (await medic.get(baraka["contact_id"]))["name"] == "Baraka Otieno", "a new contact at the place"
     amina = await users.get(f"org.couchdb.user:{stack.prefix}amina")
-    assert (amina["facility_id"], amina["contact_id"]) == ("clinic1", "p1")
+    assert (amina["facility_id"], amina["contact_id"]) == (["clinic1"], "p1")
 
     rows = (await medic.all_docs(include_docs=True))["rows"]
     sms = sorted((r["doc"]["from"], r["doc"]["sms_message"]["message"]) for r in rows if "sms_message" in r["doc"])

@@ -75,4 +75,4 @@ async def test_error_body_flag_shapes_every_error_of_its_route(aiohttp_client, c
     refused = await client.get("/test-error-body", headers=admin_headers(config))
     assert refused.status == 403 and await refused.json() == {"status": 403, "message": "not you"}
     other = await client.get("/api/v1/settings")
-    assert await other.json() == {"code": 401, "error": "Authentication required"}
+    assert await other.json() == {"code": 401, "error": "unauthorized"}

@@ -1,7 +1,9 @@
 """Authentication: Basic, session cookie and JWT, against the real server."""
 
 import base64
+import json
 import time
+from urllib.parse import unquote
 
 import jwt
 import pytest
@@ -25,7 +27,8 @@ def hs256(claims: dict, secret: str = JWT_SECRET) -> str:
 async def test_anonymous_is_refused_with_json_401(client):
     response = await client.get("/api/v1/settings")
     assert response.status == 401
-    assert await response.json() == {"code": 401, "error": "Authentication required"}
+    assert await response.json() == {"code": 401, "error": "unauthorized"}
+    assert response.headers["logout-authorization"] == "CHT-Core API"
 
 
 async def test_basic_auth(client, make_user):
@@ -33,7 +36,7 @@ async def test_basic_auth(client, make_user):
     assert (await client.get("/api/v1/settings", headers=basic(name))).status == 200
     wrong = await client.get("/api/v1/settings", headers=basic(name, "wrong-password"))
     assert wrong.status == 401
-    assert (await wrong.json())["error"] == "Name or password is incorrect."
+    assert await wrong.json() == {"code": 401, "error": "unauthorized"}
     unknown = await client.get("/api/v1/settings", headers=basic("nobody-at-all"))
     assert unknown.status == 401
 
@@ -74,8 +77,8 @@ async def test_session_accepts_basic_header_and_form(client, make_user):
 async def test_session_errors_are_couch_shaped(client, make_user):
     name = await make_user("bad-login", ["chw"])
     wrong = await client.post("/_session", json={"name": name, "password": "nope"})
-    assert wrong.status == 401
-    assert await wrong.json() == {"error": "unauthorized", "reason": "Name or password is incorrect."}
+    assert wrong.status == 401  # CHT answers CouchDB's 401 with its own body
+    assert await wrong.json() == {"code": 401, "error": "unauthorized"}
     missing = await client.post("/_session", json={"name": name})
     assert missing.status == 400 and (await missing.json())["error"] == "bad_request"
     bad_json = await client.post("/_session", data=b"{nope", headers={"Content-Type": "application/json"})
@@ -89,10 +92,51 @@ async def test_bad_cookie_is_401(client):
 
 
 async def test_cht_login_endpoint(client, make_user):
+    """CHT's answer: 302 with the URL to go to as the body, the session and CHT's userCtx and locale cookies."""
     name = await make_user("login-form", ["chw"])
-    response = await client.post("/medic/login", json={"user": name, "password": PASSWORD})
-    assert response.status == 200 and "AuthSession" in response.cookies
-    assert (await client.post("/medic/login", json={"user": name, "password": "x"})).status == 401
+    response = await client.post("/medic/login", json={"user": name, "password": PASSWORD}, allow_redirects=False)
+    assert response.status == 302 and await response.text() == "/" and "Location" not in response.headers
+    assert "AuthSession" in response.cookies and response.cookies["locale"].value == "en"
+    assert json.loads(unquote(response.cookies["userCtx"].value)) == {"name": name, "roles": ["chw"]}
+    wrong = await client.post("/medic/login", json={"user": name, "password": "x"})
+    assert wrong.status == 401 and await wrong.json() == {"error": "Not logged in"}
+    assert "logout-authorization" not in wrong.headers
+    client.session.cookie_jar.clear()
+    for target, expected in (("/medic/_design/medic/_rewrite#/messages", "/medic/_design/medic/_rewrite#/messages"),
+                             ("https://evil.example.org/x?y=1", "/x"), ("//evil.example.org", "/"),
+                             ("/a/%2F/b", "/")):
+        redirected = await client.post("/medic/login", allow_redirects=False,
+                                       json={"user": name, "password": PASSWORD, "redirect": target})
+        assert await redirected.text() == expected, target
+
+
+async def test_cht_login_asks_for_a_new_password_first(client, make_user):
+    name = await make_user("login-change", ["program_officer"], password_change_required=True)
+    response = await client.post("/medic/login", json={"user": name, "password": PASSWORD}, allow_redirects=False)
+    assert response.status == 302 and await response.text() == "/medic/password-reset"
+    assert "AuthSession" not in response.cookies and "userCtx" in response.cookies
+    for body, error in (({"password": "password"}, "password-weak"), ({"password": "Short1!"}, "password-short"),
+                        ({"password": "Another_1", "currentPassword": "wrong"}, "current-password-incorrect"),
+                        ({"password": PASSWORD}, "password-same")):
+        refused = await client.post("/medic/password-reset",
+                                    json={"username": name, "currentPassword": PASSWORD, **body})
+        assert refused.status == 400 and (await refused.json())["error"] == error, body
+    short = await client.post("/medic/password-reset", json={"username": name, "password": "Short1!"})
+    assert (await short.json())["params"] == {"minimum": 8}
+    changed = await client.post("/medic/password-reset", allow_redirects=False,
+                                json={"username": name, "currentPassword": PASSWORD, "password": "Another_1"})
+    assert changed.status == 302 and await changed.text() == "/" and "AuthSession" in changed.cookies
+    again = await client.post("/medic/login", json={"user": name, "password": "Another_1"}, allow_redirects=False)
+    assert again.status == 302 and await again.text() == "/" and "AuthSession" in again.cookies
+
+
+async def test_identity(client, make_user):
+    name = await make_user("identity", ["chw"])
+    anonymous = await client.get("/medic/login/identity")
+    assert anonymous.status == 401 and await anonymous.read() == b""
+    known = await client.get("/medic/login/identity", headers=basic(name))
+    assert known.status == 200 and await known.json() == {"success": True}
+    assert json.loads(unquote(known.cookies["userCtx"].value))["name"] == name
 
 
 async def test_logout_clears_the_cookie(client):
@@ -115,10 +159,11 @@ async def test_jwt_hs256(client):
     ("not.a.jwt", "Invalid token"),
     (jwt.encode({"sub": "m", "exp": int(time.time()) + 60}, None, algorithm="none"), "Invalid token"),
 ])
-async def test_bad_jwts_are_401(client, token, message):
-    response = await client.get("/api/v1/settings", headers=bearer(token))
-    assert response.status == 401
-    assert message in (await response.json())["error"]
+async def test_bad_jwts_are_401(client, token, message, caplog):
+    with caplog.at_level("INFO", logger="jamii.api"):
+        response = await client.get("/api/v1/settings", headers=bearer(token))
+    assert response.status == 401 and await response.json() == {"code": 401, "error": "unauthorized"}
+    assert message in caplog.text  # the reason is logged, the body is CHT's
 
 
 async def test_jwt_rs256_with_public_key(aiohttp_client, config):
@@ -135,7 +180,7 @@ async def test_jwt_rs256_with_public_key(aiohttp_client, config):
 async def test_jwt_disabled_without_keys(aiohttp_client, config):
     client = await aiohttp_client(create_app(config.replace(jwt_secret=None)))
     response = await client.get("/api/v1/settings", headers=bearer(hs256({"sub": "x"})))
-    assert response.status == 401 and "not enabled" in (await response.json())["error"]
+    assert response.status == 401 and (await response.json())["error"] == "unauthorized"
 
 
 async def test_cache_remembers_and_forgets(aiohttp_client, config, make_user, couch):

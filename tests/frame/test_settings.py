@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from api.settings import SETTINGS_ID, updated_settings, value_at
+from api.settings import SETTINGS_ID, default_settings, updated_settings, value_at, with_default_permissions
 from tests.helpers import admin_headers, basic
 
 
@@ -18,6 +18,13 @@ def test_merge_replace_overwrite_rules():
     assert updated_settings(current, body, replace=True, overwrite=True) == body
     assert updated_settings(current, body, replace=False, overwrite=True) == body
     assert current == {"a": {"x": 1, "y": 2}, "b": [1, 2], "c": 3}
+
+
+def test_default_permissions_fill_the_gaps():
+    defaults = {"can_a": ["x"], "can_b": ["y"]}
+    assert with_default_permissions({"locale": "en"}, defaults) == {"locale": "en", "permissions": defaults}
+    assert with_default_permissions({"permissions": {"can_a": []}}, defaults) == \
+        {"permissions": {"can_a": [], "can_b": ["y"]}}
 
 
 @pytest.fixture
@@ -38,18 +45,18 @@ async def test_get_returns_the_stored_settings(client, admin, couch, config):
 async def test_put_merges_by_default(client, admin, couch, config):
     response = await client.put("/api/v1/settings", json={"roles": {"extra_role": {"offline": False}}},
                                 headers=admin)
-    assert await response.json() == {"success": True, "upgraded": True}
+    assert await response.json() == {"success": True, "updated": True, "upgraded": True}
     roles = (await _stored(couch, config))["roles"]
     assert "extra_role" in roles and "chw" in roles
     again = await client.put("/api/v1/settings", json={"roles": {"extra_role": {"offline": False}}},
                              headers=admin)
-    assert await again.json() == {"success": True, "upgraded": False}
+    assert await again.json() == {"success": True, "updated": False, "upgraded": False}
 
 
 async def test_put_replace_replaces_given_properties(client, admin, couch, config):
     response = await client.put("/api/v1/settings?replace=true",
                                 json={"roles": {"only_role": {"offline": True}}}, headers=admin)
-    assert (await response.json())["upgraded"] is True
+    assert await response.json() == {"success": True, "updated": True, "upgraded": True}
     stored = await _stored(couch, config)
     assert stored["roles"] == {"only_role": {"offline": True}}
     assert "permissions" in stored
@@ -59,8 +66,9 @@ async def test_put_overwrite_replaces_everything(client, admin, couch, config):
     before = await _stored(couch, config)
     response = await client.put("/api/v1/settings?overwrite=true&replace=true", json={"locale": "sw"},
                                 headers=admin)
-    assert (await response.json())["upgraded"] is True
-    assert await _stored(couch, config) == {"locale": "sw"}
+    assert (await response.json())["updated"] is True
+    # as in CHT, the default permissions are filled in after every update
+    assert await _stored(couch, config) == {"locale": "sw", "permissions": default_settings()["permissions"]}
     restore = await client.put("/api/v1/settings?overwrite=true", json=before, headers=admin)
     assert restore.status == 200
 
@@ -87,9 +95,49 @@ async def test_malformed_bodies_are_400(client, admin, data):
     assert (await response.json())["code"] == 400
 
 
-async def test_bad_query_flag_is_400(client, admin):
-    response = await client.put("/api/v1/settings?replace=maybe", json={}, headers=admin)
-    assert response.status == 400 and (await response.json())["field"] == "replace"
+async def test_query_flags_are_read_as_cht_reads_them(client, admin, couch, config):
+    """Any non-empty value is true (CHT reads the raw query string): ``replace=false`` replaces."""
+    await client.put("/api/v1/settings", json={"_sandbox": {"a": 1, "b": 2}}, headers=admin)
+    merged = await client.put("/api/v1/settings?replace=", json={"_sandbox": {"a": 3}}, headers=admin)
+    assert merged.status == 200 and (await _stored(couch, config))["_sandbox"] == {"a": 3, "b": 2}
+    for value in ("false", "0", "maybe"):
+        await client.put("/api/v1/settings", json={"_sandbox": {"a": 1, "b": 2}}, headers=admin)
+        replaced = await client.put(f"/api/v1/settings?replace={value}", json={"_sandbox": {"a": 4}}, headers=admin)
+        assert replaced.status == 200 and (await _stored(couch, config))["_sandbox"] == {"a": 4}, value
+
+
+async def test_missing_default_permissions_are_filled_in(client, admin, couch, config):
+    before = await _stored(couch, config)
+    defaults = default_settings()["permissions"]
+    trimmed = {k: v for k, v in before["permissions"].items() if k != "can_view_users"}
+    trimmed["can_export_all"] = ["chw_supervisor"]
+    response = await client.put("/api/v1/settings?replace=1", json={"permissions": trimmed}, headers=admin)
+    assert await response.json() == {"success": True, "updated": True, "upgraded": True}
+    stored = (await _stored(couch, config))["permissions"]
+    assert stored["can_view_users"] == defaults["can_view_users"] and stored["can_export_all"] == ["chw_supervisor"]
+    await client.put("/api/v1/settings?replace=1", json={"permissions": before["permissions"]}, headers=admin)
+
+
+async def test_permission_rules(client, admin, make_user, config):
+    """``can_edit`` and ``can_configure`` are both needed; 401 asks for Basic credentials (CHT's prompt)."""
+    settings = await (await client.get("/api/v1/settings", headers=admin)).json()
+    roles = {**settings["roles"], "configurer": {"name": "configurer", "offline": False}}
+    permissions = {**settings["permissions"], "can_configure": [*settings["permissions"]["can_configure"],
+                                                                "configurer"]}
+    assert (await client.put("/api/v1/settings", json={"roles": roles, "permissions": permissions},
+                             headers=admin)).status == 200
+    configurer = basic(await make_user("configurer", ["configurer"]))
+    refused = await client.put("/api/v1/settings", json={"locale": "en"}, headers=configurer)
+    assert refused.status == 403 and await refused.json() == {"code": 403, "error": "Insufficient privileges"}
+    edit = {**permissions, "can_edit": [*permissions["can_edit"], "configurer"]}
+    await client.put("/api/v1/settings", json={"permissions": edit}, headers=admin)
+    allowed = await client.put("/api/v1/settings", json={"locale": "en"}, headers=configurer)
+    assert allowed.status == 200, await allowed.text()
+    for method in ("GET", "PUT"):
+        anonymous = await client.request(method, "/api/v1/settings", json={})
+        assert anonymous.status == 401 and await anonymous.json() == {"code": 401, "error": "unauthorized"}
+        assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="Medic Web Services"'
+        assert anonymous.headers["logout-authorization"] == "CHT-Core API"
 
 
 async def test_change_made_elsewhere_is_seen(client, admin, couch, config):
@@ -140,20 +188,22 @@ async def test_couchdb_app_paths_read_and_update_settings(client, admin, couch, 
     assert await again.json() == {"success": True, "updated": False}
 
 
-async def test_couchdb_app_paths_errors_are_couch_shaped(client, admin, couch, config, make_user):
+async def test_couchdb_app_paths_errors_are_chts(client, admin, couch, config, make_user):
+    """CHT answers its deprecated paths' errors as its API's: ``{code, error}``."""
     before = await _stored(couch, config)
     bad = await client.put(f"{REWRITE}/update_settings/medic?replace=1",
                            json={"roles": {"chw": {"offline": "yes"}}}, headers=admin)
     assert bad.status == 400
     error = await bad.json()
-    assert error["error"] == "bad_request" and "roles.chw.offline" in error["reason"]
+    assert error["code"] == 400 and "roles.chw.offline" in error["error"]
     assert await _stored(couch, config) == before
     chw = basic(await make_user("rewrite-chw", ["chw"]))
     assert (await client.get(f"{REWRITE}/app_settings/medic", headers=chw)).status == 200, "any user reads"
     refused = await client.put(f"{REWRITE}/update_settings/medic", json={"locale": "sw"}, headers=chw)
-    assert refused.status == 403 and (await refused.json())["error"] == "forbidden"
+    assert refused.status == 403 and await refused.json() == {"code": 403, "error": "Insufficient privileges"}
     anonymous = await client.get(f"{REWRITE}/app_settings/medic")
-    assert anonymous.status == 401 and (await anonymous.json())["error"] == "unauthorized"
+    assert anonymous.status == 401 and await anonymous.json() == {"code": 401, "error": "unauthorized"}
+    assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="Medic Web Services"'
 
 
 async def test_deprecated_transitions(client, make_user):

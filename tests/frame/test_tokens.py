@@ -60,7 +60,7 @@ async def test_revoked_unknown_and_orphaned_tokens_are_401(client, make_user, co
     revoked = await client.delete(f"/api/v1/tokens/{first['id']}", headers=basic(name))
     assert revoked.status == 204
     after = await client.get("/api/v1/settings", headers=token(first["key"]))
-    assert after.status == 401 and (await after.json())["error"] == "Invalid token."
+    assert after.status == 401 and (await after.json())["error"] == "unauthorized"
     assert (await client.delete(f"/api/v1/tokens/{first['id']}", headers=basic(name))).status == 404
     assert (await client.get("/api/v1/settings", headers=token(second["key"]))).status == 200
     for bad in ("Token nope", "Token ", "Token " + "x" * 300, "Token a b"):
@@ -127,6 +127,8 @@ async def test_bad_bodies_and_ids_are_refused(client, make_user):
         assert (await response.json())["field"] == field
     bad_json = await client.post("/api/v1/tokens", data=b"{", headers={**basic(name), "Content-Type": "application/json"})
     assert bad_json.status == 400
-    for token_id in ("zz", "0123456789abcdef", "../x"):
+    for token_id in ("zz", "0123456789abcdef"):
         assert (await client.delete(f"/api/v1/tokens/{token_id}", headers=basic(name))).status == 404
+    # "../x" is the path /api/v1/x, which no route serves: CHT's firewall for an offline user
+    assert (await client.delete("/api/v1/tokens/../x", headers=basic(name))).status == 403
     assert await (await client.get("/api/v1/tokens", headers=basic(name))).json() == []

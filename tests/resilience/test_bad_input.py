@@ -48,7 +48,8 @@ class Route:
 
 def world_fields(world: World) -> dict[str, Any]:
     return {"org": world.org, "project": world.project, "unit": world.unit_id, "cluster": world.cluster_id,
-            "place": world.place_id, "member": world.users["member"], "po": world.users["po"],
+            "place": world.place_id, "person": world.person_id, "report": world.report_id,
+            "member": world.users["member"], "po": world.users["po"],
             "key": world.incoming_key, "meta": escape_username(world.users["chw"])}
 
 
@@ -59,11 +60,20 @@ JSON_ROUTES = [
     Route("PUT", "/api/v1/settings", kind="any"),
     Route("PUT", "/medic/_design/medic/_rewrite/update_settings/medic", kind="any", couch=True),
     Route("POST", "/api/v1/bulk-delete"),
-    Route("POST", "/api/v1/contacts-by-phone"),
-    Route("POST", "/api/v1/hydrate"),
+    # CHT reads no body as no parameter: its CouchDB-style 400 names the parameter
+    Route("POST", "/api/v1/contacts-by-phone", empty=((400,), ("phone",))),
+    Route("POST", "/api/v1/hydrate", empty=((400,), ("doc_ids",))),
     Route("POST", "/api/v1/people", kind="any"),
     Route("POST", "/api/v1/places", kind="any"),
     Route("POST", "/api/v1/places/{id}", "/api/v1/places/{place}", kind="any"),
+    Route("POST", "/api/v1/person"),
+    Route("PUT", "/api/v1/person/{uuid}", "/api/v1/person/{person}"),
+    Route("POST", "/api/v1/place"),
+    Route("PUT", "/api/v1/place/{uuid}", "/api/v1/place/{place}"),
+    Route("POST", "/api/v1/report"),
+    Route("POST", "/api/v1/contact/summary"),
+    Route("POST", "/api/v1/report/summary"),
+    Route("PUT", "/api/v1/report/{uuid}", "/api/v1/report/{report}"),
     Route("POST", "/api/v1/records"),
     Route("POST", "/api/v2/records"),
     Route("POST", "/api/v1/replication/get-deletes", who="chw"),
@@ -77,7 +87,9 @@ JSON_ROUTES = [
     Route("POST", "/api/v1/upgrade/stage", kind="any"),
     Route("POST", "/api/v1/users", kind="any"),
     Route("POST", "/api/v1/users/{username}", "/api/v1/users/{po}", kind="any"),
-    Route("POST", "/api/v2/users", kind="list"),
+    Route("POST", "/api/v2/users", kind="any"),
+    Route("POST", "/api/v3/users"),
+    Route("POST", "/api/v3/users/{username}", "/api/v3/users/{po}", kind="any"),
     Route("POST", "/api/v2/export/reports", empty_ok=True),
     Route("POST", "/api/v2/export/messages", empty_ok=True),
     Route("POST", "/api/v2/export/contacts", empty_ok=True),
@@ -121,6 +133,7 @@ JSON_ROUTES = [
     # No body: the credentials may come in a Basic header instead; without them, CHT's answers.
     Route("POST", "/_session", who="anonymous", kind="any", couch=True, empty=((400,), ("name and password",))),
     Route("POST", "/medic/login", who="anonymous", kind="any", empty=((401,), ("not logged in",))),
+    Route("POST", "/medic/password-reset", who="anonymous", kind="any", empty=((400,), ("password",))),
     # /medic as a non-admin: the API reads the body (offline users: everything; online: writes).
     Route("POST", "/medic", who="chw", couch=True),
     Route("POST", "/medic/", who="chw", couch=True),
@@ -171,6 +184,7 @@ NO_BODY = {
     ("post", "/api/v2/export/user-devices"): "takes no parameters (as in CHT); the body is ignored",
     ("put", "/medic-user-{name}-meta"): "CHT's create-user-db: makes the caller's meta database; the body is ignored",
     ("put", "/medic-user-{name}-meta/"): "the same, as PouchDB sends it",
+    ("post", "/api/v2/export/{type}"): "any other export type: CHT's 404 before the body is read",
 }
 
 

@@ -90,6 +90,14 @@ CASES: list[tuple[str, str, str, str, str, Any, tuple[int, ...], tuple[str, ...]
      ("_id",)),
     ("bulk delete selector", "POST", "/api/v1/bulk-delete", "admin", J, {"docs": [{"_id": {"$gt": None}}]}, (400,),
      ("_id",)),
+    ("person type a selector", "POST", "/api/v1/person", "admin", J, {"name": "x", "type": {"$gt": None},
+                                                                       "parent": "{place}"}, (400,), ("type",)),
+    ("person parent a selector", "POST", "/api/v1/person", "admin", J, {"name": "x", "type": "person",
+                                                                         "parent": {"$gt": None}}, (400,), ("parent",)),
+    ("place contact an object", "POST", "/api/v1/place", "admin", J, {"name": "x", "type": "clinic",
+                                                                       "contact": {"_id": "x"}}, (400,), ("contact",)),
+    ("report id given", "POST", "/api/v1/report", "admin", J, {"form": "P", "contact": "x", "_id": "_design/x"},
+     (400,), ("_id",)),
     ("phone a number", "POST", "/api/v1/contacts-by-phone", "admin", J, {"phone": 254700000000}, (400,), ("phone",)),
     ("hydrate ids a selector", "POST", "/api/v1/hydrate", "admin", J, {"doc_ids": {"$gt": None}}, (400,),
      ("doc_ids",)),
@@ -125,19 +133,23 @@ CASES: list[tuple[str, str, str, str, str, Any, tuple[int, ...], tuple[str, ...]
      {"filters": {"date": {"from": {"$gt": None}}}}, (400,), ("date",)),
 ]
 
-# CSV uploads with bad rows (POST /api/v2/users): the whole file is refused, naming each bad row.
+# CSV uploads (POST /api/v2/users). A file that cannot be read is refused whole; otherwise each row is tried
+# on its own, as CHT does, and a bad row is answered with an error naming its problem (and nothing of it is
+# written).
 HEADER = "username,password,roles,name,phone,contact.name,place\n"
-CSV_CASES = [
-    ("csv header only", HEADER, ("no users", "header")),
-    ("csv unknown role", HEADER + "csvuser1,Secret-passw0rd!,wizard,Csv One,,,\n", ("role",)),
-    ("csv missing password", HEADER + "csvuser2,,chw,Csv Two,,,\n", ("password",)),
-    ("csv too many cells", HEADER + "csvuser3,Secret-passw0rd!,chw,Csv,,,,extra,extra\n", ()),
-    ("csv unterminated quote", HEADER + 'csvuser4,"Secret-passw0rd!,chw,Csv Four,,,\n', ()),
-    ("csv injection username", HEADER + "../_users,Secret-passw0rd!,national_admin,X,,,\n", ("user name",)),
+CSV_REFUSED = [
     ("csv not utf-8", (HEADER + "csvuser5,Secret-passw0rd!,chw,Caf\xe9,,,\n").encode("latin-1"), ("utf-8",)),
     ("csv empty", "", ()),
+]
+CSV_ROWS = [  # the words each row's answer holds (None: the user was created)
+    ("csv header only", HEADER, []),
+    ("csv unknown role", HEADER + "csvuser1,Secret-passw0rd!,wizard,Csv One,,,\n", [("place", "contact")]),
+    ("csv missing password", HEADER + "csvuser2,,chw,Csv Two,,,\n", [("password",)]),
+    ("csv too many cells", HEADER + "csvuser3,Secret-passw0rd!,chw,Csv,,,,extra,extra\n", [("cells",)]),
+    ("csv unterminated quote", HEADER + 'csvuser4,"Secret-passw0rd!,chw,Csv Four,,,\n', [("roles",)]),
+    ("csv injection username", HEADER + "../_users,Secret-passw0rd!,national_admin,X,,,\n", [("user name",)]),
     ("csv one good row and one bad", HEADER + "csvuser6,Secret-passw0rd!,national_admin,Good,,,\n"
-     "csvuser7,short,national_admin,Bad,,,\n", ("password",)),
+     "csvuser7,short,national_admin,Bad,,,\n", [None, ("password",)]),
 ]
 
 
@@ -164,9 +176,28 @@ async def test_bad_field(client, couch, world, case):
                   headers={"Content-Type": content_type} if body is not None else {}, status=status, words=words)
 
 
-@pytest.mark.parametrize("case", CSV_CASES, ids=[c[0] for c in CSV_CASES])
-async def test_csv_with_bad_rows(client, couch, world, case):
+@pytest.mark.parametrize("case", CSV_REFUSED, ids=[c[0] for c in CSV_REFUSED])
+async def test_unreadable_csv_is_refused(client, couch, world, case):
     name, text, words = case
     data = text.encode() if isinstance(text, str) else text
     await refused(client, couch, world, "POST", "/api/v2/users", data=data, headers={"Content-Type": CSV},
                   words=words)
+
+
+@pytest.mark.parametrize("case", CSV_ROWS, ids=[c[0] for c in CSV_ROWS])
+async def test_csv_bad_rows_fail_alone(client, couch, world, case):
+    name, text, expected = case
+    response = await client.post("/api/v2/users", data=text.encode(),
+                                 headers={**world.headers("admin"), "Content-Type": CSV})
+    assert response.status == 200, await response.text()
+    answers = await response.json()
+    assert len(answers) == len(expected), answers
+    users = couch.db(world.config.db_users)
+    for answer, words, line in zip(answers, expected, text.splitlines()[1:]):
+        created = await users.get_or_none(f"org.couchdb.user:{line.split(',')[0]}")
+        if words is None:
+            assert "user" in answer and created is not None
+        else:
+            message = json.dumps(answer["error"]).lower()
+            assert all(w in message for w in words), (words, message)
+            assert created is None

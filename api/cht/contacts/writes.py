@@ -1,6 +1,7 @@
 """Creating people and places (with new parents and contacts nested in the request) and updating places.
 
-Every new doc gets a client-side id, ``reported_date`` (default now), its
+Every new doc gets a client-side id (or the ``_id`` the request gives it, as
+CHT keeps it; an id that exists already is CouchDB's 409), ``reported_date`` (default now), its
 minified lineage and a short id, and the whole set is written with **one**
 ``_bulk_docs``. CouchDB writes docs of a bulk request independently, so if any
 of them fails, the ones that were written are deleted again before the error
@@ -36,6 +37,8 @@ from api.permissions import has_permission
 from api.timestamps import now_ms, to_ms
 
 log = logging.getLogger("jamii.contacts")
+
+CONFLICT = "Document update conflict."
 
 # Keys of a request body that are instructions, not doc content.
 _PLACE_KEYS = {"parent", "contact", "type", "contact_type", "reported_date"}
@@ -151,7 +154,7 @@ class ContactWriter:
                     failed.append(result)
             if failed:
                 await self.undo(plans[i])
-                errors[i] = Conflict("Document update conflict; nothing was written") \
+                errors[i] = Conflict(CONFLICT, body={"code": 409, "error": CONFLICT}) \
                     if any(r.get("error") == "conflict" for r in failed) else \
                     ServiceUnavailable(f"CouchDB refused the write ({failed[0].get('error')}); nothing was written")
         return errors
@@ -203,6 +206,8 @@ class ContactWriter:
         def walk(spec: Any, keys: tuple[str, ...]) -> None:
             if not isinstance(spec, Mapping):
                 return
+            if isinstance(spec.get("_id"), str):
+                ids.append(spec["_id"])
             for key in keys:
                 value = spec.get(key)
                 if isinstance(value, str):
@@ -235,14 +240,27 @@ class ContactWriter:
 
     def _require(self, permission: str) -> None:
         if not has_permission(self.principal, permission, self.settings):
-            raise Forbidden(f"Insufficient privileges: {permission} required")
+            raise Forbidden("Insufficient privileges")
 
-    def _parent(self, spec: Any, plan: Plan, path: str) -> dict[str, Any] | None:
+    def _parent(self, spec: Any, plan: Plan, path: str, *, by_id: bool = True) -> dict[str, Any] | None:
+        """An existing place or a new one. As in CHT, a place's ``parent`` object with an ``_id`` names an
+        existing place (``by_id``), while a person's ``place`` object is created, keeping its ``_id``."""
         if spec is None:
             return None
         if isinstance(spec, str):
             return self._existing_doc(spec, "place", path)
+        if by_id and "_id" in spec:
+            return self._existing_doc(spec["_id"], "place", path)
         return self._new_place(spec, plan, path)
+
+    def _new_id(self, spec: Mapping[str, Any], plan: Plan, path: str) -> str:
+        """The id a new doc is given: the request's ``_id`` (CHT keeps it), unless a doc has it already."""
+        doc_id = spec.get("_id")
+        if doc_id is None:
+            return new_id()
+        if doc_id in self._existing or any(d["_id"] == doc_id for d in plan.new):
+            raise Conflict(CONFLICT, field=_join(path, "_id"), body={"code": 409, "error": CONFLICT})
+        return doc_id
 
     def _new_place(self, spec: Mapping[str, Any], plan: Plan, path: str) -> dict[str, Any]:
         self._require("can_create_places")
@@ -253,7 +271,7 @@ class ContactWriter:
         contact_types.check_parent(self.settings, type_id, contact_types.type_of(parent),
                                    field=_join(path, "parent"))
         doc = {key: value for key, value in spec.items() if key not in _PLACE_KEYS}
-        doc.update({"_id": new_id(), **contact_types.type_fields(type_id),
+        doc.update({"_id": self._new_id(spec, plan, path), **contact_types.type_fields(type_id),
                     "reported_date": to_ms(spec["reported_date"], _join(path, "reported_date"))
                     if "reported_date" in spec else self.now})
         if parent is not None:
@@ -278,11 +296,11 @@ class ContactWriter:
         type_id = self._type_of_spec(spec, path, "person")
         if not contact_types.is_person_type(self.settings, type_id):
             raise BadRequest(f"Wrong type, {type_id} is not a person type.", field=_join(path, "type"))
-        parent = parent_doc if parent_doc is not None else self._parent(parent_spec, plan, parent_path)
+        parent = parent_doc if parent_doc is not None else self._parent(parent_spec, plan, parent_path, by_id=False)
         contact_types.check_parent(self.settings, type_id, contact_types.type_of(parent),
                                    field=parent_path or _join(path, "parent"))
         doc = {key: value for key, value in spec.items() if key not in _PERSON_KEYS}
-        doc.update({"_id": new_id(), **contact_types.type_fields(type_id),
+        doc.update({"_id": self._new_id(spec, plan, path), **contact_types.type_fields(type_id),
                     "reported_date": to_ms(spec["reported_date"], _join(path, "reported_date"))
                     if "reported_date" in spec else self.now})
         if parent is not None:
@@ -309,7 +327,7 @@ class ContactWriter:
         if failed:
             await self._undo([d for d in plan.new if "_rev" in d])
             if any(r["error"] == "conflict" for r in failed):
-                raise Conflict("Document update conflict; nothing was written")
+                raise Conflict(CONFLICT, body={"code": 409, "error": CONFLICT})
             raise ServiceUnavailable(f"CouchDB refused the write ({failed[0]['error']}); nothing was written")
 
     def _check(self, plan: Plan) -> None:

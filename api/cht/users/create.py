@@ -1,13 +1,16 @@
-"""Creating users (``_users`` doc + ``user-settings`` doc, see ``users``).
+"""Creating users (``_users`` doc + ``user-settings`` doc, see ``users``), as CHT writes them.
 
 Creation is done in batches: every request is validated first (``check_new``,
 no I/O), then each batch of users is written with a handful of requests
 whatever its size: existing names, SSO names and referenced contacts are read
 at once; new places and contacts go through ``ContactWriter`` (one
-``_bulk_docs``); then all settings docs, then all ``_users`` docs, then the
-login-by-SMS docs. A user that fails at a later step has its earlier docs
-undone, so a failure costs that user only, and results come back per user in
-request order.
+``_bulk_docs``, keeping an ``_id`` the request gives); then all settings docs,
+then all ``_users`` docs, then the login-by-SMS docs. A user that fails at a
+later step has its earlier docs undone (CHT leaves them), so a failure costs
+that user only, and results come back per user in request order.
+
+``v3`` users (``POST /api/v3/users``) name existing places only, one or several, and CHT creates nothing
+else for them.
 """
 
 from __future__ import annotations
@@ -21,19 +24,25 @@ from api import accounts, passwords, schemas
 from api.auth import Principal
 from api.cht import phones
 from api.cht.contacts.writes import ContactWriter, Plan
+from api.cht.lineage import lineage_ids
 from api.cht.visibility import Scope
-from api.errors import JamiiError
+from api.errors import BadRequest, JamiiError
 
 from . import token_login
 from .rules import (
     SETTINGS_ONLY,
+    check_places,
     existing_contact,
     existing_place,
+    facility_list,
     fields_under,
+    may_have_places,
     name_taken,
+    not_within,
+    password_change_required,
     roles_of,
     user_error,
-    within,
+    with_online_role,
     write_error,
 )
 from .users import SETTINGS_TYPE, Dbs, by_field, user_id
@@ -51,12 +60,12 @@ class _New:
     data: dict[str, Any]
     name: str
     roles: list[str]
+    v3: bool = False
     plan: Plan | None = None
-    facility_id: str | None = None
+    facility_id: list[str] | None = None
     contact_id: str | None = None
     contact_result: dict[str, Any] | None = None
     token: str | None = None
-    previous_settings: dict[str, Any] | None = None
     settings_doc: dict[str, Any] | None = None
     user_doc: dict[str, Any] | None = None
     error: JamiiError | None = None
@@ -65,6 +74,11 @@ class _New:
 
 
 Progress = Callable[[list[Any]], Awaitable[None]]
+
+
+def truthy(value: Any) -> bool:
+    """JavaScript's truthiness, which CHT's checks use (an empty list or object is true)."""
+    return isinstance(value, (list, dict)) or bool(value)
 
 
 class UserCreator:
@@ -78,13 +92,15 @@ class UserCreator:
         self.scope = scope
         self.request_base = request_base
 
-    async def create_many(self, items: list[dict[str, Any]], progress: Progress | None = None
-                          ) -> list[dict[str, Any] | JamiiError]:
+    async def create_many(self, items: list[dict[str, Any]], progress: Progress | None = None, *,
+                          v3: bool = False) -> list[dict[str, Any] | JamiiError]:
         """Create users that passed ``check_new``; per user, the CHT reply or the error that stopped it."""
         results: list[dict[str, Any] | JamiiError] = []
         names: set[str] = set()
         for start in range(0, len(items), BATCH):
-            batch = [self._new(start + i, data) for i, data in enumerate(items[start:start + BATCH])]
+            batch = [_New(start + i, dict(data), data["username"],
+                          with_online_role(roles_of(data), self.settings), v3)
+                     for i, data in enumerate(items[start:start + BATCH])]
             for user in batch:
                 if user.name in names:
                     user.error = name_taken(user.name)
@@ -94,9 +110,6 @@ class UserCreator:
             if progress is not None:
                 await progress(results)
         return results
-
-    def _new(self, index: int, data: dict[str, Any]) -> _New:
-        return _New(index, dict(data), data["username"], roles_of(data))
 
     async def _create_batch(self, batch: list[_New]) -> None:
         writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope,
@@ -138,18 +151,17 @@ class UserCreator:
             log.error("user %s: could not undo a failed creation (%s); scripts/repair_users.py will", user.name, exc)
 
     async def _check_names(self, batch: list[_New]) -> None:
+        """CHT's rule: a name is taken while either doc exists, so a deleted user's name (whose user-settings
+        doc stays, marked inactive) is not given again."""
         live = [u for u in batch if not u.error]
         ids = [user_id(u.name) for u in live]
         rows = (await self.dbs.users.all_docs(ids))["rows"] if ids else []
         taken = {r["id"] for r in rows if r.get("id") and not r.get("error")
                  and not (r.get("value") or {}).get("deleted")}
-        existing = await self.dbs.medic.get_many(ids)
+        taken |= set(await self.dbs.medic.get_many(ids))
         for user in live:
             if user_id(user.name) in taken:
                 user.error = name_taken(user.name)
-            else:
-                # a deleted user's (or a half-made user's) settings doc is replaced
-                user.previous_settings = existing.get(user_id(user.name))
 
     async def _check_oidc(self, batch: list[_New]) -> None:
         wanted = [u for u in batch if not u.error and u.data.get("oidc_username")]
@@ -157,50 +169,68 @@ class UserCreator:
             return
         owners: dict[str, str] = {}
         for doc in await by_field(self.dbs.users, "oidc_username", [u.data["oidc_username"] for u in wanted]):
-            owners[doc["oidc_username"]] = doc.get("name")
+            owners.setdefault(doc["oidc_username"], doc["_id"])
         for user in wanted:
             value = user.data["oidc_username"]
             if value in owners:
-                user.error = user_error(f'oidc_username "{value}" is already used by another user',
-                                        "oidc_username.taken", {"oidc_username": value}, field_name="oidc_username")
+                user.error = oidc_taken(value, owners[value])
             else:
-                owners[value] = user.name
+                owners[value] = user_id(user.name)
 
     async def _plan_contacts(self, writer: ContactWriter, batch: list[_New]) -> None:
-        await writer.prepare({"place": u.data.get("place"), "contact": u.data.get("contact"),
-                              "parent": (u.data.get("contact") or {}).get("parent")
-                              if isinstance(u.data.get("contact"), dict) else None} for u in batch)
+        refs: list[dict[str, Any]] = []
+        for u in batch:
+            place, contact = u.data.get("place"), u.data.get("contact")
+            if u.v3:
+                refs += [{"place": p} for p in facility_list(place) or []]
+                refs.append({"contact": contact.get("_id") if isinstance(contact, Mapping) else contact})
+            else:
+                refs.append({"place": place, "contact": contact,
+                             "parent": contact.get("parent") if isinstance(contact, Mapping) else None})
+        await writer.prepare(refs)
         for user in batch:
             try:
-                self._plan_one(writer, user)
+                if user.v3:
+                    self._check_v3(writer, user)
+                else:
+                    self._plan_one(writer, user)
             except JamiiError as exc:
                 user.error = exc
 
     def _plan_one(self, writer: ContactWriter, user: _New) -> None:
+        """v1/v2: a place and a contact given by id, or new ones (CHT keeps an ``_id`` they carry)."""
+        problem = check_places(user.data)
+        if problem:
+            raise problem.error()
         place, contact = user.data.get("place"), user.data.get("contact")
         plan = Plan()
+        if isinstance(place, list):
+            raise BadRequest("Place must be a new object or string identifier (UUID).")
         if isinstance(place, dict):
             if isinstance(contact, str) or (isinstance(contact, dict) and contact.get("parent")):
-                raise user_error("Contact is not within place.", "configuration.user.place.contact",
-                                 field_name="contact")
+                raise not_within()
             body = {**place, "contact": contact} if isinstance(contact, dict) else dict(place)
             with fields_under("place"):
                 schemas.validate("place_create", body)
                 doc = writer.plan_place(body, plan)
-            user.facility_id = doc["_id"]
+            user.facility_id = [doc["_id"]]
             user.contact_id = doc["contact"]["_id"] if isinstance(contact, dict) else None
         else:
-            if isinstance(place, str):
-                existing_place(writer, self.settings, self.scope, place)
-                user.facility_id = place
-            if isinstance(contact, str):
-                existing_contact(writer, self.settings, self.scope, contact, place if isinstance(place, str) else None)
+            place_id = place if isinstance(place, str) and place else None
+            if place_id:
+                existing_place(writer, self.settings, self.scope, place_id)
+                user.facility_id = [place_id]
+            if isinstance(contact, str) and contact:
+                doc = existing_contact(writer, self.settings, self.scope, contact, [place_id] if place_id else [])
                 user.contact_id = contact
-                user.contact_result = {"id": contact, "rev": (writer.existing(contact) or {}).get("_rev")}
-            elif isinstance(contact, dict):
-                parent = contact.get("parent") or (place if isinstance(place, str) else None)
-                if contact.get("parent") and isinstance(place, str):
-                    within(existing_place(writer, self.settings, self.scope, contact["parent"], "contact.parent"), place)
+                user.contact_result = {"id": contact, "rev": doc.get("_rev")}
+            elif isinstance(contact, dict) and contact:
+                parent = contact.get("parent") or place_id
+                if contact.get("parent") and place_id:
+                    parent_doc = existing_place(writer, self.settings, self.scope, contact["parent"],
+                                                "contact.parent")
+                    if place_id not in lineage_ids(parent_doc):
+                        raise not_within()
                 body = {k: v for k, v in contact.items() if k != "parent"}
                 if parent:
                     body["place"] = parent
@@ -208,6 +238,26 @@ class UserCreator:
                     schemas.validate("person_create", body)
                     user.contact_id = writer.plan_person(body, plan)["_id"]
         user.plan = plan
+
+    def _check_v3(self, writer: ContactWriter, user: _New) -> None:
+        """v3: existing places (several need ``can_have_multiple_places``) and a person within one of them."""
+        place, contact = user.data.get("place"), user.data.get("contact")
+        if truthy(place):
+            ids = facility_list(place)
+            if not ids:
+                raise user_error("Invalid facilities list", "field is required", {"field": "Place"},
+                                 field_name="place")
+            if isinstance(place, list) and len(place) > 1 and not may_have_places(user.roles, self.settings):
+                raise user_error("This user cannot have multiple places", "field is required", {"field": "Place"},
+                                 field_name="place")
+            for place_id in ids:
+                existing_place(writer, self.settings, self.scope, place_id, message=f"Failed to find place {place_id}")
+            user.facility_id = ids
+        if truthy(contact):
+            contact_id = contact.get("_id") if isinstance(contact, Mapping) else contact
+            existing_contact(writer, self.settings, self.scope, str(contact_id), user.facility_id or [],
+                             message=f"Contact not found [{contact_id}].")
+            user.contact_id = str(contact_id)
 
     def _note_contact(self, user: _New) -> None:
         if user.plan is None or user.contact_id is None:
@@ -217,35 +267,38 @@ class UserCreator:
             user.contact_result = {"id": user.contact_id, "rev": rev}
 
     def _docs(self, user: _New, now: dt.datetime) -> None:
+        """The two docs, with the fields CHT writes: ``facility_id`` always a list, ``mm-online`` for online
+        users, ``oidc_username`` in ``_users`` only (``oidc_login`` in user-settings)."""
         data = user.data
         uid = user_id(user.name)
-        user_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": "user", "roles": user.roles,
-                                    accounts.FIELD: accounts.new_id()}
-        settings_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": SETTINGS_TYPE, "roles": user.roles}
-        if user.previous_settings:
-            settings_doc["_rev"] = user.previous_settings["_rev"]
+        user_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": "user", accounts.FIELD: accounts.new_id()}
+        settings_doc: dict[str, Any] = {"_id": uid, "name": user.name, "type": SETTINGS_TYPE}
+        enabling = token_login.will_enable(data, self.settings)
+        if enabling or data.get("oidc_username"):
+            user_doc["password"] = passwords.generate()
+            user_doc["password_change_required"] = False
+        else:
+            user_doc["password"] = data["password"]
+            user_doc["password_change_required"] = password_change_required(
+                data, user.roles, self.settings, full_access=True, enabling_token=False)
         for key in SETTINGS_ONLY:
-            if data.get(key) not in (None, ""):
+            if key in data:
                 settings_doc[key] = data[key]
+        if "known" in data:
+            user_doc["known"] = settings_doc["known"] = data["known"]
+        if "oidc_username" in data:
+            user_doc["oidc_username"] = data["oidc_username"]
+            settings_doc["oidc_login"] = bool(data["oidc_username"])
         for doc in (user_doc, settings_doc):
-            if user.facility_id:
+            doc["roles"] = list(user.roles)
+            if "place" in data:
                 doc["facility_id"] = user.facility_id
-            if user.contact_id:
+            if "contact" in data:
                 doc["contact_id"] = user.contact_id
-            if isinstance(data.get("known"), bool):
-                doc["known"] = data["known"]
-            if data.get("oidc_username"):
-                doc["oidc_username"] = data["oidc_username"]
-        if data.get("token_login") is True:
+        if enabling:
             settings_doc["phone"] = phones.normalize(data["phone"], self.settings)
             user.token = token_login.new_token()
             token_login.activate(user_doc, settings_doc, user.token, int(now.timestamp() * 1000))
-            user_doc["password"] = passwords.generate()
-        elif data.get("oidc_username"):
-            user_doc["password"] = passwords.generate()
-        else:
-            user_doc["password"] = data["password"]
-            user_doc["password_change_required"] = data.get("password_change_required", True) is not False
         user.user_doc, user.settings_doc = user_doc, settings_doc
 
     async def _write_settings(self, batch: list[_New], writer: ContactWriter) -> None:
@@ -276,10 +329,7 @@ class UserCreator:
     async def _undo_settings(self, user: _New) -> None:
         assert user.settings_doc is not None
         try:
-            if user.previous_settings:
-                await self.dbs.medic.put({**user.previous_settings, "_rev": user.settings_doc["_rev"]})
-            else:
-                await self.dbs.medic.delete(user.settings_doc["_id"], user.settings_doc["_rev"])
+            await self.dbs.medic.delete(user.settings_doc["_id"], user.settings_doc["_rev"])
         except JamiiError as exc:
             log.error("user %s: could not undo its user-settings doc (%s); scripts/repair_users.py will", user.name,
                       exc)
@@ -305,12 +355,17 @@ class UserCreator:
     def _reply(self, user: _New) -> dict[str, Any]:
         assert user.user_doc is not None and user.settings_doc is not None
         reply: dict[str, Any] = {}
-        if user.contact_result:
+        if user.contact_result and not user.v3:
             reply["contact"] = user.contact_result
-        reply["user-settings"] = {"id": user.settings_doc["_id"], "rev": user.settings_doc["_rev"]}
         reply["user"] = {"id": user.user_doc["_id"], "rev": user.user_doc["_rev"]}
+        reply["user-settings"] = {"id": user.settings_doc["_id"], "rev": user.settings_doc["_rev"]}
         if user.token:
             reply["token_login"] = {"expiration_date": user.user_doc["token_login"]["expiration_date"]}
             if user.warning:
                 reply["token_login"]["error"] = user.warning
         return reply
+
+
+def oidc_taken(value: str, owner_id: str) -> JamiiError:
+    return user_error(f"The oidc_username [{value}] already exists for user [{owner_id}].",
+                      "user.sso.username.duplicate", field_name="oidc_username")

@@ -14,24 +14,27 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from api import jsonparse, tokens
-from api.auth import Principal
+from api.auth import Principal, parse_basic
 from api.cht.replication import limit as replication_limit
 from api.cht.replication import scope as replication_scope
 from api.cht.visibility import Scope, depths, scope_for
-from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge
-from api.handlers.session import set_session_cookie
-from api.permissions import has_permission, is_offline, require_admin
+from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge, Unauthorized
+from api.handlers.session import home_url, logged_in
+from api.sessions import login_after_change
+from api.permissions import INSUFFICIENT, has_online_role, has_permission, is_offline, require_admin
 from api.security_headers import renders
 from api.streaming import json_array, stream
 from api.web import (
     AUTH,
     CONFIG,
     COUCH,
+    basic_prompt,
     json_response,
     medic,
     parse_json_body,
     public,
     read_json,
+    read_json_object,
     require,
     secret_path,
     settings,
@@ -41,9 +44,11 @@ from api.web import (
 from . import token_login, users
 from .create import UserCreator
 from .csv_upload import Row, UploadLog, log_entry, parse
-from .rules import Invalid, check_new
+from .rules import check_new, inline_error
 from .users import synced_settings
-from .writes import UserWriter
+from .writes import UserWriter, illegal_for_self
+
+EMPTY_BODY = "Request body is empty or Content-Type header was not set to application/json."
 
 routes = web.RouteTableDef()
 
@@ -80,10 +85,10 @@ def _v1(item: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _listing(request: web.Request, v1: bool) -> AsyncIterator[dict[str, Any]]:
-    """The users, read a page at a time."""
+    """The users, read a page at a time (``facility_id`` and ``contact_id`` filter both versions)."""
     both = dbs(request.app)
     facility_id, contact_id = request.query.get("facility_id"), request.query.get("contact_id")
-    if not v1 and (facility_id or contact_id):
+    if facility_id or contact_id:
         pages: AsyncIterator[list[dict[str, Any]]] = _one_page(await users.filtered(both.users, facility_id,
                                                                                      contact_id))
     else:
@@ -109,103 +114,123 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     return await stream(request, json_array(_listing(request, v1=False)))
 
 
+def _is_self(request: web.Request, principal: Principal, name: str) -> bool:
+    """CHT's "referencing self": the caller is that user, and so is the Basic header's user when one is sent."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("basic ") and parse_basic(header.split(" ", 1)[1].strip())[0] != name:
+        return False
+    return principal.method in ("basic", "cookie") and principal.name == name
+
+
 @routes.get("/api/v2/users/{username}")
 async def get_user(request: web.Request) -> web.Response:
-    await require(request, "can_view_users")
-    item = await users.get_one(dbs(request.app), request.match_info["username"])
-    roles = item.get("roles") or []
-    return json_response({**item, "type": roles[0] if roles else "unknown"})
+    """``can_view_users``, or the user themself (refused before anything is looked up)."""
+    principal = await require(request)
+    name = request.match_info["username"]
+    if not has_permission(principal, "can_view_users", await settings(request)) and \
+            not _is_self(request, principal, name):
+        raise Forbidden(INSUFFICIENT)
+    return json_response(await users.get_one(dbs(request.app), name))
 
 
 # -- creating ----------------------------------------------------------------------------
 
 
-def _failing_body(failing: list[tuple[int, Invalid]]) -> dict[str, Any]:
-    """The spec's 400 for a batch with invalid users: every failing index and what is wrong with it."""
-    only_missing = all(p.missing for _, p in failing)
-    lines = [f"Missing fields {', '.join(p.fields)} for user at index {i}" if p.missing
-             else f"{p.message} (user at index {i})" for i, p in failing]
-    header = "Missing required fields:" if only_missing else "Invalid users:"
-    entries = []
-    for index, problem in failing:
-        entry: dict[str, Any] = {"fields": problem.fields, "index": index}
-        if not problem.missing:
-            entry["error"] = problem.message
-        entries.append(entry)
-    return {"code": 400, "error": "\n".join([header, *lines]), "details": {"failingIndexes": entries}}
-
-
 def _inline(result: dict[str, Any] | JamiiError) -> dict[str, Any]:
-    return result if isinstance(result, dict) else {"error": result.message}
+    return result if isinstance(result, dict) else {"error": inline_error(result)}
+
+
+async def _create_one(creator: UserCreator, body: Any, current: dict[str, Any], principal: Principal, *,
+                      v3: bool = False) -> dict[str, Any]:
+    """One user: CHT's answer, or its error as the HTTP error."""
+    problem = check_new(body, current, principal)
+    if problem:
+        raise problem.error()
+    result = (await creator.create_many([body], v3=v3))[0]
+    if isinstance(result, JamiiError):
+        raise result
+    return result
+
+
+async def _create_each(creator: UserCreator, items: list[Any], current: dict[str, Any], principal: Principal,
+                       progress: Any = None) -> list[dict[str, Any]]:
+    """Several users, each on its own as CHT creates them: an entry per user, in request order, with the
+    created user's answer or ``{"error": ...}``."""
+    problems = [check_new(item, current, principal) for item in items]
+    created = iter(await creator.create_many([i for i, p in zip(items, problems) if p is None], progress))
+    return [{"error": p.inline()} if p else _inline(next(created)) for p in problems]
 
 
 @routes.post("/api/v1/users")
 async def create_users(request: web.Request) -> web.Response:
-    principal = await require(request, "can_create_users")
+    """One user (a JSON object) or several (an array: 200 whatever happened, an entry per user)."""
+    principal = await require(request, "can_edit", "can_create_users")
     current = await settings(request)
     body = await read_json(request)
-    writer = _creator(request, principal, current)
+    creator = _creator(request, principal, current)
     if isinstance(body, list):
-        if not body:
-            raise BadRequest("No users given", field="body")
-        failing = [(i, p) for i, p in ((i, check_new(item, current, principal)) for i, item in enumerate(body)) if p]
-        if failing:
-            raise BadRequest(f"{len(failing)} invalid user(s)", body=_failing_body(failing))
-        return json_response([_inline(r) for r in await writer.create_many(body)])
-    problem = check_new(body, current, principal)
-    if problem:
-        raise problem.error()
-    result = (await writer.create_many([body]))[0]
-    if isinstance(result, JamiiError):
-        raise result
-    return json_response(result)
+        return json_response(await _create_each(creator, body, current, principal))
+    return json_response(await _create_one(creator, body, current, principal))
 
 
-async def _rows(request: web.Request) -> list[Row]:
+@routes.post("/api/v3/users")
+async def create_user_v3(request: web.Request) -> web.Response:
+    """One user with one or several existing places (``place``: an id or a list of ids)."""
+    principal = await require(request, "can_edit", "can_create_users")
+    current = await settings(request)
+    body = await read_json_object(request)
+    return json_response(await _create_one(_creator(request, principal, current), body, current, principal, v3=True))
+
+
+async def _body(request: web.Request) -> tuple[Any, list[Row] | None]:
+    """The JSON body, or the rows of a CSV one."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Request body is larger than {request.app[CONFIG].max_body_bytes} bytes")
     if request.content_type == "application/json":
-        items = parse_json_body(raw)
-        if not isinstance(items, list):
-            raise BadRequest("Request body must be a JSON array of users (or CSV)", field="body")
-        return [Row(i, item) for i, item in enumerate(items)]
-    return parse(raw)
+        return parse_json_body(raw), None
+    return None, parse(raw)
 
 
 @routes.post("/api/v2/users")
 async def import_users(request: web.Request) -> web.Response:
-    """CSV (or a JSON array): validated whole first, then created batch by batch with a progress log."""
-    principal = await require(request, "can_create_users")
+    """A JSON object (one user), a JSON array or CSV (each user on its own), with a progress log as CHT keeps."""
+    principal = await require(request, "can_edit", "can_create_users")
     current = await settings(request)
     upload = await UploadLog.create(dbs(request.app).logs, principal.name)
+    creator = _creator(request, principal, current)
     try:
-        rows = await _rows(request)
+        body, rows = await _body(request)
+        if rows is None and not isinstance(body, list):
+            result = await _create_one(creator, body, current, principal)
+            await upload.update({"status": "finished"})
+            return json_response(result)
     except JamiiError as exc:
         await upload.update({"status": "error", "message": exc.message})
         raise
-    if not rows:
-        await upload.update({"status": "error", "message": "CSV has no rows"})
-        raise BadRequest("The CSV has a header but no users", field="body")
-    await upload.update({"status": "parsing", "parsing": {"total": len(rows), "failed": 0, "successful": 0}})
-    failing: list[dict[str, Any]] = []
-    for row in rows:
-        problem = row.error or (None if row.skip else _problem_text(check_new(row.data, current, principal)))
-        if problem:
-            failing.append({"error": problem, "index": row.index})
-    entries = {f["index"]: log_entry(rows[f["index"]].data, "error", f["error"]) for f in failing}
-    await upload.update({"status": "error" if failing else "parsed",
-                         "parsing": {"total": len(rows), "failed": len(failing), "successful": len(rows) - len(failing)}},
-                        [entries.get(r.index) or log_entry(r.data, "parsed") for r in rows])
-    if failing:
-        raise BadRequest(f"{len(failing)} invalid user(s)", body=failing)
-    todo = [r for r in rows if not r.skip]
+    if rows is None:
+        rows = [Row(i, item) for i, item in enumerate(body)]
+    failed_rows = sum(1 for r in rows if r.error)
+    await upload.update({"status": "parsed", "parsing": {"total": len(rows), "failed": failed_rows,
+                                                         "successful": len(rows) - failed_rows}},
+                        [log_entry(r.data, "error" if r.error else "parsed", r.error) for r in rows])
+    todo = [r for r in rows if not r.skip]  # skipped rows get no answer, as in CHT
     saving = {"total": len(rows), "failed": 0, "successful": 0, "ignored": len(rows) - len(todo)}
     data = [log_entry(r.data, "skipped", r.skip) if r.skip else log_entry(r.data, "parsed") for r in rows]
+    answers: dict[int, dict[str, Any]] = {}
+    checked: list[Row] = []
+    for row in todo:
+        problem = None if row.error else check_new(row.data, current, principal)
+        if row.error or problem:
+            answers[row.index] = {"error": row.error or problem.inline()}
+            data[row.index] = log_entry(row.data, "error", row.error or problem.message)
+            saving["failed"] += 1
+        else:
+            checked.append(row)
 
     async def progress(results: list[dict[str, Any] | JamiiError]) -> None:
-        for row, result in zip(todo, results):
+        for row, result in zip(checked, results):
             if data[row.index]["import"]["status"] == "parsed":
                 failed = isinstance(result, JamiiError)
                 data[row.index] = log_entry(row.data, "error" if failed else "imported",
@@ -214,40 +239,52 @@ async def import_users(request: web.Request) -> web.Response:
         await upload.update({"status": "saving", "saving": saving}, data)
 
     await upload.update({"status": "saving", "saving": saving}, data)
-    results = await _creator(request, principal, current).create_many([r.data for r in todo], progress)
+    results = await creator.create_many([r.data for r in checked], progress)
+    answers.update({row.index: _inline(result) for row, result in zip(checked, results)})
     await upload.update({"status": "finished", "saving": saving}, data)
-    by_index = {row.index: _inline(result) for row, result in zip(todo, results)}
-    return json_response([by_index.get(r.index) or {"skipped": True, "message": r.skip} for r in rows])
-
-
-def _problem_text(problem: Invalid | None) -> str | None:
-    return problem.message if problem else None
+    return json_response([answers[r.index] for r in todo])
 
 
 # -- updating and deleting -----------------------------------------------------------------
 
 
-@routes.post("/api/v1/users/{username}")
-async def update_user(request: web.Request) -> web.Response:
-    principal = user(request)
-    assert principal is not None
+async def _update(request: web.Request) -> web.Response:
+    """CHT's order: an empty body, then full permission (``can_edit`` and ``can_update_users``) or the user
+    themself (403 otherwise; a password needs Basic credentials; other fields than their own are a 401)."""
+    principal = await require(request)
     name = request.match_info["username"]
     current = await settings(request)
-    full = has_permission(principal, "can_update_users", current)
-    body = await read_json(request)
+    body = await read_json(request) if request.can_read_body else None
+    if not isinstance(body, dict) or not body:
+        raise BadRequest(EMPTY_BODY, field="body")
+    full = all(has_permission(principal, p, current) for p in ("can_edit", "can_update_users"))
     if not full:
-        if principal.name != name or principal.method == "jwt":
+        if not _is_self(request, principal, name):
             raise Forbidden("You do not have permissions to modify this person")
-        if isinstance(body, dict) and "password" in body and principal.method != "basic":
-            raise Forbidden("You must authenticate with Basic Auth to modify your password", field="password")
+        if "password" in body and principal.method != "basic":
+            raise Forbidden("You must authenticate with Basic Auth to modify your password")
+        illegal = illegal_for_self(body)
+        if illegal:
+            raise Unauthorized("You do not have permission to modify: " + ",".join(illegal))
     result = await _writer(request, principal, current).update(name, body, full_access=full)
     request.app[AUTH].forget(name)
     return json_response(result)
 
 
+@routes.post("/api/v1/users/{username}")
+async def update_user(request: web.Request) -> web.Response:
+    return await _update(request)
+
+
+@routes.post("/api/v3/users/{username}")
+async def update_user_v3(request: web.Request) -> web.Response:
+    """The same as v1 (CHT's v3 update calls it)."""
+    return await _update(request)
+
+
 @routes.delete("/api/v1/users/{username}")
 async def delete_user(request: web.Request) -> web.Response:
-    principal = await require(request, "can_delete_users")
+    principal = await require(request, "can_edit", "can_delete_users")
     name = request.match_info["username"]
     result = await _writer(request, principal, await settings(request)).delete(name)
     # what was granted to this account goes with it (a new user of the same name would not get it anyway)
@@ -273,9 +310,9 @@ def _roles(raw: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list) or not value:
-        raise BadRequest("Role parameter must be either a string or a JSON encoded array", field="role")
+        raise BadRequest("Role parameter must be either a string or a JSON encoded array")
     if any(not isinstance(r, str) or not r for r in value):
-        raise BadRequest("All roles should be strings", field="role")
+        raise BadRequest("All roles should be strings")
     return value
 
 
@@ -285,9 +322,8 @@ def _requested_scope(request: web.Request, current: dict[str, Any]) -> Scope:
     if not role or not facilities:
         raise BadRequest(MISSING, body={"code": 400, "error": MISSING})
     roles = _roles(role)
-    configured = current.get("roles") if isinstance(current.get("roles"), dict) else {}
-    if not any(isinstance(configured.get(r), dict) and configured[r].get("offline") for r in roles):
-        raise BadRequest("Provided role is not offline", field="role")
+    if has_online_role(roles):  # CHT's rule: any other role (an unknown one too) is offline
+        raise BadRequest("Provided role is not offline")
     who = Principal("-", tuple(roles))
     depth, report_depth = depths(roles, current)
     unassigned = bool(current.get("district_admins_access_unallocated_messages")) and \
@@ -312,6 +348,7 @@ async def users_info(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/users-doc-count")
+@basic_prompt
 async def users_doc_count(request: web.Request) -> web.Response:
     require_admin(user(request))
     db = request.app[COUCH].db(request.app[CONFIG].db_logs)
@@ -348,17 +385,23 @@ async def token_page(request: web.Request) -> web.Response:
 @public
 @secret_path
 async def token_login_post(request: web.Request) -> web.Response:
-    token_login.require_enabled(await settings(request))
+    """As CHT answers: 302 with the app's URL as the body and the session's cookies (a caller already logged in
+    is sent on without using the token)."""
+    current = await settings(request)
+    token_login.require_enabled(current)
+    already = user(request)
+    if already is not None:
+        home = home_url(already, current)
+        return web.Response(status=302, text=home, content_type="text/html")
     both = dbs(request.app)
     user_doc, password = await token_login.claim(both.users, both.medic, request.match_info["token"],
-                                                 int(time.time() * 1000))
+                                                 int(time.time() * 1000),
+                                                 sso_enabled=bool(current.get("oidc_provider")))
     name = user_doc["name"]
-    request.app[AUTH].forget(name)
-    principal, cookie = await request.app[AUTH].login(name, password)
+    principal, cookie = await login_after_change(request.app[AUTH], name, password)
     await _settings_follow(both, user_doc)
-    response = json_response({"success": True, "name": principal.name, "roles": list(principal.roles)})
-    set_session_cookie(request, response, cookie, request.app[CONFIG].session_timeout_seconds)
-    return response
+    home = home_url(principal, current)
+    return logged_in(request, principal, cookie, home, str(current.get("locale") or "en"), home)
 
 
 async def _settings_follow(both, user_doc: dict) -> None:

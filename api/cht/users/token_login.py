@@ -44,12 +44,18 @@ class TokenError(Unauthorized):
     def __init__(self, kind: str):
         reason = ("The login link has expired; ask for a new one." if kind == "expired"
                   else "The login link is invalid or was already used.")
-        super().__init__(reason, body={"code": 401, "error": kind, "reason": reason})
+        super().__init__(reason, body={"error": kind})  # CHT's body
 
 
 def enabled(settings: Mapping[str, Any]) -> bool:
     config = settings.get("token_login")
     return isinstance(config, Mapping) and bool(config.get("enabled"))
+
+
+def will_enable(data: Mapping[str, Any], settings: Mapping[str, Any]) -> bool:
+    """CHT's rule: ``token_login: true`` turns login by SMS on only where it is configured; elsewhere it is
+    ignored."""
+    return enabled(settings) and data.get("token_login") is True
 
 
 def require_enabled(settings: Mapping[str, Any]) -> None:
@@ -140,8 +146,13 @@ async def clear_messages(medic: Database, user_doc: Mapping[str, Any], now: dt.d
             continue
 
 
-async def claim(users: Database, medic: Database, token: str, now_ms: int) -> tuple[dict[str, Any], str]:
-    """Use a token: returns the user's doc and a new random password to open a session with."""
+SSO_REFUSED = "Token login not allowed for SSO users"
+
+
+async def claim(users: Database, medic: Database, token: str, now_ms: int, *,
+                sso_enabled: bool = False) -> tuple[dict[str, Any], str]:
+    """Use a token: returns the user's doc and a new random password to open a session with. As in CHT, a
+    user with an ``oidc_username`` may not log in by token while OIDC login is configured."""
     if not token or len(token) > 200:
         raise TokenError("invalid")
     token_hash = digest(token)
@@ -157,6 +168,8 @@ async def claim(users: Database, medic: Database, token: str, now_ms: int) -> tu
     if not isinstance(expires, (int, float)) or expires <= now_ms:
         raise TokenError("expired")
     assert user is not None
+    if sso_enabled and user.get("oidc_username"):
+        raise Unauthorized(SSO_REFUSED, body={"error": SSO_REFUSED})
     password = passwords.generate()
     user["password"] = password
     user["token_login"] = {**state, "active": False, "login_date": now_ms}

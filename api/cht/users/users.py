@@ -3,7 +3,9 @@
 ``_users/org.couchdb.user:<name>`` is what CouchDB authenticates (password,
 ``roles``, ``facility_id``, ``contact_id``, token login); ``medic/org.couchdb.user:<name>``
 (``type: user-settings``) is what the user's device replicates (``fullname``,
-``email``, ``phone``, ``language``, ``known`` and copies of the shared fields).
+``email``, ``phone``, ``known``, ``oidc_login`` and copies of the shared fields). Both are written as CHT
+writes them: ``facility_id`` a list, ``mm-online`` among an online user's roles, ``oidc_username`` in
+``_users`` only.
 
 The ``_users`` doc is the commit point: a user exists when it exists. Writes
 put the settings doc first and the ``_users`` doc second, and undo the first if
@@ -29,7 +31,7 @@ from .token_login import public_state
 USER_PREFIX = "org.couchdb.user:"
 SETTINGS_TYPE = "user-settings"
 # Fields both docs hold; the _users doc wins when they differ.
-SHARED = ("name", "roles", "facility_id", "contact_id", "known", "oidc_username")
+SHARED = ("name", "roles", "facility_id", "contact_id", "known")
 PAGE = 500
 
 
@@ -61,6 +63,9 @@ def synced_settings(user_doc: Mapping[str, Any], settings_doc: Mapping[str, Any]
             doc[key] = user_doc[key]
         else:
             doc.pop(key, None)
+    doc.pop("oidc_username", None)  # written there by Jamii before it followed CHT
+    if "oidc_username" in user_doc:
+        doc["oidc_login"] = bool(user_doc["oidc_username"])
     state = public_state(user_doc)
     if state is None:
         doc.pop("token_login", None)
@@ -83,6 +88,8 @@ def inconsistencies(user_doc: Mapping[str, Any], settings_doc: Mapping[str, Any]
         if user_doc.get(key) != settings_doc.get(key):
             found.append(f"{key} differs: _users has {user_doc.get(key)!r}, user-settings has "
                          f"{settings_doc.get(key)!r}")
+    if "oidc_username" in user_doc and settings_doc.get("oidc_login") != bool(user_doc["oidc_username"]):
+        found.append("oidc_login of user-settings does not match the _users doc's oidc_username")
     if public_state(user_doc) != settings_doc.get("token_login"):
         found.append("token_login differs between _users and user-settings")
     return found
@@ -91,50 +98,34 @@ def inconsistencies(user_doc: Mapping[str, Any], settings_doc: Mapping[str, Any]
 # -- reading ---------------------------------------------------------------------
 
 
+_ABSENT = object()
+
+
 def _shape(user_doc: Mapping[str, Any], settings_doc: Mapping[str, Any] | None,
            contacts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    settings_doc = settings_doc or {}
-    places = [contacts.get(f) or {"_id": f} for f in facility_ids(user_doc.get("facility_id"))]
+    """A user as CHT answers it: ``place`` the list of the user's place docs as stored (``null`` when none),
+    ``contact`` the person doc; keys the docs do not have are left out, ``null`` values kept."""
+    settings = settings_doc or {}
+    places = [contacts.get(f) for f in facility_ids(user_doc.get("facility_id"))]
+    contact_id = user_doc.get("contact_id")
     out: dict[str, Any] = {
         "id": user_doc["_id"],
         "rev": user_doc["_rev"],
-        "username": user_doc.get("name"),
-        "roles": list(user_doc.get("roles") or []),
-        "fullname": settings_doc.get("fullname"),
-        "email": settings_doc.get("email"),
-        "phone": settings_doc.get("phone"),
-        "language": settings_doc.get("language"),
-        "external_id": settings_doc.get("external_id"),
-        "known": user_doc.get("known"),
-        "oidc_username": user_doc.get("oidc_username"),
-        "token_login": public_state(user_doc),
-        "place": (places[0] if len(places) == 1 else places) if places else None,
-        "contact": (contacts.get(user_doc["contact_id"]) or {"_id": user_doc["contact_id"]})
-        if isinstance(user_doc.get("contact_id"), str) else None,
+        "username": user_doc.get("name", _ABSENT),
+        "fullname": settings.get("fullname", _ABSENT),
+        "email": settings.get("email", _ABSENT),
+        "phone": settings.get("phone", _ABSENT),
+        "place": places or None,
+        "roles": user_doc.get("roles", _ABSENT),
+        "contact": contacts.get(contact_id, _ABSENT) if isinstance(contact_id, str) else _ABSENT,
+        "external_id": settings.get("external_id", _ABSENT),
+        "known": user_doc.get("known", _ABSENT),
+        "oidc_username": user_doc.get("oidc_username", _ABSENT),
     }
-    problems = inconsistencies(user_doc, settings_doc or None)
+    problems = inconsistencies(user_doc, settings_doc)
     if problems:
         out["inconsistencies"] = problems
-    return {k: v for k, v in out.items() if v is not None}
-
-
-async def _hydrate(medic: Database, user_docs: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Places and contacts of these users; each place with its primary contact filled in."""
-    ids = [i for u in user_docs for i in facility_ids(u.get("facility_id"))]
-    ids += [u["contact_id"] for u in user_docs if isinstance(u.get("contact_id"), str)]
-    found = await medic.get_many(ids)
-    primary = [p["contact"]["_id"] for p in found.values()
-               if isinstance(p.get("contact"), Mapping) and isinstance(p["contact"].get("_id"), str)]
-    more = await medic.get_many(i for i in primary if i not in found)
-    every = {**found, **more}
-    result = {}
-    for doc_id, doc in found.items():
-        doc = dict(doc)
-        contact_id = doc["contact"].get("_id") if isinstance(doc.get("contact"), Mapping) else None
-        if contact_id in every:
-            doc["contact"] = every[contact_id]
-        result[doc_id] = doc
-    return result
+    return {k: v for k, v in out.items() if v is not _ABSENT}
 
 
 async def shape_page(dbs: Dbs, user_docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,7 +134,9 @@ async def shape_page(dbs: Dbs, user_docs: list[dict[str, Any]]) -> list[dict[str
     if not user_docs:
         return []
     settings = await dbs.medic.get_many(u["_id"] for u in user_docs)
-    contacts = await _hydrate(dbs.medic, user_docs)
+    ids = [i for u in user_docs for i in facility_ids(u.get("facility_id"))]
+    ids += [u["contact_id"] for u in user_docs if isinstance(u.get("contact_id"), str)]
+    contacts = await dbs.medic.get_many(ids)
     return [_shape(u, settings.get(u["_id"]), contacts) for u in user_docs]
 
 
@@ -187,10 +180,17 @@ async def filtered(users: Database, facility_id: str | None, contact_id: str | N
 
 
 async def get_one(dbs: Dbs, name: str) -> dict[str, Any]:
+    """One user; 404 as CHT says it when either doc is missing."""
     doc = await dbs.users.get_or_none(user_id(name))
     if doc is None:
-        raise NotFound(f"Failed to find user with name [{name}] in the [_users] database.")
+        raise not_found(name, "users")
+    if await dbs.medic.get_or_none(user_id(name)) is None:
+        raise not_found(name, "medic")
     return (await shape_page(dbs, [doc]))[0]
+
+
+def not_found(name: str, db: str) -> NotFound:
+    return NotFound(f"Failed to find user with name [{name}] in the [{db}] database.")
 
 
 # -- consistency -----------------------------------------------------------------------

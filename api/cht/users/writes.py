@@ -11,30 +11,41 @@ from api import passwords, schemas
 from api.auth import Principal
 from api.cht import phones
 from api.cht.contacts.writes import ContactWriter
-from api.cht.lineage import lineage_ids
 from api.cht.visibility import Scope
 from api.couch import Database
-from api.errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound
+from api.errors import BadRequest, Conflict, JamiiError, NotFound
 
 from . import token_login
 from .rules import (
     SELF_EDITABLE,
     SETTINGS_ONLY,
-    UPDATABLE,
-    Invalid,
+    UPDATE_FIELDS,
     existing_contact,
     existing_place,
+    facility_list,
     may_have_places,
     offline_roles,
+    password_change_required,
     role_problem,
     roles_of,
+    sso_enabled,
+    SSO_DISABLED,
+    SSO_WITH_PASSWORD,
     user_error,
+    with_online_role,
 )
-from .users import Dbs, by_field, facility_ids, synced_settings, user_id
+from .create import oidc_taken, truthy
+from .users import Dbs, by_field, facility_ids, not_found, synced_settings, user_id
 
 log = logging.getLogger("jamii.users")
 
 CONFLICT_RETRIES = 3
+NEED_ONE = ", ".join(UPDATE_FIELDS)
+
+
+def illegal_for_self(data: Mapping[str, Any]) -> list[str]:
+    """The keys a user may not change on themself (CHT answers them with a 401)."""
+    return [k for k in data if k not in SELF_EDITABLE]
 
 
 class UserWriter:
@@ -49,66 +60,71 @@ class UserWriter:
         self.scope = scope
         self.request_base = request_base
 
-    async def update(self, name: str, data: Any, *, full_access: bool) -> dict[str, Any]:
-        """``POST /api/v1/users/{name}``: change what ``data`` names (only some fields on oneself)."""
-        if not isinstance(data, dict) or not data:
-            raise BadRequest("Request body must be a non-empty JSON object", field="body")
-        if not full_access:
-            illegal = sorted(k for k in data if k not in SELF_EDITABLE)
-            if illegal:
-                raise Forbidden("You do not have permission to modify: " + ",".join(illegal), field=illegal[0])
-        if not any(k in UPDATABLE for k in data):
-            fields = ", ".join(sorted(UPDATABLE))
-            raise user_error("One of the following fields are required: " + fields, "fields.one.required",
-                             {"fields": fields})
+    async def update(self, name: str, data: dict[str, Any], *, full_access: bool) -> dict[str, Any]:
+        """``POST /api/v1|v3/users/{name}``, checked in CHT's order (the caller's rights are the handler's)."""
+        if data.get("place", ...) is not None and data.get("contact", ...) is not None and \
+                not any(data.get(k) is not None for k in UPDATE_FIELDS):
+            raise user_error("One of the following fields are required: " + NEED_ONE, "fields.one.required",
+                             {"fields": NEED_ONE})
         problems = schemas.errors("user_update", data)
-        if problems:
+        if problems:  # types CHT would fail on with a 500
             where, message = problems[0]
             raise BadRequest(f"{where}: {message}" if where else message, field=where or None)
         if data.get("password"):
-            weak = passwords.problem(data["password"], [name, data.get("fullname"), data.get("email")])
+            weak = passwords.problem(data["password"])
             if weak:
                 raise user_error(weak.message, weak.key, weak.params, field_name="password")
+        roles = roles_of(data) if ("type" in data or "roles" in data) else None
+        if roles is not None:
+            problem = role_problem(roles, self.principal)
+            if problem:
+                raise problem.error()
         for _ in range(CONFLICT_RETRIES):
             user_doc = await self.dbs.users.get_or_none(user_id(name))
             if user_doc is None:
-                raise NotFound("Failed to find user.")
+                raise not_found(name, "users")
             settings_doc = await self.dbs.medic.get_or_none(user_id(name))
+            if settings_doc is None:
+                raise not_found(name, "medic")
             try:
-                return await self._update(name, data, user_doc, settings_doc, full_access)
+                return await self._update(name, data, roles, user_doc, settings_doc, full_access)
             except _Retry:
                 continue
         raise Conflict("The user was changed by someone else at the same time; try again")
 
-    async def _update(self, name: str, data: dict[str, Any], user_doc: dict[str, Any],
-                      settings_doc: dict[str, Any] | None, full_access: bool) -> dict[str, Any]:
-        previous = dict(settings_doc) if settings_doc else None
-        settings_new = synced_settings(user_doc, settings_doc)  # an update also repairs a diverged pair
-        user_new = dict(user_doc)
-        roles = roles_of(data) if ("roles" in data or "type" in data) else list(user_doc.get("roles") or [])
-        if "roles" in data or "type" in data:
-            problem = role_problem(roles, self.settings, self.principal)
-            if problem or not roles:
-                raise (problem or Invalid(["roles"], "roles must not be empty", "roles.invalid")).error()
-        user_new["roles"] = settings_new["roles"] = roles
-        await self._update_place_contact(data, user_new, settings_new, roles)
-        for key in SETTINGS_ONLY:
-            if key in data:
-                if data[key] is None:
-                    settings_new.pop(key, None)
-                else:
-                    settings_new[key] = data[key]
-        if "known" in data:
-            user_new["known"] = settings_new["known"] = data["known"]
-        if "password_change_required" in data:
-            user_new["password_change_required"] = data["password_change_required"]
-        await self._update_oidc(name, data, user_new, settings_new)
+    async def _update(self, name: str, data: dict[str, Any], roles: list[str] | None, user_doc: dict[str, Any],
+                      settings_doc: dict[str, Any], full_access: bool) -> dict[str, Any]:
+        previous = dict(settings_doc)
+        user_new, settings_new = dict(user_doc), synced_settings(user_doc, settings_doc)
+        final_roles = with_online_role(roles, self.settings) if roles is not None else \
+            list(user_doc.get("roles") or [])
         if data.get("password"):
             user_new["password"] = data["password"]
-            if "password_change_required" not in data:
-                user_new["password_change_required"] = name != self.principal.name
+            user_new["password_change_required"] = password_change_required(
+                data, final_roles, self.settings, full_access=full_access,
+                enabling_token=token_login.will_enable(data, self.settings))
+        for key in SETTINGS_ONLY:
+            if key in data:
+                settings_new[key] = data[key]
+        if "known" in data:
+            user_new["known"] = settings_new["known"] = data["known"]
+        if "oidc_username" in data:
+            user_new["oidc_username"] = data["oidc_username"]
+            settings_new["oidc_login"] = bool(data["oidc_username"])
+        if roles is not None:
+            user_new["roles"] = settings_new["roles"] = final_roles
+        if "place" in data:
+            user_new["facility_id"] = settings_new["facility_id"] = facility_list(data["place"])
+        if "contact" in data:
+            contact = data["contact"]
+            contact_id = (contact.get("_id") if isinstance(contact, Mapping) else contact) if truthy(contact) else None
+            user_new["contact_id"] = settings_new["contact_id"] = contact_id
         now = dt.datetime.now(dt.timezone.utc)
         token = self._update_token(data, user_doc, user_new, settings_new, now)
+        await self._update_oidc(data, user_new)
+        await self._check_place_contact(data, user_new, final_roles)
+        if user_new.get("password") and name in await self.dbs.users.couch.config_section("admins"):
+            raise user_error("Admin passwords must be changed manually in the database")
         saved_settings = await self._put_or_retry(self.dbs.medic, settings_new)
         try:
             saved_user = await self._put_or_retry(self.dbs.users, user_new)
@@ -117,7 +133,7 @@ class UserWriter:
             raise
         reply: dict[str, Any] = {"user": {"id": saved_user["id"], "rev": saved_user["rev"]},
                                  "user-settings": {"id": saved_settings["id"], "rev": saved_settings["rev"]}}
-        if data.get("token_login") is not None and user_doc.get("token_login"):
+        if (token or data.get("token_login") is False) and user_doc.get("token_login"):
             await token_login.clear_messages(self.dbs.medic, user_doc, now)
         if token:
             reply["token_login"] = {"expiration_date": user_new["token_login"]["expiration_date"]}
@@ -130,80 +146,68 @@ class UserWriter:
                                                  "token_login: true to send a new link")
         return reply
 
-    async def _update_place_contact(self, data: dict[str, Any], user_new: dict[str, Any],
-                                    settings_new: dict[str, Any], roles: list[str]) -> None:
+    async def _check_place_contact(self, data: dict[str, Any], user_new: dict[str, Any], roles: list[str]) -> None:
+        """CHT's checks of a new ``place`` (existing places; several need ``can_have_multiple_places``; none for an
+        offline user is refused) and ``contact`` (a person within one of the user's places)."""
         place, contact = data.get("place", ...), data.get("contact", ...)
-        if isinstance(place, dict) or isinstance(contact, dict):
-            raise BadRequest("Creating or modifying people and places through a user update is not supported; "
-                             "give ids", field="place" if isinstance(place, dict) else "contact")
-        if isinstance(place, list) and len(place) > 1 and not may_have_places(roles, self.settings):
-            raise user_error("This user cannot have multiple places", "permission.multiple.places",
+        places = user_new.get("facility_id") if truthy(place) and place is not ... else None
+        if place is not ... and truthy(place):
+            if not places:
+                raise user_error("Invalid facilities list", "field is required", {"field": "Place"},
+                                 field_name="place")
+            if isinstance(place, list) and len(place) > 1 and not may_have_places(roles, self.settings):
+                raise user_error("This user cannot have multiple places", "field is required", {"field": "Place"},
+                                 field_name="place")
+        elif place is None and offline_roles(roles, self.settings):
+            raise user_error("Place field is required for offline users", "field is required", {"field": "Place"},
                              field_name="place")
-        for doc in (user_new, settings_new):
-            for value, key in ((place, "facility_id"), (contact, "contact_id")):
-                if value is None:
-                    doc.pop(key, None)
-                elif isinstance(value, (str, list)):
-                    doc[key] = value
-        places = [place] if isinstance(place, str) else place if isinstance(place, list) else []
-        if places or isinstance(contact, str):
-            final_contact = user_new.get("contact_id")
-            writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope,
-                               codes=self.dbs.sentinel)
-            final = final_contact if isinstance(final_contact, str) else None
-            await writer.prepare([{"place": p} for p in places] + [{"contact": final}])
-            for place_id in places:
-                existing_place(writer, self.settings, self.scope, place_id)
-            if isinstance(final_contact, str):
-                existing_contact(writer, self.settings, self.scope, final_contact, None)
-                places = facility_ids(user_new.get("facility_id"))
-                if places and not set(places) & set(lineage_ids(writer.existing(final_contact) or {})):
-                    raise user_error("Contact is not within place.", "configuration.user.place.contact",
-                                     field_name="contact")
-        if offline_roles(roles, self.settings):
-            for key, label in (("facility_id", "Place"), ("contact_id", "Contact")):
-                if not user_new.get(key):
-                    raise user_error(f"{label} field is required for offline users", "field is required",
-                                     {"field": label}, field_name=label.lower())
-
-    async def _update_oidc(self, name: str, data: dict[str, Any], user_new: dict[str, Any],
-                           settings_new: dict[str, Any]) -> None:
-        if "oidc_username" not in data:
+        contact_id = user_new.get("contact_id") if contact is not ... and truthy(contact) else None
+        if not places and not contact_id:
             return
-        value = data["oidc_username"]
+        writer = ContactWriter(self.dbs.medic, self.settings, self.principal, self.scope, codes=self.dbs.sentinel)
+        await writer.prepare([{"place": p} for p in places or []] + [{"contact": contact_id}])
+        for place_id in places or []:
+            existing_place(writer, self.settings, self.scope, place_id, message=f"Failed to find place {place_id}")
+        if contact_id:
+            existing_contact(writer, self.settings, self.scope, contact_id, facility_ids(user_new.get("facility_id")),
+                             message=f"Contact not found [{contact_id}].")
+
+    async def _update_oidc(self, data: dict[str, Any], user_new: dict[str, Any]) -> None:
+        """CHT's SSO checks on the user as it will be, when the request touches how they log in."""
+        if not {"oidc_username", "password", "token_login"} & set(data):
+            return
+        if user_new.get("oidc_username") and (
+                data.get("token_login") or (user_new.get("token_login") and data.get("token_login") is not False)):
+            raise user_error("Cannot set token_login with oidc_username.")
+        value = user_new.get("oidc_username")
         if not value:
-            user_new.pop("oidc_username", None)
-            settings_new.pop("oidc_username", None)
             return
         if data.get("password") or data.get("token_login") is True:
-            raise user_error("Either OIDC Login only or Token/Password Login is allowed",
-                             "oidc_username.exclusive", field_name="oidc_username")
-        owners = [d.get("name") for d in await by_field(self.dbs.users, "oidc_username", [value])]
-        if any(owner != name for owner in owners):
-            raise user_error(f'oidc_username "{value}" is already used by another user', "oidc_username.taken",
-                             {"oidc_username": value}, field_name="oidc_username")
-        if user_new.get("oidc_username") != value:
-            user_new["password"] = passwords.generate()
-        user_new["oidc_username"] = settings_new["oidc_username"] = value
-        user_new.pop("token_login", None)
-        settings_new.pop("token_login", None)
+            raise user_error(SSO_WITH_PASSWORD)
+        if not sso_enabled(self.settings):
+            raise user_error(SSO_DISABLED)
+        owners = [d["_id"] for d in await by_field(self.dbs.users, "oidc_username", [value])
+                  if d["_id"] != user_new["_id"]]
+        if owners:
+            raise oidc_taken(value, owners[0])
+        user_new["password"] = passwords.generate()
+        user_new["password_change_required"] = False
 
     def _update_token(self, data: dict[str, Any], user_doc: dict[str, Any], user_new: dict[str, Any],
                       settings_new: dict[str, Any], now: dt.datetime) -> str | None:
-        """The spec's token_login table; returns a new token when one is to be sent."""
-        wanted = data.get("token_login")
-        if wanted is False:
+        """CHT's token_login rules: ``true`` is ignored where login by SMS is not configured; ``false`` turns it
+        off (and needs a new password or an oidc_username); returns a new token when one is to be sent."""
+        if data.get("token_login") is False:
             if user_doc.get("token_login"):
-                if not data.get("password"):
+                if not (data.get("password") or data.get("oidc_username")):
                     raise user_error("Password is required when disabling token login.", "password.length.minimum",
                                      field_name="password")
                 user_new.pop("token_login", None)
                 settings_new.pop("token_login", None)
             return None
-        if wanted is not True:
+        if not token_login.will_enable(data, self.settings):
             return None
-        token_login.require_enabled(self.settings)
-        phone = phones.normalize(data.get("phone", settings_new.get("phone")), self.settings)
+        phone = phones.normalize(settings_new.get("phone"), self.settings)
         if phone is None:
             raise user_error("A valid phone number is required for SMS login.",
                              "configuration.enable.token.login.phone", field_name="phone")
@@ -233,13 +237,15 @@ class UserWriter:
             log.error("could not undo the user-settings change of %s (%s); scripts/repair_users.py will",
                       written["_id"], exc)
 
-    async def delete(self, name: str) -> dict[str, Any]:
-        """The user can no longer log in; their person and place stay. Settings are kept, marked inactive."""
-        user_doc = await self.dbs.users.get_or_none(user_id(name))
-        if user_doc is None:
-            raise NotFound("Failed to find user.")
+    async def delete(self, name: str) -> list[dict[str, Any]]:
+        """The user can no longer log in; their person and place stay. Settings are kept, marked inactive.
+        CHT's answer: the two CouchDB write results, ``_users`` first."""
+        try:
+            user_doc = await self.dbs.users.get(user_id(name))
+        except NotFound as exc:  # CouchDB's reason: "missing", or "deleted" for a user deleted before
+            raise NotFound(exc.message) from None
         deleted = await self.dbs.users.delete(user_doc["_id"], user_doc["_rev"])
-        reply: dict[str, Any] = {"user": {"id": deleted["id"], "rev": deleted["rev"]}}
+        reply: list[dict[str, Any]] = [{"ok": True, "id": deleted["id"], "rev": deleted["rev"]}]
         now = dt.datetime.now(dt.timezone.utc)
         try:
             await token_login.clear_messages(self.dbs.medic, user_doc, now)
@@ -251,15 +257,15 @@ class UserWriter:
                 settings_doc.pop("token_login", None)
                 try:
                     saved = await self.dbs.medic.put(settings_doc)
-                    reply["user-settings"] = {"id": saved["id"], "rev": saved["rev"]}
+                    reply.append({"ok": True, "id": saved["id"], "rev": saved["rev"]})
                     break
                 except Conflict:
                     continue
         except JamiiError as exc:
             log.error("user %s deleted but its user-settings doc was not marked inactive: %s", name, exc)
-        if "user-settings" not in reply:
-            reply["inconsistencies"] = [f"the user-settings doc {user_id(name)} was not marked inactive; "
-                                        "scripts/repair_users.py will"]
+        if len(reply) == 1:
+            log.error("user %s deleted; the user-settings doc %s was not marked inactive; scripts/repair_users.py "
+                      "will", name, user_id(name))
         return reply
 
 

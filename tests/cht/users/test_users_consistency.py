@@ -88,7 +88,7 @@ async def test_an_update_whose_users_write_fails_restores_the_settings(uw, confi
     with pytest.raises(ServiceUnavailable):
         await writer.update(name, {"fullname": "After", "roles": ["data_entry"]}, full_access=True)
     settings_doc = await couch.db(config.db_medic).get(f"org.couchdb.user:{name}")
-    assert settings_doc["fullname"] == "Before" and settings_doc["roles"] == ["program_officer"]
+    assert settings_doc["fullname"] == "Before" and settings_doc["roles"] == ["program_officer", "mm-online"]
 
 
 async def test_crash_leftovers_are_reported_and_repaired(uw, config, couch, client, make_user):
@@ -113,11 +113,11 @@ async def test_crash_leftovers_are_reported_and_repaired(uw, config, couch, clie
     assert await run(config, prefix=uw.prefix + "x", out=lines.append) == 0
     assert (await medic.get(f"org.couchdb.user:{orphan}"))["inactive"] is True
     assert (await medic.get(f"org.couchdb.user:{bare}"))["known"] is True
-    assert (await medic.get(f"org.couchdb.user:{diverged}"))["roles"] == ["program_officer"]
+    assert (await medic.get(f"org.couchdb.user:{diverged}"))["roles"] == ["program_officer", "mm-online"]
     shown = await (await client.get(f"/api/v2/users/{diverged}", headers=admin_headers(config))).json()
     assert "inconsistencies" not in shown
-    # the orphan's name can be used again
+    # as in CHT, a name stays taken while a user-settings doc has it (inactive included)
     again = await client.post("/api/v1/users", headers=admin_headers(config), json={
         "username": orphan, "password": GOOD, "roles": ["program_officer"]})
-    assert again.status == 200
-    assert await users.get_or_none(f"org.couchdb.user:{orphan}") is not None
+    assert again.status == 400 and (await again.json())["error"]["translationKey"] == "username.taken"
+    assert await users.get_or_none(f"org.couchdb.user:{orphan}") is None

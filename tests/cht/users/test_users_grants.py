@@ -36,6 +36,14 @@ async def delete(client, config, name: str) -> None:
     assert response.status == 200, await response.text()
 
 
+async def recreate(client, config, couch, name: str, roles: list[str], **extra) -> None:
+    """A new account of a deleted user's name. As in CHT, the deleted user's settings doc (kept, inactive)
+    holds the name, so an admin who wants it again deletes that doc first; then the API makes the user."""
+    settings_doc = await couch.db(config.db_medic).get(f"org.couchdb.user:{name}")
+    await couch.db(config.db_medic).delete(settings_doc["_id"], settings_doc["_rev"])
+    await create(client, config, name, roles, **extra)
+
+
 def token(key: str) -> dict[str, str]:
     return {"Authorization": f"Token {key}"}
 
@@ -54,7 +62,7 @@ async def test_an_api_token_dies_with_its_user_and_never_comes_back(client, uw, 
                                                     endkey=[name, {}])
     assert listed["rows"] == []
     # a new user of the same name, made by an admin, gets nothing of the old one's
-    await create(client, config, name, ["national_admin"])
+    await recreate(client, config, couch, name, ["national_admin"])
     assert (await client.get(SETTINGS, headers=token(key))).status == 401
     assert (await client.put(SETTINGS, json={"locale": "en"}, headers=token(key))).status == 401
 
@@ -89,11 +97,11 @@ async def test_a_login_link_dies_with_its_user(client, uw, config, couch):
     link = sms["tasks"][1]["messages"][0]["message"].rsplit("/", 1)[1]
     await delete(client, config, name)
     assert (await client.post(f"/medic/login/token/{link}")).status == 401
-    await create(client, config, name, ["program_officer"], token_login=True, phone="0712 345 678")
+    await recreate(client, config, couch, name, ["program_officer"], token_login=True, phone="0712 345 678")
     assert (await client.post(f"/medic/login/token/{link}")).status == 401
 
 
-async def test_a_session_cookie_dies_with_its_user(aiohttp_client, uw, config):
+async def test_a_session_cookie_dies_with_its_user(aiohttp_client, uw, config, couch):
     """CouchDB signs AuthSession with the user's salt, which a new account does not share; the API's
     credential cache forgets the user when it deletes them."""
     client = await aiohttp_client(create_app(config.replace(auth_cache_seconds=300)))
@@ -107,7 +115,7 @@ async def test_a_session_cookie_dies_with_its_user(aiohttp_client, uw, config):
     await delete(client, config, name)
     assert (await client.get(SETTINGS, headers=cookie)).status == 401
     assert (await client.get(SETTINGS, headers=basic(name))).status == 401
-    await create(client, config, name, ["national_admin"])  # same name, same password
+    await recreate(client, config, couch, name, ["national_admin"])  # same name, same password
     assert (await client.get(SETTINGS, headers=cookie)).status == 401
     session = await (await client.get("/_session", headers=cookie)).json()
     assert session["userCtx"]["name"] is None
@@ -119,7 +127,7 @@ async def test_every_user_is_made_with_an_account_id_of_its_own(client, uw, conf
     await create(client, config, name, ["program_officer"])
     first = (await couch.db(config.db_users).get(f"org.couchdb.user:{name}"))["account_id"]
     await delete(client, config, name)
-    await create(client, config, name, ["program_officer"])
+    await recreate(client, config, couch, name, ["program_officer"])
     second = (await couch.db(config.db_users).get(f"org.couchdb.user:{name}"))["account_id"]
     assert len(first) == 32 and len(second) == 32 and first != second
     # an update keeps it

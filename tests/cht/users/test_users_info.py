@@ -65,8 +65,12 @@ async def test_missing_params_is_the_spec_error(client, uw, query):
 
 async def test_online_role_and_permissions(client, uw):
     national = basic(uw.world.users["national"])
-    online = await client.get("/api/v1/users-info?facility_id=x&role=program_officer", headers=national)
-    assert online.status == 400 and (await online.json())["error"] == "Provided role is not offline"
+    # CHT's rule: only an admin role or its online role is refused; any other role counts as offline
+    for role in ("mm-online", quote('["chw", "admin"]')):
+        online = await client.get(f"/api/v1/users-info?facility_id=x&role={role}", headers=national)
+        assert online.status == 400 and await online.json() == {"code": 400, "error": "Provided role is not offline"}
+    configured_online = await client.get("/api/v1/users-info?facility_id=x&role=program_officer", headers=national)
+    assert configured_online.status == 200 and (await configured_online.json())["total_docs"] >= 0
     bad = await client.get("/api/v1/users-info?facility_id=x&role=" + quote('{"a":1}'), headers=national)
     assert bad.status == 400
     assert (await client.get("/api/v1/users-info?facility_id=x&role=chw",

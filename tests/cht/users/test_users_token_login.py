@@ -1,6 +1,8 @@
 """Login by SMS end to end: the spec's token_login table, the SMS docs, the login route, one use, expiry."""
 
+import json
 import logging
+from urllib.parse import unquote
 
 import pytest
 
@@ -53,13 +55,18 @@ async def test_new_user_gets_the_sms_and_logs_in_once(client, uw, config, couch,
     caplog.set_level(logging.INFO, logger="jamii.access")
     page = await client.get(f"/medic/login/token/{token}")
     assert page.status == 200 and "<form method=\"post\"" in await page.text()
-    login = await client.post(f"/medic/login/token/{token}")
-    assert login.status == 200, await login.text()
-    assert (await login.json())["name"] == name
+    login = await client.post(f"/medic/login/token/{token}", allow_redirects=False)
+    # CHT's answer: 302, the app's URL as the body, and the session's cookies
+    assert login.status == 302 and await login.text() == "/", await login.text()
+    assert "Location" not in login.headers
     cookie = login.cookies["AuthSession"].value
+    assert json.loads(unquote(login.cookies["userCtx"].value))["name"] == name
     me = await client.get("/_session", headers={"Cookie": f"AuthSession={cookie}"})
     assert (await me.json())["userCtx"]["name"] == name
     assert "/medic/login/token/{token}" in caplog.text and token not in caplog.text
+    logged_in = await client.post(f"/medic/login/token/{token}", allow_redirects=False)
+    assert logged_in.status == 302 and await logged_in.text() == "/"  # already logged in: sent on
+    client.session.cookie_jar.clear()
     again = await client.post(f"/medic/login/token/{token}")
     assert again.status == 401 and (await again.json())["error"] == "invalid"
     settings_doc = await couch.db(config.db_medic).get(f"org.couchdb.user:{name}")
@@ -76,8 +83,7 @@ async def test_expired_token(client, uw, config, couch):
     user_doc["token_login"]["expiration_date"] = 1000  # long ago
     await users.put(user_doc)
     response = await client.post(f"/medic/login/token/{token}")
-    assert response.status == 401 and await response.json() == {
-        "code": 401, "error": "expired", "reason": "The login link has expired; ask for a new one."}
+    assert response.status == 401 and await response.json() == {"error": "expired"}  # CHT's body
 
 
 async def test_link_uses_the_host_without_app_url(client, uw, config, couch):
@@ -141,10 +147,23 @@ async def test_new_user_false_and_disabled_setting(client, uw, config, couch):
     assert plain.status == 200 and "token_login" not in await plain.json()
     await client.put("/api/v1/settings", headers=admin_headers(config), json={"token_login": {"enabled": False}})
     try:
+        # as in CHT, token_login: true is ignored where login by SMS is not configured: a password is needed
         refused = await client.post("/api/v1/users", headers=admin_headers(config), json={
             "username": uw.name("tok6"), "roles": ["program_officer"], "token_login": True, "phone": "0712345678"})
-        assert refused.status == 400
-        assert (await refused.json())["error"]["translationKey"] == "configuration.enable.token.login"
+        assert refused.status == 400 and await refused.json() == {"code": 400, "error": {
+            "message": "Missing required fields: password", "translationKey": "fields.required",
+            "translationParams": {"fields": "password"}}}
+        made = await client.post("/api/v1/users", headers=admin_headers(config), json={
+            "username": uw.name("tok6"), "roles": ["program_officer"], "token_login": True, "phone": "0712345678",
+            "password": GOOD})
+        assert made.status == 200 and "token_login" not in await made.json()
+        for db in (config.db_users, config.db_medic):
+            assert "token_login" not in await couch.db(db).get(f"org.couchdb.user:{uw.name('tok6')}")
+        assert (await client.post("/_session", json={"name": uw.name("tok6"), "password": GOOD})).status == 200
+        ignored = await client.post(f"/api/v1/users/{uw.name('tok6')}", headers=admin_headers(config),
+                                    json={"token_login": True})
+        assert ignored.status == 200 and "token_login" not in await ignored.json()
+        assert "token_login" not in await couch.db(config.db_users).get(f"org.couchdb.user:{uw.name('tok6')}")
         route = await client.post("/medic/login/token/abc")
         assert route.status == 400 and (await route.json())["error"] == "disabled"
     finally:
