@@ -311,6 +311,39 @@ async def test_a_failing_function_purges_nothing_and_is_reported(kind, client, w
     assert world["by_clinic"][clinic] & world["recent"] <= held and not held & world["old"]
 
 
+async def test_a_bad_function_takes_nothing_from_a_replicating_device(server, world, couch, config):
+    """Each failing function would purge every report of every contact it reached before failing; a device
+    holding everything (CHT's protocol and the legacy one) and a stock PouchDB still get everything."""
+    await purge_with(couch, config, "function () { return []; }")
+    clinic = world["clinics"][0]["_id"]
+    mine = world["by_clinic"][clinic]
+    target = max(d["_id"] for d in world["h"].docs if d.get("type") == "person")
+    device = await device_for(server, world, "chw")
+    stock = None
+    try:
+        await device.call("cht_sync")
+        assert mine <= set(await device.call("ids"))
+        for kind in ("syntax", "exception", "timeout"):
+            source, changes = FAILING[kind]
+            report = await purge_with(couch, config.replace(**changes), source.replace("TARGET", target),
+                                      limits=Limits(contacts=3))
+            assert report.status == "error" and report.error_kind == kind
+            log = next(d for d in await purgelogs(couch, config) if d["_id"] == report.purgelog)
+            assert log["_id"].startswith("purgelog:error:") and log["error_kind"] == kind
+            assert not await purged_records(couch, config, chw_hash()), kind
+            synced = await device.call("cht_sync")
+            assert synced["purged"] == 0, kind
+            assert (await device.call("legacy_purge", replication_id=f"after-{kind}"))["purged"] == 0, kind
+            assert mine <= set(await device.call("ids")), kind
+        stock = await device_for(server, world, "chw")
+        assert (await stock.call("pull"))["ok"]
+        assert mine <= set(await stock.call("ids"))
+    finally:
+        await device.close()
+        if stock is not None:
+            await stock.close()
+
+
 async def test_a_slow_function_does_not_stop_the_event_loop(couch, config):
     """The function runs on a thread of its own: the sentinel's feed and jobs go on meanwhile."""
     source = "function (u, contact) { if (contact.type === 'clinic') { while (true) {} } return []; }"
