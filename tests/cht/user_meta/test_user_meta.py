@@ -11,7 +11,7 @@ from api.app import create_app
 from api.cht.user_meta.names import escape_username, is_meta_db, user_db_name
 from api.cht.user_meta.store import DDOC
 from api.ddocs import check
-from tests.device import Device
+from tests.device import Device, DeviceError
 from tests.helpers import PASSWORD, admin_headers, basic
 
 
@@ -164,6 +164,38 @@ async def test_a_device_syncs_feedback_and_telemetry(aiohttp_server, couch, conf
         assert "read:message:m1" in await device.call("meta_ids"), "read marks sync between a user's devices"
     finally:
         await device.close()
+
+
+async def test_a_device_cannot_replicate_another_users_meta_database(aiohttp_server, couch, config, make_user):
+    """A stock PouchDB of one user pointed at another user's meta database gets CouchDB's 403 both ways:
+    nothing of the owner's comes down, nothing of the intruder's goes up."""
+    server = await aiohttp_server(create_app(config))
+    owner, intruder = await make_user("Meta.Owner", ["chw"]), await make_user("meta-intruder", ["chw"])
+    owner_device = await Device.start(f"http://127.0.0.1:{server.port}/medic", owner, PASSWORD)
+    intruder_device = await Device.start(f"http://127.0.0.1:{server.port}/medic", intruder, PASSWORD)
+    try:
+        await owner_device.call("meta_connect", name=escape_username(owner))
+        await owner_device.call("meta_put", doc={"_id": "feedback-2026-03-01T00:00:00.000Z-secret",
+                                                 "type": "feedback", "info": {"message": "private"}})
+        assert (await owner_device.call("meta_sync"))["push"]["docs_written"] == 1
+        db = couch.db(user_db_name(config.db_medic, owner))
+        before = {r["id"]: r["value"]["rev"] for r in (await db.all_docs())["rows"]}
+
+        await intruder_device.call("meta_connect", name=escape_username(owner))
+        await intruder_device.call("meta_put", doc={"_id": "feedback-2026-03-02T00:00:00.000Z-planted",
+                                                    "type": "feedback", "info": {"message": "planted"}})
+        with pytest.raises(DeviceError) as refused:
+            await intruder_device.call("meta_sync")
+        assert refused.value.status == 403, str(refused.value)
+        assert await intruder_device.call("meta_ids") == ["feedback-2026-03-02T00:00:00.000Z-planted"]
+        assert {r["id"]: r["value"]["rev"] for r in (await db.all_docs())["rows"]} == before
+        # the intruder's own meta database is theirs, and holds nothing of the owner's
+        await intruder_device.call("meta_connect", name=escape_username(intruder))
+        assert (await intruder_device.call("meta_sync"))["pull"]["ok"]
+        assert await intruder_device.call("meta_ids") == ["_design/medic-user"]
+    finally:
+        await owner_device.close()
+        await intruder_device.close()
 
 
 async def test_deleting_the_user_keeps_the_meta_database(client, couch, config, make_user):
