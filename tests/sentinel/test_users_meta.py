@@ -7,9 +7,11 @@ import datetime as dt
 import json
 import logging
 
+from api.app import create_app
 from api.cht.user_meta.names import escape_username, user_db_name
 from sentinel import users_meta
-from tests.helpers import admin_headers, basic
+from tests.device import Device
+from tests.helpers import PASSWORD, admin_headers, basic
 
 
 def feedback(n: int, user: str) -> dict:
@@ -101,3 +103,53 @@ async def test_old_design_docs_are_brought_up_to_date(couch, config, make_user, 
     await db.put(ddoc)
     await users_meta.run(couch, config)
     assert "purged" in (await db.get("_design/medic-user"))["validate_doc_update"]
+
+
+async def test_a_devices_feedback_and_telemetry_reach_the_exports(aiohttp_server, client, couch, config, make_user):
+    """End to end with a stock PouchDB: the device syncs its meta database as CHT's app does, the nightly copy
+    brings feedback and telemetry into medic-users-meta, and the feedback and user-devices exports show them.
+    Later syncs neither push the copies again nor pull anything back."""
+    server = await aiohttp_server(create_app(config))
+    user = await make_user("Device.Meta", ["chw"])
+    device = await Device.start(f"http://127.0.0.1:{server.port}/medic", user, PASSWORD)
+    admin = admin_headers(config)
+    try:
+        await device.call("meta_connect", name=escape_username(user))
+        docs = [feedback(4, user), telemetry(4, user, "phone-1"), telemetry(5, user, "phone-1"),
+                {"_id": "read:report:r9"}]
+        docs[0]["info"] = {"message": "from the device, with, commas"}
+        for doc in docs:
+            await device.call("meta_put", doc=doc)
+        synced = await device.call("meta_sync")
+        assert synced["push"]["ok"] and synced["push"]["docs_written"] == len(docs)
+
+        report = await users_meta.run(couch, config)
+        assert report.copied == 3
+        target = couch.db(config.db_users_meta)
+        for doc in docs[:3]:
+            assert (await target.get(doc["_id"]))["type"] == doc["type"]
+        assert await target.get_or_none("read:report:r9") is None
+        source = couch.db(user_db_name(config.db_medic, user))
+        left = {r["id"] for r in (await source.all_docs())["rows"]}
+        copied = {d["_id"] for d in docs[:3]}
+        assert "read:report:r9" in left
+        assert not left & copied if report.purge_supported else copied <= left, "purged from the source on CouchDB"
+
+        csv = await (await client.get("/api/v2/export/feedback", headers=admin)).text()
+        line = next(row for row in csv.splitlines() if row.startswith(f'"{docs[0]["_id"]}"'))
+        assert user in line and r"from the device\, with\, commas" in line, line
+        devices = json.loads(await (await client.get("/api/v2/export/user-devices", headers=admin)).text())
+        assert [(d["deviceId"], d["date"], d["apk"], d["android"], d["cht"], d["browser"]["name"])
+                for d in devices if d["user"] == user] == [("phone-1", "2026-02-05", "v1.4.0", "10", "4.22.0",
+                                                            "Chrome")]
+
+        again = await device.call("meta_sync")
+        assert again["push"]["docs_written"] == 0 and again["pull"]["docs_written"] == 0
+        assert sorted(await device.call("meta_ids")) == sorted(["_design/medic-user", *(d["_id"] for d in docs)])
+        await device.call("meta_put", doc=telemetry(6, user, "phone-1"))
+        assert (await device.call("meta_sync"))["push"]["docs_written"] == 1
+        assert (await users_meta.run(couch, config)).copied == 1
+        devices = json.loads(await (await client.get("/api/v2/export/user-devices", headers=admin)).text())
+        assert [d["date"] for d in devices if d["user"] == user] == ["2026-02-06"]
+    finally:
+        await device.close()
