@@ -19,6 +19,8 @@ from sentinel import app, purging
 from sentinel.purging import schedule
 from sentinel.scheduler import Job, keep_lease, run_once
 
+from tests.helpers import admin_headers
+
 from .world import use_settings
 
 NOW = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.timezone.utc)
@@ -135,3 +137,29 @@ async def test_an_admin_runs_purging_now_and_reads_the_logs(couch, config, store
     assert logs.returncode == 0, logs.stderr
     latest = json.loads(logs.stdout)[0]
     assert latest["_id"] == report["purgelog"] and latest["error_kind"] == "syntax"
+
+
+async def test_the_purge_configuration_an_admin_puts_is_what_the_job_runs(client, couch, config, make_user):
+    """Through HTTP, as an admin or cht-conf writes it: the sentinel's own settings store reads it."""
+    await make_user("purge-config-chw", ["chw"])
+    store = SettingsStore(couch.db(config.db_medic))
+    before = await store.reload()
+    purge = {"fn": "function (u, c, r) { return r.map(x => x._id); }", "cron": "* * * * *", "run_every_days": 7}
+    put = await client.put("/api/v1/settings", json={"purge": purge}, headers=admin_headers(config))
+    sentinel = couch.db(config.db_sentinel)
+    handled = await sentinel.get_local("purging") or {}
+    now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)  # an occurrence no other test handles
+    try:
+        assert put.status == 200, await put.text()
+        assert (await store.reload())["purge"] == purge
+        ran = await purging.scheduled(couch, config, store, now=now)
+        assert ran is not None and ran.status == "done" and ran.purgelog, ran
+        broken = await client.put("/api/v1/settings", json={"purge": {"fn": "function ( {"}},
+                                  headers=admin_headers(config))
+        assert broken.status == 200, "settings are not checked when saved, as in CHT"
+        assert (await store.reload())["purge"]["cron"] == "* * * * *", "merged into what was there"
+        failed = await purging.scheduled(couch, config, store, now=now + dt.timedelta(minutes=1))
+        assert failed is not None and failed.status == "error" and failed.error_kind == "syntax"
+    finally:  # later tests get the settings and the job's clock as they were
+        await use_settings(store, before)
+        await sentinel.put_local("purging", handled)
