@@ -205,3 +205,6 @@ async def test_deleting_the_user_keeps_the_meta_database(client, couch, config, 
     assert deleted.status == 200
     assert await couch.db(user_db_name(config.db_medic, name)).exists()
     assert (await client.get(url(name), headers=basic(name))).status == 401
+    removed = await client.delete(url(name), headers=admin_headers(config))
+    assert removed.status == 200, "an admin removes it when it is no longer wanted"
+    assert not await couch.db(user_db_name(config.db_medic, name)).exists()
