@@ -7,12 +7,13 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from api.auth import Principal
 from api.cht import visibility
 from api.cht.contact_types import CONTACT_DOC_TYPES
+from api.cht.purging.served import PurgedSets
 from api.cht.reports.reports import subjects_of
 from api.couch import Database
 from api.errors import JamiiError, NotFound
@@ -35,6 +36,7 @@ class VisibleSet:
     update_seq: Any = None  # the database's update_seq when the set was computed
     tasks: frozenset[str] = frozenset()  # the task docs among them (CHT's warn count leaves them out)
     contacts: frozenset[str] = frozenset()  # the contacts among them (what else is visible depends on them)
+    purged: frozenset[str] = frozenset()  # taken out of ids: the user's role set purges them (api.cht.purging)
 
     def counts(self) -> replication_scope.Counts:
         """``users-info``, counted as CHT counts it (``replication_scope.count``) from the set itself."""
@@ -44,6 +46,10 @@ class VisibleSet:
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self.ids
+
+    def in_area(self, doc_id: str) -> bool:
+        """In the user's area, purged or not: writes are judged on the area, so purging never refuses an edit."""
+        return doc_id in self.ids or doc_id in self.purged
 
 
 async def primary_places(db: Database, scope: visibility.Scope,
@@ -101,12 +107,22 @@ class ScopeCache:
             what="The visible set is catching up", patience=patience)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.purges = PurgedSets(medic.couch, medic.name)
 
     async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
         """The user's visible set as of now (``record``: note their replication count)."""
         found = await self.of_scope(visibility.scope_for(principal, settings))
-        self._note_count(principal.name, replication_count(found), force=record)
-        return found
+        served = await self._without_purged(principal, found)
+        self._note_count(principal.name, replication_count(served), force=record)  # as CHT: purged docs left out
+        return served
+
+    async def _without_purged(self, principal: Principal, area: VisibleSet) -> VisibleSet:
+        """The set as served: what the user's role set purges taken out (reads never show it again). Its
+        ``contacts`` stay the area's: what else is visible still depends on them."""
+        purged = await self.purges.purged(principal.name, principal.roles, area.ids)
+        if not purged:
+            return area
+        return replace(area, ids=area.ids - purged, tasks=area.tasks - purged, purged=purged)
 
     async def of_scope(self, scope: visibility.Scope) -> VisibleSet:
         """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
