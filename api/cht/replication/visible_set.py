@@ -102,15 +102,17 @@ class ScopeCache:
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
-        """The user's visible set as of now (``record``: note their replication count)."""
-        found = await self.of_scope(visibility.scope_for(principal, settings))
+    async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False,
+                  latest: bool = True) -> VisibleSet:
+        """The user's visible set as of now (``record``: note their replication count; ``latest=False``: the
+        newest one at once while a refresh is under way, for answers that say which seq they are as of)."""
+        found = await self.of_scope(visibility.scope_for(principal, settings), latest=latest)
         self._note_count(principal.name, replication_count(found), force=record)
         return found
 
-    async def of_scope(self, scope: visibility.Scope) -> VisibleSet:
+    async def of_scope(self, scope: visibility.Scope, *, latest: bool = True) -> VisibleSet:
         """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
-        return await self._shared.get(scope)
+        return await self._shared.get(scope, latest=latest)
 
     async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
         advanced = await self._advance(cached, update_seq) if cached is not None else None
