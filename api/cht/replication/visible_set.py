@@ -109,9 +109,11 @@ class ScopeCache:
         self._tasks: set[asyncio.Task[None]] = set()
         self.purges = PurgedSets(medic.couch, medic.name)
 
-    async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
-        """The user's visible set as of now (``record``: note their replication count)."""
-        found = await self.of_scope(visibility.scope_for(principal, settings))
+    async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False,
+                  latest: bool = True) -> VisibleSet:
+        """The user's visible set as of now (``record``: note their replication count; ``latest=False``: the
+        newest one at once while a refresh is under way, for answers that say which seq they are as of)."""
+        found = await self.of_scope(visibility.scope_for(principal, settings), latest=latest)
         served = await self._without_purged(principal, found)
         self._note_count(principal.name, replication_count(served), force=record)  # as CHT: purged docs left out
         return served
@@ -124,9 +126,9 @@ class ScopeCache:
             return area
         return replace(area, ids=area.ids - purged, tasks=area.tasks - purged, purged=purged)
 
-    async def of_scope(self, scope: visibility.Scope) -> VisibleSet:
+    async def of_scope(self, scope: visibility.Scope, *, latest: bool = True) -> VisibleSet:
         """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
-        return await self._shared.get(scope)
+        return await self._shared.get(scope, latest=latest)
 
     async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
         advanced = await self._advance(cached, update_seq) if cached is not None else None
