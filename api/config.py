@@ -119,6 +119,8 @@ class Config:
     log_level: str = "INFO"
     sentinel_batch_size: int = 500
     sentinel_checkpoint_seconds: float = 1.0
+    purge_call_timeout_ms: int = 1000
+    purge_memory_mb: int = 64
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -180,6 +182,8 @@ class Config:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             sentinel_batch_size=max(1, _int(env, "SENTINEL_BATCH_SIZE", 500)),
             sentinel_checkpoint_seconds=max(0.0, _float(env, "SENTINEL_CHECKPOINT_SECONDS", 1.0)),
+            purge_call_timeout_ms=max(1, _int(env, "PURGE_CALL_TIMEOUT_MS", 1000)),
+            purge_memory_mb=max(1, _int(env, "PURGE_MEMORY_MB", 64)),
         )
 
     def with_admin(self, user: str, password: str) -> "Config":

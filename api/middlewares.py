@@ -63,7 +63,7 @@ def error_response(request: web.Request, exc: JamiiError) -> web.Response:
     elif exc.status == 401 and exc.body is None:
         return not_logged_in(request, exc)
     elif _flag(request, "jamii_couch_errors"):
-        body = exc.to_couch_body()
+        body = exc.to_couch_body() if exc.body is None else exc.body  # an explicit body (the firewall's) wins
     else:
         body = exc.to_body()
     return json_response(body, status=exc.status, headers=exc.headers)
