@@ -56,16 +56,20 @@ def decode_cursor(raw: str | None, *, valid_key: Callable[[Any], bool] = lambda 
 
 async def page(db: Database, ddoc: str, view: str, *, startkey: Any, endkey: Any, after: Position | None,
                limit: int, include_docs: bool = False, distinct_ids: bool = False,
-               reduce: bool | None = None) -> tuple[list[dict[str, Any]], Position | None]:
+               reduce: bool | None = None, update: bool = True) -> tuple[list[dict[str, Any]], Position | None]:
     """Up to ``limit`` rows after ``after``; the position to continue from, None on the last page.
 
     ``distinct_ids`` leaves out rows of docs already on this page (a doc
     matching a prefix search under several words). Reading goes on in
     batches (``skip`` from the same start) until the page is full.
+    ``update=False``: CouchDB answers from the index as it is, without first
+    indexing the writes made since (pouchdb-server ignores it and indexes).
     """
     params: dict[str, Any] = {"endkey": endkey, "include_docs": include_docs}
     if reduce is not None:
         params["reduce"] = reduce
+    if not update:
+        params["update"] = False
     if after is not None:
         params["startkey"] = after.key
         params["startkey_docid"] = after.doc_id

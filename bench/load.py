@@ -1,4 +1,4 @@
-"""Load: many concurrent clients mixing reads, writes, replication and exports against one API process.
+"""Load: many concurrent clients mixing reads, writes, replication and exports against the API.
 
 A generated hierarchy is loaded and users are placed in it: an online
 program officer (contact, person, place and report reads; person and record
@@ -11,21 +11,31 @@ Anyone reads ``/api/v2/monitoring``.
 Each client is a closed loop with one keep-alive connection: it picks a
 weighted-random action, waits for the answer and picks again (no think time,
 so the figures show the server saturated). The clients run in a separate
-process so they do not share the API's event loop. Printed: one row per
-route with requests, errors, p50, p99 and max latency, then the total rate.
-Any non-2xx answer or client exception is an error, and the exit status is 1.
+process so they do not share the API's event loop. The API runs as
+``--api-processes`` processes (default: one per core) listening on one port
+with ``SO_REUSEPORT``, so Linux spreads the connections over them and both
+cores serve requests. Printed: one row per route with requests, errors, the
+503s with ``Retry-After`` that were waited out and tried again (exports beyond
+``EXPORT_CONCURRENCY``: a polite client's behaviour, counted apart from
+errors), p50, p99 and max latency, then the total rate. Any other non-2xx
+answer or client exception is an error, and the exit status is 1.
+``--profile DIR`` writes a cProfile of each API process there (``api-N.prof``).
 
-    python -m bench.load [--clients 200] [--seconds 300]
+    python -m bench.load [--clients 200] [--seconds 300] [--api-processes 2] [--profile DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import contextvars
+import cProfile
 import json
 import multiprocessing
 import os
 import random
+import signal
 import sys
 import time
 import uuid
@@ -35,9 +45,13 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import aiohttp
+from aiohttp import web
 
+from api.app import create_app
 from api.cht.lineage import minify_contact
-from api.couch import basic_auth
+from api.config import Config
+from api.couch import Couch, basic_auth
+from scripts.couchdb import free_port
 from tests.hierarchy import build, load
 
 from .common import Stack, bench_stack, percentile_ms
@@ -46,6 +60,7 @@ PASSWORD = "Load-passw0rd!"
 BULK_GET_BATCH = 100  # PouchDB's default batch_size
 REQUEST_TIMEOUT = 120.0  # seconds; a request slower than this counts as an error
 ERROR_SAMPLES = 20
+MAX_RETRY_AFTER = 30.0  # seconds; a longer Retry-After is an error
 
 
 @dataclass
@@ -68,6 +83,7 @@ class Tally:
 
     timings: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    retried: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # 503 + Retry-After, waited out
     samples: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -82,7 +98,8 @@ class Tally:
         for route in sorted(set(self.timings) | set(self.errors)):
             times = self.timings.get(route) or [0.0]
             out.append({"route": route, "requests": len(self.timings.get(route, [])) + self.errors.get(route, 0),
-                        "errors": self.errors.get(route, 0), "p50": percentile_ms(times, 50),
+                        "errors": self.errors.get(route, 0), "retried": self.retried.get(route, 0),
+                        "p50": percentile_ms(times, 50),
                         "p99": percentile_ms(times, 99), "max": max(times) * 1000})
         return out
 
@@ -148,18 +165,29 @@ class Client:
         self.checkpoints: dict[str, Any] = {}
 
     async def call(self, route: str, method: str, path: str, auth: str, **kwargs: Any) -> Any:
-        """One timed request; returns the parsed JSON body (or None), or None after recording an error."""
-        started = time.perf_counter()
-        try:
-            async with self.session.request(method, self.world.api_url + path,
-                                            headers={"Authorization": auth, "Accept": "application/json"},
-                                            **kwargs) as response:
-                raw = await response.read()
-                status = response.status
-        except Exception as exc:  # noqa: BLE001 -- every failure is a figure of the run
-            self.tally.error(route, f"{type(exc).__name__}: {exc}"[:300])
-            return None
-        elapsed = time.perf_counter() - started
+        """One timed request; returns the parsed JSON body (or None), or None after recording an error.
+
+        A 503 with ``Retry-After`` is waited out and the request sent again (counted in ``retried``, and
+        the timing is the answered request's).
+        """
+        while True:
+            started = time.perf_counter()
+            try:
+                async with self.session.request(method, self.world.api_url + path,
+                                                headers={"Authorization": auth, "Accept": "application/json"},
+                                                **kwargs) as response:
+                    raw = await response.read()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After", "")
+            except Exception as exc:  # noqa: BLE001 -- every failure is a figure of the run
+                self.tally.error(route, f"{type(exc).__name__}: {exc}"[:300])
+                return None
+            elapsed = time.perf_counter() - started
+            if status == 503 and retry_after.isdigit() and int(retry_after) <= MAX_RETRY_AFTER:
+                self.tally.retried[route] += 1
+                await asyncio.sleep(int(retry_after))
+                continue
+            break
         if not 200 <= status < 300:
             self.tally.error(route, f"{status} {raw[:300]!r}")
             return None
@@ -296,6 +324,7 @@ class Result:
     samples: list[str]
     seconds: float
     clients: int
+    api_processes: int = 1
 
     @property
     def requests(self) -> int:
@@ -306,39 +335,147 @@ class Result:
         return sum(r["errors"] for r in self.rows)
 
     @property
+    def retried(self) -> int:
+        return sum(r.get("retried", 0) for r in self.rows)
+
+    @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def table(self) -> str:
         """The per-route figures as a Markdown table, then the totals."""
-        lines = ["| route | requests | errors | p50 ms | p99 ms | max ms |",
-                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines = ["| route | requests | errors | 503 + Retry-After, retried | p50 ms | p99 ms | max ms |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in self.rows:
-            lines.append(f"| `{r['route']}` | {r['requests']} | {r['errors']} | {r['p50']:.0f} | {r['p99']:.0f} "
-                         f"| {r['max']:.0f} |")
-        lines.append(f"| **all** | {self.requests} | {self.errors} | | | |")
+            lines.append(f"| `{r['route']}` | {r['requests']} | {r['errors']} | {r.get('retried', 0)} "
+                         f"| {r['p50']:.0f} | {r['p99']:.0f} | {r['max']:.0f} |")
+        lines.append(f"| **all** | {self.requests} | {self.errors} | {self.retried} | | | |")
         return "\n".join(lines) + (f"\n\n{self.clients} clients for {self.seconds:.0f} s: {self.requests} requests, "
-                                   f"{self.rate:.0f} requests/s, {self.errors} errors; {os.cpu_count()} cores")
+                                   f"{self.rate:.0f} requests/s, {self.errors} errors, {self.retried} answers 503 "
+                                   f"with Retry-After waited out; {self.api_processes} API process(es), "
+                                   f"{os.cpu_count()} cores")
 
 
-async def run(clients: int = 200, seconds: float = 300) -> Result:
-    """Seed a fresh stack, run the clients against it, return the figures."""
+ROUTE: contextvars.ContextVar[str] = contextvars.ContextVar("route", default="(background)")
+
+
+def count_couch_requests(app: web.Application) -> dict[str, dict[str, int]]:
+    """Profiling: CouchDB requests counted by the API route that caused them (tasks a request starts inherit
+    its route; the view warmer and other background work are ``(background)``), and the routes' own count."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    request = Couch.request
+
+    async def counted(self: Couch, method: str, path: str, **kwargs: Any) -> Any:
+        parts = [p for p in path.split("?")[0].split("/") if p]
+        database = parts[0].split("-", 1)[-1] if parts else ""
+        if "_view" in parts:
+            kind = "view " + parts[-1]
+        else:
+            kind = next((p for p in reversed(parts[1:]) if p.startswith("_")), "doc" if len(parts) > 1 else "db")
+        counts[ROUTE.get()][f"{method} {database} {kind}"] += 1
+        return await request(self, method, path, **kwargs)
+
+    @web.middleware
+    async def route_of(request: web.Request, handler: Any) -> web.StreamResponse:
+        route = f"{request.method} {request.match_info.route.resource.canonical}" \
+            if request.match_info.route.resource is not None else f"{request.method} (no route)"
+        ROUTE.set(route)
+        counts[route]["(API requests)"] += 1
+        return await handler(request)
+
+    Couch.request = counted  # type: ignore[method-assign]
+    app.middlewares.insert(0, route_of)
+    return counts
+
+
+def serve_api(config: Config, port: int, profile: str | None) -> None:
+    """One API process on the shared port (``SO_REUSEPORT``), until SIGTERM; ``profile``: a cProfile file, and
+    beside it the CouchDB requests per route (``.requests.json``)."""
+    app = create_app(config)
+    counts = count_couch_requests(app) if profile else None
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    profiler = cProfile.Profile() if profile else None
+    with profiler or contextlib.nullcontext():
+        asyncio.run(main())
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
+        with open(profile.replace(".prof", ".requests.json"), "w") as out:
+            json.dump(counts, out, indent=1, sort_keys=True)
+
+
+@contextlib.asynccontextmanager
+async def api_processes(config: Config, count: int, profile_dir: str | None) -> Any:
+    """``count`` API processes sharing one new port; yields its URL once every one answers."""
+    port = free_port()
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=serve_api, daemon=True,
+                                 args=(config, port, os.path.join(profile_dir, f"api-{i}.prof") if profile_dir
+                                       else None)) for i in range(count)]
+    for process in processes:
+        process.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # each process binds on its own; wait until all are up (a connection may reach any)
+            await asyncio.sleep(0.1)
+            if all(p.is_alive() for p in processes) and await _answers(url, count * 4):
+                break
+        else:
+            raise SystemExit("the API processes did not start")
+        yield url
+    finally:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.join(timeout=30)
+
+
+async def _answers(url: str, tries: int) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(tries):
+                async with session.get(url + "/api/v2/monitoring", headers={"Connection": "close"}) as response:
+                    if response.status != 200:
+                        return False
+        return True
+    except aiohttp.ClientError:
+        return False
+
+
+async def run(clients: int = 200, seconds: float = 300, api_count: int | None = None,
+              profile_dir: str | None = None) -> Result:
+    """Seed a fresh stack, run the clients against ``api_count`` API processes, return the figures."""
+    api_count = api_count or os.cpu_count() or 1
     async with bench_stack() as stack:
-        world = await seed(stack, random.Random(14))
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            rows, samples, elapsed = await asyncio.get_running_loop().run_in_executor(
-                pool, run_clients, world, clients, seconds)
-    return Result(rows, samples, elapsed, clients)
+        async with api_processes(stack.config, api_count, profile_dir) as url:
+            stack.api_url = url
+            world = await seed(stack, random.Random(14))
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                rows, samples, elapsed = await asyncio.get_running_loop().run_in_executor(
+                    pool, run_clients, world, clients, seconds)
+    return Result(rows, samples, elapsed, clients, api_count)
 
 
-def figures(clients: int = 200, seconds: float = 300) -> dict[str, Any]:
+def figures(clients: int = 200, seconds: float = 300, api_processes: int | None = None) -> dict[str, Any]:
     """Run the load and return its headline figures and per-route table (for ``bench.run``)."""
-    result = asyncio.run(run(clients, seconds))
+    result = asyncio.run(run(clients, seconds, api_processes))
     print(result.table())
     if result.errors:
         print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)
     worst = max(result.rows, key=lambda r: r["p99"])
     return {"clients": clients, "seconds": result.seconds, "requests": result.requests, "errors": result.errors,
+            "retried": result.retried, "api_processes": result.api_processes,
             "rate": result.rate, "worst_route": worst["route"], "worst_p99_ms": worst["p99"],
             "details": "## Load, per route\n\n" + result.table()}
 
@@ -347,8 +484,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--api-processes", type=int, default=None, help="default: one per core")
+    parser.add_argument("--profile", default=None, help="a directory for a cProfile of each API process")
     args = parser.parse_args()
-    result = asyncio.run(run(args.clients, args.seconds))
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+    result = asyncio.run(run(args.clients, args.seconds, args.api_processes, args.profile))
     print(result.table())
     if result.errors:
         print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)

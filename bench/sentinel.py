@@ -12,8 +12,10 @@ first (a running API keeps them so).
 
 * raw: read those changes from ``_changes`` (``include_docs``, in batches of
   ``--batch``, the sentinel's batch size, ``SENTINEL_BATCH_SIZE`` by default)
-  and write each batch to another database with one ``_bulk_docs`` — the
-  least any worker that reads and writes every doc does;
+  and write each batch with one ``_bulk_docs`` — the least any worker that
+  reads and writes every doc does. Two ways: a copy into a fresh database
+  (no views, nothing else), and the rewrite of the same reports in place in
+  the medic database (its design docs and views, as the sentinel writes);
 * sentinel: the worker and engine, in this process, from the checkpoint
   until the backlog is empty (its own writes come back through the feed and
   are drained too).
@@ -23,17 +25,17 @@ first (a running API keeps them so).
   read, every report written once more, the patients created, an info doc
   read before and written after each write. No lookups and no logic.
 
-The ratio raw / sentinel is the figure (goal: at least 0.5); raw / floor is
-the most any sentinel could reach on the server measured.
+The ratio raw / sentinel is the figure (goal: at least 0.5), printed for both
+raw runs; raw / floor is the most any sentinel could reach on the server
+measured. The server's CPU time is printed for each run when the server runs
+on this machine (pouchdb-server, or CouchDB with its ``couchjs`` processes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
-from pathlib import Path
 
 from api import checkpoint
 from api.config import Config
@@ -50,20 +52,10 @@ from tests.sentinel.world import (
     use_settings,
 )
 
-from .common import bench_stack
+from .common import bench_stack, server_cpu, server_cpu_parts
 
 VIEWS = [("medic-client", "contacts_by_phone"), ("medic-client", "contacts_by_reference"),
          ("medic-client", "reports_by_subject"), ("medic", "messages_by_state")]
-
-
-def server_cpu(stack) -> float | None:
-    """CPU seconds the embedded server (pouchdb-server) has used, from /proc; None elsewhere."""
-    process = stack.embedded.process if stack.embedded is not None else None
-    try:
-        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (AttributeError, OSError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def time_requests(couch) -> dict[str, list]:
@@ -93,6 +85,30 @@ async def warm(db) -> float:
         extra = {"reduce": False} if view == "messages_by_state" else {}
         await db.view(ddoc, view, limit=1, timeout=3600, **extra)  # indexing a big backlog takes a while
     return time.perf_counter() - started
+
+
+async def raw_run(medic, since, count: int, batch: int, stack, copy_to=None) -> tuple[float, float | None]:
+    """Read ``count`` changes from ``since`` with their docs, a batch at a time, and write each batch with one
+    ``_bulk_docs``: copied into ``copy_to`` (fresh ids), or in place (same docs, their ``_rev``). Returns the
+    seconds taken and the server CPU seconds used (None when not measurable)."""
+    began, server, seen = time.perf_counter(), server_cpu(stack), 0
+    while seen < count:
+        body = await medic.changes(since=since, limit=batch, include_docs=True)
+        results = body["results"]
+        if not results:
+            break
+        if copy_to is not None:
+            written = await copy_to.bulk_docs([{**{k: v for k, v in r["doc"].items() if k != "_rev"},
+                                                "_id": new_id()} for r in results])
+        else:
+            written = await medic.bulk_docs([r["doc"] for r in results])
+        failed = [r for r in written if not r.get("ok")]
+        if failed:
+            raise RuntimeError(f"raw write failed: {failed[0]}")
+        seen += len(results)
+        since = body["last_seq"]
+    elapsed, used = time.perf_counter() - began, server_cpu(stack)
+    return elapsed, (used - server if used is not None and server is not None else None)
 
 
 async def contract_floor(couch, config, docs: list[dict], created: int, batch: int) -> float:
@@ -164,18 +180,12 @@ async def main(reports: int, batch: int = Config.sentinel_batch_size,
 
         raw_db = couch.db(config.db_medic + "-raw")
         await couch.create_db(raw_db.name)
-        began, server = time.perf_counter(), server_cpu(stack)
-        since, seen = start, 0
-        while seen < len(docs):
-            body = await medic.changes(since=since, limit=batch, include_docs=True)
-            results = body["results"]
-            await raw_db.bulk_docs([{**{k: v for k, v in r["doc"].items() if k != "_rev"}, "_id": new_id()}
-                                   for r in results])
-            seen += len(results)
-            since = body["last_seq"]
-        raw_s = time.perf_counter() - began
-        raw_server = server_cpu(stack) - server if server is not None else None
+        raw_s, raw_server = await raw_run(medic, start, len(docs), batch, stack, raw_db)
         await couch.delete_db(raw_db.name)
+        inplace_s, inplace_server = await raw_run(medic, start, len(docs), batch, stack)
+        server = server_cpu(stack)
+        inplace_index_s = await warm(medic)  # the rewrite is indexed before the drain, as a running API keeps views
+        inplace_index_server = server_cpu(stack) - server if server is not None else None
 
         request = couch.request
         spent = time_requests(couch)
@@ -183,41 +193,61 @@ async def main(reports: int, batch: int = Config.sentinel_batch_size,
         worker = Worker(couch, config, engine.process_batch, batch_size=batch, wait_seconds=1,
                         checkpoint_seconds=checkpoint_seconds, include_docs=include_docs)
         worker.seq = start
-        began, cpu, server = time.perf_counter(), time.process_time(), server_cpu(stack)
+        began, cpu, server = time.perf_counter(), time.process_time(), server_cpu_parts(stack)
         ended = began
         while True:  # the drain ends with the last batch; the wait that finds nothing more is not counted
             if await worker.step():
-                ended, cpu_end, server_end = time.perf_counter(), time.process_time(), server_cpu(stack)
+                ended, cpu_end, server_end = time.perf_counter(), time.process_time(), server_cpu_parts(stack)
             elif await medic.pending_changes(worker.seq) == 0:
                 break
         sentinel_s, cpu = ended - began, cpu_end - cpu
-        sentinel_server = server_end - server if server is not None and server_end is not None else None
+        sentinel_server = helpers = None
+        if server is not None and server_end is not None:
+            sentinel_server, helpers = sum(server_end) - sum(server), server_end[1] - server[1]
+        server = server_cpu(stack)
+        drain_index_s = await warm(medic)
+        drain_index_server = server_cpu(stack) - server if server is not None else None
         backlog = await medic.pending_changes(await checkpoint.read(sentinel, checkpoint.SENTINEL))
 
         print(f"reports: {reports}, batch: {batch}, checkpoint every {checkpoint_seconds}s, "
               f"feed read {'with' if include_docs else 'without'} docs, "
               f"views brought up to date in {warm_s:.1f}s")
-        print(f"raw read + bulk write:  {raw_s:7.1f}s  ({reports / raw_s:6.0f} docs/s)")
+        def cpu_note(seconds: float | None) -> str:
+            return f", server CPU {seconds:.1f}s" if seconds is not None else ""
+
+        print(f"raw read + bulk write, copied into a fresh database: {raw_s:6.1f}s ({reports / raw_s:5.0f} docs/s"
+              f"{cpu_note(raw_server)})")
+        print(f"raw read + bulk write, rewritten in place in medic:   {inplace_s:6.1f}s ({reports / inplace_s:5.0f} "
+              f"docs/s{cpu_note(inplace_server)}); its views caught up {inplace_index_s:.1f}s after"
+              f"{cpu_note(inplace_index_server)}")
         print(f"sentinel drain:         {sentinel_s:7.1f}s  ({reports / sentinel_s:6.0f} reports/s, "
               f"{worker.processed} changes incl. its own writes, {engine.runs} transition runs, "
-              f"{engine.requests} lookups, {engine.echoes} own writes taken from memory, backlog after: {backlog})")
-        print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f}  (goal >= 0.5)")
+              f"{engine.requests} lookups, {engine.echoes} own writes taken from memory, backlog after: {backlog}"
+              f"{cpu_note(sentinel_server)}"
+              + (f", of which helper processes (couchjs) {helpers:.1f}s" if helpers else "")
+              + f"); its views caught up {drain_index_s:.1f}s after{cpu_note(drain_index_server)}")
+        print(f"ratio raw / sentinel:   {raw_s / sentinel_s:7.2f} (fresh copy), {inplace_s / sentinel_s:.2f} (in place)"
+              f"  (goal >= 0.5)")
         waited = sum(seconds for _, seconds in spent.values())
         print(f"time in CouchDB requests during the drain: {waited:.1f}s (they overlap); "
               f"this process's CPU time: {cpu:.1f}s")
-        if raw_server is not None and sentinel_server is not None:
-            print(f"pouchdb-server CPU time: raw {raw_server:.1f}s, sentinel drain {sentinel_server:.1f}s")
         for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
         couch.request = request  # the floor's requests are not the drain's
         created = engine.created
+        server = server_cpu(stack)
         floor_s = await contract_floor(couch, config, docs, created, batch)
+        floor_server = server_cpu(stack) - server if server is not None else None
         print(f"contract floor:         {floor_s:7.1f}s  (read every change, rewrite every report, create "
-              f"{created} docs, an info doc after each write; no logic)")
-        print(f"ratio raw / floor:      {raw_s / floor_s:7.2f}  (the most any sentinel could reach on this server)")
-        return {"reports": reports, "raw_s": raw_s, "sentinel_s": sentinel_s, "ratio": raw_s / sentinel_s,
-                "floor_s": floor_s, "floor_ratio": raw_s / floor_s,
-                "reports_per_s": reports / sentinel_s}
+              f"{created} docs, an info doc after each write; no logic{cpu_note(floor_server)})")
+        print(f"ratio raw / floor:      {raw_s / floor_s:7.2f} (fresh copy), {inplace_s / floor_s:.2f} (in place)"
+              f"  (the most any sentinel could reach on this server)")
+        return {"reports": reports, "raw_s": raw_s, "inplace_s": inplace_s, "sentinel_s": sentinel_s,
+                "ratio": raw_s / sentinel_s, "inplace_ratio": inplace_s / sentinel_s,
+                "floor_s": floor_s, "floor_ratio": raw_s / floor_s, "reports_per_s": reports / sentinel_s,
+                "raw_server_s": raw_server, "inplace_server_s": inplace_server,
+                "sentinel_server_s": sentinel_server, "sentinel_helpers_s": helpers, "floor_server_s": floor_server,
+                "inplace_index_s": inplace_index_s, "drain_index_s": drain_index_s}
 
 
 if __name__ == "__main__":

@@ -301,6 +301,16 @@ class Workspace:
             doc.update(full)
             self._hydrated.add(doc["_id"])
 
+    async def prefetch_lineages(self, docs: Iterable[Doc | None]) -> None:
+        """Read what hydrating each of these docs needs, for all of them at once (a fetch per level).
+
+        The ``hydrated`` calls that follow, one per doc, then find every doc
+        they need here and read nothing (they used to take two requests each).
+        """
+        wanted = [d for d in docs if d and d.get("_id")]
+        if wanted:
+            await self._hydrator.hydrate(wanted)
+
     async def hydrated(self, doc: Doc) -> Doc:
         """A filled copy of any doc (e.g. a contact found by phone), its lineage included."""
         [full] = await self._hydrator.hydrate([doc])

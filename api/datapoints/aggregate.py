@@ -6,15 +6,21 @@ each sub-region counts with *its* value (stored, or itself aggregated). So a
 stored value wins at every level, and nothing is counted twice when values
 are stored at two levels of one branch.
 
-How it is read: the ``agg`` view reduces, per (region, campaign, block of 64
-indicator ids), every value stored in the region's subtree to
-``[shallowest depth, sum at that depth, deepest depth, total]``. One POSTed
-``keys`` query with ``group=true`` returns these for every requested region
-and campaign. The shallowest depth being the region's own means a stored
-value; otherwise, when all values below sit at one depth (the usual case),
-the aggregate is the total. When they sit at two or more depths, the buckets
-under the region are read and the exact rule above is applied. Calculated indicators (part/whole ratios) are computed after
-aggregation from the components' values at the region: a ratio of sums.
+How it is read: the ``agg`` view counts every stored value at its own region
+and once per ancestor, in rows keyed ``[campaign, depth, region, block of 16
+indicator ids]`` whose values hold six numbers per indicator: ``[own count,
+own value, count below, total below, sum of their depths, sum of the squares
+of their depths]``. CouchDB's built-in ``_sum`` adds them up element by
+element and keeps the reductions in the index, so the requested regions of one
+depth are read with one ``group=true`` range query per campaign (split where
+their ids lie far apart), without running JavaScript at query time (a ``keys``
+query would cost CouchDB a fold per key, several times the CPU). A region's
+own value wins; otherwise, when all values below sit at one depth (the usual
+case: count x sum of squares = square of the sum), the aggregate is the total.
+When they sit at two or more depths, the buckets under the region are read
+and the exact rule above is applied. Calculated indicators (part/whole
+ratios) are computed after aggregation from the components' values at the
+region: a ratio of sums.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from api.couch import Database
 
 from .records import DDOC
 
-BLOCK = 64
-KEYS_PER_REQUEST = 1000
+BLOCK = 16  # indicators per row of the agg view (its map's 16)
 PARALLEL_REQUESTS = 4
+# Requested regions of one depth whose ids lie further apart are read with separate range queries: a range
+# also returns the regions of that depth between them (regions made together get neighbouring ids).
+SPAN_GAP = 256
 
 
 @dataclass(frozen=True)
@@ -39,22 +47,71 @@ class Value:
     is_calc: bool = False
 
 
+UNSURE = object()  # values below a region at two or more depths: the exact rule must be applied
+
+
 def block_of(indicator_id: int) -> int:
     return indicator_id // BLOCK
 
 
-async def _sums(db: Database, keys: list[list[int]]) -> dict[tuple[int, ...], dict[str, Any]]:
-    out: dict[tuple[int, ...], dict[str, Any]] = {}
+def numbers_of(row: list[float | int], indicator_id: int) -> list[float | int] | None:
+    """The six numbers of one indicator in a reduced ``agg`` row (None when it has none there)."""
+    at = 6 * (indicator_id % BLOCK)
+    found = row[at:at + 6]
+    return found if len(found) == 6 and (found[0] or found[2]) else None
+
+
+def rolled_up(numbers: list[float | int] | None, own_only: bool = False) -> Value | None | object:
+    """One indicator's six numbers read: the stored value, the total below, None, or ``UNSURE``."""
+    if not numbers:
+        return None
+    own, value, below, total, depths, squares = numbers
+    if own:
+        return Value(value, False)
+    if own_only or not below:
+        return None
+    return Value(total, True) if below * squares == depths * depths else UNSURE
+
+
+def spans(ids: Iterable[int], gap: int = SPAN_GAP) -> list[tuple[int, int]]:
+    """Sorted ids cut into (first, last) runs wherever two neighbours lie more than ``gap`` apart."""
+    out: list[tuple[int, int]] = []
+    for rid in sorted(set(ids)):
+        if out and rid - out[-1][1] <= gap:
+            out[-1] = (out[-1][0], rid)
+        else:
+            out.append((rid, rid))
+    return out
+
+
+async def _rollups(db: Database, regions: Iterable[Mapping[str, Any]], campaign_ids: Iterable[int],
+                   indicator_ids: set[int]) -> dict[tuple[int, int, int], list[float | int]]:
+    """The six numbers of every (region, campaign, indicator) asked for that has any, by that triple."""
+    by_depth: dict[int, set[int]] = {}
+    for region in regions:
+        by_depth.setdefault(region.get("depth") or 0, set()).add(region["id"])
+    wanted = {rid for ids in by_depth.values() for rid in ids}
+    blocks: dict[int, list[int]] = {}
+    for ind in indicator_ids:
+        blocks.setdefault(block_of(ind), []).append(ind)
+    out: dict[tuple[int, int, int], list[float | int]] = {}
     gate = asyncio.Semaphore(PARALLEL_REQUESTS)
 
-    async def one(chunk: list[list[int]]) -> None:
+    async def one(campaign_id: int, depth: int, first: int, last: int) -> None:
         async with gate:
-            body = await db.view(DDOC, "agg", keys=chunk, group=True)
+            body = await db.view(DDOC, "agg", group=True, startkey=[campaign_id, depth, first],
+                                 endkey=[campaign_id, depth, last, {}])
         for row in body["rows"]:
-            if row.get("value"):
-                out[tuple(row["key"])] = row["value"]
+            _, _, rid, block = row["key"]
+            if rid not in wanted or block not in blocks or not row.get("value"):
+                continue
+            for ind in blocks[block]:
+                numbers = numbers_of(row["value"], ind)
+                if numbers is not None:
+                    out[(rid, campaign_id, ind)] = numbers
 
-    await asyncio.gather(*(one(keys[i:i + KEYS_PER_REQUEST]) for i in range(0, len(keys), KEYS_PER_REQUEST)))
+    await asyncio.gather(*(one(cid, depth, first, last) for cid in set(campaign_ids)
+                           for depth, ids in by_depth.items() for first, last in spans(ids)))
     return out
 
 
@@ -81,7 +138,7 @@ def exact_total(root_id: int, nodes: Mapping[int, tuple[list[int], Mapping[str, 
 async def _subtree(db: Database, region: Mapping[str, Any], campaign_id: int,
                    indicators: Iterable[int]) -> dict[int, tuple[list[int], dict[str, Any]]]:
     """Every stored value under a region for one campaign (for the exact rule), by region."""
-    keys = [[region["id"], campaign_id, b] for b in sorted({block_of(i) for i in indicators})]
+    keys = [[campaign_id, region.get("depth") or 0, region["id"], b] for b in sorted({block_of(i) for i in indicators})]
     body = await db.view(DDOC, "agg", keys=keys, reduce=False)
     ids = {row["id"] for row in body["rows"]}
     nodes: dict[int, tuple[list[int], dict[str, Any]]] = {}
@@ -112,29 +169,22 @@ async def compute(db: Database, regions: list[Mapping[str, Any]], campaigns: lis
     for calc in calculated.values():
         summed.update((calc["part"], calc["whole"]))
     own_only = set(calculated) - summed
-    blocks = sorted({block_of(i) for i in summed | own_only})
-    sums = await _sums(db, [[r["id"], c["id"], b] for r in regions for c in campaigns for b in blocks])
+    wanted_ids = sorted(summed | own_only)
+    rows = await _rollups(db, regions, [c["id"] for c in campaigns], set(wanted_ids))
     out: dict[tuple[int, int], dict[int, Value]] = {}
     exact: list[tuple[Mapping[str, Any], int, set[int]]] = []
     for region in regions:
-        rid, depth = region["id"], region["depth"]
+        rid = region["id"]
         for campaign in campaigns:
             cid = campaign["id"]
             values: dict[int, Value] = {}
             unsure: set[int] = set()
-            for ind in summed | own_only:
-                found = sums.get((rid, cid, block_of(ind)), {}).get(str(ind))
-                if found is None:
-                    continue
-                shallowest, at_shallowest, deepest, total = found
-                if shallowest == depth:
-                    values[ind] = Value(at_shallowest, False)
-                elif ind in own_only:
-                    continue
-                elif shallowest == deepest:
-                    values[ind] = Value(total, True)
-                else:
+            for ind in wanted_ids:
+                found = rolled_up(rows.get((rid, cid, ind)), ind in own_only)
+                if found is UNSURE:
                     unsure.add(ind)
+                elif isinstance(found, Value):
+                    values[ind] = found
             out[(rid, cid)] = values
             if unsure:
                 exact.append((region, cid, unsure))

@@ -2,11 +2,11 @@
 
 Values are kept in *buckets*: one doc per (campaign, block of 64 region ids)
 holding ``values[region][indicator] = number`` and each region's path. The
-``agg`` view sums each bucket once per ancestor, so a region's total over a
-whole subtree is read from one row per bucket instead of one per datapoint
-(pouchdb-server recomputes reduces on every query; CouchDB caches them either
-way). Regions made together get neighbouring ids, so a subtree spans few
-buckets. Writes are read-modify-write with the doc's revision, retried on
+``agg`` view emits a bucket's values summed once per ancestor, so a region's
+total over a whole subtree is reduced from one row per bucket and indicator
+instead of one per datapoint (pouchdb-server reduces on every query; CouchDB
+keeps the reductions in the index). Regions made together get neighbouring
+ids, so a subtree spans few buckets. Writes are read-modify-write with the doc's revision, retried on
 conflict.
 """
 
@@ -228,7 +228,7 @@ async def repair_region(db: Database, region: Mapping[str, Any]) -> None:
             if failed:
                 raise Conflict(f"regions {failed} changed while moving; post the move again to finish it")
     bucket_ids = set()
-    async for row in db.iter_view(DDOC, "agg", startkey=[region_id], endkey=[region_id, {}], reduce=False):
+    async for row in db.iter_view(DDOC, "buckets_by_region", startkey=region_id, endkey=region_id):
         bucket_ids.add(row["id"])
 
     def repath(doc: dict[str, Any]) -> None:

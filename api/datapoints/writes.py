@@ -382,8 +382,7 @@ async def _deletable(ctx: Context, res: Resource, doc: Mapping[str, Any]) -> Non
         scope = await ctx.scope("w")
         if scope is not None and not scope.admits(doc):
             raise Forbidden(f"You may not delete region {record_id}")
-        rows = (await ctx.db.view(DDOC, "agg", startkey=[record_id], endkey=[record_id, {}], limit=1,
-                                  reduce=False))["rows"]
+        rows = (await ctx.db.view(DDOC, "buckets_by_region", key=record_id, limit=1))["rows"]
         if rows:
             raise Conflict(f"region {record_id} or its sub-regions have datapoints")
     if res.name == "region_permission" and not ctx.who.is_admin:

@@ -51,6 +51,15 @@ class UpdateClinics:
                     found.setdefault(row["key"][1], ctx.ws.known(row["doc"]))
         ctx.ws.cache["by_refid"] = found
         await reports.load_contacts_by_phone(ctx, [d.get("from") for d in docs if not refid(d)])
+        senders = [self._found(d, ctx) for d in docs]
+        await ctx.ws.fetch(c["contact"].get("_id") for c in senders
+                           if c is not None and isinstance(c.get("contact"), dict))  # the places' primary contacts
+        await ctx.ws.prefetch_lineages([await self._person(c, ctx) for c in senders])
+
+    @staticmethod
+    def _found(doc: Mapping[str, Any], ctx: Context) -> dict[str, Any] | None:
+        code = refid(doc)
+        return ctx.ws.cache["by_refid"].get(code) if code else reports.contact_by_phone(ctx, doc.get("from"))
 
     async def _person(self, contact: dict[str, Any] | None, ctx: Context) -> dict[str, Any] | None:
         if contact is None or contact_types.is_person(ctx.settings, contact):
@@ -62,9 +71,7 @@ class UpdateClinics:
     async def run(self, doc: dict[str, Any], ctx: Context) -> bool:
         if has_contact(doc):
             return False
-        code = refid(doc)
-        found = ctx.ws.cache["by_refid"].get(code) if code else reports.contact_by_phone(ctx, doc.get("from"))
-        person = await self._person(found, ctx)
+        person = await self._person(self._found(doc, ctx), ctx)
         if person is None:
             form = (ctx.settings.get("forms") or {}).get(doc.get("form")) if doc.get("form") else None
             if isinstance(form, dict) and not form.get("public_form"):

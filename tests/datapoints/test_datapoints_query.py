@@ -3,10 +3,13 @@
 import json
 import random
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from api.datapoints.aggregate import calculate, exact_total, Value
+from api.datapoints.aggregate import UNSURE, block_of, calculate, exact_total, numbers_of, rolled_up, spans, Value
 from api.datapoints.model import BOOL, DATE, DATETIME, INT, JSON, NUMBER, RESOURCES, STRING, csv_cell, slugify
 from api.datapoints.query import FilterError, Query, build
 from api.datapoints.writes import coerce
@@ -14,6 +17,7 @@ from api.errors import BadRequest
 from api.openapi import build as openapi
 from api.schemas import validator
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = RESOURCES["region"]
 CAMPAIGN = RESOURCES["campaign"]
 
@@ -137,6 +141,83 @@ def test_exact_total_matches_the_recursive_rule_on_random_trees():
         for root in paths:
             below = [v for c in tree.get(root, []) if (v := brute_force(tree, stored, c, 5)) is not None]
             assert exact_total(root, nodes, 5) == (sum(below) if below else None)
+
+
+def run_agg_map(docs):
+    """The rows the real ``agg`` map emits for these docs (run by Node)."""
+    source = (ROOT / "ddocs" / "datapoints" / "datapoints" / "views" / "agg" / "map.js").read_text()
+    script = ("const map = new Function('emit', 'return (' + process.argv[1] + ')');"
+              "const rows = []; const f = map((k, v) => rows.push([k, v]));"
+              "JSON.parse(process.argv[2]).forEach(d => f(d)); console.log(JSON.stringify(rows));")
+    out = subprocess.run(["node", "-e", script, source, json.dumps(docs)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def summed(rows):
+    """``_sum`` as CouchDB applies it to arrays: element by element, the shorter padded with zeros."""
+    out = {}
+    for key, value in rows:
+        acc = out.setdefault(tuple(key), [])
+        acc.extend([0] * (len(value) - len(acc)))
+        for i, number in enumerate(value):
+            acc[i] += number
+    return out
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node")
+def test_the_agg_map_summed_reads_as_the_rule_when_values_below_sit_at_one_depth():
+    """The real map's rows, summed as ``_sum`` sums them, read back as the recursive rule (or UNSURE)."""
+    rng = random.Random(11)
+    cases = []
+    for _ in range(30):
+        tree, paths, next_id, frontier = {}, {1: [1]}, 2, [1]
+        for _depth in range(3):
+            new = []
+            for parent in frontier:
+                for _ in range(rng.randint(1, 3)):
+                    tree.setdefault(parent, []).append(next_id)
+                    paths[next_id] = paths[parent] + [next_id]
+                    new.append(next_id)
+                    next_id += 1
+            frontier = new
+        leaves_only = rng.random() < 0.5
+        indicators = rng.sample([1, 5, 15, 16, 40, 63], 3)
+        stored = {(r, i): rng.randint(0, 9) for r in paths for i in indicators
+                  if (r not in tree if leaves_only else rng.random() < 0.4)}
+        cases.append((tree, paths, indicators, stored))
+    docs = []
+    for n, (_, paths, _, stored) in enumerate(cases):
+        for block in {r // 8 for r in paths}:  # buckets of 8 regions: a subtree spans several, as in production
+            values = {}
+            for (r, i), v in stored.items():
+                if r // 8 == block:
+                    values.setdefault(str(r), {})[str(i)] = v
+            docs.append({"kind": "datapoint_bucket", "campaign_id": n, "values": values,
+                         "paths": {r: paths[int(r)] for r in values}})
+    rows = summed(run_agg_map(docs))
+    for n, (tree, paths, indicators, stored) in enumerate(cases):
+        for root in paths:
+            for ind in indicators:
+                row = rows.get((n, len(paths[root]) - 1, root, block_of(ind)))
+                got = rolled_up(numbers_of(row, ind) if row else None)
+                depths = {len(paths[r]) for (r, i) in stored if i == ind and root in paths[r][:-1]}
+                if (root, ind) in stored:
+                    assert got == Value(stored[(root, ind)], False)
+                elif len(depths) > 1:
+                    assert got is UNSURE
+                else:
+                    expected = brute_force(tree, stored, root, ind)
+                    assert got == (None if expected is None else Value(expected, True))
+    assert rolled_up([0, 0, 2, 0, 6, 18]) == Value(0, True), "values that sum to zero are still data"
+    assert rolled_up([0, 0, 2, 7, 6, 18], own_only=True) is None, "a calculated indicator has no total below"
+
+
+def test_regions_far_apart_are_read_with_separate_ranges():
+    assert spans([]) == []
+    assert spans([7]) == [(7, 7)]
+    assert spans([30, 3, 10, 3], gap=10) == [(3, 10), (30, 30)]
+    assert spans(range(0, 5000, 200), gap=256) == [(0, 4800)], "the districts of a country: one range"
 
 
 def test_calculated_values_are_ratios_of_the_components():

@@ -6,10 +6,43 @@ Docs are fetched with ``_all_docs?keys``; short ids (``patient_id``/``place_id``
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections import OrderedDict
+from typing import Any, Iterable, Iterator, Mapping, MutableMapping
 
 from api.cht.lineage import Hydrator
 from api.couch import Database
+
+
+class Hints(MutableMapping[str, list[str]]):
+    """A bounded map (least recently used out) of which docs each place names as its contacts, so a
+    ``with_lineage`` read asks for them with the ancestors; only hints: what the docs say when read wins."""
+
+    def __init__(self, size: int = 20000):
+        self.size = size
+        self._items: OrderedDict[str, list[str]] = OrderedDict()
+
+    def __getitem__(self, key: str) -> list[str]:
+        value = self._items[key]
+        self._items.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: str, value: list[str]) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+CONTACT_HINTS = Hints()  # per process: hints are checked against the docs read, so they are never wrong, only late
 
 
 async def docs_by_shortcode(db: Database, codes: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -33,7 +66,7 @@ def hydrator(db: Database) -> Hydrator:
     async def resolve(codes: list[str]) -> Mapping[str, dict[str, Any]]:
         return await docs_by_shortcode(db, codes)
 
-    return Hydrator(fetch, resolve)
+    return Hydrator(fetch, resolve, CONTACT_HINTS)
 
 
 async def hydrate_ids(db: Database, ids: list[str]) -> list[dict[str, Any]]:
@@ -48,5 +81,6 @@ async def hydrate_ids(db: Database, ids: list[str]) -> list[dict[str, Any]]:
 
 
 async def hydrate_one(db: Database, doc_id: str) -> dict[str, Any] | None:
-    """One doc with its lineage (``?with_lineage=true``); None when there is no such doc."""
+    """One doc with its lineage (``?with_lineage=true``); None when there is no such doc. Usually two requests:
+    the doc, then its ancestors with the contacts they named when last seen (a third when those changed)."""
     return await hydrator(db).hydrate_one(doc_id)

@@ -7,9 +7,13 @@ export's own (``Accept`` is not read, as in CHT): CSV, or JSON for user devices
 and DHIS2. Everything
 that can be wrong with a request is answered as a 4xx before the first
 byte; then the export streams: each page read from CouchDB is written at
-once. If the client goes away the export stops reading; if CouchDB fails
-part-way the connection is cut without a proper end, so a client never
-takes a truncated file for a whole one.
+once, and the next one is read only when the client has taken it (a write
+waits while the connection's buffers are full: a slow client slows its own
+export, not the server's memory). If the client goes away the export stops
+reading; if CouchDB fails part-way the connection is cut without a proper
+end, so a client never takes a truncated file for a whole one. At most
+``EXPORT_CONCURRENCY`` exports of each kind run at once per process; one more
+is a 503 with ``Retry-After`` (``slots.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from api.timestamps import now_ms
 from api.web import CONFIG, COUCH, json_response, medic, public, read_json, require, settings
 
 from . import contacts, dhis, formats, messages, reports, users_meta
+from .slots import ExportSlots
 from .params import contact_filters, feedback_params, message_filters, options, parse_form, report_filters
 from .params import dhis_filters as parse_dhis_filters
 
 routes = web.RouteTableDef()
+SLOTS = web.AppKey("export_slots", ExportSlots)
 
 PERMISSIONS = {
     "reports": "can_export_messages",  # as in CHT: reports and messages share one permission
@@ -44,6 +50,13 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 CSV = "text/csv; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 XML = "application/vnd.ms-excel; charset=utf-8"
+
+
+def setup(app: web.Application) -> None:
+    async def start(app: web.Application) -> None:
+        app[SLOTS] = ExportSlots(app[CONFIG].export_concurrency)
+
+    app.on_startup.append(start)
 
 
 async def allowed(request: web.Request, kind: str) -> None:
@@ -69,15 +82,27 @@ async def parameters(request: web.Request) -> dict[str, Any]:
     return {**params, **body}
 
 
-async def stream(request: web.Request, chunks: AsyncGenerator[str, None], content_type: str,
+async def stream(request: web.Request, kind: str, chunks: AsyncGenerator[str, None], content_type: str,
                  name: str) -> web.StreamResponse:
-    """An export streamed as a file download (``api.streaming``: errors before the first chunk are replies)."""
-    return await streaming.stream(request, _encoded(chunks), content_type=content_type,
-                                  headers={"Content-Disposition": f"attachment; filename={name}"})
+    """An export streamed as a file download (``api.streaming``: errors before the first chunk are replies),
+    in one of its kind's slots."""
+    try:
+        with request.app[SLOTS].hold(kind):
+            return await streaming.stream(request, _encoded(chunks), content_type=content_type,
+                                          headers={"Content-Disposition": f"attachment; filename={name}"})
+    finally:
+        await chunks.aclose()
 
 
 async def _encoded(chunks: AsyncGenerator[str, None]) -> AsyncGenerator[bytes, None]:
+    """The chunks as bytes, the first two (the header and the first page) as one: nothing is sent before the
+    first page is read, so a CouchDB too busy to answer it in time is a 503 with ``Retry-After``, not a file
+    cut after its header (seen under load: the first page waits for the index to catch up with writes)."""
     try:
+        first = await anext(chunks, None)
+        if first is None:
+            return
+        yield (first + (await anext(chunks, None) or "")).encode()
         async for chunk in chunks:
             yield chunk.encode()
     finally:
@@ -91,7 +116,7 @@ async def export_reports(request: web.Request) -> web.StreamResponse:
     raw = await parameters(request)
     filters, opts = report_filters(raw, now_ms()), options(raw)
     chunks = reports.reports_csv(medic(request), filters, opts)
-    return await stream(request, chunks, CSV, formats.filename("reports", "csv"))
+    return await stream(request, "reports", chunks, CSV, formats.filename("reports", "csv"))
 
 
 @routes.get("/api/v2/export/messages", allow_head=False)
@@ -101,7 +126,7 @@ async def export_messages(request: web.Request) -> web.StreamResponse:
     raw = await parameters(request)
     dates, opts = message_filters(raw, now_ms()), options(raw)
     chunks = messages.messages_csv(medic(request), await settings(request), dates, opts)
-    return await stream(request, chunks, CSV, formats.filename("messages", "csv"))
+    return await stream(request, "messages", chunks, CSV, formats.filename("messages", "csv"))
 
 
 @routes.get("/api/v2/export/contacts", allow_head=False)
@@ -110,7 +135,7 @@ async def export_contacts(request: web.Request) -> web.StreamResponse:
     await allowed(request, "contacts")
     raw = await parameters(request)
     filters = contact_filters(raw)
-    return await stream(request, contacts.contacts_csv(medic(request), filters), CSV,
+    return await stream(request, "contacts", contacts.contacts_csv(medic(request), filters), CSV,
                         formats.filename("contacts", "csv"))
 
 
@@ -121,7 +146,7 @@ async def export_feedback(request: web.Request) -> web.StreamResponse:
     fmt, locale, tz, header = feedback_params(await parameters(request))
     meta_db = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
     chunks = users_meta.feedback_export(meta_db, medic(request), fmt, locale, tz, header)
-    return await stream(request, chunks, CSV if fmt == "csv" else XML, formats.filename("feedback", fmt))
+    return await stream(request, "feedback", chunks, CSV if fmt == "csv" else XML, formats.filename("feedback", fmt))
 
 
 @routes.get("/api/v2/export/user-devices", allow_head=False)
@@ -129,7 +154,7 @@ async def export_feedback(request: web.Request) -> web.StreamResponse:
 async def export_user_devices(request: web.Request) -> web.StreamResponse:
     await allowed(request, "user-devices")
     meta_db = request.app[COUCH].db(request.app[CONFIG].db_users_meta)
-    return await stream(request, users_meta.user_devices_json(meta_db), JSON,
+    return await stream(request, "user-devices", users_meta.user_devices_json(meta_db), JSON,
                         formats.filename("user-devices", "json"))
 
 
@@ -141,8 +166,9 @@ async def export_dhis(request: web.Request) -> web.Response:
     filters, opts = parse_dhis_filters(raw), options(raw)
     current = await settings(request)
     db = medic(request)
-    translate = await translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
-    result = await dhis.data_value_set(db, current, filters, opts, translate, time.time())
+    with request.app[SLOTS].hold("dhis"):
+        translate = await translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
+        result = await dhis.data_value_set(db, current, filters, opts, translate, time.time())
     name = formats.filename("dhis", "json")
     return json_response(result, headers={"Content-Disposition": f"attachment; filename={name}"})
 

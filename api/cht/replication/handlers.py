@@ -41,7 +41,7 @@ from api.web import (
     user,
 )
 
-from . import bodies, changes, reads, sync, visible_set, writes
+from . import bodies, changes, reads, sync, visible_set, write_rules, writes
 from .notifier import ChangesNotifier
 from .proxy import passthrough, passthrough_json
 
@@ -248,7 +248,7 @@ async def bulk_docs(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     body = await json_body(request)
     bodies.bulk_docs(body)
-    if c.admin:
+    if c.admin and not any(write_rules.is_purged(d) for d in body["docs"]):
         return await passthrough_json(request, "/_bulk_docs", body)
     results = await writes.write_docs(medic(request), c.principal, c.settings, body["docs"],
                                            new_edits=body.get("new_edits", True) is not False,
@@ -335,6 +335,8 @@ async def _put_doc(request: web.Request, suffix: str, doc_id: str) -> web.Stream
         return await passthrough(request, suffix, raw_body=True)
     doc = bodies.document(await json_body(request, json_type=False))
     doc["_id"] = doc_id
+    if write_rules.is_purged(doc):
+        raise Forbidden(write_rules.PURGED)  # even for admins, as cht-core's validate_doc_update refuses it
     return await passthrough_json(request, suffix, doc)
 
 

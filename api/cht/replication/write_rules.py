@@ -1,8 +1,9 @@
 """Who may write which document through the CouchDB protocol (``/medic``).
 
-The Python twin of ``ddocs/medic/medic-client/validate_doc_update.js``: the API
-writes to CouchDB as admin, so CouchDB's own validation cannot see the real
-user and the same rules are applied here first. They are cht-core's (its
+The API writes to CouchDB as admin (every database is locked to admins), so a
+validation function in the database could never see the real user; none is
+installed there (CouchDB would run it in ``couchjs`` for every doc written:
+docs/sentinel.md) and the rules are applied here. They are cht-core's (its
 ``medic`` and ``medic-client`` ``validate_doc_update``): no purged docs; the
 docs every user replicates (settings, forms, translations, resources, UI
 extensions...) and design docs are admins' only; a ``user-settings`` doc can be
@@ -31,6 +32,11 @@ NO_CREATE = "You are not authorized to create user-settings"
 ROLES = "You are not authorized to edit roles"
 
 
+def is_purged(doc: Any) -> bool:
+    """A doc a device purged, which must never be written to the server (admins' writes included)."""
+    return isinstance(doc, Mapping) and js_truthy(doc.get("purged"))
+
+
 def refusal(principal: Principal, settings: Mapping[str, Any], doc_id: str, new: Mapping[str, Any] | None,
             old: Mapping[str, Any] | None) -> str | None:
     """Why this write is refused, or None when it is allowed.
@@ -38,7 +44,7 @@ def refusal(principal: Principal, settings: Mapping[str, Any], doc_id: str, new:
     ``new`` is the doc as written (a deletion is ``{"_deleted": true, ...}``),
     ``old`` the stored doc (None when there is none).
     """
-    if new and js_truthy(new.get("purged")):
+    if is_purged(new):
         return PURGED  # even for admins, as cht-core: purging happens on the device only
     if principal.is_admin:
         return None

@@ -146,11 +146,16 @@ async def view_pages(db: Database, ddoc: str, view: str, *, startkey: Any, endke
                      **params: Any) -> AsyncIterator[list[dict[str, Any]]]:
     """Every row of a key range, a page at a time, the next page read while the caller handles this one.
 
+    The first page brings the index up to date; the others are read from it as
+    it is (``update=false``), so that a long read (an export) does not wait, page
+    after page, for the indexing of every write made meanwhile: on a busy
+    CouchDB a page could wait past ``COUCH_TIMEOUT`` and cut the export.
     When the caller stops (a client went away), the read under way is
     cancelled, which releases its CouchDB connection.
     """
     async def fetch(after: Position | None) -> tuple[list[dict[str, Any]], Position | None]:
-        return await page(db, ddoc, view, startkey=startkey, endkey=endkey, after=after, limit=limit, **params)
+        return await page(db, ddoc, view, startkey=startkey, endkey=endkey, after=after, limit=limit,
+                          update=after is None, **params)
 
     pending: asyncio.Future[tuple[list[dict[str, Any]], Position | None]] | None = asyncio.ensure_future(fetch(None))
     try:

@@ -52,6 +52,7 @@ from .users import SETTINGS_TYPE, Dbs, by_field, user_id
 log = logging.getLogger("jamii.users")
 
 BATCH = 100
+USERS_PER_WRITE = 10  # _users docs per _bulk_docs (see _write_users)
 
 
 @dataclass
@@ -327,17 +328,22 @@ class UserCreator:
                 user.settings_written = True
 
     async def _write_users(self, batch: list[_New], writer: ContactWriter) -> None:
-        docs = [u.user_doc for u in batch if u.user_doc is not None]
-        results = await self.dbs.users.bulk_docs(docs) if docs else []
-        for user, result in zip(batch, results):
-            if result.get("error"):
-                user.error = write_error(user.name, result)
-                await self._undo_settings(user)
-                await self._undo_contacts(user, writer)
-            else:
-                assert user.user_doc is not None
-                user.user_doc["_rev"] = result["rev"]
-                user.user_doc.pop("password", None)
+        # A few at a time: CouchDB 3 hashes each password as it stores it (PBKDF2-SHA256, 600,000 iterations,
+        # ~0.25 s of a core each) and answers a _bulk_docs only when all are done, so a batch of 100 kept it
+        # silent past COUCH_TIMEOUT. Each write's revs are kept at once, so a later failure undoes it too.
+        users = [u for u in batch if u.user_doc is not None]
+        for start in range(0, len(users), USERS_PER_WRITE):
+            chunk = users[start:start + USERS_PER_WRITE]
+            results = await self.dbs.users.bulk_docs([u.user_doc for u in chunk if u.user_doc is not None])
+            for user, result in zip(chunk, results):
+                if result.get("error"):
+                    user.error = write_error(user.name, result)
+                    await self._undo_settings(user)
+                    await self._undo_contacts(user, writer)
+                else:
+                    assert user.user_doc is not None
+                    user.user_doc["_rev"] = result["rev"]
+                    user.user_doc.pop("password", None)
 
     async def _undo_settings(self, user: _New) -> None:
         assert user.settings_doc is not None

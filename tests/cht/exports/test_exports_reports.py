@@ -331,6 +331,11 @@ async def test_couchdb_failing_before_and_during_the_export(client, data, users,
         patched.setattr(reports, "report_field_columns", down)
         response = await client.get("/api/v2/export/reports", headers=basic(users["po"]))
         assert response.status == 503 and (await response.json())["code"] == 503
+    with monkeypatch.context() as patched:  # the header is ready, the first page is not: still a reply, not a cut
+        patched.setattr(report_search, "page", down)
+        response = await client.get("/api/v2/export/reports", headers=basic(users["po"]))
+        assert response.status == 503 and response.headers["Retry-After"]
+        assert (await response.json())["code"] == 503
     calls = []
     real_page = report_search.page
 

@@ -244,6 +244,25 @@ async def test_an_admins_doc_with_an_unknown_underscore_field_is_400(client, con
     assert (await couch.db(config.db_medic).info())["update_seq"] == before, "nothing was written"
 
 
+async def test_an_admins_purged_doc_is_refused_and_the_others_written(client, config, couch):
+    """cht-core's rule, admins included: purging happens on the device. The API applies it (no database has a
+    validate_doc_update), so both servers answer as CouchDB with cht-core's ddoc does."""
+    admin = admin_headers(config)
+    medic = couch.db(config.db_medic)
+    purged = {"_id": "adm-purged", "type": "data_record", "purged": True}
+    response = await client.post("/medic/_bulk_docs", json={"docs": [purged, {"_id": "adm-kept", "type": "x"}]},
+                                 headers=admin)
+    assert response.status == 201
+    results = await response.json()
+    assert results[0] == {"id": "adm-purged", "error": "forbidden",
+                          "reason": "Purged documents should not be written to CouchDB!"}
+    assert results[1]["ok"] and (await medic.get_or_none("adm-kept")) is not None
+    single = await client.put("/medic/adm-purged", json=purged, headers=admin)
+    assert single.status == 403
+    assert await single.json() == {"error": "forbidden", "reason": "Purged documents should not be written to CouchDB!"}
+    assert await medic.get_or_none("adm-purged") is None
+
+
 async def test_malformed_revs_of_an_online_user_are_400(client, make_user):
     """Found by fuzzing: CouchDB's 400 for a malformed rev came back as a 500."""
     name = await make_user("fz-online", ["program_officer"])
