@@ -88,15 +88,28 @@ def roles_have(roles: Iterable[str], wanted: Iterable[str], settings: Mapping[st
 
 def require(principal: Principal | None, settings: Mapping[str, Any], *permissions: str,
             online: bool = False) -> Principal:
-    """Raise unless the caller holds every permission (and is online, if asked)."""
+    """Raise unless the caller holds every permission (and is online, if asked): cht-core's
+    ``assertPermissions``, whose every refusal is ``Insufficient privileges``."""
     if principal is None:
         raise Unauthorized("Authentication required")
     if online and is_offline(principal, settings):
-        raise Forbidden(FIREWALL_BODY["details"], body=FIREWALL_BODY)
+        log.info("%s is offline; the endpoint is for online users", principal.name)
+        raise Forbidden(INSUFFICIENT)
     missing = [p for p in permissions if not has_permission(principal, p, settings)]
     if missing:
         log.info("%s lacks %s", principal.name, ", ".join(missing))
         raise Forbidden(INSUFFICIENT)
+    return principal
+
+
+def firewall(principal: Principal | None, settings: Mapping[str, Any]) -> Principal:
+    """cht-core's ``offlineUserFirewall``, which some routes pass first (hydrate, contacts-by-phone,
+    credentials, CouchDB endpoints it has not audited, and every path no route serves): an offline
+    user gets its own 403 body there, before any permission is looked at."""
+    if principal is None:
+        raise Unauthorized("Authentication required")
+    if is_offline(principal, settings):
+        raise Forbidden(FIREWALL_BODY["details"], body=FIREWALL_BODY)
     return principal
 
 

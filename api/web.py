@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from . import jsonparse, login_throttle, permissions
 from .auth import Authenticator, Principal
 from .config import Config
 from .connected_users import ConnectedUsers
@@ -17,7 +18,6 @@ from .credentials import CredentialStore
 from .ddocs import ViewWarmer
 from .errors import BadRequest, JamiiError, PayloadTooLarge
 from .settings import SettingsStore
-from . import jsonparse, login_throttle, permissions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorBody = Callable[[web.Request, JamiiError], Any]
@@ -170,6 +170,11 @@ async def settings(request: web.Request) -> dict[str, Any]:
 async def require(request: web.Request, *perms: str, online: bool = False) -> Principal:
     """The caller, if they hold every permission given (and are online, if asked)."""
     return permissions.require(user(request), await settings(request), *perms, online=online)
+
+
+async def behind_firewall(request: web.Request) -> Principal:
+    """The caller, unless an offline user (cht-core's offline-user firewall, see ``permissions.firewall``)."""
+    return permissions.firewall(user(request), await settings(request))
 
 
 async def read_json(request: web.Request) -> Any:

@@ -6,19 +6,17 @@ Docs are stored with a **minified** lineage, as CHT does: ``parent`` is
 Because the whole chain of ancestor ids is in the doc, every ancestor can be
 fetched at once.
 
-``Hydrator`` fills lineages in (ancestors as full docs, each with its primary
-contact; a report's contact, patient and place) with one batched fetch per
-level: ancestors first, then their contacts, then what only those revealed;
-three rounds at most whatever the number of docs. It does no I/O itself: it
-is given ``fetch`` (ids -> docs, e.g. one ``_all_docs?keys``) and
-``resolve_shortcodes`` (short ids -> contact docs), so the rules are tested
-without a database. A ``visible`` predicate keeps docs a caller may not see as
-bare ``{_id, parent}`` stubs.
+``Hydrator`` fills lineages in exactly as cht-core's ``shared-libs/lineage`` does
+(ancestors as full docs, each with its primary contact and linked docs; a
+report's contact, patient and place), in its two modes (one doc, or a batch),
+with batched fetches. It does no I/O itself: it is given ``fetch`` (ids -> docs,
+e.g. one ``_all_docs?keys``) and ``resolve_shortcodes`` (short ids -> contact
+docs), so the rules are tested without a database.
 """
 
 from __future__ import annotations
 
-import asyncio
+import copy
 from collections.abc import Mapping
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -26,7 +24,6 @@ from .contact_types import CONTACT_DOC_TYPES
 
 Doc = dict[str, Any]
 Fetch = Callable[[list[str]], Awaitable[Mapping[str, Doc]]]
-Visible = Callable[[Mapping[str, Any]], bool]
 
 MAX_DEPTH = 64  # no real hierarchy is deeper; stops a malformed doc from looping
 
@@ -99,6 +96,25 @@ def minify(doc: Mapping[str, Any]) -> dict[str, Any]:
     if result.get("type") == "data_record":
         result.pop("patient", None)
         result.pop("place", None)
+    if has_linked_docs(result):
+        result["linked_docs"] = minify_linked_docs(result["linked_docs"])
+    return result
+
+
+def has_linked_docs(doc: Mapping[str, Any]) -> bool:
+    """A contact doc's ``linked_docs`` (a key -> doc id object) is filled and minified; anyone else's is not."""
+    return doc.get("type") in CONTACT_DOC_TYPES and isinstance(doc.get("linked_docs"), Mapping)
+
+
+def minify_linked_docs(linked: Mapping[str, Any]) -> dict[str, Any]:
+    """Each linked doc as its id, as CHT stores them: an id stays, a doc becomes its ``_id``, a falsy value stays,
+    and anything else (a doc without an id, a number) is dropped."""
+    result: dict[str, Any] = {}
+    for key, value in linked.items():
+        if isinstance(value, str) or value is None or value is False or (type(value) in (int, float) and not value):
+            result[key] = value
+        elif isinstance(value, Mapping) and value.get("_id") is not None:
+            result[key] = value["_id"]
     return result
 
 
@@ -121,169 +137,291 @@ def report_subject_keys(report: Mapping[str, Any]) -> dict[str, str]:
     return keys
 
 
-def _is_contact_doc(doc: Mapping[str, Any] | None) -> bool:
+def _truthy(value: Any) -> bool:
+    """JavaScript truthiness of a JSON value (an empty object or array is true)."""
+    if value is None or value is False or value == "":
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == value and value != 0
+    return True
+
+
+def _get_id(item: Any) -> str | None:
+    """A reference's id: the string itself, or an object's ``_id``."""
+    if isinstance(item, str):
+        return item or None
+    return _id_of(item)
+
+
+def _is_contact_doc(doc: Any) -> bool:
     return isinstance(doc, Mapping) and doc.get("type") in CONTACT_DOC_TYPES
 
 
-class Hydrator:
-    """Fills in lineages of many docs with a few batched fetches (see the module doc)."""
+def _is_data_record(doc: Any) -> bool:
+    return isinstance(doc, Mapping) and doc.get("type") == "data_record"
 
-    def __init__(self, fetch: Fetch, resolve_shortcodes: Fetch | None = None,
-                 visible: Visible | None = None):
+
+def _fills_linked_docs(doc: Any) -> bool:
+    return _is_contact_doc(doc) and isinstance(doc.get("linked_docs"), Mapping)
+
+
+def patient_id_of(report: Mapping[str, Any]) -> Any:
+    """What hydration reads as a report's patient: ``fields.patient_id``, ``fields.patient_uuid``, ``patient_id``."""
+    fields = report.get("fields")
+    found = None
+    if isinstance(fields, Mapping):
+        found = fields.get("patient_id") if _truthy(fields.get("patient_id")) else fields.get("patient_uuid")
+    return found if _truthy(found) else report.get("patient_id")
+
+
+def place_id_of(report: Mapping[str, Any]) -> Any:
+    """What hydration reads as a report's place: ``fields.place_id``, then ``place_id``."""
+    fields = report.get("fields")
+    found = fields.get("place_id") if isinstance(fields, Mapping) else None
+    return found if _truthy(found) else report.get("place_id")
+
+
+def _self_and_parents(node: Any) -> list[Any]:
+    chain: list[Any] = []
+    while _truthy(node) and len(chain) < MAX_DEPTH and not any(node is seen for seen in chain):
+        chain.append(node)
+        node = node.get("parent") if isinstance(node, Mapping) else None
+    return chain
+
+
+def _extract_parent_ids(node: Any) -> list[str]:
+    return [i for i in (_id_of(n) for n in _self_and_parents(node)) if i]
+
+
+def _chain_ids(node: Any) -> list[str]:
+    ids: list[str] = []
+    while _id_of(node) and len(ids) < MAX_DEPTH:
+        ids.append(node["_id"])
+        node = node.get("parent")
+    return ids
+
+
+def _contact_ids(docs: Iterable[Any]) -> list[str]:
+    """Ids of the docs' ``contact`` and (contacts only) ``linked_docs``, each once."""
+    ids: list[str] = []
+    for doc in docs:
+        if not isinstance(doc, Mapping):
+            continue
+        contact_id = _get_id(doc.get("contact"))
+        if contact_id:
+            ids.append(contact_id)
+        if _fills_linked_docs(doc):
+            ids.extend(i for i in (_get_id(v) for v in doc["linked_docs"].values()) if i)
+    return list(dict.fromkeys(ids))
+
+
+def _by_id(docs: Iterable[Any], doc_id: Any) -> Doc | None:
+    if not doc_id:
+        return None
+    return next((d for d in docs if isinstance(d, dict) and d.get("_id") == doc_id), None)
+
+
+def _fill_contacts(docs: Iterable[Any], contacts: list[Any]) -> None:
+    """Each doc's ``contact`` and ``linked_docs`` values replaced by copies of the docs they name, when known."""
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        found = _by_id(contacts, _get_id(doc.get("contact")))
+        if found is not None:
+            doc["contact"] = copy.deepcopy(found)
+        if _fills_linked_docs(doc):
+            linked = doc["linked_docs"] = dict(doc["linked_docs"])
+            for key, value in linked.items():
+                found = _by_id(contacts, _get_id(value))
+                if found is not None:
+                    linked[key] = copy.deepcopy(found)
+
+
+def _fill_parents(doc: Any, lineage: list[Any]) -> Any:
+    """Hang copies of the ancestors (nearest first) under the doc, or under a report's contact (the first entry).
+
+    A missing ancestor becomes ``{_id}``; the last one keeps its own stored ``parent``.
+    """
+    if not isinstance(doc, dict) or not lineage:
+        return doc
+    if _is_data_record(doc):
+        first = lineage.pop(0)
+        current = first if _truthy(first) else doc.get("contact")
+        if current is not None or "contact" in doc:
+            doc["contact"] = current
+    else:
+        current = doc
+    if not isinstance(current, dict):
+        return doc
+    ids = _extract_parent_ids(current.get("parent"))
+    for i, ancestor in enumerate(lineage):
+        link = copy.deepcopy(ancestor) if _truthy(ancestor) else ({"_id": ids[i]} if i < len(ids) else {})
+        current["parent"] = link
+        current = link
+    return doc
+
+
+def _merge(lineage: list[Any], patient: list[Any], place: list[Any]) -> Any:
+    doc = lineage.pop(0)
+    _fill_parents(doc, lineage)
+    for name, chain in (("patient", patient), ("place", place)):
+        if chain:
+            subject = chain.pop(0)
+            _fill_parents(subject, chain)
+            doc[name] = copy.deepcopy(subject) if subject is doc else subject
+    return doc
+
+
+def _lineage_ids(doc: Mapping[str, Any]) -> list[str]:
+    if _is_contact_doc(doc):
+        return _chain_ids(doc)
+    if _is_data_record(doc) and _truthy(doc.get("form")):
+        return [str(doc.get("_id"))] + _chain_ids(doc.get("contact"))
+    return []
+
+
+class Hydrator:
+    """cht-core's lineage hydration (``shared-libs/lineage``), with the I/O injected.
+
+    ``hydrate_one`` is cht-core's single-doc mode (``fetchHydratedDoc``, used by ``?with_lineage=true``): a
+    contact gets its ancestors, each with its primary contact and linked docs; a report with a form gets its
+    contact (ancestors from the report's own copy of the lineage), patient and place. ``hydrate`` is the batch
+    mode (``hydrateDocs``): the same shapes, but a report's contact chain is the contact's current one, every
+    ``data_record`` gets its contact and subjects, and any doc its ``contact``. ``hydrate_ids`` picks the mode
+    as cht-core's ``fetchHydratedDocs`` does (one id: single). Patient and place are read from
+    ``fields.patient_id``/``patient_uuid``/``patient_id`` and ``fields.place_id``/``place_id``, resolved as short
+    ids, else taken as doc ids. Whatever the number of docs, a batch takes a short-id lookup and three fetches.
+
+    ``fetch`` (ids -> docs) and ``resolve_shortcodes`` (short ids -> contacts) may hand out shared objects:
+    everything is copied before it is filled.
+    """
+
+    def __init__(self, fetch: Fetch, resolve_shortcodes: Fetch | None = None):
         self._fetch = fetch
         self._resolve_shortcodes = resolve_shortcodes
-        self._visible = visible or (lambda doc: True)
-        self.docs: dict[str, Doc] = {}
-        self.by_shortcode: dict[str, Doc] = {}
-        self._absent: set[str] = set()
-        self._codes_tried: set[str] = set()
         self.rounds = 0
 
-    async def hydrate(self, docs: Iterable[Mapping[str, Any]]) -> list[Doc]:
-        docs = [doc for doc in docs if isinstance(doc, Mapping)]
-        for doc in docs:
-            doc_id = _id_of(doc)
-            if doc_id:
-                self.docs.setdefault(doc_id, dict(doc))
-        for _ in range(MAX_DEPTH):
-            ids, codes = self._needed(docs)
-            ids = [i for i in dict.fromkeys(ids) if i not in self.docs and i not in self._absent]
-            codes = [c for c in dict.fromkeys(codes) if c not in self._codes_tried]
-            if not ids and not codes:
-                break
+    async def fetch_docs(self, ids: Iterable[Any]) -> list[Doc]:
+        """Copies of the docs, in the order asked, missing ones left out."""
+        keys = list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
+        if not keys:
+            return []
+        self.rounds += 1
+        found = await self._fetch(keys)
+        return [copy.deepcopy(found[i]) for i in keys if found.get(i) is not None]
+
+    async def _uuids(self, codes: list[Any]) -> dict[Any, Any]:
+        """Short id -> the id of the contact that has it, else the value itself."""
+        keys = list(dict.fromkeys(c for c in codes if isinstance(c, str) and c))
+        found: Mapping[str, Doc] = {}
+        if keys and self._resolve_shortcodes is not None:
             self.rounds += 1
-            await asyncio.gather(self._load(ids), self._load_codes(codes))
-        return [self._fill(doc) for doc in docs]
+            found = await self._resolve_shortcodes(keys)
+        return {c: (_id_of(found.get(c)) if isinstance(c, str) and found.get(c) else c) for c in codes if _truthy(c)}
 
-    async def _load(self, ids: list[str]) -> None:
+    async def _contacts(self, lineage: list[Any]) -> list[Any]:
+        known, wanted = [], []
+        for contact_id in _contact_ids(lineage):
+            found = _by_id(lineage, contact_id)
+            if found is not None:
+                known.append(copy.deepcopy(found))
+            else:
+                wanted.append(contact_id)
+        return known + await self.fetch_docs(wanted)
+
+    async def hydrate_one(self, doc_id: str) -> Doc | None:
+        """One doc by id, hydrated in single-doc mode; None when there is no such doc."""
+        docs = await self.fetch_docs([doc_id])
+        if not docs:
+            return None
+        doc = docs[0]
+        ids = _lineage_ids(doc)
         if not ids:
-            return
-        found = await self._fetch(ids)
-        for doc_id in ids:
-            doc = found.get(doc_id)
-            if doc is None:
-                self._absent.add(doc_id)
-            else:
-                self.docs[doc_id] = doc
+            return doc
+        ancestor_ids = ids[1:]
+        ancestors = await self.fetch_docs(ancestor_ids)
+        lineage: list[Any] = [doc] + [_by_id(ancestors, i) for i in ancestor_ids]
+        patient: list[Any] = []
+        place: list[Any] = []
+        if _is_data_record(doc):
+            codes = [patient_id_of(doc), place_id_of(doc)]
+            if any(_truthy(c) for c in codes):
+                uuids = await self._uuids(codes)
+                patient_uuid, place_uuid = (uuids.get(c) if _truthy(c) else None for c in codes)
+                chains = [_self_and_parents(d) for d in await self.hydrate(
+                    await self.fetch_docs([patient_uuid, place_uuid]))]
+                patient = next((c for c in chains if patient_uuid and c[0].get("_id") == patient_uuid), [])
+                place = next((c for c in chains if place_uuid and c[0].get("_id") == place_uuid), [])
+                patient, place = list(patient), list(place)
+        contacts = await self._contacts(lineage + patient + place)
+        for chain in (lineage, patient, place):
+            _fill_contacts(chain, contacts)
+        return _merge(lineage, patient, place)
 
-    async def _load_codes(self, codes: list[str]) -> None:
-        self._codes_tried.update(codes)
-        if not codes or self._resolve_shortcodes is None:
-            return
-        found = await self._resolve_shortcodes(codes)
-        for code, doc in found.items():
-            self.by_shortcode[code] = doc
-            doc_id = _id_of(doc)
-            if doc_id:
-                self.docs.setdefault(doc_id, doc)
+    async def hydrate(self, docs: Iterable[Mapping[str, Any]]) -> list[Doc]:
+        """Copies of the docs, hydrated in batch mode."""
+        hydrated = [copy.deepcopy(dict(d)) for d in docs if isinstance(d, Mapping)]
+        if not hydrated:
+            return []
+        known: list[Any] = list(hydrated)
+        patient_of: dict[int, Any] = {}
+        place_of: dict[int, Any] = {}
+        codes: list[Any] = []
+        for index, doc in enumerate(hydrated):
+            if _is_data_record(doc):
+                patient_of[index], place_of[index] = patient_id_of(doc), place_id_of(doc)
+                codes += [patient_of[index], place_of[index]]
+        if any(_truthy(c) for c in codes):
+            uuids = await self._uuids(codes)
+            patient_of = {i: uuids.get(c) if _truthy(c) else None for i, c in patient_of.items()}
+            place_of = {i: uuids.get(c) if _truthy(c) else None for i, c in place_of.items()}
+        subjects = await self.fetch_docs([*place_of.values(), *patient_of.values()])
+        known += subjects
+        first = await self.fetch_docs([*_parent_ids_of(hydrated), *_leaf_contact_ids(hydrated),
+                                       *_parent_ids_of(subjects), *_leaf_contact_ids(subjects)])
+        known += first
+        known_ids = {d.get("_id") for d in known if isinstance(d, Mapping)}
+        known += await self.fetch_docs(i for i in _leaf_contact_ids(first) if i not in known_ids)
+        _fill_contacts(known, known)
+        for index, doc in enumerate(hydrated):
+            is_record = _is_data_record(doc)
+            lineage: list[Any] = [_by_id(known, i) for i in _extract_parent_ids(doc.get("contact") if is_record
+                                                                                 else doc)]
+            if is_record:
+                lineage.insert(0, doc)
+            patient_doc = _by_id(known, patient_of.get(index))
+            place_doc = _by_id(known, place_of.get(index))
+            _merge(lineage, [_by_id(known, i) for i in _extract_parent_ids(patient_doc)],
+                   [_by_id(known, i) for i in _extract_parent_ids(place_doc)])
+        return hydrated
 
-    # -- what to fetch ------------------------------------------------------
+    async def hydrate_ids(self, ids: list[str]) -> list[Doc]:
+        """The docs of these ids hydrated as cht-core's ``fetchHydratedDocs``: one id in single-doc mode, more
+        in batch mode; missing ids are left out."""
+        if len(ids) == 1:
+            doc = await self.hydrate_one(ids[0])
+            return [doc] if doc is not None else []
+        return await self.hydrate(await self.fetch_docs(ids))
 
-    def _subject(self, key: str) -> Doc | None:
-        doc = self.by_shortcode.get(key)
-        if doc is None:
-            doc = self.docs.get(key)
-        return doc if _is_contact_doc(doc) else None
 
-    def _needed(self, docs: list[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
-        ids: list[str] = []
-        codes: list[str] = []
-
-        def lineage(holder: Mapping[str, Any]) -> None:
-            for ancestor_id in parent_ids(holder):
-                ids.append(ancestor_id)
-                ancestor = self.docs.get(ancestor_id)
-                contact_id = _id_of(ancestor.get("contact")) if ancestor else None
-                if contact_id:
-                    ids.append(contact_id)
-
-        for doc in docs:
-            lineage(doc)
-            contact_id = _id_of(doc.get("contact"))
-            if contact_id:
-                ids.append(contact_id)
-            if not is_report(doc):
+def _parent_ids_of(docs: list[Any]) -> list[str]:
+    """Ancestors to fetch: a doc's parents; for a report, its contact and the contact's parents."""
+    ids: list[str] = []
+    for doc in docs:
+        node = doc.get("parent")
+        if _is_data_record(doc):
+            contact_id = _get_id(doc.get("contact"))
+            if not contact_id:
                 continue
-            if isinstance(doc.get("contact"), Mapping):
-                lineage(doc["contact"])
-            for key in report_subject_keys(doc).values():
-                subject = self._subject(key)
-                if subject is None:
-                    ids.append(key)
-                    codes.append(key)
-                    continue
-                lineage(subject)
-                subject_contact = _id_of(subject.get("contact"))
-                if subject_contact:
-                    ids.append(subject_contact)
-        return ids, codes
+            ids.append(contact_id)
+            node = doc.get("contact")
+        ids.extend(_extract_parent_ids(node))
+    return list(dict.fromkeys(ids))
 
-    # -- putting it together --------------------------------------------------
 
-    def _known(self, doc_id: str | None) -> Doc | None:
-        doc = self.docs.get(doc_id) if doc_id else None
-        return doc if doc is not None and self._visible(doc) else None
-
-    def _lineage(self, node: Any) -> Any:
-        """A filled copy of a ``parent`` chain: known, visible ancestors as docs with their contacts."""
-        chain: list[Mapping[str, Any]] = []
-        while isinstance(node, Mapping) and _id_of(node) and len(chain) < MAX_DEPTH:
-            chain.append(node)
-            node = node.get("parent")
-        if not chain:
-            return node
-        result: dict[str, Any] | None = None
-        for link in reversed(chain):
-            ancestor = self._known(link["_id"])
-            filled = dict(ancestor) if ancestor is not None else {"_id": link["_id"]}
-            if result is not None:
-                filled["parent"] = result
-            else:
-                filled.pop("parent", None)
-            if ancestor is not None:
-                filled["contact"] = self._contact(ancestor.get("contact"))
-                if filled["contact"] is None:
-                    del filled["contact"]
-            result = filled
-        return result
-
-    def _contact(self, contact: Any, *, with_lineage: bool = False) -> Any:
-        """A ``contact`` field filled with the contact's doc (its own lineage filled when asked)."""
-        doc = self._known(_id_of(contact))
-        if doc is None:
-            return contact
-        filled = dict(doc)
-        if with_lineage and isinstance(filled.get("parent"), Mapping):
-            filled["parent"] = self._lineage(filled["parent"])
-        return filled
-
-    def _fill(self, doc: Mapping[str, Any]) -> Doc:
-        filled = dict(doc)
-        if isinstance(filled.get("parent"), Mapping):
-            filled["parent"] = self._lineage(filled["parent"])
-        if not is_report(doc):
-            if _id_of(filled.get("contact")):
-                filled["contact"] = self._contact(filled["contact"])
-            return filled
-        contact = doc.get("contact")
-        if _id_of(contact):
-            contact_doc = self._known(_id_of(contact))
-            if contact_doc is not None:
-                filled_contact = dict(contact_doc)
-                # the report's own copy of the lineage is what was true when it was written
-                lineage_source = contact.get("parent") if isinstance(contact.get("parent"), Mapping) \
-                    else contact_doc.get("parent")
-                if isinstance(lineage_source, Mapping):
-                    filled_contact["parent"] = self._lineage(lineage_source)
-                filled["contact"] = filled_contact
-        for name, key in report_subject_keys(doc).items():
-            subject = self._subject(key)
-            if subject is None or not self._visible(subject):
-                continue
-            filled_subject = dict(subject)
-            if isinstance(subject.get("parent"), Mapping):
-                filled_subject["parent"] = self._lineage(subject["parent"])
-            if _id_of(subject.get("contact")):
-                filled_subject["contact"] = self._contact(subject["contact"])
-            filled[name] = filled_subject
-        return filled
+def _leaf_contact_ids(docs: list[Any]) -> list[str]:
+    """Contacts and linked docs to fetch: those of the doc (a report: its contact) and of its stored chain."""
+    ids: list[str] = []
+    for doc in docs:
+        ids.extend(_contact_ids(_self_and_parents(doc.get("contact") if _is_data_record(doc) else doc)))
+    return list(dict.fromkeys(ids))

@@ -6,7 +6,8 @@ message}]``, a ``state`` and an appended ``state_history: [{state,
 state_details, timestamp}]``. States move ``scheduled`` -> ``pending`` ->
 ``forwarded-to-gateway`` -> ``received-by-gateway`` -> ``forwarded-by-gateway``
 -> ``sent`` -> ``delivered``, or end ``failed``, ``muted``, ``cleared``,
-``denied`` or ``duplicate``.
+``denied`` or ``duplicate``; a gateway's report of a status CHT does not know is
+recorded as ``unrecognised``.
 
 Message uuids are deterministic (made from what the message is for), so a
 transition replayed after a crash adds nothing twice.
@@ -19,7 +20,7 @@ import uuid
 from typing import Any, Iterator
 
 STATES = ("scheduled", "pending", "forwarded-to-gateway", "received-by-gateway", "forwarded-by-gateway",
-          "sent", "delivered", "failed", "muted", "cleared", "denied", "duplicate")
+          "sent", "delivered", "failed", "muted", "cleared", "denied", "duplicate", "unrecognised")
 PENDING_GROUP = ("pending", "forwarded-to-gateway", "received-by-gateway", "forwarded-by-gateway")
 FINAL_GROUP = ("sent", "delivered", "failed")
 MUTED_GROUP = ("denied", "cleared", "muted", "duplicate")
@@ -49,6 +50,28 @@ def set_state(task: dict[str, Any], state: str, now: dt.datetime, details: Any =
     else:
         task.pop("state_details", None)
     task.setdefault("state_history", []).append(entry)
+    return True
+
+
+def record_state(task: dict[str, Any], state: str, now: dt.datetime, details: dict[str, Any] | None = None) -> bool:
+    """Move a task to a state as cht-core's ``setTaskState`` does; False only when it is already in that state
+    (its last history entry too) and the report carries no details: a report with details is always
+    recorded."""
+    if state not in STATES:
+        raise ValueError(f"unknown message state {state!r}")
+    history = task.setdefault("state_history", [])
+    if task.get("state") == state and history and isinstance(history[-1], dict) and \
+            history[-1].get("state") == state and details is None:
+        return False
+    task["state"] = state
+    entry: dict[str, Any] = {"state": state}
+    if details is None:
+        task.pop("state_details", None)
+    else:
+        task["state_details"] = details
+        entry["state_details"] = details
+    entry["timestamp"] = iso(now)
+    history.append(entry)
     return True
 
 

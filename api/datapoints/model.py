@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from api.errors import BadRequest
+from api.spreadsheet import neutralise
 
 INT, NUMBER, STRING, BOOL, DATE, DATETIME, JSON = "int", "number", "string", "bool", "date", "datetime", "json"
 ORDERED_TYPES = frozenset({INT, NUMBER, STRING, DATE, DATETIME})
@@ -203,8 +204,8 @@ def record(doc: Mapping[str, Any], res: Resource) -> dict[str, Any]:
 def csv_cell(value: Any) -> str:
     """One CSV cell: JSON for structures, lower-case booleans, empty for null.
 
-    A text cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``,
-    ``@``, tab, carriage return first) gets a leading apostrophe.
+    A text cell that a spreadsheet would run as a formula gets a leading
+    apostrophe (``api.spreadsheet``: numbers and phone numbers stay as they are).
     """
     if value is None:
         return ""
@@ -214,10 +215,7 @@ def csv_cell(value: Any) -> str:
         value = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     elif isinstance(value, (int, float)):
         return repr(value) if isinstance(value, float) else str(value)
-    text = str(value)
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
-    return text
+    return neutralise(str(value))
 
 
 def check_finite(value: Any, field: str) -> None:

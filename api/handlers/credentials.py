@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.errors import BadRequest, Forbidden, PayloadTooLarge
-from api.web import CONFIG, CREDENTIALS, json_response, require
+from api.web import CONFIG, CREDENTIALS, behind_firewall, json_response
 
 routes = web.RouteTableDef()
 
@@ -13,7 +13,7 @@ routes = web.RouteTableDef()
 @routes.put("/api/v1/credentials/{key}")
 async def put_credential(request: web.Request) -> web.Response:
     """As in CHT, for CouchDB server admins only (offline users meet the firewall first)."""
-    principal = await require(request, online=True)
+    principal = await behind_firewall(request)
     if not principal.is_admin:
         raise Forbidden("Insufficient permissions")
     try:

@@ -1,4 +1,7 @@
-"""Lineage rules (pure): minify, ancestor ids, and hydration with batched fetches."""
+"""Lineage rules (pure): minify, ancestor ids, and hydration with batched fetches, as cht-core's
+``shared-libs/lineage`` does them (its two modes: one doc, a batch)."""
+
+import copy
 
 import pytest
 
@@ -103,22 +106,15 @@ async def test_missing_ancestors_stay_as_stubs():
     assert person["parent"]["parent"]["parent"]["name"] == "District"
 
 
-async def test_hidden_docs_stay_as_stubs():
-    db = FakeDb(_docs())
-    visible = lambda doc: doc["_id"] in ("cl", "chw", "pat")  # noqa: E731
-    [person] = await Hydrator(db.fetch, visible=visible).hydrate([db.docs["pat"]])
-    assert person["parent"]["name"] == "Clinic" and person["parent"]["contact"]["name"] == "CHW"
-    assert person["parent"]["parent"] == {"_id": "hc", "parent": {"_id": "dh"}}
-
-
-async def test_report_gets_contact_patient_and_place_in_three_rounds():
+async def test_report_gets_contact_patient_and_place_in_three_fetches():
     db = FakeDb(_docs())
     report = {"_id": "r1", "type": "data_record", "form": "P", "reported_date": 1,
               "fields": {"patient_id": "22222", "place_id": "cl"},
               "contact": {"_id": "chw", "parent": {"_id": "cl", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}}}
     hydrator = Hydrator(db.fetch, db.codes)
     [filled] = await hydrator.hydrate([report])
-    assert hydrator.rounds <= 3 and len(db.fetches) <= 3
+    # as cht-core's batch mode: one short-id lookup, then subjects, ancestors and contacts, then their contacts
+    assert hydrator.rounds <= 4 and len(db.fetches) <= 3
     assert db.code_lookups == [["22222", "cl"]] or db.code_lookups == [["cl", "22222"]]
     assert filled["contact"]["name"] == "CHW"
     assert filled["contact"]["parent"]["name"] == "Clinic"
@@ -147,3 +143,77 @@ async def test_deep_lineages_are_fetched_in_one_round(depth):
     [filled] = await Hydrator(db.fetch).hydrate([leaf])
     assert len(db.fetches) == 1 and len(db.fetches[0]) == depth
     assert parent_ids(filled) == [f"p{i}" for i in range(depth)]
+
+
+def _linked():
+    docs = _docs()
+    docs["cl"]["linked_docs"] = {"a": "pat", "b": {"_id": "hc"}, "c": False, "d": [], "e": "nope"}
+    docs["pat"]["linked_docs"] = {"x": "cl"}
+    return docs
+
+
+@pytest.mark.parametrize("mode", ["one", "batch"])
+async def test_linked_docs_are_filled_on_the_doc_and_its_ancestors(mode):
+    db = FakeDb(_linked())
+    hydrator = Hydrator(db.fetch, db.codes)
+    person = await hydrator.hydrate_one("pat") if mode == "one" else (await hydrator.hydrate([db.docs["pat"]]))[0]
+    assert person["linked_docs"]["x"]["_id"] == "cl" and person["linked_docs"]["x"]["name"] == "Clinic"
+    clinic = person["parent"]
+    assert clinic["linked_docs"]["a"]["name"] == "Patient" and clinic["linked_docs"]["b"]["name"] == "HC"
+    assert clinic["linked_docs"]["c"] is False and clinic["linked_docs"]["d"] == [] and clinic["linked_docs"]["e"] == "nope"
+    assert clinic["contact"]["name"] == "CHW" and clinic["parent"]["contact"]["name"] == "Nurse"
+    assert minify(person)["linked_docs"] == {"x": "cl"}
+    assert minify(clinic)["linked_docs"] == {"a": "pat", "b": "hc", "c": False, "e": "nope"}  # [] has no id
+
+
+async def test_a_place_gets_its_own_contact_not_further_hydrated():
+    db = FakeDb(_docs())
+    clinic = await Hydrator(db.fetch).hydrate_one("cl")
+    assert clinic["contact"] == db.docs["chw"]
+    assert clinic["parent"]["contact"] == db.docs["nurse"]
+
+
+async def test_patient_id_wins_over_patient_uuid_and_any_doc_may_be_the_subject():
+    db = FakeDb(_docs())
+    report = {"_id": "r", "type": "data_record", "form": "P", "contact": {"_id": "chw"},
+              "fields": {"patient_uuid": "boss", "patient_id": "22222", "place_uuid": "hc"}}
+    db.docs["r"] = report
+    filled = await Hydrator(db.fetch, db.codes).hydrate_one("r")
+    assert filled["patient"]["_id"] == "pat" and "place" not in filled  # place_uuid is not read
+    db.docs["r"] = {**report, "fields": {"patient_id": "dh"}}  # not a short id: taken as a doc id
+    filled = await Hydrator(db.fetch, db.codes).hydrate_one("r")
+    assert filled["patient"]["_id"] == "dh"
+
+
+async def test_one_doc_and_batch_differ_as_in_cht():
+    db = FakeDb(_docs())
+    # the report's copy of its contact's lineage is stale: the CHW moved to the health center
+    db.docs["chw"] = {**db.docs["chw"], "parent": {"_id": "hc", "parent": {"_id": "dh"}}}
+    report = {"_id": "r", "type": "data_record", "form": "P",
+              "contact": {"_id": "chw", "parent": {"_id": "cl", "parent": {"_id": "hc", "parent": {"_id": "dh"}}}}}
+    message = {"_id": "m", "type": "data_record", "contact": {"_id": "chw"}}
+    db.docs.update(r=report, m=message)
+    one = await Hydrator(db.fetch).hydrate_one("r")
+    assert one["contact"]["parent"]["_id"] == "cl"  # one doc: the report's own copy of the lineage
+    [batch, _] = await Hydrator(db.fetch).hydrate([report, db.docs["pat"]])
+    assert batch["contact"]["parent"]["_id"] == "hc"  # batch: the contact's current lineage
+    assert await Hydrator(db.fetch).hydrate_one("m") == message  # one doc: a record without a form is as stored
+    [filled, _] = await Hydrator(db.fetch).hydrate([message, db.docs["pat"]])
+    assert filled["contact"]["name"] == "CHW"  # batch: every data_record
+
+
+async def test_the_top_ancestor_keeps_its_stored_parent_when_the_lineage_stops_early():
+    db = FakeDb(_docs())
+    short = {"_id": "x", "type": "person", "parent": {"_id": "cl", "parent": {"_id": "hc"}}}
+    db.docs["x"] = short
+    filled = await Hydrator(db.fetch).hydrate_one("x")
+    assert filled["parent"]["parent"]["_id"] == "hc" and filled["parent"]["parent"]["parent"] == {"_id": "dh"}
+
+
+async def test_shared_objects_handed_out_by_fetch_are_never_changed():
+    db = FakeDb(_linked())
+    before = copy.deepcopy(db.docs)
+    hydrator = Hydrator(db.fetch, db.codes)
+    await hydrator.hydrate(list(db.docs.values()))
+    await hydrator.hydrate_one("pat")
+    assert db.docs == before

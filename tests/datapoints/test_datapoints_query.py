@@ -168,6 +168,9 @@ def test_coerce_follows_the_spec_examples():
 def test_csv_cells():
     assert [csv_cell(v) for v in (None, True, 3, 1.5, [1, 2], {"a": 1}, "Kano", "=cmd()", "-x")] == \
         ["", "true", "3", "1.5", "[1,2]", '{"a":1}', "Kano", "'=cmd()", "'-x"]
+    # phone numbers and signed numbers written as text stay as they are (issue 23)
+    assert [csv_cell(v) for v in ("+254700111222", "-2.5", "+254 700 111 222", "@SUM(A1)")] == \
+        ["+254700111222", "-2.5", "+254 700 111 222", "'@SUM(A1)"]
 
 
 def test_slugify():

@@ -44,7 +44,8 @@ class Route:
 
 def world_fields(world: World) -> dict[str, Any]:
     return {"org": world.org, "project": world.project, "unit": world.unit_id, "cluster": world.cluster_id,
-            "place": world.place_id, "member": world.users["member"], "po": world.users["po"],
+            "place": world.place_id, "person": world.person_id, "report": world.report_id,
+            "member": world.users["member"], "po": world.users["po"],
             "key": world.incoming_key}
 
 
@@ -61,6 +62,14 @@ JSON_ROUTES = [
     Route("POST", "/api/v1/people", kind="any"),
     Route("POST", "/api/v1/places", kind="any"),
     Route("POST", "/api/v1/places/{id}", "/api/v1/places/{place}", kind="any"),
+    Route("POST", "/api/v1/person"),
+    Route("PUT", "/api/v1/person/{uuid}", "/api/v1/person/{person}"),
+    Route("POST", "/api/v1/place"),
+    Route("PUT", "/api/v1/place/{uuid}", "/api/v1/place/{place}"),
+    Route("POST", "/api/v1/report"),
+    Route("POST", "/api/v1/contact/summary"),
+    Route("POST", "/api/v1/report/summary"),
+    Route("PUT", "/api/v1/report/{uuid}", "/api/v1/report/{report}"),
     Route("POST", "/api/v1/records"),
     Route("POST", "/api/v2/records"),
     Route("POST", "/api/v1/replication/get-deletes", who="chw"),
@@ -181,6 +190,7 @@ NO_BODY = {
     ("post", "/medic/_view_cleanup"): "admin-only trigger, passed to CouchDB; takes no body",
     ("post", "/medic/login/token/{token}"): "the token is in the path; the body is ignored",
     ("post", "/api/v2/export/user-devices"): "takes no parameters (as in CHT); the body is ignored",
+    ("post", "/api/v2/export/{type}"): "any other export type: CHT's 404 before the body is read",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import pytest
 from yarl import URL
@@ -89,6 +90,12 @@ ID_ROUTES = [
     IdRoute("GET", "/api/v1/place/{uuid}", "/api/v1/place/{x}"),
     IdRoute("GET", "/api/v1/report/{uuid}", "/api/v1/report/{x}"),
     IdRoute("POST", "/api/v1/places/{id}", "/api/v1/places/{x}", body=b'{"name": "renamed"}'),
+    IdRoute("PUT", "/api/v1/person/{uuid}", "/api/v1/person/{x}",
+            body=b'{"type": "person", "name": "renamed", "_rev": "1-abc"}'),
+    IdRoute("PUT", "/api/v1/place/{uuid}", "/api/v1/place/{x}",
+            body=b'{"type": "clinic", "name": "renamed", "_rev": "1-abc"}'),
+    IdRoute("PUT", "/api/v1/report/{uuid}", "/api/v1/report/{x}",
+            body=b'{"type": "data_record", "form": "P", "_rev": "1-abc"}'),
     IdRoute("PUT", "/api/v1/credentials/{key}", "/api/v1/credentials/{x}", body=b"secret"),
     IdRoute("GET", "/api/v1/forms/{form}", "/api/v1/forms/{x}"),
     IdRoute("GET", "/api/v1/forms/{form}/manifest", "/api/v1/forms/{x}/manifest"),
@@ -98,6 +105,8 @@ ID_ROUTES = [
     IdRoute("POST", "/api/v2/sms/{aggregator}/{endpoint}", "/api/v2/sms/rapidpro/{x}", who="anonymous",
             body=b"{}"),
     IdRoute("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/{x}"),
+    IdRoute("GET", "/api/v2/export/{type}", "/api/v2/export/{x}"),
+    IdRoute("POST", "/api/v2/export/{type}", "/api/v2/export/{x}", body=b"{}"),
     IdRoute("GET", "/api/v2/users/{username}", "/api/v2/users/{x}"),
     IdRoute("POST", "/api/v1/users/{username}", "/api/v1/users/{x}", body=b'{"phone": "+254700000000"}'),
     IdRoute("POST", "/api/v3/users/{username}", "/api/v3/users/{x}", body=b'{"phone": "+254700000000"}'),
@@ -246,7 +255,8 @@ async def check_one(client, world: World, route: IdRoute, value: str) -> bool:
                                                 {"Content-Type": "application/json"} if route.body else None)
     where = f"{route.method} {path}: {status} {text[:300]}"
     assert status < 500, where
-    assert not [leak for leak in LEAKS if leak in text], where
+    echoed = unquote(value)  # the name sent, said back in a message (CHT's "Invalid export type"), is no leak
+    assert not [leak for leak in LEAKS if leak in text.replace(echoed, "")], where
     if status < 400:
         assert not must_refuse(route, value), where
         assert (route.method, route.route) in NAMES_ANYTHING, where

@@ -69,7 +69,7 @@ async def test_outage_is_503_and_recovery_is_automatic(aiohttp_client, own_serve
     assert body["code"] == 503 and "CouchDB" in body["error"]
     monitoring = await client.get("/api/v2/monitoring")
     assert monitoring.status == 200
-    assert (await monitoring.json())["couchdb"][config.db_medic]["doc_count"] == -1
+    assert (await monitoring.json())["couchdb"]["medic"]["doc_count"] == -1
 
     own_server.start()
     for _ in range(50):

@@ -1,110 +1,134 @@
-"""Reading contacts: one by id (optionally with lineage), pages of people or places, id searches.
+"""Reading contacts as cht-core's data endpoints do: one by id (optionally with lineage), pages of docs by
+type or by ids, pages of ids by type and/or freetext.
 
-Contacts are docs of the configured contact types (``api.cht.contact_types``).
-Pages use ``medic/contacts_by_type_id`` (unique keys, stable cursors); id
-searches use CHT's ``medic-client/contacts_by_freetext`` (``["word"]``,
-``["key:value"]``) and ``contacts_by_type_freetext`` (``[type, word]``).
+Pages by type read CHT's ``medic-client/contacts_by_type`` (key ``[type]``, so rows come in doc id order
+within a type); freetext searches read ``contacts_by_freetext`` (``["word"]``) and
+``contacts_by_type_freetext`` (``[type, "word"]``). Cursors are numeric skips (``api.cht.datasource``).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
-from api.cht import contact_types
-from api.cht.visibility import Scope, contact_visible
+from api.cht import datasource as ds
+from api.cht.datasource import Page, Raw
+from api.cht.reports.freetext import contact_words
 from api.couch import Database
 from api.errors import BadRequest, NotFound
-from api.paging import decode_cursor, encode_cursor, page
 
-from .hydration import hydrator
+from .hydration import hydrate_one
 
 KINDS = {"contact": "Contact", "person": "Person", "place": "Place"}
-_WHITESPACE = re.compile(r"\s")
 
 
-def matches_kind(settings: Mapping[str, Any], doc: Mapping[str, Any] | None, kind: str) -> bool:
+def matches_kind(settings: Mapping[str, Any], doc: Any, kind: str) -> bool:
     if kind == "person":
-        return contact_types.is_person(settings, doc)
+        return ds.is_person(settings, doc)
     if kind == "place":
-        return contact_types.is_place(settings, doc)
-    return contact_types.is_contact(settings, doc)
+        return ds.is_place(settings, doc)
+    return ds.is_contact(settings, doc)
 
 
-async def get_contact(db: Database, settings: Mapping[str, Any], scope: Scope, doc_id: str, *,
-                      kind: str = "contact", with_lineage: bool = False) -> dict[str, Any]:
-    """The contact, as stored or hydrated; NotFound when missing, of another kind, or outside the caller's area."""
-    doc = await db.get_or_none(doc_id)
-    if doc is None or not matches_kind(settings, doc, kind) or not contact_visible(scope, doc):
+async def get_contact(db: Database, settings: Mapping[str, Any], doc_id: str, *, kind: str = "contact",
+                      with_lineage: bool = False) -> dict[str, Any]:
+    """The contact, as stored or with its lineage; NotFound when missing or of another kind."""
+    doc = await (hydrate_one(db, doc_id) if with_lineage else db.get_or_none(doc_id))
+    if doc is None or not matches_kind(settings, doc, kind):
         raise NotFound(f"{KINDS[kind]} not found")
-    if with_lineage:
-        [doc] = await hydrator(db, scope).hydrate([doc])
     return doc
 
 
-def check_type(settings: Mapping[str, Any], type_id: str | None, kind: str) -> str:
-    """A configured contact type of this kind, or a 400 naming it."""
-    if not type_id:
-        raise BadRequest("Query parameter type is required", field="type")
-    ok = {"person": contact_types.is_person_type, "place": contact_types.is_place_type}.get(
-        kind, lambda s, t: contact_types.get(s, t) is not None)(settings, type_id)
-    if not ok:
-        raise BadRequest(f"Invalid contact type [{type_id}].", field="type")
-    return type_id
+def _type_reader(db: Database, type_id: str, *, include_docs: bool) -> ds.Read:
+    async def read(limit: int, skip: int) -> list[Any]:
+        rows = (await db.view("medic-client", "contacts_by_type", key=[type_id], include_docs=include_docs,
+                              limit=limit, skip=skip or None))["rows"]
+        return [row.get("doc") for row in rows] if include_docs else [row["id"] for row in rows]
+    return read
 
 
-def check_freetext(freetext: str) -> str:
-    if len(freetext) < 3 or _WHITESPACE.search(freetext):
-        raise BadRequest(f"Invalid freetext [{freetext}]: at least 3 characters and no whitespace.",
-                         field="freetext")
-    return freetext.lower()
+def _ids_reader(db: Database, ids: list[str]) -> ds.Read:
+    async def read(limit: int, skip: int) -> list[Any]:
+        wanted = ids[skip:skip + limit]
+        found = await db.get_many(wanted)
+        return [found.get(i) for i in wanted]
+    return read
 
 
-def _is_type_key(type_id: str) -> Any:
-    return lambda key: isinstance(key, list) and len(key) == 2 and key[0] == type_id and isinstance(key[1], str)
+def _kept(settings: Mapping[str, Any], kind: str) -> Any:
+    return lambda doc: doc if matches_kind(settings, doc, kind) else None
 
 
-async def list_contacts(db: Database, settings: Mapping[str, Any], kind: str, type_id: str | None,
-                        cursor: str | None, limit: int) -> dict[str, Any]:
-    """``{data: [docs], cursor}`` of one person or place type, in id order."""
-    type_id = check_type(settings, type_id, kind)
-    after = decode_cursor(cursor, valid_key=_is_type_key(type_id))
-    rows, nxt = await page(db, "medic", "contacts_by_type_id", startkey=[type_id], endkey=[type_id, {}],
-                           after=after, limit=limit, include_docs=True)
-    return {"data": [row["doc"] for row in rows if row.get("doc")], "cursor": encode_cursor(nxt)}
+async def page_by_type(db: Database, settings: Mapping[str, Any], kind: str, raw_type: Raw, cursor: Raw,
+                       raw_limit: Raw) -> Page:
+    """``GET /api/v1/person|place?type=``: a page of docs of one person or place type."""
+    type_id = ds.contact_type_qualifier(raw_type)
+    ds.check_cursor(cursor)
+    limit = ds.limit_of(raw_limit, ds.DOCS_PAGE_LIMIT)
+    allowed = ds.person_type_ids(settings) if kind == "person" else ds.place_type_ids(settings)
+    if type_id not in allowed:
+        raise BadRequest(f"Invalid contact type [{type_id}].")
+    skip = ds.skip_of(cursor)
+    return await ds.fetch_and_filter(_type_reader(db, type_id, include_docs=True), _kept(settings, kind), limit,
+                                     skip)
 
 
-def freetext_range(freetext: str, prefix: list[Any]) -> tuple[list[Any], list[Any]]:
-    """A ``key:value`` term matches exactly; a word matches as a prefix (``abc`` finds ``abcd``)."""
-    if ":" in freetext:
-        return prefix + [freetext], prefix + [freetext]
-    return prefix + [freetext], prefix + [freetext + "\ufff0"]
+async def contact_page(db: Database, settings: Mapping[str, Any], raw_ids: Raw, raw_type: Raw, cursor: Raw,
+                       raw_limit: Raw) -> Page:
+    """``GET /api/v1/contact``: a page of contact docs of one type, or of the given ids (in their order)."""
+    if not ds.given(raw_ids) and not ds.given(raw_type):
+        raise BadRequest("Either query param ids or type is required")
+    ids = ds.ids_of(raw_ids) if ds.given(raw_ids) else None
+    type_id = None if ids is not None else ds.contact_type_qualifier(raw_type)
+    ds.check_cursor(cursor)
+    limit = ds.limit_of(raw_limit, ds.DOCS_PAGE_LIMIT)
+    if type_id is not None and type_id not in ds.contact_type_ids(settings):
+        raise BadRequest(f"Invalid contact type [{type_id}].")
+    skip = ds.skip_of(cursor)
+    read = _ids_reader(db, ids) if ids is not None else _type_reader(db, str(type_id), include_docs=True)
+    return await ds.fetch_and_filter(read, _kept(settings, "contact"), limit, skip)
 
 
-def in_range(start: list[Any], end: list[Any]) -> Any:
-    def valid(key: Any) -> bool:
-        return isinstance(key, list) and len(key) == len(start) and key[:-1] == start[:-1] and \
-            isinstance(key[-1], str) and start[-1] <= key[-1] <= end[-1]
-    return valid
+def freetext_reader(db: Database, view: str, term: str, prefix: list[Any], words: Any) -> ds.Read:
+    """Ids of a freetext view's rows in the term's range, one row per doc (``ds.first_row_word``)."""
+    start, end = ds.freetext_range(term, prefix)
+
+    async def read(limit: int, skip: int) -> list[Any]:
+        params: dict[str, Any] = {"key": start} if start == end else {"startkey": start, "endkey": end}
+        rows = (await db.view("medic-client", view, include_docs=True, limit=limit, skip=skip or None,
+                              **params))["rows"]
+        out: list[Any] = []
+        for row in rows:
+            doc = row.get("doc")
+            word = row["key"][-1] if isinstance(row.get("key"), list) and row["key"] else None
+            chosen = ds.first_row_word(term, words(doc)) if isinstance(doc, Mapping) else None
+            out.append(row["id"] if chosen is None or chosen == word else None)
+        return out
+    return read
 
 
-async def contact_uuids(db: Database, settings: Mapping[str, Any], type_id: str | None, freetext: str | None,
-                        cursor: str | None, limit: int) -> dict[str, Any]:
-    """``{data: [ids], cursor}`` of contacts of a type and/or matching a freetext term."""
-    if not type_id and not freetext:
-        raise BadRequest('Either "type" or "freetext" is required.', field="type")
-    if type_id:
-        check_type(settings, type_id, "contact")
-    if freetext is None or freetext == "":
-        after = decode_cursor(cursor, valid_key=_is_type_key(type_id or ""))
-        rows, nxt = await page(db, "medic", "contacts_by_type_id", startkey=[type_id], endkey=[type_id, {}],
-                               after=after, limit=limit)
-        return {"data": [row["id"] for row in rows], "cursor": encode_cursor(nxt)}
-    term = check_freetext(freetext)
-    view = "contacts_by_type_freetext" if type_id else "contacts_by_freetext"
-    start, end = freetext_range(term, [type_id] if type_id else [])
-    after = decode_cursor(cursor, valid_key=in_range(start, end))
-    rows, nxt = await page(db, "medic-client", view, startkey=start, endkey=end, after=after, limit=limit,
-                           distinct_ids=True)
-    return {"data": [row["id"] for row in rows], "cursor": encode_cursor(nxt)}
+async def contact_uuids(db: Database, settings: Mapping[str, Any], raw_type: Raw, raw_freetext: Raw, cursor: Raw,
+                        raw_limit: Raw) -> Page:
+    """``GET /api/v1/contact/uuid``: a page of ids of contacts of a type and/or matching a freetext term."""
+    if not ds.given(raw_freetext) and not ds.given(raw_type):
+        raise BadRequest("Either query param freetext or type is required")
+    term = ds.freetext_of(raw_freetext) if ds.given(raw_freetext) else None
+    type_id = ds.contact_type_qualifier(raw_type) if ds.given(raw_type) else None
+    ds.check_cursor(cursor)
+    limit = ds.limit_of(raw_limit, ds.IDS_PAGE_LIMIT)
+    if type_id is not None and type_id not in ds.contact_type_ids(settings):
+        raise BadRequest(f"Invalid contact type [{type_id}].")
+    skip = ds.skip_of(cursor)
+    if term is None:
+        read = _type_reader(db, str(type_id), include_docs=False)
+    elif type_id is not None:
+        read = freetext_reader(db, "contacts_by_type_freetext", term, [type_id], contact_words)
+    else:
+        read = freetext_reader(db, "contacts_by_freetext", term, [], contact_words)
+    return await ds.fetch_and_filter(read, ds.distinct(), limit, skip)
 
+
+async def contact_summaries(db: Database, settings: Mapping[str, Any], body: Any) -> list[dict[str, Any]]:
+    """``POST /api/v1/contact/summary``: a summary of each contact among the ids, in their order."""
+    ids = ds.ids_qualifier(body)
+    found = await db.get_many(ids)
+    return [ds.summarise_contact(found[i]) for i in ids if ds.is_contact(settings, found.get(i))]

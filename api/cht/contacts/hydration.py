@@ -1,9 +1,7 @@
 """Hydration against the medic database: the ``Hydrator`` of ``api.cht.lineage`` wired to CouchDB.
 
-Ancestors and contacts are fetched with one ``_all_docs?keys`` per level; short
-ids (``patient_id``/``place_id``) are resolved through
-``medic-client/contacts_by_reference`` in the same round. For a restricted
-(offline) caller, contacts outside their area stay ``{_id, parent}`` stubs.
+Docs are fetched with ``_all_docs?keys``; short ids (``patient_id``/``place_id``) are resolved through
+``medic-client/contacts_by_reference``.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from api.cht.lineage import Hydrator
-from api.cht.visibility import Scope, contact_visible
 from api.couch import Database
 
 
@@ -29,20 +26,27 @@ async def docs_by_shortcode(db: Database, codes: Iterable[str]) -> dict[str, dic
     return found
 
 
-def hydrator(db: Database, scope: Scope) -> Hydrator:
+def hydrator(db: Database) -> Hydrator:
     async def fetch(ids: list[str]) -> Mapping[str, dict[str, Any]]:
         return await db.get_many(ids)
 
     async def resolve(codes: list[str]) -> Mapping[str, dict[str, Any]]:
         return await docs_by_shortcode(db, codes)
 
-    visible = (lambda doc: contact_visible(scope, doc)) if scope.restricted else None
-    return Hydrator(fetch, resolve, visible)
+    return Hydrator(fetch, resolve)
 
 
-async def hydrate_ids(db: Database, ids: list[str], scope: Scope) -> list[dict[str, Any]]:
-    """``/api/v1/hydrate``: each id's doc hydrated, in request order; ``{id, error}`` for missing ones."""
-    found = await db.get_many(ids)
-    hydrated = await hydrator(db, scope).hydrate(found[i] for i in dict.fromkeys(ids) if i in found)
-    by_id = {doc["_id"]: doc for doc in hydrated}
+async def hydrate_ids(db: Database, ids: list[str]) -> list[dict[str, Any]]:
+    """``/api/v1/hydrate``: an entry per id asked, in request order (a repeated id each time): ``{id, doc}``, or
+    ``{id, error: "not_found"}``."""
+    if not ids:
+        return []
+    by_id: dict[str, dict[str, Any]] = {}
+    for doc in await hydrator(db).hydrate_ids(ids):
+        by_id.setdefault(doc.get("_id"), doc)
     return [{"id": i, "doc": by_id[i]} if i in by_id else {"id": i, "error": "not_found"} for i in ids]
+
+
+async def hydrate_one(db: Database, doc_id: str) -> dict[str, Any] | None:
+    """One doc with its lineage (``?with_lineage=true``); None when there is no such doc."""
+    return await hydrator(db).hydrate_one(doc_id)

@@ -1,4 +1,4 @@
-"""The contacts export (JSON array), filtered by type, parent and search words."""
+"""The contacts export (CSV, as cht-core's ``contact-mapper``), filtered by type and search words."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from api.couch import Database
 
 from .formats import (
     PAGE_SIZE,
-    json_array_item,
+    csv_header,
+    csv_lines,
 )
 from .params import ContactFilters
 
 
-def contact_item(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": doc.get("_id"), "rev": doc.get("_rev"), "name": doc.get("name"),
-            "patient_id": doc.get("patient_id"), "type": doc.get("type"),
-            "contact_type": doc.get("contact_type"), "place_id": doc.get("place_id")}
+CONTACT_COLUMNS = ["id", "rev", "name", "patient_id", "type", "contact_type", "place_id"]
+
+
+def contact_row(doc: Mapping[str, Any]) -> list[Any]:
+    return [doc.get("_id"), doc.get("_rev"), doc.get("name"), doc.get("patient_id"), doc.get("type"),
+            doc.get("contact_type"), doc.get("place_id")]
 
 
 def contact_ranges(filters: ContactFilters) -> tuple[str | None, list[tuple[str, str, Any, Any]]]:
@@ -51,21 +54,15 @@ def contact_matches(doc: Mapping[str, Any], filters: ContactFilters, word: str |
     return True
 
 
-async def contacts_json(db: Database, filters: ContactFilters) -> AsyncGenerator[str, None]:
-    """The contacts export: a JSON array, written a page at a time."""
+async def contacts_csv(db: Database, filters: ContactFilters) -> AsyncGenerator[str, None]:
+    """The contacts export: a header, then one row per contact, a page at a time (in type, then id order)."""
     word, ranges = contact_ranges(filters)
-    yield "["
-    first = True
+    yield csv_header(CONTACT_COLUMNS)
     for ddoc, view, startkey, endkey in ranges:
         pages = view_pages(db, ddoc, view, startkey=startkey, endkey=endkey, limit=PAGE_SIZE, include_docs=True)
         async with aclosing(pages):
             async for rows in pages:
-                chunk = []
-                for row in rows:
-                    doc = row.get("doc")
-                    if doc and contact_matches(doc, filters, word, row["key"]):
-                        chunk.append(json_array_item(contact_item(doc), first))
-                        first = False
-                if chunk:
-                    yield "".join(chunk)
-    yield "]"
+                lines = [contact_row(row["doc"]) for row in rows
+                         if row.get("doc") and contact_matches(row["doc"], filters, word, row["key"])]
+                if lines:
+                    yield csv_lines(lines)

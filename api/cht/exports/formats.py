@@ -1,4 +1,4 @@
-"""The exports: reports, messages and feedback as CSV, contacts and user devices as JSON, all streamed.
+"""The exports: reports, messages, contacts and feedback as CSV, user devices as JSON, all streamed.
 
 Each export is an async generator of text chunks: the first chunk (the CSV
 header, or ``[``) comes once everything that can fail for a bad request has
@@ -6,19 +6,20 @@ been checked, then one chunk per page of documents read from CouchDB. The
 handler writes each chunk as it comes, so memory stays flat however large
 the export, and stops reading when the client goes away.
 
-CSV follows RFC 4180 (quotes doubled, CRLF line ends; CHT escapes quotes
-with backslashes, which spreadsheet programs and CSV parsers misread).
-Nested values (arrays, objects) are written as JSON in one cell.
+CSV is written exactly as cht-core writes it (``api/src/services/export-data.js``): the header line is the
+column names joined by commas; in a row a string is quoted with every ``"`` written ``\\"`` (backslash,
+quote; commas, newlines and backslashes are left as they are), an array is its JSON, quoted and escaped the
+same way, a number or boolean is written bare, a missing value is empty and an object is
+``[object Object]``; every line ends with ``\\n``. The one deliberate difference: a text cell a spreadsheet
+would run as a formula gets a leading apostrophe (``api.spreadsheet``, issue 23).
 
-This module holds what every export shares: cells, CSV and XML rows, dates, file names, and the lookups
-(contact names, translations); each export has its own module (``reports``, ``messages``, ``contacts``,
+This module holds what every export shares: cells, CSV and XML rows, dates, file names, and the contact
+name lookups; each export has its own module (``reports``, ``messages``, ``contacts``,
 ``users_meta``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from api.cht.lineage import lineage_ids
 from api.cht.reports import freetext
 from api.couch import Database
 from api.errors import BadRequest
+from api.spreadsheet import neutralise
 
 PAGE_SIZE = 500
 
@@ -38,7 +40,50 @@ PAGE_SIZE = 500
 NAME_CACHE_SIZE = 20000
 
 
+def js_value(value: Any) -> Any:
+    """A JSON value as JavaScript holds it: a float with no fraction is an integer (``1.0`` is ``1``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, list):
+        return [js_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: js_value(v) for k, v in value.items()}
+    return value
+
+
+def js_json(value: Any) -> str:
+    """``JSON.stringify(value)``."""
+    return json.dumps(js_value(value), separators=(",", ":"), ensure_ascii=False)
+
+
+def csv_cell(value: Any) -> str:
+    """One cell as cht-core writes it (see the module doc), formulas made inert."""
+    if isinstance(value, str):
+        return '"' + neutralise(value).replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return '"' + js_json(value).replace('"', '\\"') + '"'
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return freetext.js_string(value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
+
+
+def csv_header(columns: Sequence[str]) -> str:
+    """The header line: column names as they are (never quoted), formulas made inert."""
+    return ",".join(neutralise(c) for c in columns) + "\n"
+
+
+def csv_lines(rows: Iterable[Sequence[Any]]) -> str:
+    return "".join(",".join(csv_cell(v) for v in row) + "\n" for row in rows)
+
+
 def cell(value: Any) -> str:
+    """A value as plain text (the XML spreadsheet's cells)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -47,15 +92,7 @@ def cell(value: Any) -> str:
         return freetext.js_string(value)
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def csv_lines(rows: Iterable[Sequence[Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    for row in rows:
-        writer.writerow([cell(v) for v in row])
-    return out.getvalue()
+    return js_json(value)
 
 
 def _xml_text(value: Any) -> str:
@@ -106,8 +143,9 @@ def iso(ms: int, offset_minutes: int = 0) -> str:
 
 
 def export_date(value: Any, human_readable: bool) -> Any:
-    """A date column: epoch ms, or ISO 8601 (UTC) when human readable; empty when there is none."""
-    if value in (None, ""):
+    """A date column: epoch ms, or ISO 8601 (UTC) when human readable; the empty string (written ``""``) when
+    there is none, as cht-core's ``date-format``."""
+    if value in (None, "", 0):
         return ""
     ms = to_ms(value)
     if ms is None:
@@ -155,16 +193,3 @@ class NameCache:
 def contact_chain(doc: Mapping[str, Any], levels: int = 4) -> list[str]:
     contact = doc.get("contact")
     return lineage_ids(contact)[:levels] if isinstance(contact, Mapping) else []
-
-
-async def translations(db: Database, locale: str) -> dict[str, str]:
-    """CHT's translation doc for a locale (``messages-<locale>``: ``generic`` overridden by ``custom``)."""
-    doc = await db.get_or_none(f"messages-{locale}")
-    if not doc:
-        return {}
-    merged: dict[str, str] = {}
-    for part in ("generic", "custom"):
-        values = doc.get(part)
-        if isinstance(values, Mapping):
-            merged.update({k: v for k, v in values.items() if isinstance(v, str)})
-    return merged

@@ -2,7 +2,9 @@
 
 Every export takes GET with form-style parameters or POST with a JSON body
 (``{"filters": ..., "options": ...}``), is for online users only, and needs
-its CHT permission (``can_export_all`` grants every export). Everything
+its CHT permission (``can_export_all`` grants every export). The format is the
+export's own (``Accept`` is not read, as in CHT): CSV, or JSON for user devices
+and DHIS2. Everything
 that can be wrong with a request is answered as a 4xx before the first
 byte; then the export streams: each page read from CouchDB is written at
 once. If the client goes away the export stops reading; if CouchDB fails
@@ -18,10 +20,11 @@ from typing import Any, AsyncGenerator
 from aiohttp import web
 
 from api import streaming
-from api.errors import BadRequest, Forbidden
+from api.cht.translations import translations
+from api.errors import BadRequest, Forbidden, NotFound
 from api.permissions import has_permission
 from api.timestamps import now_ms
-from api.web import CONFIG, COUCH, json_response, medic, read_json, require, settings
+from api.web import CONFIG, COUCH, json_response, medic, public, read_json, require, settings
 
 from . import contacts, dhis, formats, messages, reports, users_meta
 from .params import contact_filters, feedback_params, message_filters, options, parse_form, report_filters
@@ -70,7 +73,7 @@ async def stream(request: web.Request, chunks: AsyncGenerator[str, None], conten
                  name: str) -> web.StreamResponse:
     """An export streamed as a file download (``api.streaming``: errors before the first chunk are replies)."""
     return await streaming.stream(request, _encoded(chunks), content_type=content_type,
-                                  headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                                  headers={"Content-Disposition": f"attachment; filename={name}"})
 
 
 async def _encoded(chunks: AsyncGenerator[str, None]) -> AsyncGenerator[bytes, None]:
@@ -87,7 +90,7 @@ async def export_reports(request: web.Request) -> web.StreamResponse:
     await allowed(request, "reports")
     raw = await parameters(request)
     filters, opts = report_filters(raw, now_ms()), options(raw)
-    chunks = reports.reports_csv(medic(request), await settings(request), filters, opts)
+    chunks = reports.reports_csv(medic(request), filters, opts)
     return await stream(request, chunks, CSV, formats.filename("reports", "csv"))
 
 
@@ -107,8 +110,8 @@ async def export_contacts(request: web.Request) -> web.StreamResponse:
     await allowed(request, "contacts")
     raw = await parameters(request)
     filters = contact_filters(raw)
-    return await stream(request, contacts.contacts_json(medic(request), filters), JSON,
-                        formats.filename("contacts", "json"))
+    return await stream(request, contacts.contacts_csv(medic(request), filters), CSV,
+                        formats.filename("contacts", "csv"))
 
 
 @routes.get("/api/v2/export/feedback", allow_head=False)
@@ -138,7 +141,15 @@ async def export_dhis(request: web.Request) -> web.Response:
     filters, opts = parse_dhis_filters(raw), options(raw)
     current = await settings(request)
     db = medic(request)
-    translate = await formats.translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
+    translate = await translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
     result = await dhis.data_value_set(db, current, filters, opts, translate, time.time())
     name = formats.filename("dhis", "json")
-    return json_response(result, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return json_response(result, headers={"Content-Disposition": f"attachment; filename={name}"})
+
+
+@routes.get("/api/v2/export/{type}", allow_head=False)
+@routes.post("/api/v2/export/{type}")
+@public
+async def unknown_export(request: web.Request) -> web.Response:
+    """Any other export type: cht-core's 404, to anyone (it names no data)."""
+    raise NotFound(f'Invalid export type "{request.match_info["type"]}"')

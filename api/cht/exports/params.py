@@ -299,20 +299,22 @@ def dhis_filters(raw: Mapping[str, Any]) -> DhisFilters:
     return DhisFilters(data_set, month_of, org_unit)
 
 
-def feedback_params(raw: Mapping[str, Any]) -> tuple[str, str, int, bool]:
-    """(format, locale, tz minutes, with header row) of the feedback export."""
+def feedback_params(raw: Mapping[str, Any]) -> tuple[str, str | None, int | None, bool]:
+    """(format, locale, tz minutes, with header row) of the feedback export; without them it is cht-core's CSV
+    (locale None: the column names as they are; tz None: dates as stored)."""
     fmt = raw.get("format") or "csv"
     if fmt not in ("csv", "xml"):
         raise BadRequest("format must be csv or xml", field="format")
-    locale = raw.get("locale") or "en"
-    if not isinstance(locale, str) or not locale.replace("-", "").replace("_", "").isalnum() or len(locale) > 20:
+    locale = raw.get("locale") or None
+    if locale is not None and (not isinstance(locale, str) or not locale.replace("-", "").replace("_", "").isalnum()
+                               or len(locale) > 20):
         raise BadRequest("locale must be a language code such as en or fr", field="locale")
     tz = raw.get("tz")
     try:
-        tz_minutes = 0 if tz in (None, "") else int(tz)
+        tz_minutes = None if tz in (None, "") else int(tz)
     except (TypeError, ValueError):
         raise BadRequest("tz must be a whole number of minutes, for example -120", field="tz") from None
-    if isinstance(tz, bool) or not -24 * 60 < tz_minutes < 24 * 60:
+    if isinstance(tz, bool) or (tz_minutes is not None and not -24 * 60 < tz_minutes < 24 * 60):
         raise BadRequest("tz must be between -1439 and 1439 minutes", field="tz")
     skip = raw.get("skip_header_row")
     return fmt, locale, tz_minutes, skip in (None, "") or not as_bool(skip, "skip_header_row")

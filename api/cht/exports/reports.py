@@ -1,25 +1,22 @@
-"""The reports export (CSV): fixed columns, then one column per form field, found by sampling each form's
-reports."""
+"""The reports export (CSV), as cht-core's ``report-mapper``: fixed columns, then one column per field path
+(``a.b``) of one report of each form (the first in ``reports_by_form``), sorted."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, AsyncGenerator, Mapping, Sequence
 
-from api.cht.messaging import sms_parser
 from api.cht.reports import search as report_search
 from api.couch import Database
 
 from .formats import (
     NameCache,
     contact_chain,
+    csv_header,
     csv_lines,
     export_date,
 )
 from .params import Options, ReportFilters
-
-SAMPLE_REPORTS = 50  # reports of each form read to find its field columns
-
 
 SAMPLE_CONCURRENCY = 8
 
@@ -60,25 +57,18 @@ async def forms_in_use(db: Database) -> list[str]:
     return forms
 
 
-async def report_field_columns(db: Database, settings: Mapping[str, Any],
-                               forms: Sequence[str] | None) -> list[tuple[str, ...]]:
-    """Field paths for the columns: each JSON form's fields, and the fields found in a sample of each
-    form's reports (as CHT does, from the reports themselves, since XForms vary)."""
+async def report_field_columns(db: Database, forms: Sequence[str] | None) -> list[tuple[str, ...]]:
+    """Field paths for the columns: those of the first report of each form (as cht-core, which reads one
+    report per form), their union sorted."""
     codes = list(forms) if forms else await forms_in_use(db)
     paths: set[tuple[str, ...]] = set()
-    json_forms = settings.get("forms") if isinstance(settings.get("forms"), Mapping) else {}
-    for code in codes:
-        found = sms_parser.find_form(json_forms, code) if json_forms else None
-        if found is not None:
-            paths.update((name,) for name, _ in sms_parser.ordered_fields(found[1]))
 
     async def sample(code: str) -> None:
-        rows = (await db.view("medic-client", "reports_by_form", key=[code], limit=SAMPLE_REPORTS,
-                              include_docs=True, reduce=False))["rows"]
-        for row in rows:
-            doc = row.get("doc") or {}
-            if doc.get("form") == code and isinstance(doc.get("fields"), Mapping):
-                paths.update(flatten(doc["fields"]))
+        rows = (await db.view("medic-client", "reports_by_form", key=[code], limit=1, include_docs=True,
+                              reduce=False))["rows"]
+        fields = rows[0].get("doc", {}).get("fields") if rows and rows[0].get("doc") else None
+        if isinstance(fields, Mapping):
+            paths.update(flatten(fields))
 
     for start in range(0, len(codes), SAMPLE_CONCURRENCY):
         await asyncio.gather(*(sample(code) for code in codes[start:start + SAMPLE_CONCURRENCY]))
@@ -90,15 +80,13 @@ def _field(fields: Any, path: tuple[str, ...]) -> Any:
         if not isinstance(fields, Mapping):
             return None
         fields = fields.get(part)
-    return None if isinstance(fields, Mapping) else fields
+    return fields
 
 
-async def reports_csv(db: Database, settings: Mapping[str, Any], filters: ReportFilters,
-                      options: Options) -> AsyncGenerator[str, None]:
+async def reports_csv(db: Database, filters: ReportFilters, options: Options) -> AsyncGenerator[str, None]:
     """The reports export: a header, then one CSV row per report, a page at a time."""
-    paths, plan = await asyncio.gather(report_field_columns(db, settings, filters.forms),
-                                       report_search.choose(db, filters))
-    yield csv_lines([REPORT_COLUMNS + ["fields." + ".".join(p) for p in paths]])
+    paths, plan = await asyncio.gather(report_field_columns(db, filters.forms), report_search.choose(db, filters))
+    yield csv_header(REPORT_COLUMNS + [".".join(p) for p in paths])
     names = NameCache(db)
     async for docs in report_search.iter_reports(db, plan, filters):
         await names.load(i for doc in docs for i in contact_chain(doc))
@@ -109,5 +97,5 @@ async def reports_csv(db: Database, settings: Mapping[str, Any], filters: Report
             rows.append([doc.get("_id"), doc.get("form"), doc.get("patient_id"),
                          export_date(doc.get("reported_date"), options.human_readable), doc.get("from")]
                         + [names.name(i) for i in chain[:4]]
-                        + [_field(fields, p) for p in paths])
+                        + [_field(fields, tuple(".".join(p).split("."))) for p in paths])
         yield csv_lines(rows)

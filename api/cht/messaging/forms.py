@@ -7,28 +7,33 @@ settings ``forms``. Untrusted XML is parsed with ``defusedxml`` with DTDs
 refused, so entity expansion (an "XML bomb") and external entities never
 happen.
 
-For ODK Collect, the OpenRosa form list (``xformsList``) and manifest
-(``xformsManifest``) are built here; ``md5:`` hashes are of the files' bytes.
+For ODK Collect, the OpenRosa form list (``xformsList``) is written exactly as cht-core's does (its
+``openrosa-formlist`` library): only forms whose ``context.collect`` is set, each with the ``name``,
+``formID`` and ``version`` read from the XForm's tags as written, the ``md5:`` hash of its bytes and a
+``downloadUrl`` by that ``formID``. The media manifest (``xformsManifest``) is a Jamii extension.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import logging
 import time
+import xml.sax
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 
 import defusedxml
+import defusedxml.sax
 from defusedxml.ElementTree import fromstring
 
 from api import jsonparse
 from api.couch import Database
 from api.errors import BadRequest, NotFound
 
-from . import sms_parser
 
 XHTML = "http://www.w3.org/1999/xhtml"
 XFORMS = "http://www.w3.org/2002/xforms"
@@ -40,6 +45,7 @@ NOT_MEDIA = frozenset({XML_ATTACHMENT, "form.html", "model.xml"})
 # cht-conf's properties file keys copied onto the form doc.
 PROPERTIES = ("context", "icon", "title", "xml2sms", "subject_key", "hidden_fields")
 DOC_PREFIX = "form:"
+log = logging.getLogger("jamii.forms")
 
 
 class XFormError(ValueError):
@@ -107,28 +113,30 @@ def media_names(doc: Mapping[str, Any]) -> list[str]:
     return sorted(n for n in (doc.get("_attachments") or {}) if n not in NOT_MEDIA)
 
 
+def xform_attachment_name(doc: Mapping[str, Any]) -> str | None:
+    """The XForm's attachment, as cht-core finds it: ``xml``, or the first ``*.xml`` that is not ``model.xml``."""
+    attachments = doc.get("_attachments")
+    names = list(attachments) if isinstance(attachments, Mapping) else []
+    return next((n for n in names if n == XML_ATTACHMENT or (n.endswith(".xml") and n != "model.xml")), None)
+
+
 async def xform_docs(db: Database) -> list[dict[str, Any]]:
-    """Every form doc that has an XForm, by name."""
-    rows = (await db.view("medic-client", "doc_by_type", key=["form"], include_docs=True))["rows"]
-    docs = [row["doc"] for row in rows if row.get("doc") and XML_ATTACHMENT in (row["doc"].get("_attachments") or {})]
-    return sorted(docs, key=lambda d: d["_id"])
+    """Every form doc (ids ``form:...``, ``type: form``) that has an XForm attachment, in id order."""
+    rows = (await db.all_docs(startkey=DOC_PREFIX, endkey=DOC_PREFIX + "\ufff0", include_docs=True))["rows"]
+    return [row["doc"] for row in rows
+            if row.get("doc") and row["doc"].get("type") == "form" and xform_attachment_name(row["doc"])]
 
 
-def json_form_codes(settings: Mapping[str, Any]) -> list[str]:
-    forms = settings.get("forms")
-    return sorted(forms) if isinstance(forms, Mapping) else []
-
-
-async def list_names(db: Database, settings: Mapping[str, Any]) -> list[str]:
-    """The JSON list: ``<name>.xml`` for each XForm, then ``<code>.json`` for each JSON form."""
-    return [name_of(d["_id"]) + ".xml" for d in await xform_docs(db)] + \
-        [code + ".json" for code in json_form_codes(settings)]
+async def list_names(db: Database) -> list[str]:
+    """The JSON list, as cht-core's: ``<internalId>.xml`` for every XForm."""
+    return [f"{doc.get('internalId')}.xml" for doc in await xform_docs(db)]
 
 
 async def find_xform(db: Database, name: str) -> dict[str, Any]:
-    """A form doc by name (``form:<name>``), else by ``internalId`` in any case; NotFound otherwise."""
+    """A form doc by name (``form:<name>``), else by ``internalId`` in any case (the manifest and media routes,
+    a Jamii extension); NotFound otherwise."""
     doc = await db.get_or_none(DOC_PREFIX + name)
-    if doc and XML_ATTACHMENT in (doc.get("_attachments") or {}):
+    if doc and xform_attachment_name(doc):
         return doc
     for doc in await xform_docs(db):
         if str(doc.get("internalId", "")).lower() == name.lower() or name_of(doc["_id"]).lower() == name.lower():
@@ -136,30 +144,103 @@ async def find_xform(db: Database, name: str) -> dict[str, Any]:
     raise NotFound(f"No XForm named {name}")
 
 
+async def download(db: Database, requested: str) -> tuple[bytes, str]:
+    """``GET /api/v1/forms/<internalId>.xml`` as cht-core answers it: the XForm's bytes and content type."""
+    form, _, fmt = requested.rpartition(".")
+    if not form:
+        raise BadRequest(f'Invalid form name (form="{form}", format="{fmt}")')
+    if fmt != "xml":
+        raise BadRequest(f'Invalid file format (format="{fmt}")')
+    doc = next((d for d in await xform_docs(db) if d.get("internalId") == form), None)
+    if doc is None:
+        raise NotFound(f"Form not found: {form} ({fmt})")
+    return await db.get_attachment(doc["_id"], xform_attachment_name(doc) or XML_ATTACHMENT)
+
+
 async def xform_bytes(db: Database, doc: Mapping[str, Any]) -> bytes:
-    data, _ = await db.get_attachment(doc["_id"], XML_ATTACHMENT)
+    data, _ = await db.get_attachment(doc["_id"], xform_attachment_name(doc) or XML_ATTACHMENT)
     return data
 
 
+NAME_PATH = "/h:html/h:head/h:title"
+INSTANCE_PATH = "/h:html/h:head/model/instance"
+
+
+class _ListEntryReader(xml.sax.ContentHandler):
+    """What ``openrosa-formlist`` reads from an XForm, by the tag names as written: the first text of
+    ``h:html/h:head/h:title`` and the id (else the tag name) and version of the first element inside
+    ``h:html/h:head/model/instance``, in the order they are found."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = ""
+        self.text = ""
+        self.meta: dict[str, str] = {}
+
+    def _flush(self) -> None:
+        if self.text and self.path == NAME_PATH and "name" not in self.meta:
+            self.meta["name"] = self.text
+        self.text = ""
+
+    def startElement(self, name: str, attrs: Any) -> None:  # noqa: N802 (the SAX interface)
+        self._flush()
+        if self.path == INSTANCE_PATH and "formID" not in self.meta:
+            self.meta["formID"] = attrs.get("id") or name
+            if attrs.get("version"):
+                self.meta["version"] = attrs.get("version")
+        self.path += "/" + name
+
+    def endElement(self, name: str) -> None:  # noqa: N802
+        self._flush()
+        suffix = "/" + name
+        if self.path.lower().endswith(suffix.lower()):
+            self.path = self.path[: -len(suffix)]
+
+    def characters(self, content: str) -> None:
+        self.text += content
+
+
+def list_entry(data: bytes, download_url: str) -> dict[str, str]:
+    """One ``<xform>`` of the list: name (when titled), formID, version (when given), hash, downloadUrl.
+
+    Raises XFormError when the XForm is not well-formed XML (or declares a DTD).
+    """
+    reader = _ListEntryReader()
+    parser = defusedxml.sax.make_parser()  # entities and external references refused
+    parser.setContentHandler(reader)
+    try:
+        parser.parse(io.BytesIO(data))
+    except (xml.sax.SAXException, defusedxml.DefusedXmlException) as exc:
+        raise XFormError(f"The XForm cannot be read: {exc}") from None
+    meta = dict(reader.meta)
+    meta["hash"] = "md5:" + hashlib.md5(data).hexdigest()
+    meta["downloadUrl"] = download_url.replace("${formId}", meta.get("formID", "undefined"))
+    return meta
+
+
 class HashCache:
-    """md5 and form id of each XForm by (doc id, rev): read once per revision, not on every list."""
+    """The list entry of each XForm by (doc id, rev, download URL): read once per revision, not on every list."""
 
     def __init__(self, size: int = 1000):
         self.size = size
-        self._items: OrderedDict[tuple[str, str], tuple[str, XFormInfo | None]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, str], dict[str, str] | None] = OrderedDict()
 
-    async def get(self, db: Database, doc: Mapping[str, Any]) -> tuple[str, XFormInfo | None]:
-        key = (doc["_id"], doc["_rev"])
+    async def get(self, db: Database, doc: Mapping[str, Any], download_url: str) -> dict[str, str] | None:
+        key = (doc["_id"], doc["_rev"], download_url)
         if key not in self._items:
-            data = await xform_bytes(db, doc)
             try:
-                info: XFormInfo | None = parse_xform(data)
-            except XFormError:
-                info = None
-            self._items[key] = (hashlib.md5(data).hexdigest(), info)
+                self._items[key] = list_entry(await xform_bytes(db, doc), download_url)
+            except XFormError as exc:
+                log.warning("form %s left out of the OpenRosa list: %s", doc["_id"], exc)
+                self._items[key] = None
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return self._items[key]
+
+
+def _text(value: str) -> str:
+    """Element text escaped as xmlbuilder (cht-core's writer) escapes it."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#xD;")
 
 
 def _xml(root: Element) -> bytes:
@@ -167,25 +248,28 @@ def _xml(root: Element) -> bytes:
 
 
 async def openrosa_list(db: Database, base_url: str, hashes: HashCache) -> bytes:
-    """The OpenRosa ``xformsList`` of the XForms.
-
-    ``formID`` is the XForm's own id (ODK Collect matches the downloaded form
-    against it); the download URL uses the doc's name.
-    """
-    root = Element("xforms", xmlns=OPENROSA_LIST)
+    """The OpenRosa ``xformsList``, byte for byte as cht-core writes it (two-space indents, no final newline):
+    the forms whose ``context.collect`` is set. A form that is not well-formed XML is left out (cht-core
+    fails the whole list)."""
+    download_url = base_url + "/api/v1/forms/${formId}.xml"
+    entries = []
     for doc in await xform_docs(db):
-        name = name_of(doc["_id"])
-        md5, info = await hashes.get(db, doc)
-        item = SubElement(root, "xform")
-        SubElement(item, "formID").text = info.internal_id if info else str(doc.get("internalId") or name)
-        SubElement(item, "name").text = str(doc.get("title") or (info and info.title) or name)
-        if info and info.version:
-            SubElement(item, "version").text = info.version
-        SubElement(item, "hash").text = "md5:" + md5
-        SubElement(item, "downloadUrl").text = f"{base_url}/api/v1/forms/{name}.xml"
-        if media_names(doc):
-            SubElement(item, "manifestUrl").text = f"{base_url}/api/v1/forms/{name}/manifest"
-    return _xml(root)
+        context = doc.get("context")
+        if not (isinstance(context, Mapping) and context.get("collect")):
+            continue
+        entry = await hashes.get(db, doc, download_url)
+        if entry is not None:
+            entries.append(entry)
+    head = '<?xml version="1.0" encoding="UTF-8"?>\n'
+    if not entries:
+        return (head + f'<xforms xmlns="{OPENROSA_LIST}"/>').encode("utf-8")
+    lines = [f'<xforms xmlns="{OPENROSA_LIST}">']
+    for entry in entries:
+        lines.append("  <xform>")
+        lines.extend(f"    <{key}>{_text(value)}</{key}>" for key, value in entry.items())
+        lines.append("  </xform>")
+    lines.append("</xforms>")
+    return (head + "\n".join(lines)).encode("utf-8")
 
 
 def openrosa_manifest(doc: Mapping[str, Any], base_url: str) -> bytes:
@@ -199,13 +283,6 @@ def openrosa_manifest(doc: Mapping[str, Any], base_url: str) -> bytes:
         SubElement(item, "hash").text = "md5:" + (md5_hex_of_digest(attachments[file].get("digest")) or "")
         SubElement(item, "downloadUrl").text = f"{base_url}/api/v1/forms/{name}/media/{file}"
     return _xml(root)
-
-
-def json_form(settings: Mapping[str, Any], code: str) -> dict[str, Any]:
-    found = sms_parser.find_form(settings.get("forms") or {}, code)
-    if found is None:
-        raise NotFound(f"No JSON form {code}")
-    return found[1]
 
 
 # -- installing -------------------------------------------------------------------------
@@ -229,7 +306,7 @@ def form_doc(name: str, xml: bytes, media: Mapping[str, tuple[bytes, str]],
     doc: dict[str, Any] = {
         "_id": DOC_PREFIX + name,
         "type": "form",
-        "internalId": name,
+        "internalId": info.internal_id,  # the XForm's own id, as cht-conf sets it (downloads go by it)
         "title": info.title or name,
         "xmlVersion": {"time": int(time.time() * 1000), "sha256": hashlib.sha256(xml).hexdigest()},
     }

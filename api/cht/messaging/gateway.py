@@ -58,6 +58,7 @@ class StateChange:
     gateway_ref: str | None = None
     details: Any = None
     force: bool = False  # the sender putting a message back to pending: not a stale report
+    as_cht: bool = False  # cht-gateway's report: applied as cht-core applies it (in order, never stale)
 
 
 def sms_settings(settings: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -124,15 +125,19 @@ async def receive(db: Database, incoming: Iterable[Any], settings: Mapping[str, 
 
 
 def advance(task: dict[str, Any], state: str, now: dt.datetime, details: Any = None,
-            gateway_ref: str | None = None, force: bool = False) -> bool:
+            gateway_ref: str | None = None, force: bool = False, as_cht: bool = False) -> bool:
     """Apply a delivery report to a task; False when it changes nothing or is stale.
 
-    ``delivered`` is final. A report that would move a message back (``sent``
-    after ``delivered``, a late ``received-by-gateway``) is ignored; ``failed``
-    may be followed by anything (the gateway retried and succeeded).
+    cht-gateway's reports (``as_cht``) are applied as cht-core applies them: in the order they come, each one
+    recorded (``api.cht.messages.record_state``). An aggregator's delivery reports arrive out of order, so for
+    them ``delivered`` is final and a report that would move a message back (``sent`` after ``delivered``, a
+    late ``received-by-gateway``) is ignored; ``failed`` may be followed by anything (the gateway retried and
+    succeeded).
     """
     current = task.get("state")
     changed = False
+    if as_cht:
+        return messages.record_state(task, state, now, details)
     if gateway_ref is not None and task.get("gateway_ref") != gateway_ref:
         task["gateway_ref"] = gateway_ref
         changed = True
@@ -181,7 +186,7 @@ async def apply_changes(db: Database, changes: list[StateChange], now: dt.dateti
                 log.warning("status update for unknown message %s ignored", change.message_id)
                 continue
             touched.setdefault(doc["_id"], []).append(change)
-            if advance(task, change.state, now, change.details, change.gateway_ref, change.force):
+            if advance(task, change.state, now, change.details, change.gateway_ref, change.force, change.as_cht):
                 changed[doc["_id"]] = changed.get(doc["_id"], 0) + 1
         to_write = [docs[doc_id] for doc_id in changed]
         pending = []
@@ -198,18 +203,24 @@ async def apply_changes(db: Database, changes: list[StateChange], now: dt.dateti
 
 
 def gateway_changes(updates: Iterable[Any]) -> list[StateChange]:
-    """cht-gateway's ``updates: [{id, status, reason?}]`` as state changes; unknown statuses are skipped."""
+    """cht-gateway's ``updates: [{id, status, reason?}]`` as cht-core reads them: a known status (as written:
+    ``SENT``, not ``sent``) becomes its state, with ``{reason}`` when one is given; any other status, or none,
+    is recorded as ``unrecognised`` with ``{gateway_status}`` (empty when there was none). Updates without a
+    message id are skipped."""
     changes = []
     for update in updates:
         if not isinstance(update, Mapping) or not isinstance(update.get("id"), str):
             log.warning("status update without a message id ignored")
             continue
-        state = GATEWAY_STATUS.get(str(update.get("status", "")).upper())
+        status = update.get("status")
+        state = GATEWAY_STATUS.get(status) if isinstance(status, str) else None
         if state is None:
-            log.warning("status update with unknown status %r for %s ignored", update.get("status"), update["id"])
+            details: dict[str, Any] = {"gateway_status": status} if "status" in update else {}
+            changes.append(StateChange("unrecognised", message_id=update["id"], details=details, as_cht=True))
             continue
         reason = update.get("reason")
-        changes.append(StateChange(state, message_id=update["id"], details={"reason": reason} if reason else None))
+        changes.append(StateChange(state, message_id=update["id"], details={"reason": reason} if reason else None,
+                                   as_cht=True))
     return changes
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api import schemas
+from api.cht.translations import translations
 from api.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from api.security_headers import attachment_headers, renders
 from api.web import CONFIG, COUCH, CREDENTIALS, json_response, medic, public, read_json_object, require, settings, user
@@ -42,10 +43,10 @@ def _signed_in(request: web.Request) -> None:
 
 
 def _base_url(request: web.Request) -> str:
-    """The URL clients reached us at (a reverse proxy's X-Forwarded-Proto/Host win)."""
+    """The URL clients reached us at, as cht-core writes it: a reverse proxy's X-Forwarded-Proto, and the Host
+    header."""
     scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-    return f"{scheme}://{host}"
+    return f"{scheme}://{request.host}"
 
 
 def _xml_response(body: bytes) -> web.Response:
@@ -56,28 +57,21 @@ def _xml_response(body: bytes) -> web.Response:
 @public
 @renders()  # OpenRosa XML for ODK Collect: sandboxed, but not turned into a download
 async def list_forms(request: web.Request) -> web.Response:
+    """The OpenRosa list (with the X-OpenRosa-Version header) or CHT's JSON list of ``<internalId>.xml``."""
     _signed_in(request)
     if _is_openrosa(request):
         return _xml_response(await forms.openrosa_list(medic(request), _base_url(request), request.app[HASHES]))
-    return json_response(await forms.list_names(medic(request), await settings(request)))
+    return json_response(await forms.list_names(medic(request)))
 
 
 @routes.get("/api/v1/forms/{form}")
 @public
 @renders()  # OpenRosa XML for ODK Collect: sandboxed, but not turned into a download
 async def get_form(request: web.Request) -> web.Response:
+    """``<internalId>.xml``: the XForm as stored, with its attachment's content type (as cht-core)."""
     _signed_in(request)
-    name, dot, fmt = request.match_info["form"].rpartition(".")
-    if not dot or not name:
-        raise NotFound("Ask for a form as <id>.xml or <id>.json")
-    fmt = fmt.lower()
-    if fmt == "xml":
-        db = medic(request)
-        doc = await forms.find_xform(db, name)
-        return _xml_response(await forms.xform_bytes(db, doc))
-    if fmt == "json":
-        return json_response(forms.json_form(await settings(request), name))
-    raise NotFound(f"Unknown form format {fmt}: xml or json")
+    data, content_type = await forms.download(medic(request), request.match_info["form"])
+    return web.Response(body=data, headers={"Content-Type": content_type})
 
 
 @routes.get("/api/v1/forms/{form}/manifest")
@@ -147,6 +141,7 @@ async def create(request: web.Request) -> web.Response:
     current = await settings(request)
     if request.content_type == "application/json":
         doc = records.from_json(await read_json_object(request), current)
+        records.describe_errors(doc, await translations(medic(request), records.locale_of(doc, current)))
     elif request.content_type in FORM_TYPES:
         sms = await _sms_fields(request)
         doc = records.from_sms(

@@ -1,9 +1,11 @@
 """Reports (``data_record`` docs) from JSON or from SMS text, shaped as CHT's records service makes them.
 
-JSON comes from programs, so it is checked strictly: any problem (no form,
-unknown form, a field the form does not have, a value that does not fit, a
-required field missing) is a 400 naming the field and nothing is written.
-SMS text comes from people, so it is always stored: what could not be parsed
+JSON is read as cht-core reads it (``createRecordByJSON``): without ``_meta``, a form code, or a known
+form, nothing is written (a 400 with cht-core's message, where cht-core answers 500); otherwise the report
+is always stored: the form's fields are copied (others dropped), dates made milliseconds and ``1``/``0``
+booleans, and a required field missing or a value of the wrong type is recorded in the report's ``errors``
+with cht-core's codes and messages (``sys.missing_fields``, ``sys.incorrect_type``).
+SMS text comes from people, so it is always stored too: what could not be parsed
 is recorded in the report's ``errors`` (see ``api.cht.messaging.sms_parser``).
 
 The sender's contact is not looked up here: the sentinel's ``update_clinics``
@@ -13,14 +15,15 @@ transition attaches it, like for any other report.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import math
 import re
 import time
 import uuid
 from typing import Any, Mapping
 
-from api import schemas
 from api.cht import phones
+from api.cht.translations import render
 from api.couch import Database, new_id
 from api.errors import BadRequest, ServiceUnavailable
 
@@ -74,31 +77,152 @@ def _record(form: str | None, fields: dict[str, Any], errors: list[dict[str, Any
     return doc
 
 
+ERROR_TEXTS = {  # cht-core's English texts (api/resources/translations/messages-en.properties)
+    "sys.missing_fields": "Missing or invalid fields: {{fields}}.",
+    "sys.incorrect_type": "Incorrect type of field {{key}}, expected {{expectedType}}.",
+}
+DATE_NUMBER = re.compile(r"\d{13,}")
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+class _InvalidDate:
+    """A date field's value JavaScript cannot read (``NaN``): present for the checks, stored as ``null``."""
+
+
+INVALID_DATE = _InvalidDate()
+
+
+def _json_date(value: Any) -> Any:
+    """``moment(value).valueOf()``: ms from a number, an ISO 8601 or RFC 2822 date (UTC when no zone)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            try:
+                moment = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return INVALID_DATE
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        return int(moment.timestamp() * 1000)
+    return INVALID_DATE
+
+
+def _type_error(kind: Any, value: Any) -> bool:
+    """cht-core's type check of a present value (fields with a ``list`` are not checked)."""
+    if kind == "integer":
+        return isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (isinstance(value, float) and not value.is_integer())
+    if kind == "string":
+        return not isinstance(value, str)
+    if kind == "boolean":
+        return not isinstance(value, bool)
+    if kind == "complex":
+        return not isinstance(value, (dict, list))
+    return False
+
+
+def _merge(path: list[str], record: dict[str, Any], data: Any) -> None:
+    """A form field (``a.b`` nests) copied from the data into the record, as cht-core's ``smsparser.merge``."""
+    if len(path) > 1:
+        head = path[0]
+        if isinstance(data, Mapping) and data.get(head):
+            if not isinstance(record.get(head), dict):
+                record[head] = {}
+            _merge(path[1:], record[head], data[head])
+        return
+    if isinstance(data, Mapping) and path[0] in data:
+        value = data[path[0]]
+        record[path[0]] = None if value is INVALID_DATE else value
+
+
+def _reported(value: Any) -> int | None:
+    """``parseSentTimestamp``: a number as it is, 13+ digits as ms, else a readable date; None when unusable."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value) if value else None
+    if isinstance(value, str):
+        found = DATE_NUMBER.search(value)
+        if found:
+            return int(found.group(0))
+        parsed = _json_date(value)
+        return parsed if isinstance(parsed, int) and parsed else None
+    return None
+
+
 def from_json(body: dict[str, Any], settings: Mapping[str, Any], now: int | None = None) -> dict[str, Any]:
-    """A report from ``{field: value, ..., "_meta": {form, from, reported_date, locale}}``."""
-    schemas.validate("record_json", body)
-    meta = body["_meta"]
-    found = sms_parser.find_form(settings.get("forms") or {}, meta["form"])
-    if found is None:
-        raise BadRequest(f"Form not found: {meta['form']}", field="_meta.form")
-    form, definition = found
-    known = {key.lower(): key for key, _ in sms_parser.ordered_fields(definition)}
-    raw: dict[str, Any] = {}
-    for name, value in body.items():
-        if name == "_meta":
+    """A report from ``{field: value, ..., "_meta": {form, from, reported_date, locale}}``, as cht-core makes it.
+
+    The errors carry ``code`` and, until ``describe_errors`` writes their messages, the values for them.
+    """
+    meta = body.get("_meta")
+    if not _present(meta):
+        raise BadRequest("Missing _meta property.", field="_meta")
+    form = meta.get("form") if isinstance(meta, Mapping) else None
+    if not _present(form):
+        raise BadRequest("Missing required field: form", field="_meta.form")
+    if not isinstance(form, str):
+        raise BadRequest("_meta.form must be a form code", field="_meta.form")
+    options = {**meta, "form": form.upper()}
+    forms = settings.get("forms") if isinstance(settings.get("forms"), Mapping) else {}
+    definition = forms.get(options["form"])
+    if not isinstance(definition, Mapping) or not isinstance(definition.get("fields"), Mapping):
+        raise BadRequest(f"Form not found: {options['form']}", field="_meta.form")
+    defined: Mapping[str, Any] = definition["fields"]
+    data: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "_meta":
             continue
-        lower = name.lower()
-        if lower not in known:
-            raise BadRequest(f"Form {form} has no field {name}", field=name)
-        if known[lower] in raw:
-            raise BadRequest(f"Field {name} is given twice (names are not case-sensitive)", field=name)
-        raw[known[lower]] = value
-    locale = meta.get("locale")
-    fields, errors = sms_parser.build_fields(definition, raw, settings, locale)
-    if errors:
-        raise BadRequest(errors[0]["message"], field=errors[0]["fields"][0])
-    reported = parse_timestamp(meta.get("reported_date"), "_meta.reported_date") or (now or now_ms())
-    return _record(form, fields, [], meta.get("from"), reported, settings, locale=locale)
+        field = defined.get(key) if isinstance(defined.get(key), Mapping) else None
+        if field is not None and field.get("type") == "date":
+            value = _json_date(value)
+        elif field is not None and field.get("type") == "boolean" and type(value) is int and value in (0, 1):
+            value = bool(value)
+        data[key.lower()] = value
+    fields: dict[str, Any] = {}
+    for key in defined:
+        _merge(str(key).split("."), fields, data)
+    errors: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for key, field in defined.items():
+        field = field if isinstance(field, Mapping) else {}
+        value = data.get(key)
+        if field.get("required") and value is None:
+            missing.append(key)
+        elif value is not None and not field.get("list") and value is not INVALID_DATE \
+                and _type_error(field.get("type"), value):
+            errors.append({"code": "sys.incorrect_type", "ctx": {"expectedType": field.get("type"), "key": key}})
+    if missing:
+        errors.append({"code": "sys.missing_fields", "ctx": {"fields": missing}})
+    reported = _reported(options.get("reported_date")) or (now or now_ms())
+    doc = _record(options["form"], fields, errors, options.get("from"), reported, settings, sms_message=options)
+    reference = definition.get("facility_reference")
+    if reference:
+        value = data.get(reference)
+        doc["refid"] = value.upper() if isinstance(value, str) else value
+    return doc
+
+
+def locale_of(doc: Mapping[str, Any], settings: Mapping[str, Any]) -> str:
+    """The locale of a report's messages, as cht-core picks it."""
+    fields = doc.get("fields") if isinstance(doc.get("fields"), Mapping) else {}
+    sms = doc.get("sms_message") if isinstance(doc.get("sms_message"), Mapping) else {}
+    for value in (doc.get("locale"), fields.get("locale"), sms.get("locale"), settings.get("locale")):
+        if isinstance(value, str) and value:
+            return value
+    return "en"
+
+
+def describe_errors(doc: dict[str, Any], texts: Mapping[str, str]) -> None:
+    """Give each error its message in the report's language (the English text when there is no translation)."""
+    for error in doc.get("errors") or []:
+        if "ctx" in error:
+            ctx = error.pop("ctx")
+            error["message"] = render(texts.get(error["code"]) or ERROR_TEXTS.get(error["code"], error["code"]), ctx)
 
 
 def from_sms(message: str, sender: str, settings: Mapping[str, Any], *, reported_date: int | None = None,

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from api import deadline, jsonparse
 from api.auth import Principal
+from api.cht.monitoring.handlers import capture_replication_failures
 from api.couch import check_name, quote_id, quote_path
 from api.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from api.permissions import is_offline
@@ -451,6 +452,7 @@ async def _offline_caller(request: web.Request):  # noqa: ANN202 - (principal, s
 
 
 @routes.get("/api/v1/replication/get-ids")
+@capture_replication_failures
 async def get_ids(request: web.Request) -> web.Response:
     principal, app_settings = await _offline_caller(request)
     return json_response(await sync.doc_ids_revs(medic(request), request.app[SCOPES], principal,

@@ -1,8 +1,9 @@
-"""Reading reports (``data_record`` docs with a ``form``): one by id, and id searches by freetext.
+"""Reading reports (``data_record`` docs with a ``form``) as cht-core's data endpoints do: one by id, pages of
+docs by ids, pages of ids by freetext or by form (numeric cursors, ``api.cht.datasource``).
 
-A restricted (offline) caller sees a report when its subject is in their area
-(``api.cht.visibility.report_visible``); the subjects are looked up by id and by
-short id in one round.
+``subjects_of`` finds what replication needs to decide whether an offline caller sees a report
+(``api.cht.visibility``: its subject is in their area); the subjects are looked up by id and by short id in
+one round.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Mapping
 
+from api.cht import datasource as ds
 from api.cht.contact_types import CONTACT_DOC_TYPES
-from api.cht.contacts.contacts import check_freetext, freetext_range, in_range
-from api.cht.contacts.hydration import docs_by_shortcode, hydrator
-from api.cht.lineage import is_report
-from api.cht.visibility import ALL_KEY, UNASSIGNED_KEY, Scope, replication_keys, report_visible
+from api.cht.contacts.contacts import freetext_reader
+from api.cht.contacts.hydration import docs_by_shortcode, hydrate_one
+from api.cht.datasource import UNDEFINED, Page, Raw
+from api.cht.visibility import ALL_KEY, UNASSIGNED_KEY, replication_keys
 from api.couch import Database
-from api.errors import NotFound
-from api.paging import decode_cursor, encode_cursor, page
+from api.errors import BadRequest, NotFound
+
+from .freetext import report_words
 
 
 async def subjects_of(db: Database, *reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -38,26 +41,56 @@ async def subjects_of(db: Database, *reports: Mapping[str, Any]) -> dict[str, di
     return subjects
 
 
-async def visible_report(db: Database, scope: Scope, report: Mapping[str, Any]) -> bool:
-    if not scope.restricted:
-        return True
-    return report_visible(scope, report, await subjects_of(db, report))
-
-
-async def get_report(db: Database, scope: Scope, doc_id: str, *, with_lineage: bool = False) -> dict[str, Any]:
-    doc = await db.get_or_none(doc_id)
-    if doc is None or not is_report(doc) or not await visible_report(db, scope, doc):
+async def get_report(db: Database, doc_id: str, *, with_lineage: bool = False) -> dict[str, Any]:
+    """``GET /api/v1/report/{uuid}``: the report, as stored or with its contact, patient and place."""
+    doc = await (hydrate_one(db, doc_id) if with_lineage else db.get_or_none(doc_id))
+    if not ds.is_report(doc):
         raise NotFound("Report not found")
-    if with_lineage:
-        [doc] = await hydrator(db, scope).hydrate([doc])
     return doc
 
 
-async def report_uuids(db: Database, freetext: str | None, cursor: str | None, limit: int) -> dict[str, Any]:
-    """``{data: [ids], cursor}`` of reports matching a word (prefix) or a ``key:value`` term."""
-    term = check_freetext(freetext or "")
-    start, end = freetext_range(term, [])
-    after = decode_cursor(cursor, valid_key=in_range(start, end))
-    rows, nxt = await page(db, "medic-client", "reports_by_freetext", startkey=start, endkey=end, after=after,
-                           limit=limit, distinct_ids=True)
-    return {"data": [row["id"] for row in rows], "cursor": encode_cursor(nxt)}
+def _forms_reader(db: Database, forms: list[str]) -> ds.Read:
+    async def read(limit: int, skip: int) -> list[Any]:
+        rows = (await db.view("medic-client", "reports_by_form", keys=[[f] for f in forms], reduce=False,
+                              limit=limit, skip=skip or None))["rows"]
+        return [row["id"] for row in rows]
+    return read
+
+
+async def report_uuids(db: Database, raw_freetext: Raw, raw_forms: Raw, cursor: Raw, raw_limit: Raw) -> Page:
+    """``GET /api/v1/report/uuid``: ids of reports matching a freetext term, or else of the given forms."""
+    if raw_freetext is UNDEFINED and raw_forms is not UNDEFINED:
+        forms: list[str] | None = ds.forms_of(raw_forms)
+        term = None
+    else:
+        forms, term = None, ds.freetext_of(raw_freetext)
+    ds.check_cursor(cursor)
+    limit = ds.limit_of(raw_limit, ds.IDS_PAGE_LIMIT)
+    skip = ds.skip_of(cursor)
+    read = _forms_reader(db, forms) if forms is not None else \
+        freetext_reader(db, "reports_by_freetext", str(term), [], report_words)
+    return await ds.fetch_and_filter(read, ds.distinct(), limit, skip)
+
+
+async def report_page(db: Database, raw_ids: Raw, cursor: Raw, raw_limit: Raw) -> Page:
+    """``GET /api/v1/report?ids=``: a page of the reports among the given ids, in their order."""
+    if not ds.given(raw_ids):
+        raise BadRequest("Query param ids is required")
+    ids = ds.ids_of(raw_ids)
+    ds.check_cursor(cursor)
+    limit = ds.limit_of(raw_limit, ds.DOCS_PAGE_LIMIT)
+    skip = ds.skip_of(cursor)
+
+    async def read(size: int, start: int) -> list[Any]:
+        wanted = ids[start:start + size]
+        found = await db.get_many(wanted)
+        return [found.get(i) for i in wanted]
+
+    return await ds.fetch_and_filter(read, lambda doc: doc if ds.is_report(doc) else None, limit, skip)
+
+
+async def report_summaries(db: Database, body: Any) -> list[dict[str, Any]]:
+    """``POST /api/v1/report/summary``: a summary of each report among the ids, in their order."""
+    ids = ds.ids_qualifier(body)
+    found = await db.get_many(ids)
+    return [ds.summarise_report(found[i]) for i in ids if ds.is_report(found.get(i))]

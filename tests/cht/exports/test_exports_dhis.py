@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -80,7 +81,7 @@ async def test_targets_are_summed_per_org_unit(client, data, users):
     response = await client.get(f"/api/v2/export/dhis?filters[dataSet]={DATA_SET}&filters[date][from]={JAN}",
                                 headers=basic(users["national"]))
     assert response.status == 200, await response.text()
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="dhis-')
+    assert re.fullmatch(r"attachment; filename=dhis-\d{12}\.json", response.headers["Content-Disposition"])
     result = await response.json()
     assert schemas.errors("dhis_data_value_set", result) == []
     assert result["dataSet"] == DATA_SET and result["period"] == "202401"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 
 import pytest
 from defusedxml.ElementTree import fromstring
 
 from api.cht.exports import users_meta
+from tests.cht.exports.test_exports_reports import cht_csv
 from tests.helpers import admin_headers, basic
 from tests.world import make_users
 
@@ -54,13 +54,14 @@ MESSAGE_DOCS = [
 ]
 
 FEEDBACK = [
-    {"_id": "fb-2", "type": "feedback", "meta": {"time": "2024-01-06T10:00:00.000Z", "user": {"name": "bob"},
+    {"_id": "feedback-2024-01-06T10:00:00.000Z-b2", "type": "feedback", "meta": {"time": "2024-01-06T10:00:00.000Z", "user": {"name": "bob"},
                                                  "version": "4.5.0", "url": "http://x/#/messages\u0002"},
      "info": {"message": "Button <b>, \"broken\"\u0001"}},
-    {"_id": "fb-1", "type": "feedback", "meta": {"time": "2024-01-05T10:00:00.000Z", "user": {"name": "alice"},
+    {"_id": "feedback-2024-01-05T10:00:00.000Z-a1", "type": "feedback", "meta": {"time": "2024-01-05T10:00:00.000Z", "user": {"name": "alice"},
                                                  "version": "4.5.0", "url": "http://x/#/reports", "source": "manual"},
      "info": {"message": "slow"}},
     {"_id": "not-feedback", "type": "user-settings", "name": "x"},
+    {"_id": "fb-other", "type": "feedback", "meta": {"time": "2024-01-01T00:00:00.000Z"}, "info": {}},
 ]
 
 CHROME_WV = ("Mozilla/5.0 (Linux; Android 10; SM-A105F Build/QP1A.190711.020; wv) AppleWebKit/537.36 (KHTML, like "
@@ -73,7 +74,8 @@ def _telemetry(user, device, year, month, day, ua=None, apk=None, android=None, 
     if ua:
         device_doc["userAgent"] = ua
     if apk or android:
-        device_doc["deviceInfo"] = {"app": {"version": apk}, "software": {"androidVersion": android}}
+        device_doc["deviceInfo"] = {"app": {"version": apk}, "software": {"androidVersion": android},
+                                    "storage": {"free": 1000, "total": 32000}}
     return {"_id": f"telemetry-{year}-{month}-{day}-{user}-{device}", "type": "telemetry",
             "metadata": {"year": year, "month": month, "day": day, "user": user, "deviceId": device,
                          "versions": {"app": cht, "settings": rev}},
@@ -106,7 +108,7 @@ async def data(couch, config):
 
 
 def _csv(text):
-    return list(csv.reader(io.StringIO(text, newline="")))
+    return cht_csv(text)
 
 
 async def _get(client, path, headers, status=200):
@@ -121,39 +123,38 @@ async def _get(client, path, headers, status=200):
 
 async def test_messages_columns_and_rows(client, data, users):
     response, text = await _get(client, "/api/v2/export/messages", basic(users["po"]))
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="messages-')
+    assert re.fullmatch(r"attachment; filename=messages-\d{12}\.csv", response.headers["Content-Disposition"])
+    assert text.split("\n")[0] == ("id,patient_id,reported_date,from,type,state,received,scheduled,pending,sent,"
+                                   "cleared,muted,message_id,sent_by,to_phone,content")
     rows = _csv(text)
-    states = ["Scheduled", "Pending", "Forwarded To Gateway", "Received By Gateway", "Forwarded By Gateway", "Sent",
-              "Delivered", "Failed", "Muted", "Cleared", "Denied", "Duplicate"]
-    assert rows[0] == ["Record UUID", "Patient ID", "Reported Date", "From", "Contact Name", "Message Type",
-                       "Message State", "Received Timestamp"] + [f"{s} Timestamp" for s in states] + [
-                          "Sent By", "To Phone", "Message Body"]
     got = [dict(zip(rows[0], r)) for r in rows[1:]]
-    assert [(r["Record UUID"], r["Message Body"]) for r in got] == [
+    assert [(r["id"], r["content"]) for r in got] == [
         ("m-report", "Thanks Alice, \"P\" received"), ("m-report", "Visit due"), ("m-report", "Hi"),
         ("m-report", "P 12345 Mary"), ("m-incoming", "hello, there"), ("m-reply", "Thank you")]
     sent, scheduled, translated, incoming_form, incoming, reply = got
-    assert sent["Patient ID"] == "12345" and sent["Reported Date"] == str(BASE)
-    assert sent["From"] == "+254711000001" and sent["Contact Name"] == "Alice Wanjiru"
-    assert sent["Message Type"] == "Task Message" and sent["Message State"] == "sent"
-    assert sent["Pending Timestamp"] == str(BASE + 1000) and sent["Sent Timestamp"] == str(BASE + 3000)
-    assert sent["Forwarded To Gateway Timestamp"] == str(BASE + 2000) and sent["Delivered Timestamp"] == ""
-    assert sent["To Phone"] == "+254722000000" and sent["Sent By"] == "" and sent["Received Timestamp"] == ""
-    assert scheduled["Message Type"] == "ANC Reminders" and scheduled["Message State"] == "scheduled"
-    assert scheduled["Scheduled Timestamp"] == str(BASE + 31 * DAY + 8 * 3600000)
-    assert translated["Message Type"] == "Reminder" and translated["Contact Name"] == "Ali Alison"
-    assert incoming_form["Message Type"] == "Message" and incoming_form["Sent By"] == "+254711000001"
-    assert incoming_form["Received Timestamp"] == str(BASE) and incoming_form["To Phone"] == ""
-    assert incoming["Contact Name"] == "Ali Alison" and incoming["Message State"] == "received"
-    assert reply["Message Type"] == "Automated Reply" and reply["Sent Timestamp"] == str(BASE + 2 * DAY)
-    assert reply["Contact Name"] == "" and reply["To Phone"] == "+254799000000"
+    assert sent["patient_id"] == "12345" and sent["reported_date"] == str(BASE)
+    assert sent["from"] == "+254711000001" and sent["message_id"] == "u-1"
+    assert sent["type"] == "Task Message" and sent["state"] == "sent"
+    assert sent["pending"] == str(BASE + 1000) and sent["sent"] == str(BASE + 3000)
+    assert sent["to_phone"] == "+254722000000" and sent["sent_by"] == "" and sent["received"] == ""
+    assert scheduled["type"] == "ANC Reminders" and scheduled["state"] == "scheduled"
+    assert scheduled["scheduled"] == str(BASE + 31 * DAY + 8 * 3600000)
+    assert translated["type"] == "Reminder"
+    assert incoming_form["type"] == "Message" and incoming_form["sent_by"] == "+254711000001"
+    assert incoming_form["received"] == str(BASE) and incoming_form["to_phone"] == ""
+    assert incoming["state"] == "received" and incoming["message_id"] == ""
+    assert reply["type"] == "Automated Reply" and reply["sent"] == str(BASE + 2 * DAY)
+    assert reply["to_phone"] == "+254799000000"
+    # the exact line, as cht-core writes it: missing dates are the empty string (""), missing values empty
+    assert ('"m-report","12345",1704067200000,"+254711000001","Task Message","sent","","",1704067201000,'
+            '1704067203000,"","","u-1",,"+254722000000","Thanks Alice, \\"P\\" received"\n') in text
 
 
 async def test_messages_dates_and_filters(client, data, users):
     _, text = await _get(client, "/api/v2/export/messages?options[humanReadable]=true", basic(users["po"]))
     rows = [dict(zip(_csv(text)[0], r)) for r in _csv(text)[1:]]
-    assert rows[0]["Reported Date"] == "2024-01-01T00:00:00.000Z"
-    assert rows[0]["Sent Timestamp"] == "2024-01-01T00:00:03.000Z"
+    assert rows[0]["reported_date"] == "2024-01-01T00:00:00.000Z"
+    assert rows[0]["sent"] == "2024-01-01T00:00:03.000Z"
     response = await client.post("/api/v2/export/messages", headers=basic(users["po"]),
                                   json={"filters": {"date": {"from": BASE + DAY, "to": BASE + DAY}}})
     body = _csv(await response.text())
@@ -172,18 +173,20 @@ async def test_messages_permissions(client, data, users):
 # -- contacts ----------------------------------------------------------------------------------------
 
 
-async def test_contacts_json(client, data, users):
-    response, text = await _get(client, "/api/v2/export/contacts", basic(users["po"]))
-    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="contacts-')
-    items = json.loads(text)
+async def test_contacts_csv_whatever_accept_says(client, data, users):
     stored = {d["_id"]: d for d in [await data.get(c["_id"]) for c in CONTACTS]}
-    assert sorted(i["id"] for i in items) == sorted(stored)
-    for item in items:
-        doc = stored[item["id"]]
-        assert item == {"id": doc["_id"], "rev": doc["_rev"], "name": doc["name"],
-                        "patient_id": doc.get("patient_id"), "type": doc["type"],
-                        "contact_type": doc.get("contact_type"), "place_id": doc.get("place_id")}
+    for accept in ("application/json", "text/csv", "*/*", None):
+        headers = {**basic(users["po"]), **({"Accept": accept} if accept else {})}
+        response, text = await _get(client, "/api/v2/export/contacts", headers)
+        assert response.headers["Content-Type"] == "text/csv; charset=utf-8", accept
+        assert re.fullmatch(r"attachment; filename=contacts-\d{12}\.csv", response.headers["Content-Disposition"])
+        rows = _csv(text)
+        assert rows[0] == ["id", "rev", "name", "patient_id", "type", "contact_type", "place_id"]
+        assert sorted(r[0] for r in rows[1:]) == sorted(stored)
+    chw = stored["m-chw1"]
+    assert f'"m-chw1","{chw["_rev"]}","Alice Wanjiru","12345","person",,\n' in text
+    area = stored["m-area"]
+    assert f'"m-area","{area["_rev"]}","Area Kusini",,"contact","chw_area",\n' in text
 
 
 @pytest.mark.parametrize("query,body,expected", [
@@ -198,10 +201,10 @@ async def test_contacts_json(client, data, users):
 ])
 async def test_contacts_filters(client, data, users, query, body, expected):
     _, text = await _get(client, "/api/v2/export/contacts" + query, basic(users["po"]))
-    ids = [i["id"] for i in json.loads(text)]
+    ids = [r[0] for r in _csv(text)[1:]]
     assert sorted(ids) == expected and len(ids) == len(set(ids))
     response = await client.post("/api/v2/export/contacts", json={"filters": body}, headers=basic(users["po"]))
-    assert sorted(i["id"] for i in await response.json()) == expected
+    assert sorted(r[0] for r in _csv(await response.text())[1:]) == expected
 
 
 async def test_contacts_errors_and_permissions(client, data, users):
@@ -218,34 +221,35 @@ async def test_contacts_errors_and_permissions(client, data, users):
 async def test_feedback_csv(client, data, users):
     response, text = await _get(client, "/api/v2/export/feedback", basic(users["national"]))
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
-    rows = _csv(text)
-    assert rows[0] == ["id", "reported_date", "user", "app_version", "url", "info"]
-    assert rows[1] == ["fb-1", "2024-01-05T10:00:00.000Z", "alice", "4.5.0", "http://x/#/reports",
-                       '{"message":"slow"}']
-    assert rows[2][0] == "fb-2" and json.loads(rows[2][5]) == FEEDBACK[0]["info"]
-    assert len(rows) == 3
+    newest, oldest = FEEDBACK[0], FEEDBACK[1]
+    # as cht-core: feedback- docs only, newest id first, the stored time, info as JSON with its commas escaped
+    assert text == ("id,reported_date,user,app_version,url,info\n"
+                    f'"{newest["_id"]}","2024-01-06T10:00:00.000Z","bob","4.5.0","http://x/#/messages\u0002",'
+                    r'"{\"message\":\"Button <b>\, \\"broken\\"\u0001\"}"' "\n"
+                    f'"{oldest["_id"]}","2024-01-05T10:00:00.000Z","alice","4.5.0","http://x/#/reports",'
+                    '"{\\"message\\":\\"slow\\"}"\n')
     _, text = await _get(client, "/api/v2/export/feedback?tz=-120&skip_header_row=true&locale=fr",
                          basic(users["national"]))
     rows = _csv(text)
-    assert rows[0][:2] == ["fb-1", "2024-01-05T12:00:00.000+02:00"]
+    assert rows[1][:2] == [oldest["_id"], "2024-01-05T12:00:00.000+02:00"]
     _, text = await _get(client, "/api/v2/export/feedback?locale=fr&tz=60", basic(users["national"]))
     rows = _csv(text)
     assert rows[0] == ["id", "Date", "Usager", "app_version", "url", "info"]
-    assert rows[1][1] == "2024-01-05T09:00:00.000-01:00"
+    assert rows[2][1] == "2024-01-05T09:00:00.000-01:00"
 
 
 async def test_feedback_xml(client, data, users):
     response, text = await _get(client, "/api/v2/export/feedback?format=xml", basic(users["national"]))
     assert response.headers["Content-Type"] == "application/vnd.ms-excel; charset=utf-8"
-    assert response.headers["Content-Disposition"].endswith('.xml"')
+    assert response.headers["Content-Disposition"].endswith(".xml")
     root = fromstring(text.encode())
     ns = {"ss": "urn:schemas-microsoft-com:office:spreadsheet"}
     rows = [[d.text or "" for d in row.findall("ss:Cell/ss:Data", ns)]
             for row in root.findall("ss:Worksheet/ss:Table/ss:Row", ns)]
     assert rows[0] == list(users_meta.FEEDBACK_COLUMNS)
-    assert rows[1][0] == "fb-1" and len(rows) == 3
-    assert json.loads(rows[2][5]) == FEEDBACK[0]["info"]
-    assert rows[2][4] == "http://x/#/messages"  # a control character XML cannot hold is dropped
+    assert rows[2][0] == FEEDBACK[1]["_id"] and len(rows) == 3
+    assert json.loads(rows[1][5]) == FEEDBACK[0]["info"]
+    assert rows[1][4] == "http://x/#/messages"  # a control character XML cannot hold is dropped
 
 
 @pytest.mark.parametrize("query,field", [("?format=pdf", "format"), ("?tz=abc", "tz"), ("?tz=5000", "tz"),
@@ -266,15 +270,16 @@ async def test_feedback_permissions(client, data, users, config):
 
 async def test_user_devices(client, data, users):
     response, text = await _get(client, "/api/v2/export/user-devices", basic(users["national"]))
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="user-devices-')
+    assert re.fullmatch(r"attachment; filename=user-devices-\d{12}\.json", response.headers["Content-Disposition"])
+    # as cht-core: bowser's browser names and full versions, values a device did not report left out
     assert json.loads(text) == [
         {"user": "alice", "deviceId": "d1", "date": "2024-01-20",
-         "browser": {"name": "Chrome Mobile WebView", "version": "120.0.6099"},
-         "apk": "v1.0.4-4", "android": "10", "cht": "4.5.0", "settings": "7-def"},
+         "browser": {"name": "Chrome", "version": "120.0.6099.210"},
+         "apk": "v1.0.4-4", "android": "10", "cht": "4.5.0", "settings": "7-def", "storageFree": 1000,
+         "storageTotal": 32000},
         {"user": "alice", "deviceId": "d2", "date": "2024-02-01", "browser": {"name": "Firefox", "version": "121.0"},
-         "apk": None, "android": None, "cht": "4.5.0", "settings": "3-abc"},
-        {"user": "bob", "deviceId": "d3", "date": "2024-01-09", "browser": {"name": None, "version": None},
-         "apk": None, "android": None, "cht": "4.5.0", "settings": "3-abc"},
+         "cht": "4.5.0", "settings": "3-abc"},
+        {"user": "bob", "deviceId": "d3", "date": "2024-01-09", "browser": {}, "cht": "4.5.0", "settings": "3-abc"},
     ]
     response = await client.post("/api/v2/export/user-devices", headers=basic(users["national"]))
     assert len(await response.json()) == 3

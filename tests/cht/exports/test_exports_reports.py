@@ -4,10 +4,9 @@ errors, permissions, and a client that goes away mid-export."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import logging
+import re
 from datetime import datetime, timezone
 
 import aiohttp
@@ -82,8 +81,39 @@ async def data(couch, config):
     return db
 
 
+def cht_csv(text: str) -> list[list[str]]:
+    """Lines of cht-core's CSV back into cells: a quoted cell (``\\"`` for a quote, anything else as it is),
+    or a bare one; a line ends with ``\\n`` outside quotes."""
+    rows, row, cell, quoted, i = [], [], "", None, 0
+    while i < len(text):
+        c = text[i]
+        if quoted:
+            if c == "\\" and text[i + 1:i + 2] == '"':
+                cell += '"'
+                i += 2
+                continue
+            if c == '"':
+                quoted = False
+            else:
+                cell += c
+        elif c == '"' and cell == "":
+            quoted = True
+        elif c == ",":
+            row.append(cell)
+            cell = ""
+        elif c == "\n":
+            row.append(cell)
+            rows.append(row)
+            row, cell = [], ""
+        else:
+            cell += c
+        i += 1
+    assert not row and not cell, "the text does not end with a line end"
+    return rows
+
+
 def _parse(text: str) -> tuple[list[str], dict[str, dict[str, str]]]:
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows = cht_csv(text)
     header, body = rows[0], rows[1:]
     return header, {row[0]: dict(zip(header, row)) for row in body}
 
@@ -102,12 +132,13 @@ async def test_columns_and_values_match_the_documents(client, data, users):
     response, text = await _export(client, basic(users["po"]))
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Transfer-Encoding"] == "chunked"
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="reports-')
-    assert text.endswith("\r\n")
+    assert re.fullmatch(r"attachment; filename=reports-\d{12}\.csv", response.headers["Content-Disposition"])
+    assert text.endswith("\n") and "\r" not in text
     header, rows = _parse(text)
+    # as cht-core: the columns come from one report per form, the first by id: for V that is x-nocontact, which
+    # has no temperature, so there is no temperature column
     assert header == reports.REPORT_COLUMNS + [
-        "fields.danger_signs.cough", "fields.danger_signs.fever", "fields.lmp", "fields.note",
-        "fields.patient_name", "fields.temperature", "fields.visit_type", "fields.visits"]
+        "danger_signs.cough", "danger_signs.fever", "lmp", "note", "patient_name", "visit_type", "visits"]
     assert sorted(rows) == sorted(d["_id"] for d in FORM_REPORTS)
     names = {p["_id"]: p["name"] for p in PLACES}
     for doc in FORM_REPORTS:
@@ -126,16 +157,15 @@ async def test_columns_and_values_match_the_documents(client, data, users):
                 row["contact.parent.parent.parent.name"]] == chain[:4]
         fields = doc["fields"]
         if doc["form"] == "P":
-            assert row["fields.patient_name"] == fields["patient_name"]
-            assert row["fields.lmp"] == str(fields["lmp"])
-            assert row["fields.danger_signs.fever"] == fields["danger_signs"]["fever"]
-            assert row["fields.danger_signs.cough"] == ("true" if fields["danger_signs"]["cough"] else "false")
-            assert json.loads(row["fields.visits"]) == [1, 2]
-            assert row["fields.note"] == "line one\nline, \"two\""
-            assert row["fields.visit_type"] == ""
-        elif doc["_id"] != "x-nocontact":
-            assert row["fields.visit_type"] == fields["visit_type"]
-            assert float(row["fields.temperature"]) == fields["temperature"]
+            assert row["patient_name"] == fields["patient_name"]
+            assert row["lmp"] == str(fields["lmp"])
+            assert row["danger_signs.fever"] == fields["danger_signs"]["fever"]
+            assert row["danger_signs.cough"] == ("true" if fields["danger_signs"]["cough"] else "false")
+            assert json.loads(row["visits"]) == [1, 2]
+            assert row["note"] == "line one\nline, \"two\""
+            assert row["visit_type"] == ""
+        else:
+            assert row["visit_type"] == fields["visit_type"]
     # reports come in date order when no filter picks another index
     dates = [int(r["reported_date"]) for r in rows.values()]
     assert dates == sorted(dates)
@@ -215,7 +245,7 @@ async def test_filters_by_get_and_post(client, data, users, query, body, pred):
 async def test_no_duplicates_when_a_report_is_under_two_selected_places(client, data, users):
     _, text = await _export(client, basic(users["po"]), method="post",
                             body={"filters": {"facilities": {"selected": ["x-hc1", "x-dh1", "x-cl1"]}}})
-    rows = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    rows = cht_csv(text)[1:]
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)) == 40
 
@@ -272,8 +302,7 @@ async def test_permissions(client, data, users, config):
     assert (await client.get("/api/v2/export/reports")).status == 401
     assert (await client.get("/api/v2/export/reports", headers=basic(users["analyst"]))).status == 403
     offline = await client.get("/api/v2/export/reports", headers=basic(users["chw"]))
-    assert offline.status == 403 and (await offline.json())["details"] == (
-        "Offline users are not allowed access to this endpoint")  # CHT's firewall
+    assert offline.status == 403 and (await offline.json())["error"] == "Insufficient privileges"  # as cht-core's
     assert (await client.get("/api/v2/export/reports", headers=basic(users["national"]))).status == 200
     assert (await client.get("/api/v2/export/reports", headers=admin_headers(config))).status == 200
     # can_export_all alone is enough
@@ -359,3 +388,66 @@ def test_dates_in_cells():
     assert formats.iso(BASE, 120) == "2024-01-01T02:00:00.000+02:00"
     assert formats.filename("reports", "csv", datetime(2024, 5, 6, 7, 8, tzinfo=timezone.utc).timestamp()) == \
         "reports-202405060708.csv"
+
+
+# -- as cht-core writes it (api/src/services/export-data.js; its test: export-data.spec.js) ------------------------
+
+HEAD = ("_id,form,patient_id,reported_date,from,contact.name,contact.parent.name,contact.parent.parent.name,"
+        "contact.parent.parent.parent.name")
+
+
+async def _only_form(client, users, couch, config, docs, form):
+    await couch.db(config.db_medic).bulk_docs([dict(d) for d in docs])
+    _, text = await _export(client, basic(users["po"]), method="post",
+                            body={"filters": {"forms": {"selected": [{"code": form}]}}})
+    return text
+
+
+async def test_cells_are_quoted_and_escaped_as_cht(client, data, users, couch, config):
+    report = {"_id": "r-1", "type": "data_record", "form": "cht-escape",
+              "fields": {"list": [1, 2], "empty": "", "flag": False, "mixed": [1, {"a": None}, 'say "hi"'],
+                         "quote": 'He said "yes"', "none": None, "zero": 0}}
+    text = await _only_form(client, users, couch, config, [report], "cht-escape")
+    assert text == (HEAD + ",empty,flag,list,mixed,none,quote,zero\n"
+                    '"r-1","cht-escape",,"",,,,,,"",false,"[1,2]","[1,{\\"a\\":null},\\"say \\\\"hi\\\\"\\"]",,'
+                    '"He said \\"yes\\"",0\n')
+
+
+async def test_fields_and_contacts_as_cht(client, data, users, couch, config):
+    """One report per form gives the field columns (the first by id); an object where that report had a
+    value prints as [object Object]; commas, newlines and backslashes stay inside the quotes."""
+    docs = [{"_id": "cht-a1", "type": "data_record", "form": "cht-a", "patient_id": "p1", "from": "+254700000009",
+             "reported_date": 1517443200000, "contact": CHW1, "fields": {"x": "1", "y": {"z": "2"}}},
+            {"_id": "cht-a2", "type": "data_record", "form": "cht-a", "reported_date": 1517529600000,
+             "fields": {"x": {"deep": 1}, "y": {"z": "a,b\nc\\d"}, "extra": "not a column"}}]
+    text = await _only_form(client, users, couch, config, docs, "cht-a")
+    lines = text.split("\n")
+    assert lines[0] == HEAD + ",x,y.z"
+    assert '"cht-a1","cht-a","p1",1517443200000,"+254700000009","Alice Wanjiru","Clinic A","Center One",' \
+        '"North District","1","2"' in lines
+    assert '"cht-a2","cht-a",,1517529600000,,,,,,[object Object],"a,b' in text
+    assert 'c\\d"\n' in text
+
+
+async def test_formula_cells_are_neutralised(client, data, users, couch, config):
+    """Issue 23: the one deliberate difference from cht-core's CSV."""
+    docs = [{"_id": "cht-f1", "type": "data_record", "form": "cht-f", "from": "+254700111222",
+             "fields": {"link": '=HYPERLINK("http://evil.example","x")', "sum": "@SUM(A1:A2)", "cmd": "+1+cmd|'/C calc'!A0",
+                        "neg": "-2.5", "dash": "-x", "tab": "\t=1", "cr": "\r=1", "phone": "+254 700 111 222",
+                        "n": -3}}]
+    text = await _only_form(client, users, couch, config, docs, "cht-f")
+    header, rows = _parse(text)
+    row = rows["cht-f1"]
+    assert row["link"] == "'=HYPERLINK(\"http://evil.example\",\"x\")" and row["sum"] == "'@SUM(A1:A2)"
+    assert row["cmd"] == "'+1+cmd|'/C calc'!A0" and row["dash"] == "'-x"
+    assert row["tab"] == "'\t=1" and row["cr"] == "'\r=1"
+    assert row["neg"] == "-2.5" and row["phone"] == "+254 700 111 222" and row["n"] == "-3"
+    assert row["from"] == "+254700111222"
+
+
+async def test_unknown_export_type(client, users):
+    for headers in ({}, basic(users["po"])):
+        for method in ("get", "post"):
+            response = await client.request(method, "/api/v2/export/nope", headers={**headers, "Accept": "application/json"})
+            assert response.status == 404
+            assert await response.json() == {"code": 404, "error": 'Invalid export type "nope"'}

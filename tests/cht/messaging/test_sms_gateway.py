@@ -150,9 +150,35 @@ async def test_status_updates_move_the_state_with_history(client, gateway, medic
     assert task["state"] == "delivered"
     assert [h["state"] for h in task["state_history"]] == [
         "pending", "forwarded-to-gateway", "received-by-gateway", "forwarded-by-gateway", "sent", "delivered"]
-    stale = [{"id": uuid, "status": "SENT"}, {"id": uuid, "status": "NONSENSE"}, {"id": "no-such", "status": "SENT"}]
-    assert (await client.post("/api/sms", json={"updates": stale}, headers=gateway)).status == 200
-    assert (await medic.get("status-0"))["tasks"][0]["state"] == "delivered"
+    # as cht-core: every report is applied in the order it comes, a late SENT after DELIVERED included
+    late = [{"id": uuid, "status": "SENT"}, {"id": "no-such", "status": "SENT"}]
+    assert (await client.post("/api/sms", json={"updates": late}, headers=gateway)).status == 200
+    task = (await medic.get("status-0"))["tasks"][0]
+    assert task["state"] == "sent" and task["state_history"][-1]["state"] == "sent"
+    again = await client.post("/api/sms", json={"updates": [{"id": uuid, "status": "SENT"}]}, headers=gateway)
+    assert again.status == 200  # the same state again, without details: nothing recorded
+    assert len((await medic.get("status-0"))["tasks"][0]["state_history"]) == len(task["state_history"])
+
+
+@pytest.mark.parametrize("update, details", [
+    ({"status": "WEIRD"}, {"gateway_status": "WEIRD"}),
+    ({"status": "sent"}, {"gateway_status": "sent"}),  # statuses are read as written, as cht-core
+    ({"status": None}, {"gateway_status": None}),
+    ({}, {}),
+])
+async def test_unknown_or_missing_status_is_recorded_unrecognised(client, gateway, medic, update, details):
+    [uuid] = await pending_docs(medic, "odd", 1)
+    await drain(client, gateway)
+    response = await client.post("/api/sms", json={"updates": [{"id": uuid, **update}]}, headers=gateway)
+    assert response.status == 200 and "messages" in await response.json()
+    task = (await medic.get("odd-0"))["tasks"][0]
+    assert task["state"] == "unrecognised" and task["state_details"] == details
+    last = task["state_history"][-1]
+    assert last["state"] == "unrecognised" and last["state_details"] == details and last["timestamp"].endswith("Z")
+    # a report with details is recorded every time, as cht-core
+    await client.post("/api/sms", json={"updates": [{"id": uuid, **update}]}, headers=gateway)
+    assert len((await medic.get("odd-0"))["tasks"][0]["state_history"]) == len(task["state_history"]) + 1
+    await medic.delete("odd-0", (await medic.get("odd-0"))["_rev"])
 
 
 async def test_failed_with_reason(client, gateway, medic):

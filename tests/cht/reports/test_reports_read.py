@@ -50,21 +50,16 @@ async def test_not_a_report_is_404(client, world, config):
         assert response.status == 404 and await response.json() == {"code": 404, "error": "Report not found"}
 
 
-async def test_report_permissions_and_visibility(client, world):
+async def test_report_permissions(client, world):
+    """Online users with can_view_reports only, as in CHT (offline users read reports on their device)."""
     h = world.h
     report = h.reports[0]
     assert (await client.get(f"/api/v1/report/{report}")).status == 401
     assert (await client.get(f"/api/v1/report/{report}", headers=basic(world.users["gateway"]))).status == 403
-    chw = basic(world.users["chw"])
-    mine = [r for r in h.reports if h.by_id[r]["contact"]["_id"] == world.chw_contact]
-    others = [r for r in h.reports if h.by_id[r]["contact"]["_id"] != world.chw_contact]
-    assert mine and others
-    for report_id in mine[:3]:
-        assert (await client.get(f"/api/v1/report/{report_id}", headers=chw)).status == 200
-    for report_id in others[:3]:
-        assert (await client.get(f"/api/v1/report/{report_id}", headers=chw)).status == 404
-    sup = basic(world.users["sup"])
-    assert (await client.get(f"/api/v1/report/{mine[0]}", headers=sup)).status == 200
+    mine = next(r for r in h.reports if h.by_id[r]["contact"]["_id"] == world.chw_contact)
+    for who in ("chw", "sup"):
+        assert (await client.get(f"/api/v1/report/{mine}", headers=basic(world.users[who]))).status == 403
+    assert (await client.get(f"/api/v1/report/{mine}", headers=basic(world.users["analyst"]))).status == 200
 
 
 async def test_report_uuid_search(client, world, config):
@@ -82,13 +77,5 @@ async def test_report_uuid_search(client, world, config):
         cursor = body["cursor"]
         if not cursor:
             break
-    assert sorted(set(ids)) == visits
+    assert sorted(ids) == visits  # every id once, across pages too
     assert (await client.get("/api/v1/report/uuid?freetext=visit", headers=basic(world.users["chw"]))).status == 403
-
-
-@pytest.mark.parametrize("query, field", [("", "freetext"), ("freetext=ab", "freetext"),
-                                          ("freetext=a%09bc", "freetext"), ("freetext=abc&limit=0", "limit"),
-                                          ("freetext=abc&cursor=abc", "cursor")])
-async def test_report_uuid_errors(client, world, config, query, field):
-    response = await client.get(f"/api/v1/report/uuid?{query}", headers=admin_headers(config))
-    assert response.status == 400 and (await response.json())["field"] == field

@@ -18,6 +18,7 @@ function (doc) {
     apk: (info.app && info.app.version) || null,
     android: (info.software && info.software.androidVersion) || null,
     cht: versions.app || null,
-    settings: versions.settings || null
+    settings: versions.settings || null,
+    storage: info.storage ? { free: info.storage.free, total: info.storage.total } : null
   });
 }

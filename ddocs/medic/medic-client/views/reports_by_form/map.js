@@ -1,9 +1,6 @@
 function (doc) {
-  if (doc.type === 'data_record') {
-    if (doc.form) {
-      emit([doc.form], doc.reported_date);
-    } else {
-      emit(['message']);
-    }
+  // as CHT's: reports (data_record with a form) by form; incoming messages without a form are not listed
+  if (doc.type === 'data_record' && doc.form) {
+    emit([doc.form], doc.reported_date);
   }
 }

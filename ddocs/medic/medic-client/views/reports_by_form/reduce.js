@@ -1,4 +1,1 @@
-function () {
-  // only the keys matter: group=true lists the forms that have reports
-  return true;
-}
+_count
