@@ -9,6 +9,14 @@ holds the few defences the embedded pouchdb-server needs:
 * ``_bulk_docs`` results are matched to the request by id, never by position;
 * sequences are opaque values, passed back as received.
 
+On an Apache CouchDB cluster (n copies of every shard) two more rules hold here, because an update of a
+known revision is not a lock there and a view reads one copy only: every document write asks for ``w`` =
+the copies that are up (``write_quorum``), so a 201 means every live copy took it (later view reads see
+it, and no competing edit of the same revision can also be told 201); ``claim`` turns a 202 (accepted by
+fewer) into a decision every racer agrees on. Reads that change nothing are sent once more after a
+connection failure or a proxy's 502/503/504 (a node dying behind HAProxy), writes never: their outcome is
+unknown.
+
 CouchDB errors become the typed exceptions of ``api.errors``: a missing doc is
 ``NotFound``, a conflict ``Conflict``, a refused write ``Forbidden`` and an
 unreachable or failing server ``ServiceUnavailable`` (which the API answers
@@ -25,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
+import re
 import time
 import uuid
 from collections import defaultdict, deque
@@ -40,6 +50,19 @@ JSON_HEADERS = {"Accept": "application/json"}
 JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key", "doc_ids"})
 
 RequestObserver = Callable[[str, float], None]
+
+# POSTs that only read, so they may be sent again after a failure (GET and HEAD always may)
+_READ_POSTS = re.compile(r"^/[^/]+/(_all_docs(/queries)?|_bulk_get|_find|_explain|_changes|_revs_diff|_missing_revs"
+                         r"|_design_docs|_design/[^/]+/_view/[^/]+(/queries)?)$")
+_RETRY_STATUSES = frozenset({502, 503, 504})  # a proxy's answer for a node that went away, CouchDB's rare 503
+RETRY_DELAY = (0.2, 0.5)  # seconds: long enough for HAProxy to mark a dead node down
+QUORUM_SECONDS = 2.0  # how long a database's write quorum is used before it is read again
+SETTLE_SECONDS = 0.5  # a claim answered 202 waits this long for both leaves to reach every copy
+
+
+def replayable(method: str, path: str) -> bool:
+    """Whether a request only reads, so sending it again cannot do anything twice."""
+    return method in ("GET", "HEAD") or (method == "POST" and bool(_READ_POSTS.match(path.split("?", 1)[0])))
 
 
 class CouchError(JamiiError):
@@ -147,6 +170,8 @@ class Couch:
         # (database, design doc, view) of every view queried through this client, in first-use order:
         # what api.ddocs.ViewWarmer keeps caught up
         self.views_used: dict[tuple[str, str, str], None] = {}
+        self._quorums: dict[str, tuple[float, int | None]] = {}
+        self.retries = 0  # reads sent again after a node went away (see ``request``)
 
     @classmethod
     def from_config(cls, config: Any, observer: RequestObserver | None = None) -> "Couch":
@@ -192,15 +217,25 @@ class Couch:
             kwargs["data"] = data
         if timeout is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
+        again = replayable(method, path)
         started = time.monotonic()
         try:
-            async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
-                raw = await resp.read()
-                status, resp_headers = resp.status, resp.headers
-        except asyncio.TimeoutError as exc:
-            raise CouchTimeout("CouchDB did not answer in time") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            for attempt in (0, 1):
+                try:
+                    async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
+                        raw = await resp.read()
+                        status, resp_headers = resp.status, resp.headers
+                except asyncio.TimeoutError as exc:
+                    raise CouchTimeout("CouchDB did not answer in time") from exc
+                except (aiohttp.ClientError, OSError) as exc:
+                    if attempt == 0 and again:
+                        await self._before_retry()
+                        continue
+                    raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+                if attempt == 0 and again and status in _RETRY_STATUSES:
+                    await self._before_retry()
+                    continue
+                break
         finally:
             if self._observer is not None:
                 self._observer(method, time.monotonic() - started)
@@ -214,8 +249,34 @@ class Couch:
             raise_for_status(status, body)
         return status, body, resp_headers
 
+    async def _before_retry(self) -> None:
+        self.retries += 1
+        await asyncio.sleep(random.uniform(*RETRY_DELAY))
+
     async def get_json(self, path: str, **params: Any) -> Any:
         return (await self.request("GET", path, params=params))[1]
+
+    async def write_quorum(self, db_name: str) -> int | None:
+        """``w`` for writes to ``db_name``: its copies (``cluster.n``) that are up, or None where there is
+        no cluster (one node, pouchdb-server): a 201 with it means every live copy took the write first.
+
+        Read again every ``QUORUM_SECONDS``; a node lost meanwhile only turns a 201 into a 202."""
+        now = time.monotonic()
+        cached = self._quorums.get(db_name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        quorum: int | None = None
+        status, info, _ = await self.request("GET", "/" + quote(db_name, safe=""), raise_errors=False)
+        copies = (info.get("cluster") or {}).get("n") if status == 200 and isinstance(info, dict) else None
+        if isinstance(copies, int) and copies > 1:
+            status, members, _ = await self.request("GET", "/_membership", raise_errors=False)
+            if status == 200 and isinstance(members, dict):
+                live = set(members.get("all_nodes") or ()) & set(members.get("cluster_nodes") or ())
+                quorum = max(1, min(copies, len(live)))
+            else:
+                quorum = copies
+        self._quorums[db_name] = (now + QUORUM_SECONDS, quorum)
+        return quorum
 
     async def stream(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                      query_string: str | None = None, data: Any = None,
@@ -313,12 +374,20 @@ class Couch:
         Returns the userCtx (name is None when the credentials are wrong) and
         the response headers (CouchDB may refresh the session cookie).
         """
-        try:
-            async with self.session.get(self.url + "/_session", headers={**JSON_HEADERS, **headers}) as resp:
-                body = await resp.json(content_type=None)
-                status, resp_headers = resp.status, resp.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        for attempt in (0, 1):  # a read: sent once more if the node answering it went away
+            try:
+                async with self.session.get(self.url + "/_session", headers={**JSON_HEADERS, **headers}) as resp:
+                    body = await resp.json(content_type=None)
+                    status, resp_headers = resp.status, resp.headers
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                if attempt == 0 and not isinstance(exc, asyncio.TimeoutError):
+                    await self._before_retry()
+                    continue
+                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            if attempt == 0 and status in _RETRY_STATUSES:
+                await self._before_retry()
+                continue
+            break
         if status == 401:
             return {"name": None, "roles": []}, resp_headers
         raise_for_status(status, body)
@@ -372,14 +441,73 @@ class Database:
         except NotFound:
             return None
 
+    async def _write_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with this database's write quorum, unless the caller chose a ``w``."""
+        out = dict(params)
+        if "w" not in out and not self.name.startswith("_"):  # system databases: CouchDB's own default
+            quorum = await self.couch.write_quorum(self.name)
+            if quorum is not None:
+                out["w"] = quorum
+        return out
+
     async def put(self, doc: dict[str, Any], **params: Any) -> dict[str, Any]:
-        """Write a doc (``_id`` required); sets the new ``_rev`` on it and returns {ok, id, rev}."""
-        _, body, _ = await self.couch.request("PUT", self.doc_path(doc["_id"]), json_body=doc, params=params)
+        """Write a doc (``_id`` required); sets the new ``_rev`` on it and returns {ok, id, rev}, with
+        ``accepted: True`` when fewer copies than asked took it (202: it may be in conflict, see ``claim``)."""
+        status, body, _ = await self.couch.request("PUT", self.doc_path(doc["_id"]), json_body=doc,
+                                                   params=await self._write_params(params))
         doc["_rev"] = body["rev"]
+        if status == 202:
+            body["accepted"] = True
         return body
 
     async def delete(self, doc_id: str, rev: str) -> dict[str, Any]:
-        return (await self.couch.request("DELETE", self.doc_path(doc_id), params={"rev": rev}))[1]
+        params = await self._write_params({"rev": rev})
+        return (await self.couch.request("DELETE", self.doc_path(doc_id), params=params))[1]
+
+    async def claim(self, doc: dict[str, Any]) -> bool:
+        """Create ``doc`` (no ``_rev``) or update the revision it carries, as a lock: True when this write
+        won, False when another did (409, or a competing edit CouchDB chose as the winner). On a cluster two
+        writers can both be told 202; both then read the settled doc, and CouchDB's winner (the same on
+        every copy) decides; the loser deletes its own leaf."""
+        try:
+            result = await self.put(doc)
+        except Conflict:
+            return False
+        if not result.get("accepted"):
+            return True
+        return await self.settle(doc["_id"], result["rev"])
+
+    async def settle(self, doc_id: str, rev: str) -> bool:
+        """Whether ``rev`` (written with a 202 or an ``accepted`` result) is the doc's winning revision once
+        the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours."""
+        await asyncio.sleep(SETTLE_SECONDS)
+        current = await self.get_or_none(doc_id, conflicts=True)
+        if current is None:
+            return False
+        if current.get("_rev") == rev:
+            return True
+        if rev in (current.get("_conflicts") or ()):
+            try:
+                await self.delete(doc_id, rev)
+            except (Conflict, NotFound):
+                pass  # removed by another reader already
+        return False
+
+    async def claim_many(self, docs: list[dict[str, Any]]) -> list[bool]:
+        """``claim`` for many docs in one ``_bulk_docs``: a list of won/lost in request order; the won
+        docs get their new ``_rev``."""
+        results = await self.bulk_docs(docs)
+        won = [bool(r.get("ok")) and not r.get("accepted") for r in results]
+        undecided = []
+        for i, (doc, result) in enumerate(zip(docs, results)):
+            if result.get("ok"):
+                doc["_rev"] = result["rev"]
+                if result.get("accepted"):
+                    undecided.append(i)
+        settled = await asyncio.gather(*(self.settle(docs[i]["_id"], docs[i]["_rev"]) for i in undecided))
+        for i, result in zip(undecided, settled):
+            won[i] = result
+        return won
 
     async def bulk_docs(self, docs: list[dict[str, Any]], *, new_edits: bool = True) -> list[dict[str, Any]]:
         """Write many docs; results come back in request order, matched by id."""
@@ -390,7 +518,8 @@ class Database:
         body: dict[str, Any] = {"docs": docs}
         if not new_edits:
             body["new_edits"] = False
-        _, results, _ = await self.couch.request("POST", self.path + "/_bulk_docs", json_body=body)
+        _, results, _ = await self.couch.request("POST", self.path + "/_bulk_docs", json_body=body,
+                                                 params=await self._write_params({}))
         if not new_edits:
             return results
         return match_results(docs, results)
