@@ -80,4 +80,6 @@ def main() -> None:
     if not config.couch_user:
         raise SystemExit("No CouchDB admin: set COUCH_URL with credentials, or COUCH_USER and COUCH_PASSWORD, "
                          "or start the embedded server first (make run)")
-    server.run(create_app(config), config.api_host, config.api_port)
+    metrics.label_process(config.api_worker)
+    server.run(create_app(config), config.api_host, config.api_port, reuse_port=config.api_reuse_port,
+               own_port=config.metrics_port)
