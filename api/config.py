@@ -118,7 +118,7 @@ class Config:
     log_level: str = "INFO"
     sentinel_batch_size: int = 500
     sentinel_checkpoint_seconds: float = 1.0
-    sentinel_lease_seconds: float = 10.0
+    sentinel_lease_seconds: float = 8.0
     # several API processes on one port (scripts/cluster.py): each has an index, its own metrics port
     api_worker: str = ""
     api_reuse_port: bool = False
@@ -184,7 +184,7 @@ class Config:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             sentinel_batch_size=max(1, _int(env, "SENTINEL_BATCH_SIZE", 500)),
             sentinel_checkpoint_seconds=max(0.0, _float(env, "SENTINEL_CHECKPOINT_SECONDS", 1.0)),
-            sentinel_lease_seconds=max(4.0, _float(env, "SENTINEL_LEASE_SECONDS", 10.0)),
+            sentinel_lease_seconds=max(4.0, _float(env, "SENTINEL_LEASE_SECONDS", 8.0)),
             api_worker=env.get("API_WORKER", ""),
             api_reuse_port=env.get("API_REUSE_PORT", "") in ("1", "true", "yes"),
             metrics_port=_int(env, "METRICS_PORT", 0),

@@ -14,7 +14,7 @@ known revision is not a lock there and a view reads one copy only: every documen
 the copies that are up (``write_quorum``), so a 201 means every live copy took it (later view reads see
 it, and no competing edit of the same revision can also be told 201); ``claim`` turns a 202 (accepted by
 fewer) into a decision every racer agrees on. Reads that change nothing are sent once more after a
-connection failure or a proxy's 502/503/504 (a node dying behind HAProxy), writes never: their outcome is
+connection failure or a 5xx (a node dying behind HAProxy, or during the request), writes never: their outcome is
 unknown.
 
 CouchDB errors become the typed exceptions of ``api.errors``: a missing doc is
@@ -54,7 +54,9 @@ RequestObserver = Callable[[str, float], None]
 # POSTs that only read, so they may be sent again after a failure (GET and HEAD always may)
 _READ_POSTS = re.compile(r"^/[^/]+/(_all_docs(/queries)?|_bulk_get|_find|_explain|_changes|_revs_diff|_missing_revs"
                          r"|_design_docs|_design/[^/]+/_view/[^/]+(/queries)?)$")
-_RETRY_STATUSES = frozenset({502, 503, 504})  # a proxy's answer for a node that went away, CouchDB's rare 503
+# a proxy's answer for a node that went away, CouchDB's rare 503; and its 500 "nodedown" when a node holding
+# a copy died during the request (any 5xx of a read is worth one more try)
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_DELAY = (0.2, 0.5)  # seconds: long enough for HAProxy to mark a dead node down
 QUORUM_SECONDS = 2.0  # how long a database's write quorum is used before it is read again
 SETTLE_SECONDS = 0.5  # a claim answered 202 waits this long for both leaves to reach every copy
@@ -232,7 +234,7 @@ class Couch:
                         await self._before_retry()
                         continue
                     raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
-                if attempt == 0 and again and status in _RETRY_STATUSES:
+                if attempt == 0 and again and status >= 500:
                     await self._before_retry()
                     continue
                 break
@@ -302,10 +304,24 @@ class Couch:
         if data is not None:
             kwargs["data"] = data
         kwargs["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=timeout)
-        try:
-            resp = await self.session.request(method, url, **kwargs)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        # a read is sent once more if the node answering it goes away before its answer starts (not a body
+        # that cannot be sent twice)
+        again = replayable(method, path) and (data is None or isinstance(data, (bytes, str)))
+        for attempt in (0, 1):
+            try:
+                resp = await self.session.request(method, url, **kwargs)
+            except (aiohttp.ClientError, OSError) as exc:
+                if attempt == 0 and again:
+                    await self._before_retry()
+                    continue
+                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            except asyncio.TimeoutError as exc:
+                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            if attempt == 0 and again and resp.status >= 500:
+                resp.release()
+                await self._before_retry()
+                continue
+            break
         if resp.status >= 500 or (raise_errors and resp.status >= 400):
             try:
                 body = await resp.json(content_type=None)
@@ -479,14 +495,23 @@ class Database:
 
     async def settle(self, doc_id: str, rev: str) -> bool:
         """Whether ``rev`` (written with a 202 or an ``accepted`` result) is the doc's winning revision once
-        the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours."""
+        the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours.
+
+        Every leaf is read from every live copy (``open_revs=all``, ``r`` = the live copies: a competing
+        edit told 202 is on at least one of them) and the winner is chosen by CouchDB's own rule, so every
+        racer decides the same."""
         await asyncio.sleep(SETTLE_SECONDS)
-        current = await self.get_or_none(doc_id, conflicts=True)
-        if current is None:
+        params: dict[str, Any] = {"open_revs": "all"}
+        quorum = await self.couch.write_quorum(self.name)
+        if quorum is not None:
+            params["r"] = quorum
+        _, body, _ = await self.couch.request("GET", self.doc_path(doc_id), params=params)
+        leaves = [row["ok"] for row in body or () if isinstance(row, dict) and isinstance(row.get("ok"), dict)]
+        if not leaves:
             return False
-        if current.get("_rev") == rev:
+        if winning_rev(leaves) == rev:
             return True
-        if rev in (current.get("_conflicts") or ()):
+        if any(leaf.get("_rev") == rev and not leaf.get("_deleted") for leaf in leaves):
             try:
                 await self.delete(doc_id, rev)
             except (Conflict, NotFound):
@@ -682,6 +707,15 @@ def match_results(docs: list[dict[str, Any]], results: list[dict[str, Any]]) -> 
         ordered.append(queue.popleft() if queue else {"id": doc["_id"], "error": "unknown_error",
                                                       "reason": "no result from CouchDB"})
     return ordered
+
+
+def winning_rev(leaves: list[dict[str, Any]]) -> str:
+    """CouchDB's winning revision among a doc's leaves: not deleted first, then the longest history, then the
+    greatest revision id (``couch_doc:to_doc_info``), the same on every node."""
+    def key(leaf: dict[str, Any]) -> tuple[bool, int, str]:
+        pos, _, rev_id = str(leaf.get("_rev", "0-")).partition("-")
+        return (not leaf.get("_deleted"), int(pos) if pos.isdigit() else 0, rev_id)
+    return str(max(leaves, key=key).get("_rev"))
 
 
 def new_id() -> str:

@@ -60,8 +60,14 @@ class CouchFailureStore:
         self.window = window
 
     async def _rows(self, key: str) -> list[dict[str, Any]]:
+        """The key's events. A range read comes from one copy, which after a node's restart may still hold
+        events deleted meanwhile: the ids found are confirmed by a quorum read (``_all_docs`` by keys)."""
         start = f"{PREFIX}{key}:"
-        return (await self.db.all_docs(startkey=start, endkey=start + "\ufff0"))["rows"]
+        rows = (await self.db.all_docs(startkey=start, endkey=start + "\ufff0"))["rows"]
+        if not rows:
+            return rows
+        confirmed = (await self.db.all_docs([row["id"] for row in rows]))["rows"]
+        return [row for row in confirmed if "value" in row and not row["value"].get("deleted")]
 
     async def get(self, key: str) -> Failures | None:
         return fold([row["id"] for row in await self._rows(key)], self.window)
