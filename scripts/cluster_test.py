@@ -185,6 +185,8 @@ class Run:
                 if status == 200 and body:
                     for message in body.get("messages") or ():
                         self.tally.handed[message["id"]] += 1
+                    if not body.get("messages") and self.caught_up:
+                        self.empty_polls[n] = True  # nothing left to hand out after the sentinel caught up
                 await asyncio.sleep(1.0)
 
     async def device(self, name: str) -> None:
@@ -260,6 +262,8 @@ class Run:
         self.local_writes: dict[str, list[str]] = defaultdict(list)
         self.failed_batches: list[list[dict[str, Any]]] = []
         self.drained = False
+        self.caught_up = False
+        self.empty_polls = [False] * GATEWAYS
         self.takeover = float("inf")
         tasks = [asyncio.create_task(self.online_client(n)) for n in range(ONLINE_CLIENTS)]
         tasks += [asyncio.create_task(self.device(name)) for name in self.users]
@@ -295,14 +299,10 @@ class Run:
                     break
                 assert time.monotonic() < deadline, "the sentinel did not catch up"
                 await asyncio.sleep(1)
-            await asyncio.sleep(3)  # the gateways' last polls
-            last = sum(self.tally.handed.values())
-            while True:
-                await asyncio.sleep(3)
-                now = sum(self.tally.handed.values())
-                if now == last:
-                    break
-                last = now
+            self.caught_up = True  # the gateways poll until each gets an empty answer
+            while not all(self.empty_polls):
+                assert time.monotonic() < deadline + 120, "the gateways never got an empty answer"
+                await asyncio.sleep(1)
 
     async def _describe(self, medic, where, message_uuid) -> str:
         return await _describe_message(medic, where, message_uuid)
@@ -316,8 +316,16 @@ class Run:
             settings = await SettingsStore(medic).get()
             everything = [r["doc"] for r in (await medic.all_docs(include_docs=True))["rows"] if r.get("doc")]
             for name, device in self.devices.items():
-                await device.call("push", timeout=120)
-                result = await device.call("pull", timeout=120)
+                result = {"ok": False}
+                for attempt in range(3):  # PouchDB itself retries a failed replication later
+                    try:
+                        pushed = await device.call("push", timeout=120)
+                        result = await device.call("pull", timeout=120)
+                        result["ok"] = result["ok"] and pushed["ok"] and not pushed["doc_write_failures"]
+                        break
+                    except Exception as exc:  # noqa: BLE001 - PouchDB's own error
+                        print(f"[test] {name}: final replication, try {attempt + 1}: {exc}", flush=True)
+                        await asyncio.sleep(2)
                 local = set(await device.call("ids"))
                 clinic = self.users[name]
                 expected = visible(everything, Principal(name, ("chw",), facility_id=clinic["_id"],
@@ -424,6 +432,49 @@ async def _describe_message(medic, where, message_uuid) -> str:
             f"state {task.get('state')}, history {history}")
 
 
+def _rss_mb(pid: int | None) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _du_mb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
+
+
+async def measure(layout: Layout) -> dict[str, Any]:
+    """Memory per process, disk per node and per doc, the sentinel's rate (docs/scaling.md's inputs)."""
+    out: dict[str, Any] = {}
+    out["rss MB"] = {name: _rss_mb(child.pid) for name, child in layout.children.items()}
+    for i in range(3):
+        try:
+            pid = int((layout.node_dir(i) / "couchdb.pid").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        out["rss MB"][f"couch{i + 1}"] = _rss_mb(pid)
+        out.setdefault("node disk MB", {})[f"couch{i + 1}"] = _du_mb(layout.node_dir(i))
+    config = layout.config()
+    async with Couch.from_config(config) as couch:
+        sizes = {}
+        for name in config.own_databases + [config.db_users]:
+            info = await couch.db(name).info()
+            sizes[name] = (info.get("doc_count"), round((info.get("sizes") or {}).get("file", 0) / 2**20, 2))
+        out["databases (docs, file MB per copy)"] = sizes
+    processed = millis = 0
+    for log in layout.data.glob("logs/sentinel*.log"):
+        for line in log.read_text().splitlines():
+            if ": processed " in line and " medic: " in line.replace(f"{config.db_medic}:", " medic:"):
+                parts = line.split(": processed ")[1].split()
+                processed += int(parts[0])
+                millis += int(parts[3])
+    out["sentinel changes/s while busy"] = round(processed / max(millis / 1000, 0.001), 1)
+    return out
+
+
 def visible(docs: list[dict[str, Any]], who: Principal, settings: dict[str, Any]) -> set[str]:
     """Brute force: every doc judged one by one by ``api.cht.visibility`` (as the replication tests do)."""
     scope = scope_for(who, settings)
@@ -464,6 +515,7 @@ async def main(argv: list[str] | None = None) -> int:
         await run.seed()
         await run.load()
         failures = await run.check()
+        run.summary.update(await measure(layout))
         for key, value in run.summary.items():
             print(f"[test] {key}: {value}", flush=True)
     finally:
