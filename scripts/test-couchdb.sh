@@ -13,8 +13,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 
+# What CouchDB's auth lockout is set to on the server at COUCH_URL (the suite must pass with it on)
+lockout() {
+    "$PY" - <<'PYTHON'
+import asyncio, os
+from api.config import Config
+from api.couch import Couch
+
+async def lockout():
+    config = Config.from_env({"COUCH_URL": os.environ["COUCH_URL"]})
+    async with Couch.from_config(config) as couch:
+        section = await couch.config_section("chttpd_auth_lockout")
+    print(f"== CouchDB's auth lockout: {section or 'the built-in defaults (mode = enforce, threshold = 5)'}")
+
+asyncio.run(lockout())
+PYTHON
+}
+
 if [ -n "${COUCH_URL:-}" ]; then
     echo "== the suite against COUCH_URL (${COUCH_URL##*@})"
+    lockout
     # shellcheck disable=SC2086
     exec "$PY" -m pytest ${PYTEST_ARGS:-}
 fi
@@ -61,19 +79,7 @@ fi
 port=$("$PY" -c 'from scripts.couchdb import free_port; print(free_port())')
 password=$("$PY" -c 'import secrets; print(secrets.token_hex(12))')
 "$runner" start --port "$port" --data "$data" --admin "admin:$password"
-COUCH_URL="http://admin:$password@127.0.0.1:$port" "$PY" - <<'PYTHON'
-import asyncio, os
-from api.config import Config
-from api.couch import Couch
-
-async def lockout():
-    config = Config.from_env({"COUCH_URL": os.environ["COUCH_URL"]})
-    async with Couch.from_config(config) as couch:
-        section = await couch.config_section("chttpd_auth_lockout")
-    print(f"== CouchDB's auth lockout: {section or 'the built-in defaults (mode = enforce, threshold = 5)'}")
-
-asyncio.run(lockout())
-PYTHON
+COUCH_URL="http://admin:$password@127.0.0.1:$port" lockout
 
 echo "== the suite against Apache CouchDB on port $port"
 # shellcheck disable=SC2086

@@ -92,10 +92,10 @@ async def test_report_views(db):
 
 async def test_contacts_by_depth(db):
     rows = (await db.view("medic", "contacts_by_depth", startkey=["hc", 0], endkey=["hc", 1]))["rows"]
-    assert sorted((r["key"][1], r["id"], r["value"]) for r in rows) == [(0, "hc", None), (1, "area", None),
-                                                                        (1, "pat", 777)]
+    assert sorted((r["key"][1], r["id"], r["value"].get("shortcode")) for r in rows) == \
+        [(0, "hc", None), (1, "area", None), (1, "pat", 777)]
     deep = (await db.view("medic", "contacts_by_depth", key=["dh", 3]))["rows"]
-    assert [(r["id"], r["value"]) for r in deep] == [("kid", "555")]
+    assert [(r["id"], r["value"]) for r in deep] == [("kid", {"shortcode": "555"})]
     everything = (await db.view("medic", "contacts_by_depth", key=["dh"]))["rows"]
     assert sorted(r["id"] for r in everything) == ["area", "dh", "hc", "kid", "pat"]
 
@@ -111,3 +111,49 @@ async def test_docs_by_replication_key_matches_python(db):
     assert keys["r1"] == "555" and keys["r3"] == "kid" and keys["orphan"] == "_unassigned"
     assert keys["form:P"] == "_all" and keys["resources"] == "_all" and keys["out"] == "pat"
     assert "misc" not in keys and keys["settings"] == "_all"
+
+
+# Docs at the edges of CHT's rules: JavaScript truthiness, keys that are numbers, strict private and sign-off.
+EDGE_DOCS = [
+    {"_id": "vk-ext", "type": "ui-extension"},
+    {"_id": "extension-libs"},
+    {"_id": "vk-zero", "type": "data_record", "form": "E", "fields": {"patient_id": 0, "place_id": 42},
+     "contact": {"_id": "kid"}},
+    {"_id": "vk-obj", "type": "data_record", "form": "E", "fields": {"patient_id": {"a": 1}}, "contact": "kid"},
+    {"_id": "vk-private", "type": "data_record", "form": "E", "fields": {"patient_id": "555", "private": "true",
+                                                                        "needs_signoff": "yes"},
+     "contact": {"_id": "kid", "parent": {"_id": "area"}}},
+    {"_id": "vk-truthy", "type": "data_record", "form": "E", "fields": {"patient_id": "555", "private": 1,
+                                                                       "needs_signoff": "true"},
+     "contact": {"_id": "kid", "parent": {"_id": "area", "parent": {"_id": "hc"}}}},
+    {"_id": "vk-string-contact", "type": "data_record", "form": "E", "errors": [{"code": "invalid_patient_id"}],
+     "fields": {"patient_id": "555", "needs_signoff": True}, "contact": "kid"},
+    {"_id": "vk-task", "type": "task", "user": 12},
+    {"_id": "vk-target", "type": "target", "owner": ""},
+    {"_id": "vk-place", "type": "clinic", "contact": {"_id": "kid"}, "parent": {"_id": "hc"}},
+    {"_id": "vk-place-2", "type": "contact", "contact_type": "x", "contact": "pat"},
+    {"_id": "vk-null", "type": "person", "contact": None, "patient_id": ""},
+]
+
+
+async def test_edge_docs_replication_keys_and_primary_contacts(db):
+    await db.bulk_docs([dict(d) for d in EDGE_DOCS])
+    ours = {d["_id"] for d in EDGE_DOCS}
+    rows = (await db.view("medic", "docs_by_replication_key"))["rows"]
+    from_view = sorted((r["id"], r["key"], tuple(sorted(r["value"].items()))) for r in rows if r["id"] in ours)
+    from_python = sorted((d["_id"], key, tuple(sorted(value.items())))
+                         for d in EDGE_DOCS for key, value in replication_keys(d))
+    assert from_view == from_python
+    keys = {r["id"]: r["key"] for r in rows}
+    assert keys["vk-ext"] == keys["extension-libs"] == "_all"
+    assert keys["vk-zero"] == "42" and keys["vk-obj"] == "[object Object]" and keys["vk-task"] == "12"
+    values = {r["id"]: r["value"] for r in rows}
+    assert values["vk-private"].get("private") and "needs_signoff" not in values["vk-private"]
+    assert "private" not in values["vk-truthy"] and values["vk-truthy"]["needs_signoff"]
+    assert "vk-target" not in keys
+    depth = {r["id"]: r["value"] for r in (await db.view("medic", "contacts_by_depth", key=["hc", 1]))["rows"]}
+    assert depth["vk-place"] == {"primary_contact": "kid"}
+    null = (await db.view("medic", "contacts_by_depth", key=["vk-null", 0]))["rows"]
+    assert [r["value"] for r in null] == [{"primary_contact": None}]
+    primary = (await db.view("medic", "contacts_by_primary_contact", keys=["kid", "pat"]))["rows"]
+    assert sorted((r["key"], r["id"]) for r in primary) == [("kid", "vk-place"), ("pat", "vk-place-2")]

@@ -64,7 +64,7 @@ async def test_outage_is_503_and_recovery_is_automatic(aiohttp_client, own_serve
 
     own_server.kill()
     down = await client.put("/api/v1/settings", json={"locale": "sw"}, headers=admin)
-    assert down.status == 503
+    assert down.status == 503 and int(down.headers["Retry-After"]) >= 1
     body = await down.json()
     assert body["code"] == 503 and "CouchDB" in body["error"]
     monitoring = await client.get("/api/v2/monitoring")
@@ -92,7 +92,8 @@ async def test_the_medic_proxy_gives_up_on_a_hung_database_and_cuts_a_stream_it_
     try:
         started = time.monotonic()
         hung = await asyncio.wait_for(client.get("/medic/_all_docs?limit=1", headers=admin), COUCH_TIMEOUT + 5)
-        assert hung.status == 503 and (await hung.json())["error"] == "service_unavailable"
+        assert hung.status == 503 and "Retry-After" in hung.headers
+        assert (await hung.json())["error"] == "service_unavailable"
         assert time.monotonic() - started < COUCH_TIMEOUT + 1
     finally:
         own_server.resume()
@@ -115,6 +116,7 @@ class Call:
     answered: float
     status: int  # HTTP status; 0 = connection cut after the headers or before any answer; -1 = no answer in time
     body: Any = None
+    retry_after: str | None = None
 
 
 @dataclass
@@ -146,18 +148,18 @@ class Run:
     async def call(self, session: aiohttp.ClientSession, kind: str, method: str, path: str,
                    headers: dict[str, str], **kwargs: Any) -> tuple[int, Any]:
         sent = time.monotonic()
-        status, body = 0, None
+        status, body, retry_after = 0, None, None
         try:
             async with session.request(method, self.api + path, headers=headers,
                                        timeout=aiohttp.ClientTimeout(total=60), **kwargs) as resp:
-                status = resp.status
+                status, retry_after = resp.status, resp.headers.get("Retry-After")
                 raw = await resp.read()
                 body = json.loads(raw) if raw else None
         except asyncio.TimeoutError:
             status = -1
         except (aiohttp.ClientError, ValueError):
             status = 0  # cut: a stream the API aborted part-way (CouchDB gone mid-list), by design
-        self.calls.append(Call(kind, sent, time.monotonic(), status, body))
+        self.calls.append(Call(kind, sent, time.monotonic(), status, body, retry_after))
         return status, body
 
 
@@ -251,9 +253,11 @@ async def checkpoint_watch(run: Run, config: Config) -> None:
 
 
 def expected_error(call: Call) -> bool:
-    """503 with a JSON body: the API's ``{code, error}`` or, on the CouchDB-protocol paths, ``{error, reason}``."""
+    """503 with ``Retry-After`` (whole seconds) and a JSON body: the API's ``{code, error}`` or, on the
+    CouchDB-protocol paths, ``{error, reason}``."""
     body = call.body if isinstance(call.body, dict) else {}
-    return call.status == 503 and (body.get("code") == 503 or body.get("error") == "service_unavailable")
+    return call.status == 503 and (call.retry_after or "").isdigit() and int(call.retry_after or 0) >= 1 and \
+        (body.get("code") == 503 or body.get("error") == "service_unavailable")
 
 
 async def in_history(couch: Couch, db: str, doc_id: str, rev: str | None) -> bool:
@@ -408,16 +412,19 @@ async def check_replies(run: Run) -> None:
                 call.sent < o.ready and call.answered > o.down for o in run.outages), call
             continue
         assert call.status in allowed, f"{call.kind}: {call.status} {call.body}"
+        assert call.status != 503 or expected_error(call), f"{call.kind}: 503 {call.retry_after=} {call.body}"
     for index, outage in enumerate(run.outages):
         until = run.outages[index + 1].down if index + 1 < len(run.outages) else float("inf")
         during = [c for c in run.calls if c.sent > outage.down + 0.05 and c.answered < outage.back]
         assert during, "no request fell inside the outage"
         for call in during:
-            assert expected_error(call), f"{call.kind} during the outage: {call.status} {call.body}"
+            assert expected_error(call), f"{call.kind} during the outage: {call.status} {call.retry_after=} {call.body}"
         after = [c for c in run.calls if outage.ready <= c.sent and c.answered < until]
         served = [c for c in run.calls if c.sent >= outage.down and outage.ready <= c.answered < until]
         late = [c for c in after if c.sent > outage.ready + RECOVERY_SECONDS and c.status == 503]
-        assert late == [], f"still 503 more than {RECOVERY_SECONDS}s after the database returned: {late[:3]}"
+        assert late == [], f"outage {index + 1} ({outage.back - outage.down:.0f}s): still 503 more than " \
+            f"{RECOVERY_SECONDS}s after the database returned: " + str(
+                [(c.kind, round(c.sent - outage.ready, 2), round(c.answered - c.sent, 2), c.body) for c in late[:5]])
         for kind in {c.kind for c in run.calls}:
             first = next((c for c in served if c.kind == kind and c.status in (200, 201)), None)
             assert first is not None, f"{kind} never answered 2xx after the outage: " + str(

@@ -122,20 +122,23 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
     def current() -> Awaitable[VisibleSet]:
         return scopes.get(principal, settings)
 
+    longpoll = query.get("feed") == "longpoll"
+    mark = await notifier.mark() if longpoll else None  # taken before the feed is read: no change is missed
     if initial:
         results, last_seq = await _initial(db, await scopes.get(principal, settings, record=True), style, wanted)
     else:
         results, last_seq = await _scan(db, current, since, limit, style, wanted, initial)
     response: web.StreamResponse | None = None
-    if not results and query.get("feed") == "longpoll":
+    if not results and longpoll:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         deadline = time.monotonic() + timeout
         while not results and time.monotonic() < deadline:
-            changed = await notifier.wait(min(heartbeat, max(deadline - time.monotonic(), 0)))
+            changed = await notifier.wait(min(heartbeat, max(deadline - time.monotonic(), 0)), mark)
             if not changed:
                 await response.write(b"\n")
                 continue
+            mark = await notifier.mark()
             results, last_seq = await _scan(db, current, last_seq, limit, style, wanted, False)
     if include_docs and results:
         live = [c["id"] for c in results if not c.get("deleted")]

@@ -41,11 +41,13 @@ async def get_all(db: Database) -> list[dict[str, Any]]:
         start, skip = rows[-1]["id"], 1
 
 
-async def record(db: Database, user: str, count: int) -> None:
-    """Store the number of docs ``user`` replicated (for the replication code)."""
+async def record(db: Database, user: str, count: int, *, all_docs_count: int | None = None) -> None:
+    """Store the number of docs ``user`` replicated (for the replication code), as CHT's
+    ``{user, date, count, all_docs_count}``: ``count`` leaves out the docs purged for the user."""
     for _ in range(3):
         doc = await db.get_or_none(doc_id(user)) or {"_id": doc_id(user), "user": user}
-        doc.update(count=count, date=int(time.time() * 1000))
+        doc.update(count=count, date=int(time.time() * 1000),
+                   all_docs_count=count if all_docs_count is None else all_docs_count)
         try:
             await db.put(doc)
             return

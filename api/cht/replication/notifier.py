@@ -22,13 +22,24 @@ class ChangesNotifier:
     def __init__(self, db: Database):
         self.db = db
         self._changed = asyncio.Event()
+        self._following = asyncio.Event()  # set once the feed is followed from a known seq
         self._task: asyncio.Task[None] | None = None
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait for the next change of the database; False on timeout."""
+    async def mark(self, timeout: float = 5) -> asyncio.Event:
+        """The event the next change will set. Take it *before* reading the feed and wait on it after:
+        a change made while the feed is read then still wakes the waiter (``wait`` alone would miss it)."""
         if self._task is None or self._task.done():
+            self._following = asyncio.Event()
             self._task = asyncio.create_task(self._follow(), name="medic-changes-notifier")
-        event = self._changed
+        try:
+            await asyncio.wait_for(self._following.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass  # the database is slow or away: the error path below wakes the waiters
+        return self._changed
+
+    async def wait(self, timeout: float, mark: asyncio.Event | None = None) -> bool:
+        """Wait for the next change of the database (after ``mark`` was taken); False on timeout."""
+        event = mark if mark is not None else await self.mark()
         try:
             await asyncio.wait_for(event.wait(), timeout)
             return True
@@ -46,6 +57,7 @@ class ChangesNotifier:
             try:
                 if since is None:
                     since = (await self.db.info())["update_seq"]
+                    self._following.set()
                 body = await self.db.changes(since=since, feed="longpoll", limit=1, timeout=25000,
                                              client_timeout=30)
                 if body.get("results"):
@@ -57,6 +69,7 @@ class ChangesNotifier:
             except JamiiError as exc:
                 log.warning("changes notifier: %s", exc)
                 since = None
+                self._following.set()
                 self._changed.set()  # let waiters re-check rather than hang on a dead feed
                 self._changed = asyncio.Event()
                 await asyncio.sleep(1)

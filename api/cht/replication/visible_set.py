@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from api.auth import Principal
 from api.cht import visibility
@@ -32,14 +33,41 @@ class VisibleSet:
     ids: frozenset[str]
     scope: visibility.Scope
     update_seq: Any = None  # the database's update_seq when the set was computed
-    tasks: frozenset[str] = frozenset()  # the ids of the tasks among them (users-info counts the others)
+    tasks: frozenset[str] = frozenset()  # the task docs among them (CHT's warn count leaves them out)
+    contacts: frozenset[str] = frozenset()  # the contacts among them (what else is visible depends on them)
 
     def counts(self) -> replication_scope.Counts:
-        """``users-info``: every doc the user replicates, and those that are not tasks."""
-        return replication_scope.Counts(total_docs=len(self.ids), warn_docs=len(self.ids) - len(self.tasks))
+        """``users-info``, counted as CHT counts it (``replication_scope.count``) from the set itself."""
+        counted = self.ids - set(visibility.always_ids(self.scope))
+        total = len(counted) + replication_scope.ALWAYS_COUNTED
+        return replication_scope.Counts(total_docs=total, warn_docs=total - len(self.tasks & counted))
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self.ids
+
+
+async def primary_places(db: Database, scope: visibility.Scope,
+                         contacts: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Contact id -> the contacts naming it as their primary contact (for ``replicate_primary_contacts`` only)."""
+    if not scope.primary_contacts:
+        return {}
+    ids = list(dict.fromkeys(c["_id"] for c in contacts if isinstance(c.get("_id"), str)))
+    if not ids:
+        return {}
+    rows = (await db.view("medic", "contacts_by_primary_contact", keys=ids, include_docs=True))["rows"]
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row.get("doc"):
+            found[row["key"]].append(row["doc"])
+    return found
+
+
+async def judge(db: Database, scope: visibility.Scope, docs: list[dict[str, Any]]) -> list[bool]:
+    """``visibility.doc_visible`` for each doc, with what it needs looked up for all of them at once."""
+    subjects = await subjects_of(db, *(d for d in docs if d.get("type") not in CONTACT_DOC_TYPES))
+    contacts = [d for d in docs if d.get("type") in CONTACT_DOC_TYPES]
+    primary = await primary_places(db, scope, [*contacts, *subjects.values()])
+    return [visibility.doc_visible(scope, doc, subjects, primary) for doc in docs]
 
 
 class ScopeCache:
@@ -48,8 +76,8 @@ class ScopeCache:
     Before each use the database's ``update_seq`` is read (one cheap request).
     Unchanged since the set was made: the set is exact. Changed: the set is
     brought forward from the changes since then, each changed doc judged by
-    ``api.cht.visibility`` (and, when a contact entered or left the area, the docs
-    that belong to it judged again) — cheap for the few changes between two
+    ``api.cht.visibility`` (and the docs that depend on a changed visible contact
+    judged again, see ``_advance``) — cheap for the few changes between two
     syncs. After more than ``MAX_INCREMENTAL`` changes it is computed afresh
     from the views. Seqs are passed back to CouchDB, or compared for equality
     only. Also records each user's replication count.
@@ -77,7 +105,7 @@ class ScopeCache:
     async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
         """The user's visible set as of now (``record``: note their replication count)."""
         found = await self.of_scope(visibility.scope_for(principal, settings))
-        self._note_count(principal.name, len(found.ids), force=record)
+        self._note_count(principal.name, replication_count(found), force=record)
         return found
 
     async def of_scope(self, scope: visibility.Scope) -> VisibleSet:
@@ -87,57 +115,57 @@ class ScopeCache:
     async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
         advanced = await self._advance(cached, update_seq) if cached is not None else None
         if advanced is None:
-            docs = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
-            advanced = VisibleSet(frozenset(d.id for d in docs), scope, update_seq,
-                                  frozenset(d.id for d in docs if d.type == "task"))
+            found = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
+            advanced = VisibleSet(frozenset(d.id for d in found), scope, update_seq,
+                                  tasks=frozenset(d.id for d in found if d.type == "task"),
+                                  contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES))
         return advanced
 
     async def _advance(self, cached: VisibleSet, update_seq: Any) -> VisibleSet | None:
-        """The set brought forward over the changes since it was made; None when there are too many."""
-        body = await self.background.changes(since=cached.update_seq, include_docs=True,
-                                             limit=MAX_INCREMENTAL + 1)
+        """The set brought forward over the changes since it was made; None when it must be computed afresh.
+
+        Each changed doc is judged again. A contact that is or was visible may
+        change what else is visible: the docs keyed by it are judged again, and
+        when one entered or left the area, the reports about the user's own
+        contact and places too (their submitter may have come or gone). Afresh:
+        after too many changes, when a visible contact was deleted (its short id,
+        which its reports may name, is gone with it) or, with
+        ``replicate_primary_contacts``, when a visible contact changed that may
+        have named or dropped a primary contact (any but a new contact naming
+        none: a registration stays cheap).
+        """
+        body = await self.background.changes(since=cached.update_seq, include_docs=True, limit=MAX_INCREMENTAL + 1)
         results = body.get("results", [])
         if len(results) > MAX_INCREMENTAL:
             return None
         scope = cached.scope
-        ids, tasks = set(cached.ids), set(cached.tasks)
-        always = set(visibility.always_ids(scope))
+        state = _Advancing(set(cached.ids), set(cached.tasks), set(cached.contacts))
+        deleted = [c["id"] for c in results if c.get("deleted")]
+        if state.contacts.intersection(deleted):
+            return None
+        state.remove(deleted)
         docs = [c["doc"] for c in results if c.get("doc") and not c.get("deleted")]
-        gone = [c["id"] for c in results if c.get("deleted")]
-        ids.difference_update(gone)
-        tasks.difference_update(gone)
-
-        def judged(doc: Mapping[str, Any], visible: bool) -> None:
-            (ids.add if visible else ids.discard)(doc["_id"])
-            (tasks.add if visible and doc.get("type") == "task" else tasks.discard)(doc["_id"])
-
-        # Contacts are judged by their lineage alone, so those that entered or left the area are known at
-        # once, and what belongs to them is read while the other docs' subjects are: three round trips, not
-        # five, on the path every offline request of a busy area waits on.
-        contacts = [d for d in docs if d.get("type") in CONTACT_DOC_TYPES]
-        others = [d for d in docs if d.get("type") not in CONTACT_DOC_TYPES]
-        flipped = []
-        for doc in contacts:
-            now = doc["_id"] in always or visibility.doc_visible(scope, doc)
-            if now != (doc["_id"] in ids):
-                flipped.append(doc)
-            judged(doc, now)
-        subjects, (owned, owned_subjects) = await asyncio.gather(subjects_of(self.background, *others),
-                                                                 self._owned_by(flipped))
-        for doc in others:
-            judged(doc, doc["_id"] in always or visibility.doc_visible(scope, doc, subjects))
-        for doc in owned:  # what belongs to a contact that entered or left the area is judged again
-            judged(doc, doc["_id"] in always or visibility.doc_visible(scope, doc, owned_subjects))
-        return VisibleSet(frozenset(ids), scope, update_seq, frozenset(tasks))
-
-    async def _owned_by(self, contacts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """The docs that belong to these contacts (by id or short id), and their subjects."""
-        if not contacts:
-            return [], {}
-        keys = [k for doc in contacts for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if k]
-        rows = (await self.background.view("medic", "docs_by_replication_key", keys=keys, include_docs=True))["rows"]
-        owned = list({row["id"]: row["doc"] for row in rows if row.get("doc")}.values())
-        return owned, await subjects_of(self.background, *(d for d in owned if d.get("type") not in CONTACT_DOC_TYPES))
+        relevant, flipped = [], False
+        for doc, visible in zip(docs, await judge(self.background, scope, docs)):
+            was = doc["_id"] in state.ids
+            if doc.get("type") in CONTACT_DOC_TYPES and (visible or was):
+                relevant.append(doc)
+                flipped = flipped or visible != was
+            state.set(doc, visible)
+        if scope.primary_contacts and any(_may_change_primary_contacts(doc) for doc in relevant):
+            return None
+        if relevant:
+            keys = [visibility.js_string(k) for doc in relevant
+                    for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if visibility.js_truthy(k)]
+            if flipped:
+                keys += await _own_keys(self.background, scope)
+            rows = (await self.background.view("medic", "docs_by_replication_key",
+                                               keys=list(dict.fromkeys(keys))))["rows"]
+            owned = [d for d in (await self.background.get_many(r["id"] for r in rows)).values()
+                     if d.get("type") not in CONTACT_DOC_TYPES]
+            for doc, visible in zip(owned, await judge(self.background, scope, owned)):
+                state.set(doc, visible)
+        return VisibleSet(frozenset(state.ids), scope, update_seq, frozenset(state.tasks), frozenset(state.contacts))
 
     def _note_count(self, name: str, count: int, force: bool = False) -> None:
         if not force and time.monotonic() - self._counted.get(name, -COUNT_EVERY_SECONDS) < COUNT_EVERY_SECONDS:
@@ -145,13 +173,13 @@ class ScopeCache:
         self._counted[name] = time.monotonic()
         if count > WARN_LIMIT:
             log.warning("user %s replicates %d documents, over the %d recommended", name, count, WARN_LIMIT)
-        task = asyncio.create_task(self._save_count(name, count))
+        task = asyncio.create_task(self._save_count(name, count))  # no purging yet: all_docs_count == count
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _save_count(self, name: str, count: int) -> None:
         try:
-            await replication_limit.record(self.logs, name, count)
+            await replication_limit.record(self.logs, name, count, all_docs_count=count)
         except JamiiError as exc:
             log.warning("could not record the replication count of %s: %s", name, exc)
 
@@ -160,6 +188,47 @@ class ScopeCache:
         await self._shared.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _may_change_primary_contacts(contact: Mapping[str, Any]) -> bool:
+    """Could this change have added or removed a primary contact? Not a new contact naming none."""
+    return not str(contact.get("_rev", "")).startswith("1-") or visibility.js_truthy(contact.get("contact"))
+
+
+def replication_count(visible: VisibleSet) -> int:
+    """The number of docs CHT reports a user replicates: their set, the client ddoc and settings doc always counted."""
+    return len(visible.ids - set(visibility.always_ids(visible.scope))) + replication_scope.ALWAYS_COUNTED
+
+
+@dataclass
+class _Advancing:
+    ids: set[str]
+    tasks: set[str]
+    contacts: set[str]
+
+    def set(self, doc: Mapping[str, Any], visible: bool) -> None:
+        doc_id = doc["_id"]
+        if not visible:
+            self.remove([doc_id])
+            return
+        self.ids.add(doc_id)
+        (self.tasks.add if doc.get("type") == "task" else self.tasks.discard)(doc_id)
+        (self.contacts.add if doc.get("type") in CONTACT_DOC_TYPES else self.contacts.discard)(doc_id)
+
+    def remove(self, doc_ids: Iterable[str]) -> None:
+        for doc_id in doc_ids:
+            self.ids.discard(doc_id)
+            self.tasks.discard(doc_id)
+            self.contacts.discard(doc_id)
+
+
+async def _own_keys(db: Database, scope: visibility.Scope) -> list[str]:
+    """The keys of reports about the user's own contact and places: their ids and short ids."""
+    wanted = [i for i in (scope.contact_id, *scope.facility_ids) if i]
+    docs = await db.get_many(wanted) if wanted else {}
+    codes = [visibility.js_string(c) for d in docs.values() for c in (d.get("patient_id"), d.get("place_id"))
+             if visibility.js_truthy(c)]
+    return wanted + codes
 
 
 def own_ids(principal: Principal) -> set[str]:
@@ -188,4 +257,4 @@ async def previously_visible(db: Database, scope: visibility.Scope, change: Mapp
         doc = await db.get(change["id"], rev=previous)
     except (NotFound, KeyError, IndexError, TypeError):
         return False
-    return visibility.doc_visible(scope, doc, await subjects_of(db, doc))
+    return (await judge(db, scope, [doc]))[0]

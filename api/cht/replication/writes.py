@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from api.auth import Principal
-from api.cht import visibility
-from api.cht.reports.reports import subjects_of
 from api.couch import CouchError, Database, new_id
 from api.errors import BadRequest, Forbidden, InvalidDocument, NotFound
 
 from . import write_rules
-from .visible_set import ScopeCache, own_ids
+from .visible_set import ScopeCache, judge, own_ids
 
 SPECIAL_MEMBERS = frozenset({"_id", "_rev", "_deleted", "_attachments", "_revisions", "_revs_info", "_conflicts",
                              "_deleted_conflicts", "_local_seq"})
@@ -36,7 +34,8 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
     stored = await db.get_many(d["_id"] for d in docs)
     refused: dict[int, str] = {}
     visible = await scopes.get(principal, settings) if scopes is not None else None
-    new_subjects = await subjects_of(db, *(d for d in docs if not d.get("_deleted"))) \
+    kept = [i for i, d in enumerate(docs) if not d.get("_deleted")]
+    verdicts = dict(zip(kept, await judge(db, visible.scope, [docs[i] for i in kept]))) \
         if visible is not None else {}
     for index, doc in enumerate(docs):
         old = stored.get(doc["_id"])
@@ -44,7 +43,7 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
         if reason is None and visible is not None and doc["_id"] not in own_ids(principal):
             if old is not None and doc["_id"] not in visible:
                 reason = "You may not change a document outside your place"
-            elif not doc.get("_deleted") and not visibility.doc_visible(visible.scope, doc, new_subjects):
+            elif not doc.get("_deleted") and not verdicts[index]:
                 reason = "The document would be outside your place"
         if reason is not None:
             refused[index] = reason

@@ -16,7 +16,7 @@ from api.cht.contact_types import CONTACT_DOC_TYPES
 from api.cht.contacts.contacts import freetext_reader
 from api.cht.contacts.hydration import docs_by_shortcode, hydrate_one
 from api.cht.datasource import UNDEFINED, Page, Raw
-from api.cht.visibility import ALL_KEY, UNASSIGNED_KEY, replication_keys
+from api.cht.visibility import lookup_keys
 from api.couch import Database
 from api.errors import BadRequest, NotFound
 
@@ -24,12 +24,11 @@ from .freetext import report_words
 
 
 async def subjects_of(db: Database, *reports: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The contacts the docs' replication keys name (by id or short id), for the visibility check.
+    """The contacts the docs' replication keys and submitters name (by id or short id), for the visibility check.
 
     One round for any number of docs (a replicated batch of writes).
     """
-    keys = list(dict.fromkeys(k for report in reports for k, _ in replication_keys(report)
-                              if k not in (ALL_KEY, UNASSIGNED_KEY)))
+    keys = list(dict.fromkeys(k for report in reports for k in lookup_keys(report)))
     if not keys:
         return {}
     by_id, by_code = await asyncio.gather(db.get_many(keys), docs_by_shortcode(db, keys))

@@ -18,12 +18,12 @@ from api.auth import Principal, parse_basic
 from api.cht.replication import limit as replication_limit
 from api.cht.replication import scope as replication_scope
 from api.cht.replication.handlers import SCOPES
-from api.cht.visibility import Scope, depths, scope_for
+from api.cht.visibility import Scope, offline_scope, scope_for
 from api.errors import BadRequest, Conflict, Forbidden, JamiiError, PayloadTooLarge, Unauthorized
 from api.handlers.session import home_url, logged_in
-from api.sessions import login_after_change
 from api.permissions import INSUFFICIENT, has_online_role, has_permission, is_offline, require_admin
 from api.security_headers import renders
+from api.sessions import login_after_change
 from api.streaming import json_array, stream
 from api.web import (
     AUTH,
@@ -324,13 +324,8 @@ def _requested_scope(request: web.Request, current: dict[str, Any]) -> Scope:
     roles = _roles(role)
     if has_online_role(roles):  # CHT's rule: any other role (an unknown one too) is offline
         raise BadRequest("Provided role is not offline")
-    who = Principal("-", tuple(roles))
-    depth, report_depth = depths(roles, current)
-    unassigned = bool(current.get("district_admins_access_unallocated_messages")) and \
-        has_permission(who, "can_view_unallocated_data_records", current)
-    return Scope(restricted=True, facility_ids=tuple(dict.fromkeys(facilities)),
-                 contact_id=request.query.get("contact_id") or None, depth=depth, report_depth=report_depth,
-                 unassigned=unassigned)
+    who = Principal("-", tuple(roles), facility_id=facilities, contact_id=request.query.get("contact_id") or None)
+    return offline_scope(who, current)
 
 
 @routes.get("/api/v1/users-info")

@@ -17,7 +17,7 @@ from api.cht.lineage import minify_lineage
 from api.cht.replication import changes, visible_set
 from api.cht.replication.handlers import SCOPES
 from api.cht.replication import scope as replication_scope
-from api.cht.visibility import doc_visible, replication_keys, scope_for
+from api.cht.visibility import scope_for, user_key
 from api.couch import Couch, Database
 from api.errors import ServiceUnavailable
 from api.settings import default_settings
@@ -26,6 +26,8 @@ from tests.device import Device
 from tests.helpers import PASSWORD, basic
 from tests.hierarchy import build, load
 from tests.world import make_users
+
+from .brute import expected_ids
 
 
 @pytest.fixture(scope="module")
@@ -69,27 +71,6 @@ def principal(world, short):
     roles, fields = world["specs"][short]
     return Principal(world["users"][short], tuple(roles), facility_id=fields.get("facility_id"),
                      contact_id=fields.get("contact_id"))
-
-
-async def expected_ids(couch, config, who: Principal, settings=None) -> set[str]:
-    """Brute force: every doc of the database judged one by one by api.cht.visibility."""
-    settings = settings or default_settings()
-    scope = scope_for(who, settings)
-    rows = (await couch.db(config.db_medic).all_docs(include_docs=True))["rows"]
-    docs = [r["doc"] for r in rows if r.get("doc")]
-    by_key: dict[str, dict[str, Any]] = {}
-    for doc in docs:
-        if doc.get("type") in ("person", "clinic", "health_center", "district_hospital", "contact"):
-            by_key[doc["_id"]] = doc
-            for code in (doc.get("patient_id"), doc.get("place_id")):
-                if code:
-                    by_key[str(code)] = doc
-    visible = set()
-    for doc in docs:
-        subjects = {k: by_key[k] for k, _ in replication_keys(doc) if k in by_key}
-        if doc_visible(scope, doc, subjects):
-            visible.add(doc["_id"])
-    return visible
 
 
 async def device_for(server, world, short) -> Device:
@@ -303,9 +284,13 @@ async def test_initial_sync_endpoints(client, world, couch, config):
     assert body["warn"] is False and body["limit"] == 10000 and body["warn_docs"] <= len(expected)
     assert body["last_seq"] is not None
     some = sorted(expected)[:2]
-    deleted = await (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": some + ["ghost"]},
-                                       headers=auth)).json()
-    assert deleted == {"doc_ids": ["ghost"]}
+    medic = couch.db(config.db_medic)
+    await medic.put({"_id": "deleted-soon", "type": "data_record"})
+    await medic.delete("deleted-soon", (await medic.get("deleted-soon"))["_rev"])
+    deleted = await (await client.post("/api/v1/replication/get-deletes",
+                                       json={"doc_ids": some + ["ghost", "deleted-soon"]}, headers=auth)).json()
+    # deleted: purge it; never seen by the server: a doc the device made and has not pushed yet, keep it
+    assert deleted == {"doc_ids": ["deleted-soon"]}
     online = basic(world["users"]["officer"])
     assert (await client.get("/api/v1/replication/get-ids", headers=online)).status == 400
     assert (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": "x"},
@@ -313,22 +298,19 @@ async def test_initial_sync_endpoints(client, world, couch, config):
 
 
 async def test_replication_count_is_recorded(client, world, couch, config):
-    """The count is saved in the background after the answer, over a doc an earlier test of this module may
-    have written: wait (bounded) for a save made after this request, not merely for the doc."""
+    """The count is written after the answer: wait for this sync's doc, not one an earlier test left
+    (found on CouchDB, where the earlier count, before other tests added docs, was read)."""
     auth = basic(world["users"]["sup"])
-    logs = couch.db(config.db_logs)
-    doc_id = f"replication-count-{world['users']['sup']}"
-    before = await logs.get_or_none(doc_id)
-    asked = int(time.time() * 1000)
+    started = int(time.time() * 1000)
     await client.get("/medic/_changes", headers=auth)
-    deadline = time.monotonic() + 10
-    while True:
-        doc = await logs.get_or_none(doc_id)
-        if doc and (before is None or doc["_rev"] != before["_rev"]) and doc["date"] >= asked:
+    logs = couch.db(config.db_logs)
+    for _ in range(100):
+        doc = await logs.get_or_none(f"replication-count-{world['users']['sup']}")
+        if doc and doc["date"] >= started:
             break
-        assert time.monotonic() < deadline, f"no count saved after the request: {doc}"
         await asyncio.sleep(0.05)
-    assert doc["count"] == len(await expected_ids(couch, config, principal(world, "sup")))
+    assert doc["date"] >= started
+    assert doc["count"] == doc["all_docs_count"] == len(await expected_ids(couch, config, principal(world, "sup")))
 
 
 async def test_longpoll_waits_for_a_visible_change(client, world, couch, config):
@@ -581,7 +563,7 @@ async def test_users_info_counts_follow_the_visible_set(world, couch, config):
     try:
         first = await scopes.of_scope(scope)
         assert first.counts() == await replication_scope.count(medic, scope)
-        task = {"_id": "counted-task", "type": "task", "user": chw.name}
+        task = {"_id": "counted-task", "type": "task", "user": user_key(chw.name)}  # CHT names users by doc id
         other = {"_id": "someone-elses-task", "type": "task", "user": "someone-else"}
         report = {"_id": "counted-report", "type": "data_record", "form": "P", "reported_date": 1,
                   "fields": {"patient_id": chw.contact_id}, "contact": {"_id": chw.contact_id}}
@@ -596,3 +578,24 @@ async def test_users_info_counts_follow_the_visible_set(world, couch, config):
         assert "counted-task" not in third.tasks and third.counts() == await replication_scope.count(medic, scope)
     finally:
         await scopes.close()
+
+
+async def test_a_change_made_while_a_longpoll_reads_the_feed_wakes_it(couch, config):
+    """Found on CouchDB under load: a longpoll woken by one change read the feed, and a second change made
+    during that read set (and replaced) the notifier's event before the longpoll waited again, so it slept
+    until its timeout. The mark taken before reading is the event such a change sets."""
+    from api.cht.replication.notifier import ChangesNotifier
+
+    medic = couch.db(config.db_medic)
+    notifier = ChangesNotifier(medic)
+    try:
+        mark = await notifier.mark()
+        await medic.put({"_id": "made-during-the-read", "type": "feedback"})
+        for _ in range(200):  # the notifier has seen it and moved on to a new event
+            if mark.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert await notifier.wait(0.5, mark), "the change made after the mark wakes the waiter"
+        assert not await notifier.wait(0.3, await notifier.mark()), "and nothing else does"
+    finally:
+        await notifier.close()

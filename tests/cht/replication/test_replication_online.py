@@ -166,19 +166,27 @@ async def test_admin_bodies_of_the_wrong_shape_are_400_on_both_servers(client, c
     for body in ({}, 0, -1, 1.5, "5", True, [1000]):
         response = await client.put("/medic/_revs_limit", json=body, headers=admin)
         assert response.status == 400, body
-        assert (await response.json())["error"] == "bad_request"
+        refusal = await response.json()
+        assert set(refusal) == {"error", "reason"} and refusal["error"] == "bad_request", refusal
     for path, body in (("/medic/_bulk_docs", {}), ("/medic/_bulk_docs", {"docs": {}}),
                        ("/medic/_bulk_docs", {"docs": [1]}), ("/medic/_bulk_docs", {"docs": [], "new_edits": "no"}),
                        ("/medic/_all_docs", {"keys": "a"}), ("/medic/_bulk_get", {"docs": [{"rev": "1-a"}]}),
                        ("/medic/_bulk_get", {}), ("/medic/_revs_diff", {"a": "1-a"}), ("/medic/_purge", {"a": [1]}),
                        ("/medic/_find", {}), ("/medic/_find", {"selector": {}, "limit": -1}),
                        ("/medic/_index", {"index": "a"}), ("/medic/_design/medic-client/_view/doc_by_type",
-                                                          {"keys": "a"})):
+                                                          {"keys": "a"}),
+                       # not an object at all
+                       ("/medic/_bulk_docs", []), ("/medic/_all_docs", "keys"), ("/medic/_bulk_get", [{"id": "a"}]),
+                       ("/medic/_revs_diff", ["a"]), ("/medic/_purge", []), ("/medic/_find", 5),
+                       ("/medic/_bulk_get", {"docs": "a"}), ("/medic/_purge", {"a": "1-a"}),
+                       ("/medic/_find", {"selector": []})):
         response = await client.post(path, json=body, headers=admin)
         assert response.status == 400, (path, body)
-        assert (await response.json())["error"] == "bad_request", (path, body)
+        refusal = await response.json()  # CouchDB's shape: {"error", "reason"} and nothing else
+        assert set(refusal) == {"error", "reason"} and refusal["error"] == "bad_request", (path, body, refusal)
+        assert isinstance(refusal["reason"], str) and refusal["reason"], (path, body)
     security = await client.put("/medic/_security", json={"members": {"roles": "x"}}, headers=admin)
-    assert security.status == 400
+    assert security.status == 400 and set(await security.json()) == {"error", "reason"}
     valid = await client.put("/medic/_revs_limit", json=1000, headers=admin)
     if await is_couchdb(couch):
         assert valid.status == 200

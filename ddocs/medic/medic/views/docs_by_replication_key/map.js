@@ -1,43 +1,50 @@
 function (doc) {
-  // key: what a doc belongs to (a contact id, a short id, a user) or '_all' for docs every
-  // user gets; the replication code mirrors this in api/cht/visibility.py (replication_keys)
+  // key: what a doc belongs to (a contact id or short id, a user) or '_all' for docs every user
+  // gets, as cht-core's medic/docs_by_replication_key; api/cht/visibility.py (replication_keys)
+  // computes the same rows in Python and a test compares the two
   var globalIds = ['resources', 'branding', 'partners', 'service-worker-meta', 'zscore-charts',
-                   'settings', 'privacy-policies'];
-  if (globalIds.indexOf(doc._id) !== -1 || doc.type === 'form' || doc.type === 'translations') {
+                   'settings', 'privacy-policies', 'extension-libs'];
+  var globalTypes = ['form', 'translations', 'ui-extension'];
+  if (globalIds.indexOf(doc._id) !== -1 || globalTypes.indexOf(doc.type) !== -1) {
     emit('_all', {});
     return;
   }
-  var present = function (value) {
-    return value !== undefined && value !== null && value !== '' &&
-      (typeof value === 'string' || typeof value === 'number');
+  // keys are any truthy value, as strings (cht-core indexes them so)
+  var key = function (value) {
+    return value ? String(value) : null;
   };
+  var isTrue = function (value) {
+    return value === true || value === 'true';
+  };
+  var fields = doc.fields && typeof doc.fields === 'object' && !Array.isArray(doc.fields) ? doc.fields : {};
+  var contact = doc.contact && typeof doc.contact === 'object' && !Array.isArray(doc.contact) ? doc.contact : {};
   var subjectOf = function () {
-    var fields = doc.fields || {};
-    var contact = doc.contact || {};
     if (doc.form) {
-      var errors = doc.errors || [];
+      var errors = Array.isArray(doc.errors) ? doc.errors : [];
       for (var i = 0; i < errors.length; i++) {
-        if (contact._id && errors[i] &&
+        if (doc.contact && errors[i] &&
             (errors[i].code === 'registration_not_found' || errors[i].code === 'invalid_patient_id')) {
-          return contact._id;
+          return key(contact._id);
         }
       }
       var candidates = [doc.patient_id, fields.patient_id, doc.place_id, fields.place_id,
                         fields.patient_uuid, contact._id];
       for (var j = 0; j < candidates.length; j++) {
-        if (present(candidates[j])) {
-          return String(candidates[j]);
+        if (candidates[j]) {
+          return key(candidates[j]);
         }
       }
       return null;
     }
     if (doc.sms_message) {
-      return contact._id || null;
+      return key(contact._id);
     }
     if (doc.kujua_message) {
-      var task = doc.tasks && doc.tasks[0];
-      var message = task && task.messages && task.messages[0];
-      return (message && message.contact && message.contact._id) || null;
+      var task = Array.isArray(doc.tasks) ? doc.tasks[0] : null;
+      var messages = task && typeof task === 'object' && Array.isArray(task.messages) ? task.messages : [];
+      var message = messages[0];
+      var to = message && typeof message === 'object' ? message.contact : null;
+      return to && typeof to === 'object' && !Array.isArray(to) ? key(to._id) : null;
     }
     return null;
   };
@@ -45,36 +52,34 @@ function (doc) {
   switch (doc.type) {
     case 'data_record':
       value.subject = subjectOf() || '_unassigned';
-      if (doc.form && doc.contact && doc.contact._id) {
-        value.submitter = doc.contact._id;
+      if (doc.form && key(contact._id)) {
+        value.submitter = key(contact._id);
       }
-      if (doc.fields && doc.fields.private) {
+      if (isTrue(fields.private)) {
         value.private = true;
       }
-      if (doc.fields && doc.fields.needs_signoff && doc.contact) {
-        value.needs_signoff = true;
+      if (!isTrue(fields.needs_signoff) || !doc.contact) {
         emit(value.subject, value);
-        var node = doc.contact;
-        var guard = 0;
-        while (node && guard < 64) {
-          if (node._id && node._id !== value.subject) {
-            emit(node._id, value);
-          }
-          node = node.parent;
-          guard++;
-        }
         return;
       }
+      value.needs_signoff = true;
       emit(value.subject, value);
+      var node = doc.contact;
+      for (var guard = 0; guard < 64 && node && typeof node === 'object'; guard++) {
+        if (key(node._id) && key(node._id) !== value.subject) {
+          emit(key(node._id), value);
+        }
+        node = node.parent;
+      }
       return;
     case 'task':
-      if (doc.user) {
-        emit(doc.user, value);
+      if (key(doc.user)) {
+        emit(key(doc.user), value);
       }
       return;
     case 'target':
-      if (doc.owner) {
-        emit(doc.owner, value);
+      if (key(doc.owner)) {
+        emit(key(doc.owner), value);
       }
       return;
     case 'contact':
@@ -82,7 +87,9 @@ function (doc) {
     case 'district_hospital':
     case 'health_center':
     case 'person':
-      emit(doc._id, value);
+      if (key(doc._id)) {
+        emit(key(doc._id), value);
+      }
       return;
   }
 }
