@@ -17,6 +17,7 @@ processes a guess or two more than the limit may be checked, never a steady stre
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Any
@@ -58,6 +59,7 @@ class CouchFailureStore:
     def __init__(self, db: Database, window: float):
         self.db = db
         self.window = window
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (its lock, adds using it)
 
     async def _rows(self, key: str) -> list[dict[str, Any]]:
         """The key's events. A range read comes from one copy, which after a node's restart may still hold
@@ -74,7 +76,21 @@ class CouchFailureStore:
 
     async def add(self, key: str, now: float, window: float, by: int = 1) -> Failures:
         """The count up to and including this event, in the events' order (time, then the random part):
-        concurrent adds, from any process, each get their own place in it, as they would one at a time."""
+        concurrent adds each get their own place in it, as they would one at a time. Within this process
+        they are made one at a time per key, so none is counted before an earlier one is written."""
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._add(key, time.time(), window, by)
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def _add(self, key: str, now: float, window: float, by: int) -> Failures:
         mine = _event_id(key, now, by)
         if by:
             await self.db.put({"_id": mine, "type": "login-failure"})
