@@ -377,7 +377,15 @@ class Run:
                 for _, task, message in messages.iter_messages(doc):
                     if task.get("state") not in (None, "scheduled", "cleared", "muted", "denied", "duplicate"):
                         outgoing.add(message["uuid"])
-            doubled = [u for u, n in self.tally.handed.items() if n > 1]
+            on_docs: dict[str, set[str]] = defaultdict(set)  # a uuid on two docs is two messages with one id
+            for doc in docs.values():
+                for _, _, message in messages.iter_messages(doc):
+                    on_docs[message["uuid"]].add(doc["_id"])
+            shared = [u for u, ids in on_docs.items() if len(ids) > 1]
+            if shared:
+                failures.append(f"{len(shared)} message uuids on more than one doc: "
+                                f"{[(u, sorted(on_docs[u])) for u in shared[:3]]}")
+            doubled = [u for u, n in self.tally.handed.items() if n > 1 and len(on_docs.get(u, ())) <= 1]
             never = outgoing - set(self.tally.handed)
             where = {m["uuid"]: (doc, task) for doc in docs.values() for _, task, m in messages.iter_messages(doc)}
             if doubled:
