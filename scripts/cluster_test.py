@@ -78,7 +78,8 @@ class Tally:
     """What the load saw: per (kind, status) counts, with the time of each failure."""
 
     requests: Counter = field(default_factory=Counter)
-    failures: list[tuple[float, str, str, Any, bool]] = field(default_factory=list)  # t, kind, method, status, retry-after
+    # (seconds into the run, kind, method, status or exception, Retry-After present)
+    failures: list[tuple[float, str, str, Any, bool]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     pushed: list[str] = field(default_factory=list)
@@ -120,7 +121,8 @@ class Run:
                 name = f"cluster-chw{i}"
                 self.users[name] = clinic
                 docs.append({"_id": f"org.couchdb.user:{name}", "name": name, "type": "user", "roles": ["chw"],
-                             "password": PASSWORD, "facility_id": clinic["_id"], "contact_id": clinic["contact"]["_id"]})
+                             "password": PASSWORD, "facility_id": clinic["_id"],
+                             "contact_id": clinic["contact"]["_id"]})
             await couch.db(config.db_users).bulk_docs(docs)
             await medic.bulk_docs([{"_id": f"org.couchdb.user:{n}", "type": "user-settings", "name": n}
                                    for n in self.users])
