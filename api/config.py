@@ -124,6 +124,8 @@ class Config:
     api_reuse_port: bool = False
     metrics_port: int = 0
     login_throttle_store: str = "couch"  # couch (shared by every API process) | memory (this process)
+    purge_call_timeout_ms: int = 1000
+    purge_memory_mb: int = 64
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -189,6 +191,8 @@ class Config:
             api_reuse_port=env.get("API_REUSE_PORT", "") in ("1", "true", "yes"),
             metrics_port=_int(env, "METRICS_PORT", 0),
             login_throttle_store="memory" if env.get("LOGIN_THROTTLE_STORE") == "memory" else "couch",
+            purge_call_timeout_ms=max(1, _int(env, "PURGE_CALL_TIMEOUT_MS", 1000)),
+            purge_memory_mb=max(1, _int(env, "PURGE_MEMORY_MB", 64)),
         )
 
     def with_admin(self, user: str, password: str) -> "Config":

@@ -174,6 +174,9 @@ class Couch:
         self.views_used: dict[tuple[str, str, str], None] = {}
         self._quorums: dict[str, tuple[float, int | None]] = {}
         self.retries = 0  # reads sent again after a node went away (see ``request``)
+        # when CouchDB last answered anything through this client (time.monotonic()): a request waiting
+        # on several calls gives up only once CouchDB has been silent too long (api.deadline)
+        self.last_answer = float("-inf")
 
     @classmethod
     def from_config(cls, config: Any, observer: RequestObserver | None = None) -> "Couch":
@@ -227,6 +230,7 @@ class Couch:
                     async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
                         raw = await resp.read()
                         status, resp_headers = resp.status, resp.headers
+                    self.last_answer = time.monotonic()
                 except asyncio.TimeoutError as exc:
                     raise CouchTimeout("CouchDB did not answer in time") from exc
                 except (aiohttp.ClientError, OSError) as exc:
@@ -317,6 +321,7 @@ class Couch:
                 raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
             except asyncio.TimeoutError as exc:
                 raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            self.last_answer = time.monotonic()
             if attempt == 0 and again and resp.status >= 500:
                 resp.release()
                 await self._before_retry()

@@ -23,8 +23,8 @@ from . import deadline, metrics
 from .couch import CouchError
 from .errors import BadRequest, Forbidden, JamiiError, PayloadTooLarge, TooManyRequests, Unauthorized, loggable
 from .permissions import FIREWALL_BODY, is_offline
-from .web import (AUTH, CONFIG, CONNECTED, USER, Handler, client_address, is_client_human, json_response, settings,
-                  wants_json)
+from .web import (AUTH, BACKGROUND_COUCH, CONFIG, CONNECTED, COUCH, USER, Handler, client_address, is_client_human,
+                  json_response, settings, wants_json)
 
 log = logging.getLogger("jamii.api")
 access = logging.getLogger("jamii.access")
@@ -63,7 +63,7 @@ def error_response(request: web.Request, exc: JamiiError) -> web.Response:
     elif exc.status == 401 and exc.body is None:
         return not_logged_in(request, exc)
     elif _flag(request, "jamii_couch_errors"):
-        body = exc.to_couch_body()
+        body = exc.to_couch_body() if exc.body is None else exc.body  # an explicit body (the firewall's) wins
     else:
         body = exc.to_body()
     return json_response(body, status=exc.status, headers=exc.headers)
@@ -72,9 +72,10 @@ def error_response(request: web.Request, exc: JamiiError) -> web.Response:
 @web.middleware
 async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One line per request: method, path (never the query, nor a path that holds a token), status, ms, user.
-    The request's deadline (``api.deadline``) runs from here."""
+    The request's deadline (``api.deadline``) runs from here, and waits while CouchDB answers the API."""
     started = time.monotonic()
-    deadline.start(request.app[CONFIG].couch_timeout)
+    couch, background = request.app[COUCH], request.app[BACKGROUND_COUCH]
+    deadline.start(request.app[CONFIG].couch_timeout, lambda: max(couch.last_answer, background.last_answer))
     status = 500
     try:
         response = await handler(request)

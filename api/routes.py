@@ -11,8 +11,11 @@ from api.cht.contacts import handlers as cht_contacts
 from api.cht.exports import handlers as cht_exports
 from api.cht.messaging import handlers as cht_messaging
 from api.cht.monitoring import handlers as cht_monitoring
+from api.cht.passthrough import handlers as cht_passthrough
+from api.cht.purging import handlers as cht_purging
 from api.cht.replication import handlers as cht_replication
 from api.cht.reports import handlers as cht_reports
+from api.cht.user_meta import handlers as cht_user_meta
 from api.cht.users import handlers as cht_users
 from api.datapoints import handlers as datapoints
 from api.foci import handlers as foci
@@ -38,7 +41,10 @@ MODULES = (
     foci,
     datapoints,
     spatial,
-    cht_replication,  # last: its /medic/{doc_id} routes catch what the others have not matched
+    cht_purging,
+    cht_user_meta,
+    cht_replication,  # its /medic/{doc_id} routes catch what the others have not matched
+    cht_passthrough,  # last: what no route serves is passed on to CouchDB, or refused
 )
 
 

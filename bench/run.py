@@ -115,6 +115,15 @@ BENCHES: dict[str, Bench] = {
         lambda f: f"create one unit {f['create_ms']:.0f} ms",
         lambda f: f"page **{f['page_ratio']:.2f}x**, whole project **{f['all_ratio']:.2f}x**, "
                   f"get **{f['get_ratio']:.2f}x** CouchDB"),
+    "purging": Bench(
+        "bench.purging", "main", {"contacts": 10000}, {"contacts": 500},
+        "sentinel purge run (QuickJS function, 3 role sets): contacts, unallocated, tasks, targets",
+        lambda f: f"{f['contacts']:,} contacts, {f['purged']:,} purge records",
+        lambda f: f"{f['purged_per_s']:,.0f} docs purged/s ({f['contacts_per_s']:,.0f} contacts/s); "
+                  f"unchanged re-run {f['second_s']:.0f} s; {f['unpurged_per_s']:,.0f} un-purged/s",
+        lambda f: f"raw floor / run **{f['floor_ratio']:.2f}**; RSS **+{f['rss_growth_mb']:.1f} MB** after the "
+                  f"first batch ({f['rss_mb']:.0f} MB process)",
+        "memory flat"),
     "load": Bench(
         "bench.load", "figures", {"clients": 200, "seconds": 300}, {"clients": 10, "seconds": 5},
         "mixed load: reads, writes, replication, exports, monitoring",

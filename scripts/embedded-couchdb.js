@@ -138,6 +138,22 @@ const pouchUtils = need('express-pouchdb/lib/utils');
   };
 });
 
+// Show, list and update functions get the request as CouchDB gives it to them: without the
+// Authorization header. pouchdb-server passed it on, so a design function could echo the credentials
+// it was called with (the API's admin credentials) back to whoever called it.
+const toCouchReq = pouchUtils.expressReqToCouchDBReq;
+pouchUtils.expressReqToCouchDBReq = function (req) {
+  const couchReq = toCouchReq(req);
+  const headers = {};
+  Object.keys(couchReq.headers || {}).forEach((name) => {
+    if (name.toLowerCase() !== 'authorization') {
+      headers[name] = couchReq.headers[name];
+    }
+  });
+  couchReq.headers = headers;
+  return couchReq;
+};
+
 const pouchApp = expressPouchDB({
   mode: 'fullCouchDB',
   configPath: configPath,

@@ -15,7 +15,7 @@ from api.couch import Couch
 from api.credentials import CredentialStore
 from api.settings import SettingsStore
 
-from . import due_messages, info_cleanup, registry, reminders, retries, sms_sender
+from . import due_messages, info_cleanup, purging, registry, reminders, retries, sms_sender, users_meta
 from .engine import Engine
 from .foci_feed import CHECKPOINT as FOCI_CHECKPOINT
 from .foci_feed import FociRecount, recount_everything
@@ -45,6 +45,8 @@ def build(couch: Couch, config: Config, settings: SettingsStore,
         Job("due-messages", 120, lambda: due_messages.move_due(medic_db, settings)),
         Job("reminders", 300, lambda: reminders.send(couch, config, settings, engine.translations)),
         Job("clean-info-docs", 3600, lambda: info_cleanup.clean(sentinel_db, medic_db)),
+        Job("purging", 60, lambda: purging.scheduled(couch, config, settings), lease_seconds=900),
+        Job("users-meta", 300, lambda: users_meta.scheduled(couch, config), lease_seconds=3600),
     ]
     return workers, jobs
 

@@ -6,11 +6,13 @@ database, written with its revision so only one taker wins, and gives it up
 when done (a crashed holder's lease expires). Jobs must be safe to run twice.
 A job stopped by CouchDB being unreachable is logged in one line (no
 traceback: it is an outage, not a bug) and tried again after ``retry_seconds``.
+A job that may outlast its lease calls ``keep_lease()`` now and then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -24,6 +26,8 @@ from api.errors import Conflict, JamiiError, ServiceUnavailable
 log = logging.getLogger("jamii.sentinel.jobs")
 
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+_HELD: contextvars.ContextVar[tuple[Database, dict, float] | None] = contextvars.ContextVar("job_lease",
+                                                                                           default=None)
 
 
 @dataclass
@@ -57,14 +61,28 @@ async def release_lease(db: Database, lease: dict) -> None:
         pass  # it expires by itself
 
 
+async def keep_lease() -> None:
+    """Renew the running job's lease once a third of it has passed (a job not run by ``run_once``: nothing)."""
+    held = _HELD.get()
+    if held is None:
+        return
+    db, lease, seconds = held
+    if lease["expires"] - time.time() > seconds * 2 / 3:
+        return
+    lease["expires"] = time.time() + seconds
+    await db.put(lease)  # a Conflict: another holder took an expired lease, and this run must stop
+
+
 async def run_once(db: Database, job: Job) -> bool:
     """Run a job if nobody else is running it; True when it ran."""
     lease = await take_lease(db, job.name, job.lease_seconds)
     if lease is None:
         return False
+    token = _HELD.set((db, lease, job.lease_seconds))
     try:
         await job.run()
     finally:
+        _HELD.reset(token)
         await release_lease(db, lease)
     return True
 

@@ -35,7 +35,8 @@ def user_prefix(config: Config) -> str:
 
 async def drop_databases(config: Config) -> None:
     async with Couch.from_config(config) as couch:
-        for name in config.own_databases:
+        made = [n for n in await couch.all_dbs() if n.startswith(config.db_medic + "-")]  # purge, user meta dbs
+        for name in dict.fromkeys([*config.own_databases, *made]):
             await couch.delete_db(name)
         users = couch.db(config.db_users)
         prefix = f"org.couchdb.user:{user_prefix(config)}"

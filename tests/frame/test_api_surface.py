@@ -35,9 +35,10 @@ async def test_openapi_json_and_docs_page(client):
 
 async def test_unknown_route_and_method_are_json(client, config):
     missing = await client.get("/api/v1/does-not-exist", headers=admin_headers(config))
-    assert missing.status == 404 and (await missing.json())["code"] == 404
+    assert missing.status == 404 and (await missing.json())["error"] == "not_found"  # as cht-core answers it
     wrong_method = await client.delete("/api/v1/settings", headers=admin_headers(config))
     assert wrong_method.status == 405 and (await wrong_method.json())["code"] == 405
+    assert wrong_method.headers["Allow"] == "GET, HEAD, PUT"
 
 
 async def test_body_over_the_limit_is_413(aiohttp_client, config):

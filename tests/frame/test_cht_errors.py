@@ -81,7 +81,10 @@ async def test_authentication_comes_before_routing(client, config, make_user, me
     wrong = await client.request(method, path, headers={**JSON, **basic(f"nobody-{method}-{path}")})
     assert wrong.status == 401
     admin = await client.request(method, path, headers=admin_headers(config))
-    assert admin.status in (404, 405) and (await admin.json())["code"] == admin.status
+    if admin.status == 404:  # cht-core passes what it does not route to CouchDB, which has no such database
+        assert await admin.json() == {"error": "not_found", "reason": "Database does not exist."}
+    else:  # a path the API serves with other methods
+        assert admin.status == 405 and (await admin.json())["code"] == 405 and admin.headers["Allow"]
     chw = await make_user(f"err-offline-{method.lower()}{len(path)}{path[-3:].strip('/.')}", ["chw"])
     offline = await client.request(method, path, headers=basic(chw))
     assert offline.status == 403 and await offline.json() == FIREWALL

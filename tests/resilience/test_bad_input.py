@@ -9,12 +9,16 @@ ids, selectors and paths in ``test_bad_input_ids.py``.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from api.app import create_app
+from api.cht.user_meta.names import escape_username
+from api.cht.user_meta.store import ensure as ensure_meta_db
+from api.couch import Couch
 from api.openapi import registered_routes
 
 from .bad_input import World, build_world, changed, is_error_shape, message_of, snapshot
@@ -46,7 +50,7 @@ def world_fields(world: World) -> dict[str, Any]:
     return {"org": world.org, "project": world.project, "unit": world.unit_id, "cluster": world.cluster_id,
             "place": world.place_id, "person": world.person_id, "report": world.report_id,
             "member": world.users["member"], "po": world.users["po"],
-            "key": world.incoming_key}
+            "key": world.incoming_key, "meta": escape_username(world.users["chw"])}
 
 
 UNITS = "/organizations/{org}/projects/{project}/spatial/"
@@ -138,8 +142,14 @@ JSON_ROUTES = [
     Route("POST", "/medic/_bulk_get", who="chw", couch=True),
     Route("POST", "/medic/_changes", who="chw", kind="any", couch=True, empty_ok=True),
     Route("POST", "/medic/_revs_diff", who="chw", couch=True),
+    Route("POST", "/medic/_missing_revs", who="chw", couch=True),
     Route("PUT", "/medic/_local/{name}", "/medic/_local/bad-input-checkpoint", who="chw", couch=True),
     Route("PUT", "/medic/{doc_id}", "/medic/bad-input-doc", who="chw", couch=True),
+    # a user's own meta database: the API reads its owner's bodies
+    Route("POST", "/medic-user-{name}-meta", "/medic-user-{meta}-meta", who="chw", couch=True),
+    Route("POST", "/medic-user-{name}-meta/", "/medic-user-{meta}-meta/", who="chw", couch=True),
+    Route("POST", "/medic-user-{name}-meta/{rest}", "/medic-user-{meta}-meta/_bulk_docs", who="chw", couch=True),
+    Route("PUT", "/medic-user-{name}-meta/{rest}", "/medic-user-{meta}-meta/bad-input-doc", who="chw", couch=True),
     # /medic as an admin or an online user: what CouchDB would be given is read and checked by the API
     # first, for every role (issue 23: an unchecked deep body was CouchDB's 500, answered 503).
     Route("POST", "/medic/_all_docs", couch=True, empty_ok=True),
@@ -160,6 +170,8 @@ JSON_ROUTES = [
     Route("PUT", "/medic/_security", couch=True),
     Route("PUT", "/medic/_revs_limit", couch=True, kind="any"),  # a number; other types: test_replication_online
     Route("POST", "/medic/_purge", couch=True),
+    Route("POST", "/medic/_design_docs", couch=True, empty_ok=True),
+    Route("POST", "/medic/_local_docs", couch=True, empty_ok=True),
     Route("PUT", "/medic/_design/{ddoc}", "/medic/_design/bad-input", couch=True),
     Route("POST", "/medic/_design/{ddoc}/{rest}", "/medic/_design/medic-client/_view/contacts_by_type",
           couch=True),
@@ -190,6 +202,8 @@ NO_BODY = {
     ("post", "/medic/_view_cleanup"): "admin-only trigger, passed to CouchDB; takes no body",
     ("post", "/medic/login/token/{token}"): "the token is in the path; the body is ignored",
     ("post", "/api/v2/export/user-devices"): "takes no parameters (as in CHT); the body is ignored",
+    ("put", "/medic-user-{name}-meta"): "CHT's create-user-db: makes the caller's meta database; the body is ignored",
+    ("put", "/medic-user-{name}-meta/"): "the same, as PouchDB sends it",
     ("post", "/api/v2/export/{type}"): "any other export type: CHT's 404 before the body is read",
 }
 
@@ -205,7 +219,13 @@ def test_every_body_route_is_in_the_corpus(config):
 
 @pytest.fixture(scope="module")
 def world(config) -> World:
-    return build_world(config)
+    made = build_world(config)
+
+    async def meta_db() -> None:  # the offline user's meta database, made as their device's first PUT does
+        async with Couch.from_config(config) as couch:
+            await ensure_meta_db(couch, config.db_medic, made.users["chw"])
+    asyncio.run(meta_db())
+    return made
 
 
 async def refused(client, couch, world: World, method: str, url: str, *, who: str = "admin",

@@ -202,6 +202,13 @@ ID_ROUTES = [
     IdRoute("PUT", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{org}/projects/{x}/spatial/{x}/", body=FEATURE),
     IdRoute("DELETE", V1_UNITS + "/{unit_id}", V1_UNITS + "/{x}"),
     IdRoute("DELETE", V1_UNITS + "/{unit_id}/", "/api/v1/organizations/{x}/projects/{project}/spatial/{x}/"),
+    # user meta databases, as a user who owns none of them (the owner's own paths: test_user_meta.py)
+    *(IdRoute(method, "/medic-user-{name}-meta" + tail, "/medic-user-{x}-meta" + tail, who="po",
+              body=b'{"docs": []}' if method in ("POST", "PUT") else None)
+      for method in ("GET", "POST", "PUT", "DELETE") for tail in ("", "/")),
+    *(IdRoute(method, "/medic-user-{name}-meta/{rest}", "/medic-user-{member}-meta/{x}", who="po",
+              body=b'{"docs": []}' if method in ("POST", "PUT") else None)
+      for method in ("GET", "POST", "PUT", "DELETE")),
 ]
 
 

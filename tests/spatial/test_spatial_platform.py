@@ -40,7 +40,7 @@ async def test_the_platform_paths_serve_the_same_units(client, config, make_user
     assert nowhere.status == 404 and await nowhere.json() == {"detail": "Project not found."}
     # only the unit paths: the platform's organization API is not served under /api/v1
     orgs = await client.get("/api/v1/organizations/", headers=world.admin)
-    assert orgs.status == 404 and (await orgs.json())["code"] == 404
+    assert orgs.status == 404 and (await orgs.json())["error"] == "not_found"
 
 
 # -- updates: flat bodies, PUT --------------------------------------------------------------------

@@ -72,7 +72,8 @@ async def _initial(db: Database, visible: VisibleSet, style: str | None,
     body = await db.changes(doc_ids=sorted(ids), since=0, style=style)
     results = [c for c in body.get("results", []) if not c.get("deleted")]
     # The set is exact as of its update_seq, so every visible change up to that seq is here: the client
-    # resumes from it. (A filtered feed's own last_seq is the last match on pouchdb-server, which would
+    # resumes from it, and anything written since reaches it in its next request (so a set one refresh
+    # behind, answered at once while the next is made, is as right as a newer one). (A filtered feed's own last_seq is the last match on pouchdb-server, which would
     # make the next request read the rest of the database again.)
     return _resume_at_end(results, visible.update_seq), visible.update_seq
 
@@ -99,7 +100,7 @@ def check_changes_query(query: Mapping[str, str], body: Mapping[str, Any]) -> No
         if not (value.isascii() and value.isdigit()):
             raise BadRequest(f"{name} must be a non-negative integer", field=name)
     if query.get("filter") == "_doc_ids" and not isinstance(json_param(query, body, "doc_ids"), list):
-        raise BadRequest("doc_ids must be an array of document ids", field="doc_ids")
+        raise BadRequest("`doc_ids` filter parameter is not a list of doc ids.", field="doc_ids")  # CouchDB's words
 
 
 async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, notifier: ChangesNotifier,
@@ -124,8 +125,9 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
 
     longpoll = query.get("feed") == "longpoll"
     mark = await notifier.mark() if longpoll else None  # taken before the feed is read: no change is missed
-    if initial:
-        results, last_seq = await _initial(db, await scopes.get(principal, settings, record=True), style, wanted)
+    if initial:  # the set of any seq will do: the device resumes from that seq (see _initial)
+        visible = await scopes.get(principal, settings, record=True, latest=False)
+        results, last_seq = await _initial(db, visible, style, wanted)
     else:
         results, last_seq = await _scan(db, current, since, limit, style, wanted, initial)
     response: web.StreamResponse | None = None

@@ -24,9 +24,10 @@ from aiohttp import web
 from api import deadline, jsonparse
 from api.auth import Principal
 from api.cht.monitoring.handlers import capture_replication_failures
+from api.cht.passthrough.rules import NOT_SERVER_ADMIN, SERVER_ADMIN_ENDPOINTS
 from api.couch import check_name, quote_id, quote_path
-from api.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
-from api.permissions import is_offline
+from api.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound, Unauthorized
+from api.permissions import INSUFFICIENT, firewall, is_offline
 from api.web import (
     BACKGROUND_COUCH,
     CONFIG,
@@ -53,6 +54,8 @@ SCOPES = web.AppKey("replication_scopes", visible_set.ScopeCache)
 # _changes filters pouchdb-server survives (others crash it: _design, _selector, ddoc filters).
 SAFE_FILTERS = frozenset({"_doc_ids"})
 CLIENT_DDOC = "_design/medic-client"
+MEMBER_READS = frozenset({"_index", "_security", "_revs_limit"})
+NO_DATABASE = "Database does not exist."
 
 
 def setup(app: web.Application) -> None:
@@ -93,6 +96,12 @@ async def caller(request: web.Request) -> Caller:
 def admin_only(c: Caller) -> None:
     if not c.admin:
         raise Forbidden("Only admins may do this")
+
+
+def behind_firewall(c: Caller) -> None:
+    """cht-core's offline-user firewall, which it puts before the CouchDB endpoints it has not audited."""
+    if c.offline:
+        firewall(c.principal, c.settings)
 
 
 async def json_body(request: web.Request, *, empty: Any = None, json_type: bool = True) -> Any:
@@ -161,7 +170,7 @@ def _single_write_response(result: dict[str, Any]) -> web.Response:
 @routes.post("/medic/_ensure_full_commit")
 @couch_errors
 async def ensure_full_commit(request: web.Request) -> web.Response:
-    await caller(request)
+    behind_firewall(await caller(request))
     bodies.require_json_type(request.headers.get("Content-Type"))
     return json_response({"ok": True, "instance_start_time": "0"}, status=201)
 
@@ -290,14 +299,16 @@ async def design(request: web.Request) -> web.StreamResponse:
     ddoc_id = "_design/" + request.match_info["ddoc"]
     rest = request.match_info.get("rest")
     method = "GET" if request.method == "HEAD" else request.method
+    reading = method == "GET" or (method == "POST" and rest is not None and rest.startswith("_view/"))
+    if not reading or (rest and rest.startswith("_")):  # writes, views, lists, shows...: not for offline users
+        behind_firewall(c)
     allowed = bodies.design_methods(rest) if rest else "*"
     if allowed != "*" and method not in allowed.split(","):
         raise MethodNotAllowed(allowed)
-    reading = method == "GET" or (method == "POST" and rest is not None and rest.startswith("_view/"))
     if not c.admin:
         if not reading:
             raise Forbidden("Only admins may change design documents")
-        if c.offline and (ddoc_id != CLIENT_DDOC or (rest and rest.startswith("_view"))):
+        if c.offline and ddoc_id != CLIENT_DDOC:
             raise NotFound("missing")
     suffix = "/" + quote_id(ddoc_id) + (("/" + quote_path(rest)) if rest else "")
     if method in ("GET", "DELETE"):
@@ -331,9 +342,7 @@ async def _put_doc(request: web.Request, suffix: str, doc_id: str) -> web.Stream
 @routes.post("/medic/_explain")
 @couch_errors
 async def find(request: web.Request) -> web.StreamResponse:
-    c = await caller(request)
-    if c.offline:
-        raise Forbidden("Offline users replicate; they do not query the server")
+    behind_firewall(await caller(request))
     body = await json_body(request)
     bodies.find(body)
     return await passthrough_json(request, "/" + request.path.rsplit("/", 1)[1], body)
@@ -351,8 +360,17 @@ async def find(request: web.Request) -> web.StreamResponse:
 @routes.post("/medic/_purge")
 @couch_errors
 async def admin_endpoints(request: web.Request) -> web.StreamResponse:
-    admin_only(await caller(request))
+    """For admins; CouchDB lets the database's members read the indexes, ``_security`` and ``_revs_limit``,
+    so online users may too. Offline users: cht-core's firewall, or its document handler's refusal."""
+    c = await caller(request)
     name = request.path[len("/medic/"):]
+    if c.offline and name.split("/", 1)[0] == "_revs_limit":
+        raise Forbidden(INSUFFICIENT)
+    behind_firewall(c)
+    if not c.admin and name in SERVER_ADMIN_ENDPOINTS:
+        raise Unauthorized(NOT_SERVER_ADMIN)  # CouchDB's answer, which cht-core relays
+    if not (request.method == "GET" and name.split("/", 1)[0] in MEMBER_READS):
+        admin_only(c)
     suffix = "/" + quote_path(name)
     if request.method in ("GET", "HEAD", "DELETE") or name == "_view_cleanup":  # no body (CouchDB reads none)
         return await passthrough(request, suffix)
@@ -364,6 +382,44 @@ async def admin_endpoints(request: web.Request) -> web.StreamResponse:
     body = await json_body(request, json_type=name in ("_index", "_purge"))
     check(body)
     return await passthrough_json(request, suffix, body)
+
+
+@routes.get("/medic/_design_docs")
+@routes.post("/medic/_design_docs")
+@routes.get("/medic/_local_docs")
+@routes.post("/medic/_local_docs")
+@couch_errors
+async def doc_lists(request: web.Request) -> web.StreamResponse:
+    """CouchDB's lists of design docs (online users may read each design doc, so the list too) and of
+    ``_local`` docs (admins only: users' checkpoints are kept apart from each other's)."""
+    c = await caller(request)
+    name = request.path.rsplit("/", 1)[1]
+    if c.offline and request.method == "GET":
+        raise Forbidden(INSUFFICIENT)  # cht-core's document handler: not a doc an offline user may have
+    behind_firewall(c)
+    if name == "_local_docs":
+        admin_only(c)
+    if request.method == "GET":
+        return await passthrough(request, "/" + name)
+    body = await json_body(request, empty={})
+    bodies.all_docs(body)
+    return await passthrough_json(request, "/" + name, body)
+
+
+@routes.post("/medic/_missing_revs")
+@couch_errors
+async def missing_revs(request: web.Request) -> web.StreamResponse:
+    """The revisions the server lacks (an older ``_revs_diff``); for offline users answered from the
+    visible set, as their ``_revs_diff`` is."""
+    c = await caller(request)
+    body = await json_body(request)
+    bodies.revs_by_id(body)
+    if not c.offline:
+        return await passthrough_json(request, "/_missing_revs", body)
+    visible = await request.app[SCOPES].get(c.principal, c.settings)
+    diff = await reads.revs_diff(medic(request), visible, body)
+    return json_response({"missing_revs": {doc_id: entry["missing"] for doc_id, entry in diff.items()
+                                           if isinstance(entry, dict) and entry.get("missing")}})
 
 
 # -- documents and attachments -------------------------------------------------------------
@@ -390,6 +446,8 @@ async def document(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     doc_id = request.match_info["doc_id"]
     check_name(doc_id)
+    if doc_id.startswith("_") and c.admin:  # an endpoint no route has: CouchDB's to answer
+        return await passthrough(request, "/" + quote_path(doc_id))
     if doc_id.startswith("_"):
         raise NotFound("missing") if request.method == "GET" else BadRequest(
             "Only reserved document ids may start with underscore.", field="_id")
@@ -428,10 +486,12 @@ async def document(request: web.Request) -> web.StreamResponse:
 async def attachment(request: web.Request) -> web.StreamResponse:
     c = await caller(request)
     doc_id = request.match_info["doc_id"]
+    suffix = "/" + quote_id(doc_id) + "/" + quote_path(request.match_info["attachment"])
+    if doc_id.startswith("_") and c.admin:  # an endpoint no route has (``_partition/...``): CouchDB's
+        return await passthrough(request, suffix)
     if doc_id.startswith("_"):
         raise NotFound("missing")
     db = medic(request)
-    suffix = "/" + quote_id(doc_id) + "/" + quote_path(request.match_info["attachment"])
     if request.method in ("GET", "HEAD"):
         if c.offline:
             await visible_set.check_readable(db, request.app[SCOPES], c.principal, c.settings, doc_id)
@@ -445,9 +505,11 @@ async def attachment(request: web.Request) -> web.StreamResponse:
 # -- CHT's initial-sync endpoints for offline users: ``get-ids`` and ``get-deletes``.
 
 async def _offline_caller(request: web.Request):  # noqa: ANN202 - (principal, settings)
+    """The offline caller. cht-core passes anyone else's request on to CouchDB, which has no database
+    called ``api``: its 404 is their answer here too."""
     principal, app_settings = user(request), await settings(request)
     if principal is None or not is_offline(principal, app_settings):
-        raise BadRequest("Only offline users replicate; this endpoint is for them", field="user")
+        raise NotFound(NO_DATABASE, body={"error": "not_found", "reason": NO_DATABASE})
     return principal, app_settings
 
 

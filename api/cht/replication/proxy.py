@@ -1,5 +1,6 @@
 """Passing a request on to CouchDB as admin and streaming its answer back: the plumbing of the ``/medic``
-proxy (headers let through, body size limit, idle timeout, errors part-way through a stream).
+proxy and of the pass-through to other databases (headers let through, body size limit, idle timeout,
+errors part-way through a stream). Every request is checked by ``api.couch_guards`` before it is sent.
 
 A request body is forwarded only as the handler says: a JSON body the API has parsed and checked
 (``passthrough_json``, written again by ``api.jsonparse``), or, for attachments and other bodies that are
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from multidict import CIMultiDict
 
-from api import jsonparse
+from api import couch_guards, jsonparse
 from api.couch import CouchError
 from api.errors import InvalidDocument, JamiiError, PayloadTooLarge
 from api.security_headers import CSP, attachment_headers
@@ -29,7 +30,8 @@ log = logging.getLogger("jamii.replication")
 
 # Headers passed on between the client and CouchDB (never credentials or cookies). JSON is always
 # asked for (pouchdb-server answers text/plain otherwise); attachments pass the client's Accept on.
-REQUEST_HEADERS = ("Content-Type", "If-None-Match", "If-Match")
+# ``Destination`` is COPY's target id.
+REQUEST_HEADERS = ("Content-Type", "If-None-Match", "If-Match", "Destination")
 RESPONSE_HEADERS = ("Content-Type", "ETag", "Cache-Control")
 PUBLIC_DB_PATH = "/medic"
 _SPECIAL_ID = re.compile(r"^/(_design|_local)%2F", re.IGNORECASE)
@@ -38,26 +40,29 @@ def medic_path(request: web.Request, suffix: str = "") -> str:
     return request.app[COUCH].db(request.app[CONFIG].db_medic).path + suffix
 
 
-def public_location(request: web.Request, location: str) -> str | None:
+def public_location(request: web.Request, location: str, db_path: str | None = None,
+                    public_path: str = PUBLIC_DB_PATH) -> str | None:
     """CouchDB's ``Location`` as this server's URL, as the client reached it; None (dropped) for a place in
-    CouchDB outside the medic database. A Location on another host (a show function's) is left alone."""
+    CouchDB outside the database passed through (``db_path``, medic's by default, which the client knows
+    as ``public_path``). A Location on another host (a show function's) is left alone."""
     target, backend = urlsplit(location), urlsplit(request.app[COUCH].url)
     if target.netloc and (target.hostname, target.port) != (backend.hostname, backend.port):
         return location
-    db_path = backend.path.rstrip("/") + medic_path(request)
+    db_path = backend.path.rstrip("/") + (medic_path(request) if db_path is None else db_path)
     if target.path != db_path and not target.path.startswith(db_path + "/"):
         return None
     rest = _SPECIAL_ID.sub(r"/\1/", target.path[len(db_path):])  # CouchDB echoes the id as it was sent
     scheme = "https" if request.headers.get("X-Forwarded-Proto", "") == "https" else request.scheme
     query = "?" + target.query if target.query else ""
-    return f"{scheme}://{request.host}{PUBLIC_DB_PATH}{rest}{query}"
+    return f"{scheme}://{request.host}{public_path}{rest}{query}"
 
 
-def response_headers(request: web.Request, resp: Any, *, attachment: str | None) -> CIMultiDict[str]:
+def response_headers(request: web.Request, resp: Any, *, attachment: str | None, db_path: str | None = None,
+                     public_path: str = PUBLIC_DB_PATH) -> CIMultiDict[str]:
     """The headers of CouchDB's answer that the client gets (``attachment``: the name of one being served)."""
     out: CIMultiDict[str] = CIMultiDict((h, resp.headers[h]) for h in RESPONSE_HEADERS if h in resp.headers)
     if "Location" in resp.headers:
-        location = public_location(request, resp.headers["Location"])
+        location = public_location(request, resp.headers["Location"], db_path, public_path)
         if location is not None:
             out["Location"] = location
     if resp.status >= 400:  # CouchDB's errors are JSON; pouchdb-server labels them text/plain for Accept: */*
@@ -104,13 +109,15 @@ async def passthrough_json(request: web.Request, suffix: str, body: Any, *,
 
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
                       query_string: str | None = None, raw: bool = False, raw_body: bool = False,
-                      content_type: str | None = None, attachment: str | None = None) -> web.StreamResponse:
+                      content_type: str | None = None, attachment: str | None = None,
+                      db_path: str | None = None, public_path: str = PUBLIC_DB_PATH) -> web.StreamResponse:
     """Send the request on to CouchDB as admin and stream its answer back, its body untouched.
 
     ``body``: the bytes to send; ``raw_body``: stream the client's body on as it is (attachments, bodies
     that are not JSON), under ``MAX_BODY_BYTES``; neither: no body. ``raw``: the answer is an attachment
     (the client's ``Accept`` is passed on); ``attachment``: the name of the attachment it reads, to be
-    served inert.
+    served inert; ``db_path``: another database than medic, or a server endpoint, which the client knows
+    as ``public_path``.
     """
     headers = {h: request.headers[h] for h in REQUEST_HEADERS if h in request.headers}
     if content_type is not None:
@@ -119,17 +126,22 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
         headers.pop("Content-Type", None)
     if raw:
         headers["Accept"] = request.headers.get("Accept", "*/*")
+    couch = request.app[COUCH]
+    path = (medic_path(request) if db_path is None else db_path) + suffix
+    query_string = request.query_string if query_string is None else query_string
+    query = couch_guards.query_of(query_string)
+    if body is None and raw_body and request.can_read_body and \
+            couch_guards.body_needed(request.method, couch_guards.segments(path), query):
+        body = await request.read()
+    await couch_guards.check(couch, request.method, path, query, body)
     data: Any = body
     limited = None
     if data is None and raw_body and request.can_read_body:
         limited = LimitedBody(request)
         data = limited.chunks()
-    couch = request.app[COUCH]
     try:
-        resp = await couch.stream(
-            request.method, medic_path(request, suffix),
-            query_string=request.query_string if query_string is None else query_string,
-            data=data, headers=headers, raise_errors=False, timeout=idle_limit(request))
+        resp = await couch.stream(request.method, path, query_string=query_string, data=data, headers=headers,
+                                  raise_errors=False, timeout=idle_limit(request))
     except CouchError as exc:
         if exc.couch_status == 400:  # only pouchdb-server's 500 doc_validation is raised here; CouchDB streams its 400
             raise InvalidDocument(exc.reason) from None
@@ -139,7 +151,8 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
             raise limited.error() from None
         raise
     try:
-        out = web.StreamResponse(status=resp.status, headers=response_headers(request, resp, attachment=attachment))
+        out = web.StreamResponse(status=resp.status, headers=response_headers(
+            request, resp, attachment=attachment, db_path=db_path, public_path=public_path))
         await out.prepare(request)
         if request.method != "HEAD":
             try:

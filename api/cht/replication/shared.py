@@ -12,7 +12,9 @@ the request is in the answer:
   seconds if the running one is stuck (a connection that hangs since before an outage).
 
 So one key has at most one computation running and one waiting, however many requests come: when the
-database is slow (views catching up after a restart), requests do not each start the same work again. A
+database is slow (views catching up after a restart), requests do not each start the same work again.
+Requests that can take a value one computation behind (``latest=False``: it says which seq it is as of)
+get the newest value at once while one is under way. A
 request waits until its deadline (``api.deadline``: then 503 with ``Retry-After``); the computation goes on
 within its own limit and its value serves the requests that follow.
 """
@@ -48,8 +50,14 @@ class Shared(Generic[K, V]):
         self._tasks: set[asyncio.Future[Any]] = set()
         self._tick = 0  # orders request arrivals and computation starts exactly (a clock could tie)
 
-    async def get(self, key: K) -> V:
+    async def get(self, key: K, *, latest: bool = True) -> V:
+        """The value as of now. ``latest=False``: any value no older than the one being computed will do
+        (for answers that say which seq they are as of, or counts): while a computation is under way, the
+        newest value is answered at once, without waiting for it (nor for one stuck since an outage)."""
         self._tick += 1
+        stored = self._values.get(key)
+        if not latest and stored is not None and key in self._running:
+            return stored[1]
         return await deadline.within(self._current(key, self._tick), self.what)
 
     async def _current(self, key: K, arrived: int) -> V:

@@ -7,12 +7,13 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
 
 from api.auth import Principal
 from api.cht import visibility
 from api.cht.contact_types import CONTACT_DOC_TYPES
+from api.cht.purging.served import PurgedSets
 from api.cht.reports.reports import subjects_of
 from api.couch import Database
 from api.errors import JamiiError, NotFound
@@ -35,6 +36,7 @@ class VisibleSet:
     update_seq: Any = None  # the database's update_seq when the set was computed
     tasks: frozenset[str] = frozenset()  # the task docs among them (CHT's warn count leaves them out)
     contacts: frozenset[str] = frozenset()  # the contacts among them (what else is visible depends on them)
+    purged: frozenset[str] = frozenset()  # taken out of ids: the user's role set purges them (api.cht.purging)
 
     def counts(self) -> replication_scope.Counts:
         """``users-info``, counted as CHT counts it (``replication_scope.count``) from the set itself."""
@@ -44,6 +46,10 @@ class VisibleSet:
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self.ids
+
+    def in_area(self, doc_id: str) -> bool:
+        """In the user's area, purged or not: writes are judged on the area, so purging never refuses an edit."""
+        return doc_id in self.ids or doc_id in self.purged
 
 
 async def primary_places(db: Database, scope: visibility.Scope,
@@ -101,16 +107,28 @@ class ScopeCache:
             what="The visible set is catching up", patience=patience)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.purges = PurgedSets(medic.couch, medic.name)
 
-    async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False) -> VisibleSet:
-        """The user's visible set as of now (``record``: note their replication count)."""
-        found = await self.of_scope(visibility.scope_for(principal, settings))
-        self._note_count(principal.name, replication_count(found), force=record)
-        return found
+    async def get(self, principal: Principal, settings: Mapping[str, Any], *, record: bool = False,
+                  latest: bool = True) -> VisibleSet:
+        """The user's visible set as of now (``record``: note their replication count; ``latest=False``: the
+        newest one at once while a refresh is under way, for answers that say which seq they are as of)."""
+        found = await self.of_scope(visibility.scope_for(principal, settings), latest=latest)
+        served = await self._without_purged(principal, found)
+        self._note_count(principal.name, replication_count(served), force=record)  # as CHT: purged docs left out
+        return served
 
-    async def of_scope(self, scope: visibility.Scope) -> VisibleSet:
+    async def _without_purged(self, principal: Principal, area: VisibleSet) -> VisibleSet:
+        """The set as served: what the user's role set purges taken out (reads never show it again). Its
+        ``contacts`` stay the area's: what else is visible still depends on them."""
+        purged = await self.purges.purged(principal.name, principal.roles, area.ids)
+        if not purged:
+            return area
+        return replace(area, ids=area.ids - purged, tasks=area.tasks - purged, purged=purged)
+
+    async def of_scope(self, scope: visibility.Scope, *, latest: bool = True) -> VisibleSet:
         """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
-        return await self._shared.get(scope)
+        return await self._shared.get(scope, latest=latest)
 
     async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
         advanced = await self._advance(cached, update_seq) if cached is not None else None
@@ -145,27 +163,43 @@ class ScopeCache:
             return None
         state.remove(deleted)
         docs = [c["doc"] for c in results if c.get("doc") and not c.get("deleted")]
+        # Contacts are judged by their lineage (and the places naming them, with replicate_primary_contacts),
+        # never by other docs, so those that matter are known first; the other docs and what belongs to
+        # those contacts are then looked up side by side: one request waits for the deepest of the two
+        # chains of round trips, not for both one after the other.
+        contacts = [d for d in docs if d.get("type") in CONTACT_DOC_TYPES]
+        others = [d for d in docs if d.get("type") not in CONTACT_DOC_TYPES]
+        primary = await primary_places(self.background, scope, contacts)
         relevant, flipped = [], False
-        for doc, visible in zip(docs, await judge(self.background, scope, docs)):
-            was = doc["_id"] in state.ids
-            if doc.get("type") in CONTACT_DOC_TYPES and (visible or was):
+        for doc in contacts:
+            visible, was = visibility.doc_visible(scope, doc, None, primary), doc["_id"] in state.ids
+            if visible or was:
                 relevant.append(doc)
                 flipped = flipped or visible != was
             state.set(doc, visible)
         if scope.primary_contacts and any(_may_change_primary_contacts(doc) for doc in relevant):
             return None
-        if relevant:
-            keys = [visibility.js_string(k) for doc in relevant
-                    for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if visibility.js_truthy(k)]
-            if flipped:
-                keys += await _own_keys(self.background, scope)
-            rows = (await self.background.view("medic", "docs_by_replication_key",
-                                               keys=list(dict.fromkeys(keys))))["rows"]
-            owned = [d for d in (await self.background.get_many(r["id"] for r in rows)).values()
-                     if d.get("type") not in CONTACT_DOC_TYPES]
-            for doc, visible in zip(owned, await judge(self.background, scope, owned)):
-                state.set(doc, visible)
+        judged, owned = await asyncio.gather(judge(self.background, scope, others),
+                                             self._owned_by(scope, relevant, flipped))
+        for doc, visible in [*zip(others, judged), *owned]:
+            state.set(doc, visible)
         return VisibleSet(frozenset(state.ids), scope, update_seq, frozenset(state.tasks), frozenset(state.contacts))
+
+    async def _owned_by(self, scope: visibility.Scope, relevant: list[dict[str, Any]],
+                        flipped: bool) -> list[tuple[dict[str, Any], bool]]:
+        """The docs keyed by these contacts (and, when one entered or left the area, the reports about the
+        user's own contact and places), each judged again."""
+        if not relevant:
+            return []
+        keys = [visibility.js_string(k) for doc in relevant
+                for k in (doc["_id"], doc.get("patient_id"), doc.get("place_id")) if visibility.js_truthy(k)]
+        if flipped:
+            keys += await _own_keys(self.background, scope)
+        rows = (await self.background.view("medic", "docs_by_replication_key", keys=list(dict.fromkeys(keys)),
+                                           include_docs=True))["rows"]
+        owned = [d for d in {r["id"]: r.get("doc") for r in rows}.values()
+                 if d and d.get("type") not in CONTACT_DOC_TYPES]
+        return list(zip(owned, await judge(self.background, scope, owned)))
 
     def _note_count(self, name: str, count: int, force: bool = False) -> None:
         if not force and time.monotonic() - self._counted.get(name, -COUNT_EVERY_SECONDS) < COUNT_EVERY_SECONDS:

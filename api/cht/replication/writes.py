@@ -41,7 +41,7 @@ async def write_docs(db: Database, principal: Principal, settings: Mapping[str, 
         old = stored.get(doc["_id"])
         reason = write_rules.refusal(principal, settings, doc["_id"], doc, old)
         if reason is None and visible is not None and doc["_id"] not in own_ids(principal):
-            if old is not None and doc["_id"] not in visible:
+            if old is not None and not visible.in_area(doc["_id"]):
                 reason = "You may not change a document outside your place"
             elif not doc.get("_deleted") and not verdicts[index]:
                 reason = "The document would be outside your place"
@@ -74,7 +74,7 @@ async def check_attachment_write(db: Database, scopes: ScopeCache | None, princi
     old = await db.get_or_none(doc_id)
     reason = write_rules.refusal(principal, settings, doc_id, old or {}, old)
     if reason is None and scopes is not None and old is not None and doc_id not in own_ids(principal):
-        if doc_id not in await scopes.get(principal, settings):
+        if not (await scopes.get(principal, settings)).in_area(doc_id):
             raise NotFound("missing")
     if reason is not None:
         raise Forbidden(reason)

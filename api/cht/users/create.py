@@ -25,6 +25,7 @@ from api.auth import Principal
 from api.cht import phones
 from api.cht.contacts.writes import ContactWriter, Plan
 from api.cht.lineage import lineage_ids
+from api.cht.user_meta import store as user_meta_store
 from api.cht.visibility import Scope
 from api.errors import BadRequest, JamiiError
 
@@ -39,6 +40,7 @@ from .rules import (
     may_have_places,
     name_taken,
     not_within,
+    offline_roles,
     password_change_required,
     roles_of,
     user_error,
@@ -139,6 +141,17 @@ class UserCreator:
                     await self._undo_all(user, writer)
             return
         await self._send_tokens([u for u in live if not u.error and u.token], now)
+        await self._make_meta_dbs([u for u in live if not u.error and offline_roles(u.roles, self.settings)])
+
+    async def _make_meta_dbs(self, batch: list[_New]) -> None:
+        """Each new offline user's meta database, made now so it is there before the first sync. A failure
+        leaves the user created: the device's own ``PUT`` on first sync makes it then, as CHT's does."""
+        couch = self.dbs.medic.couch
+        for user in batch:
+            try:
+                await user_meta_store.ensure(couch, self.dbs.medic.name, user.name)
+            except JamiiError as exc:
+                log.warning("meta database of %s not made now (made at its first sync): %s", user.name, exc)
 
     async def _undo_all(self, user: _New, writer: ContactWriter) -> None:
         try:

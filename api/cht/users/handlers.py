@@ -338,7 +338,7 @@ async def users_info(request: web.Request) -> web.Response:
     else:
         await require(request, "can_update_users")
         scope = _requested_scope(request, current)
-    visible = await request.app[SCOPES].of_scope(scope)
+    visible = await request.app[SCOPES].of_scope(scope, latest=False)  # counts: one refresh behind will do
     return json_response(visible.counts().as_json())
 
 

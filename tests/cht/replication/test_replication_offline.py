@@ -292,7 +292,10 @@ async def test_initial_sync_endpoints(client, world, couch, config):
     # deleted: purge it; never seen by the server: a doc the device made and has not pushed yet, keep it
     assert deleted == {"doc_ids": ["deleted-soon"]}
     online = basic(world["users"]["officer"])
-    assert (await client.get("/api/v1/replication/get-ids", headers=online)).status == 400
+    for method, path in (("GET", "/api/v1/replication/get-ids"), ("POST", "/api/v1/replication/get-deletes")):
+        response = await client.request(method, path, json={"doc_ids": []}, headers=online)  # as cht-core answers
+        assert response.status == 404 and await response.json() == {"error": "not_found",
+                                                                     "reason": "Database does not exist."}
     assert (await client.post("/api/v1/replication/get-deletes", json={"doc_ids": "x"},
                               headers=auth)).status == 400
 
@@ -516,6 +519,33 @@ async def test_a_request_never_waits_for_a_refresh_begun_before_it(world, couch,
             assert "after-the-hang" in await asyncio.wait_for(stuck, 5)
     finally:
         medic.release.set()
+
+
+async def test_a_first_sync_and_counts_take_the_newest_set_while_a_refresh_is_under_way(world, couch, config):
+    """A first sync says which seq its answer is as of (the device resumes from it) and users-info counts,
+    so while a refresh is under way they are answered at once from the newest set, even with that refresh
+    stuck, instead of waiting for one begun after them; reads that need every write made before them
+    (the feed from a seq, a doc) still wait for that."""
+    medic = HangingChanges(couch.db(config.db_medic))
+    chw, settings = principal(world, "chw"), default_settings()
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        before = await scopes.get(chw, settings)
+        await medic.put({"_id": "during-the-refresh", "type": "person", "name": "Newcomer",
+                         "parent": minify_lineage(world["h"].by_id[chw.facility_id])})
+        medic.hanging.clear()
+        stuck = asyncio.ensure_future(scopes.get(chw, settings))
+        await asyncio.wait_for(medic.hanging.wait(), 5)
+        at_once = await asyncio.wait_for(scopes.get(chw, settings, latest=False), 1)
+        assert at_once is before and "during-the-refresh" not in at_once
+        assert (await asyncio.wait_for(scopes.of_scope(before.scope, latest=False), 1)) is before
+        assert not stuck.done()
+        medic.release.set()
+        assert "during-the-refresh" in await asyncio.wait_for(stuck, 5)
+        assert "during-the-refresh" in await scopes.get(chw, settings, latest=False)  # none under way: as now
+    finally:
+        medic.release.set()
+        await scopes.close()
 
 
 async def test_a_request_waits_for_a_slow_refresh_only_until_its_deadline(world, couch, config):

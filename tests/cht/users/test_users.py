@@ -3,6 +3,7 @@
 import pytest
 
 from api import passwords
+from api.cht.user_meta.names import escape_username, user_db_name
 from api.couch import basic_auth
 from tests.helpers import admin_headers, basic
 
@@ -47,6 +48,25 @@ async def test_create_one_with_new_place_and_contact(client, uw, config, couch):
     assert contact["parent"]["_id"] == place["_id"]
     assert await _login(client, name, GOOD) == 200
 
+
+
+async def test_an_offline_user_gets_a_meta_database_when_created(client, uw, config, couch):
+    """Issue 22: made with the user, so it is there before the device's first sync; online users get none."""
+    clinic = uw.h.by_id[uw.h.clinics[0]]
+    offline, online = uw.name("meta-made"), uw.name("meta-online")
+    for name, body in ((offline, {"roles": ["chw"], "place": clinic["_id"],
+                                  "contact": {"name": "Meta Made", "phone": "+254712345670"}}),
+                       (online, {"roles": ["program_officer"]})):
+        made = await client.post("/api/v1/users", headers=admin_headers(config),
+                                 json={"password": GOOD, "username": name, **body})
+        assert made.status == 200, await made.text()
+    db = couch.db(user_db_name(config.db_medic, offline))
+    assert await db.exists() and (await db.get("_design/medic-user"))["_id"] == "_design/medic-user"
+    security = (await couch.request("GET", db.path + "/_security"))[1]
+    assert security["members"]["names"] == [offline]
+    read = await client.get(f"/medic-user-{escape_username(offline)}-meta/", headers=basic(offline, GOOD))
+    assert read.status == 200, "the owner reads it without making it first"
+    assert not await couch.db(user_db_name(config.db_medic, online)).exists()
 
 async def test_create_with_existing_place_and_contact(client, uw, config, couch):
     clinic = uw.h.by_id[uw.h.clinics[1]]
