@@ -60,6 +60,7 @@ _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_DELAY = (0.2, 0.5)  # seconds: long enough for HAProxy to mark a dead node down
 QUORUM_SECONDS = 2.0  # how long a database's write quorum is used before it is read again
 SETTLE_SECONDS = 0.5  # a claim answered 202 waits this long for both leaves to reach every copy
+LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
 
 
 def replayable(method: str, path: str) -> bool:
@@ -499,12 +500,17 @@ class Database:
         return await self.settle(doc["_id"], result["rev"])
 
     async def settle(self, doc_id: str, rev: str) -> bool:
-        """Whether ``rev`` (written with a 202 or an ``accepted`` result) is the doc's winning revision once
-        the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours.
+        """Whether ``rev`` (written with a 202 or an ``accepted`` result) won: it is the doc's winning revision
+        once the copies agree *and* no other live leaf competes with it. A losing ``rev`` is deleted, so the
+        doc carries no conflict of ours.
 
         Every leaf is read from every live copy (``open_revs=all``, ``r`` = the live copies: a competing
-        edit told 202 is on at least one of them) and the winner is chosen by CouchDB's own rule, so every
-        racer decides the same."""
+        edit is on at least one of them) and the winner is chosen by CouchDB's own rule, so every racer
+        decides the same. A competitor may have been told 201 (every copy that was up took it, then a copy
+        that had been down took ours: a node's return) and then believes it won without asking; so a 202
+        that is CouchDB's winner beside a live competitor does not win either. It keeps its leaf (deleting
+        it could delete the doc, if the competitor removed its own), and the claim is lost: what it locks is
+        redone or redelivered later, never done twice."""
         await asyncio.sleep(SETTLE_SECONDS)
         params: dict[str, Any] = {"open_revs": "all"}
         quorum = await self.couch.write_quorum(self.name)
@@ -514,8 +520,9 @@ class Database:
         leaves = [row["ok"] for row in body or () if isinstance(row, dict) and isinstance(row.get("ok"), dict)]
         if not leaves:
             return False
+        live = [leaf for leaf in leaves if not leaf.get("_deleted")]
         if winning_rev(leaves) == rev:
-            return True
+            return all(leaf.get("_rev") == rev for leaf in live)
         if any(leaf.get("_rev") == rev and not leaf.get("_deleted") for leaf in leaves):
             try:
                 await self.delete(doc_id, rev)
@@ -561,11 +568,23 @@ class Database:
             return body
         return await self.couch.get_json(self.path + "/_all_docs", **params)
 
-    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Docs by id in one request; missing and deleted ids are left out."""
+    async def get_many(self, ids: Iterable[str], *, latest: bool = False) -> dict[str, dict[str, Any]]:
+        """Docs by id in one request; missing and deleted ids are left out.
+
+        ``latest``: each doc read from every live copy (``r`` = the live copies), for a claim about to be
+        written at the revision read: ``_all_docs`` reads one copy, which may be a returning node's that has
+        not yet received the last claim. One request per doc on a cluster; one request anywhere else."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
+        quorum = await self.couch.write_quorum(self.name) if latest else None
+        if quorum is not None:
+            found: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(ids), LATEST_READS_AT_ONCE):
+                chunk = ids[start:start + LATEST_READS_AT_ONCE]
+                docs = await asyncio.gather(*(self.get_or_none(doc_id, r=quorum) for doc_id in chunk))
+                found.update({doc_id: doc for doc_id, doc in zip(chunk, docs) if doc is not None})
+            return found
         rows = (await self.all_docs(ids, include_docs=True))["rows"]
         return {row["id"]: row["doc"] for row in rows if row.get("doc")}
 

@@ -69,6 +69,31 @@ async def test_claim_many_reports_each_doc(couch, config):
     assert won == [True, False]
 
 
+async def test_an_accepted_claim_beside_a_live_competitor_is_lost(couch, config):
+    """A node's return: a competitor was told 201 by the copies that were up, then a returning copy took ours
+    (202). Even as CouchDB's winner ours does not win, since the competitor never asks; a loser's leaf goes."""
+    db = couch.db(config.db_sentinel)
+    base = {"_id": "settle-beside", "_rev": "1-abc"}
+    await db.bulk_docs([{**base, "_revisions": {"start": 1, "ids": ["abc"]}}], new_edits=False)
+    leaves = [{"_id": base["_id"], "_rev": f"2-{rid}", "by": rid,
+               "_revisions": {"start": 2, "ids": [rid, "abc"]}} for rid in ("aaa", "fff")]
+    await db.bulk_docs(leaves, new_edits=False)
+    assert not await db.settle(base["_id"], "2-fff"), "the winner beside a live competitor"
+    assert not await db.settle(base["_id"], "2-aaa"), "the loser"
+    stored = await db.get(base["_id"], conflicts=True)
+    assert stored["_rev"] == "2-fff" and not stored.get("_conflicts"), "the loser's leaf is gone, the doc kept"
+    assert await db.settle(base["_id"], "2-fff"), "alone now, it wins"
+
+
+async def test_a_claims_read_is_the_newest_copy(couch, config):
+    db = couch.db(config.db_sentinel)
+    await db.put({"_id": "latest-read", "n": 1})
+    doc = await db.get("latest-read")
+    await db.put({**doc, "n": 2})
+    assert (await db.get_many(["latest-read", "latest-missing"], latest=True)) == {
+        "latest-read": await db.get("latest-read")}
+
+
 @pytest.fixture
 def haproxy_without_nodes(tmp_path):
     """A real HAProxy (the Debian package) whose only CouchDB is gone: it answers 503 itself."""

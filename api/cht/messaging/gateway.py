@@ -177,7 +177,7 @@ async def apply_changes(db: Database, changes: list[StateChange], now: dt.dateti
             break
         rows = (await db.view("medic", "messages_by_uuid", keys=list({c.message_id for c in pending})))["rows"]
         doc_of = {row["key"]: row["id"] for row in rows}
-        docs = await db.get_many(doc_of.values())
+        docs = await db.get_many(doc_of.values(), latest=True)
         touched: dict[str, list[StateChange]] = {}
         changed: dict[str, int] = {}
         for change in pending:
@@ -321,7 +321,7 @@ async def claim_docs(db: Database, wanted: Mapping[str, Any],
     out: list[dict[str, str]] = []
     ids = list(wanted)
     for attempt in range(2):
-        docs = await db.get_many(ids)
+        docs = await db.get_many(ids, latest=True)
         batch, claimed = [], {}
         for doc_id, doc in docs.items():
             found, changed = claim_one(doc)
