@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_FLAGS := --omit=optional --no-audit --no-fund --loglevel=error
 
-.PHONY: install run test test-couchdb fuzz bench load clean upload-ddocs
+.PHONY: install run test test-couchdb fuzz bench load clean upload-ddocs cluster cluster-test
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -32,6 +32,20 @@ test: install
 test-couchdb: install
 	COUCH_URL="$(COUCH_URL)" COUCHDB_TARBALL="$(COUCHDB_TARBALL)" PYTEST_ARGS="$(PYTEST_ARGS)" PY="$(PY)" \
 		bash scripts/test-couchdb.sh
+
+# The production layout on this machine (scripts/cluster.py, docs/scaling.md): 3 CouchDB nodes, HAProxy,
+# CLUSTER_WORKERS API processes on one port, 2 sentinels; Ctrl-C stops everything. CouchDB comes from
+# COUCHDB_TARBALL (a release with couchdb-local), COUCHDB_LOCAL (an extracted one's runner) or
+# CLUSTER_NODES=url,url,url with CLUSTER_ADMIN=user:pass (a cluster you run). CLUSTER_PORT (16100) is the
+# first of the ports it uses.
+CLUSTER_SOURCE = $(if $(CLUSTER_NODES),--nodes "$(CLUSTER_NODES)" --admin "$(CLUSTER_ADMIN)",$(if $(COUCHDB_LOCAL),--runner "$(COUCHDB_LOCAL)",--tarball "$(COUCHDB_TARBALL)"))
+cluster: install
+	$(PY) -m scripts.cluster $(CLUSTER_SOURCE) --workers $(or $(CLUSTER_WORKERS),3) $(CLUSTER_ARGS)
+
+# The layout under a mixed load with a CouchDB node, the active sentinel and an API worker killed
+# (scripts/cluster_test.py); same sources as `make cluster`.
+cluster-test: install
+	$(PY) -m scripts.cluster_test $(CLUSTER_SOURCE) $(CLUSTER_ARGS)
 
 # The full fuzzing run (tests/resilience/test_fuzz.py, slow): hundreds of requests per operation, in two
 # processes (the shards of test_fuzz_full), each with its own server; about 45 minutes on 2 cores.

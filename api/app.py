@@ -13,6 +13,7 @@ from aiohttp import web
 
 from . import deadline, metrics, security_headers, server
 from .auth import Authenticator
+from .auth_follow import CredentialFollower
 from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch
@@ -21,7 +22,8 @@ from .ddocs import ViewWarmer
 from .middlewares import access_log, auth_middleware, error_middleware
 from .routes import setup_routes
 from .settings import SettingsStore
-from .web import AUTH, BACKGROUND_COUCH, CONFIG, CONNECTED, COUCH, CREDENTIALS, SETTINGS, STARTED, WARMER
+from .web import (AUTH, AUTH_FOLLOWER, BACKGROUND_COUCH, CONFIG, CONNECTED, COUCH, CREDENTIALS, SETTINGS, STARTED,
+                  WARMER)
 
 
 async def _start_clients(app: web.Application) -> None:
@@ -32,6 +34,9 @@ async def _start_clients(app: web.Application) -> None:
         config.replace(couch_timeout=max(config.couch_timeout, deadline.SHARED_WORK_SECONDS)),
         observer=metrics.observe_couch)
     app[AUTH] = Authenticator.from_config(couch, config)
+    app[AUTH_FOLLOWER] = CredentialFollower(app[AUTH], app[BACKGROUND_COUCH].db(config.db_users),
+                                            app[BACKGROUND_COUCH].db(config.db_spatial))
+    app[AUTH_FOLLOWER].start()
     app[SETTINGS] = SettingsStore(couch.db(config.db_medic))
     app[CREDENTIALS] = CredentialStore.from_config(couch, config)
     app[SETTINGS].start_watching()
@@ -45,6 +50,7 @@ async def _close_clients(app: web.Application) -> None:
     await app[WARMER].close()
     await app[SETTINGS].stop_watching()
     await app[CONNECTED].close()
+    await app[AUTH_FOLLOWER].close()
     app[AUTH].close()
     await app[BACKGROUND_COUCH].close()
     await app[COUCH].close()
@@ -74,4 +80,6 @@ def main() -> None:
     if not config.couch_user:
         raise SystemExit("No CouchDB admin: set COUCH_URL with credentials, or COUCH_USER and COUCH_PASSWORD, "
                          "or start the embedded server first (make run)")
-    server.run(create_app(config), config.api_host, config.api_port)
+    metrics.label_process(config.api_worker)
+    server.run(create_app(config), config.api_host, config.api_port, reuse_port=config.api_reuse_port,
+               own_port=config.metrics_port)

@@ -10,8 +10,8 @@ check never counts towards CouchDB's lockout). Then the user's ``_users`` doc
 gives ``facility_id`` and ``contact_id``. A successful check is remembered for
 ``AUTH_CACHE_SECONDS`` (keyed by a hash, never by the secret itself) so a busy
 client does not pay a CouchDB round trip per request; ``forget()`` drops a user
-at once when the API changes their password or deletes them. Other API
-processes see such a change within the cache time.
+at once when their ``_users`` doc changes, in every API process
+(``api.auth_follow`` follows the feed).
 
 Other schemes (``Token`` for the spatial units API) are registered with
 ``Authenticator.register_scheme``.
@@ -34,7 +34,8 @@ import jwt
 
 from .couch import Couch
 from .errors import NotFound, ServiceUnavailable, Unauthorized
-from .login_throttle import LoginThrottle
+from .login_failures import CouchFailureStore
+from .login_throttle import FailureStore, LoginThrottle
 from .password_check import Account, PasswordChecker
 
 log = logging.getLogger("jamii.auth")
@@ -100,6 +101,13 @@ class _Cache:
         for key in [k for k, (_, p) in self._items.items() if p.name == name]:
             del self._items[key]
 
+    def drop_method(self, method: str) -> None:
+        for key in [k for k, (_, p) in self._items.items() if p.method == method]:
+            del self._items[key]
+
+    def clear(self) -> None:
+        self._items.clear()
+
 
 class SessionRefused(ServiceUnavailable):
     """CouchDB refused to open a session with a password the API had just verified."""
@@ -131,7 +139,8 @@ class Authenticator:
         return cls(couch, users_db=config.db_users, cache_seconds=config.auth_cache_seconds,
                    jwt_secret=config.jwt_secret, jwt_public_key=config.jwt_public_key,
                    jwt_audience=config.jwt_audience, jwt_issuer=config.jwt_issuer,
-                   throttle=LoginThrottle(config.login_failure_limit, config.login_failure_window_seconds))
+                   throttle=LoginThrottle(config.login_failure_limit, config.login_failure_window_seconds,
+                                          store=_failure_store(couch, config)))
 
     def close(self) -> None:
         self.passwords.close()
@@ -150,6 +159,15 @@ class Authenticator:
         """Drop remembered credentials of a user (password changed, user deleted)."""
         self.cache.drop_user(name)
         self.passwords.forget(name)
+
+    def forget_scheme(self, method: str) -> None:
+        """Drop every caller remembered for a scheme (``token``: a token was revoked somewhere)."""
+        self.cache.drop_method(method)
+
+    def forget_all(self) -> None:
+        """Drop every remembered caller (changes to ``_users`` may have been missed). Remembered password
+        checks stay: they are keyed by the stored hash, which every check reads afresh."""
+        self.cache.clear()
 
     async def authenticate(self, authorization: str | None, session_cookie: str | None,
                            client: str = "unknown") -> Principal | None:
@@ -287,9 +305,18 @@ class Authenticator:
             admin = ("_admin",) if "_admin" in roles else ()  # a server admin with a _users doc too
             roles = admin + tuple(user_doc.get("roles") or roles)
         except NotFound:
-            pass  # a CouchDB server admin has no _users doc
+            if "_admin" not in roles:  # deleted, and this CouchDB node's session cache has not seen it yet
+                raise Unauthorized("Session expired or invalid. Please log in again.") from None
+            # a CouchDB server admin has no _users doc
         return Principal(name=name, roles=tuple(dict.fromkeys(roles)), method=method, facility_id=facility_id,
                          contact_id=contact_id)
+
+
+def _failure_store(couch: Couch, config: Any) -> FailureStore | None:
+    """Failed logins counted in CouchDB (shared by every API process), or in this process's memory."""
+    if config.login_throttle_store == "memory":
+        return None
+    return CouchFailureStore(couch.db(config.db_logs), config.login_failure_window_seconds)
 
 
 def _principal_of(account: Account, method: str) -> Principal:

@@ -119,6 +119,12 @@ class Config:
     log_level: str = "INFO"
     sentinel_batch_size: int = 500
     sentinel_checkpoint_seconds: float = 1.0
+    sentinel_lease_seconds: float = 8.0
+    # several API processes on one port (scripts/cluster.py): each has an index, its own metrics port
+    api_worker: str = ""
+    api_reuse_port: bool = False
+    metrics_port: int = 0
+    login_throttle_store: str = "couch"  # couch (shared by every API process) | memory (this process)
     purge_call_timeout_ms: int = 1000
     purge_memory_mb: int = 64
 
@@ -182,6 +188,11 @@ class Config:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             sentinel_batch_size=max(1, _int(env, "SENTINEL_BATCH_SIZE", 500)),
             sentinel_checkpoint_seconds=max(0.0, _float(env, "SENTINEL_CHECKPOINT_SECONDS", 1.0)),
+            sentinel_lease_seconds=max(4.0, _float(env, "SENTINEL_LEASE_SECONDS", 8.0)),
+            api_worker=env.get("API_WORKER", ""),
+            api_reuse_port=env.get("API_REUSE_PORT", "") in ("1", "true", "yes"),
+            metrics_port=_int(env, "METRICS_PORT", 0),
+            login_throttle_store="memory" if env.get("LOGIN_THROTTLE_STORE") == "memory" else "couch",
             purge_call_timeout_ms=max(1, _int(env, "PURGE_CALL_TIMEOUT_MS", 1000)),
             purge_memory_mb=max(1, _int(env, "PURGE_MEMORY_MB", 64)),
         )

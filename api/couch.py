@@ -9,6 +9,14 @@ holds the few defences the embedded pouchdb-server needs:
 * ``_bulk_docs`` results are matched to the request by id, never by position;
 * sequences are opaque values, passed back as received.
 
+On an Apache CouchDB cluster (n copies of every shard) two more rules hold here, because an update of a
+known revision is not a lock there and a view reads one copy only: every document write asks for ``w`` =
+the copies that are up (``write_quorum``), so a 201 means every live copy took it (later view reads see
+it, and no competing edit of the same revision can also be told 201); ``claim`` turns a 202 (accepted by
+fewer) into a decision every racer agrees on. Reads that change nothing are sent once more after a
+connection failure or a 5xx (a node dying behind HAProxy, or during the request), writes never: their outcome is
+unknown.
+
 CouchDB errors become the typed exceptions of ``api.errors``: a missing doc is
 ``NotFound``, a conflict ``Conflict``, a refused write ``Forbidden`` and an
 unreachable or failing server ``ServiceUnavailable`` (which the API answers
@@ -25,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
+import re
 import time
 import uuid
 from collections import defaultdict, deque
@@ -40,6 +50,22 @@ JSON_HEADERS = {"Accept": "application/json"}
 JSON_PARAMS = frozenset({"key", "keys", "startkey", "endkey", "start_key", "end_key", "doc_ids"})
 
 RequestObserver = Callable[[str, float], None]
+
+# POSTs that only read, so they may be sent again after a failure (GET and HEAD always may)
+_READ_POSTS = re.compile(r"^/[^/]+/(_all_docs(/queries)?|_bulk_get|_find|_explain|_changes|_revs_diff|_missing_revs"
+                         r"|_design_docs|_design/[^/]+/_view/[^/]+(/queries)?)$")
+# a proxy's answer for a node that went away, CouchDB's rare 503; and its 500 "nodedown" when a node holding
+# a copy died during the request (any 5xx of a read is worth one more try)
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_DELAY = (0.2, 0.5)  # seconds: long enough for HAProxy to mark a dead node down
+QUORUM_SECONDS = 2.0  # how long a database's write quorum is used before it is read again
+SETTLE_SECONDS = 0.5  # a claim answered 202 waits this long for both leaves to reach every copy
+LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
+
+
+def replayable(method: str, path: str) -> bool:
+    """Whether a request only reads, so sending it again cannot do anything twice."""
+    return method in ("GET", "HEAD") or (method == "POST" and bool(_READ_POSTS.match(path.split("?", 1)[0])))
 
 
 class CouchError(JamiiError):
@@ -147,6 +173,8 @@ class Couch:
         # (database, design doc, view) of every view queried through this client, in first-use order:
         # what api.ddocs.ViewWarmer keeps caught up
         self.views_used: dict[tuple[str, str, str], None] = {}
+        self._quorums: dict[str, tuple[float, int | None]] = {}
+        self.retries = 0  # reads sent again after a node went away (see ``request``)
         # when CouchDB last answered anything through this client (time.monotonic()): a request waiting
         # on several calls gives up only once CouchDB has been silent too long (api.deadline)
         self.last_answer = float("-inf")
@@ -195,16 +223,26 @@ class Couch:
             kwargs["data"] = data
         if timeout is not None:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
+        again = replayable(method, path)
         started = time.monotonic()
         try:
-            async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
-                raw = await resp.read()
-                status, resp_headers = resp.status, resp.headers
-            self.last_answer = time.monotonic()
-        except asyncio.TimeoutError as exc:
-            raise CouchTimeout("CouchDB did not answer in time") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            for attempt in (0, 1):
+                try:
+                    async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
+                        raw = await resp.read()
+                        status, resp_headers = resp.status, resp.headers
+                    self.last_answer = time.monotonic()
+                except asyncio.TimeoutError as exc:
+                    raise CouchTimeout("CouchDB did not answer in time") from exc
+                except (aiohttp.ClientError, OSError) as exc:
+                    if attempt == 0 and again:
+                        await self._before_retry()
+                        continue
+                    raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+                if attempt == 0 and again and status >= 500:
+                    await self._before_retry()
+                    continue
+                break
         finally:
             if self._observer is not None:
                 self._observer(method, time.monotonic() - started)
@@ -218,8 +256,34 @@ class Couch:
             raise_for_status(status, body)
         return status, body, resp_headers
 
+    async def _before_retry(self) -> None:
+        self.retries += 1
+        await asyncio.sleep(random.uniform(*RETRY_DELAY))
+
     async def get_json(self, path: str, **params: Any) -> Any:
         return (await self.request("GET", path, params=params))[1]
+
+    async def write_quorum(self, db_name: str) -> int | None:
+        """``w`` for writes to ``db_name``: its copies (``cluster.n``) that are up, or None where there is
+        no cluster (one node, pouchdb-server): a 201 with it means every live copy took the write first.
+
+        Read again every ``QUORUM_SECONDS``; a node lost meanwhile only turns a 201 into a 202."""
+        now = time.monotonic()
+        cached = self._quorums.get(db_name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        quorum: int | None = None
+        status, info, _ = await self.request("GET", "/" + quote(db_name, safe=""), raise_errors=False)
+        copies = (info.get("cluster") or {}).get("n") if status == 200 and isinstance(info, dict) else None
+        if isinstance(copies, int) and copies > 1:
+            status, members, _ = await self.request("GET", "/_membership", raise_errors=False)
+            if status == 200 and isinstance(members, dict):
+                live = set(members.get("all_nodes") or ()) & set(members.get("cluster_nodes") or ())
+                quorum = max(1, min(copies, len(live)))
+            else:
+                quorum = copies
+        self._quorums[db_name] = (now + QUORUM_SECONDS, quorum)
+        return quorum
 
     async def stream(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                      query_string: str | None = None, data: Any = None,
@@ -245,11 +309,25 @@ class Couch:
         if data is not None:
             kwargs["data"] = data
         kwargs["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=timeout)
-        try:
-            resp = await self.session.request(method, url, **kwargs)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
-        self.last_answer = time.monotonic()
+        # a read is sent once more if the node answering it goes away before its answer starts (not a body
+        # that cannot be sent twice)
+        again = replayable(method, path) and (data is None or isinstance(data, (bytes, str)))
+        for attempt in (0, 1):
+            try:
+                resp = await self.session.request(method, url, **kwargs)
+            except (aiohttp.ClientError, OSError) as exc:
+                if attempt == 0 and again:
+                    await self._before_retry()
+                    continue
+                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            except asyncio.TimeoutError as exc:
+                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            self.last_answer = time.monotonic()
+            if attempt == 0 and again and resp.status >= 500:
+                resp.release()
+                await self._before_retry()
+                continue
+            break
         if resp.status >= 500 or (raise_errors and resp.status >= 400):
             try:
                 body = await resp.json(content_type=None)
@@ -318,12 +396,20 @@ class Couch:
         Returns the userCtx (name is None when the credentials are wrong) and
         the response headers (CouchDB may refresh the session cookie).
         """
-        try:
-            async with self.session.get(self.url + "/_session", headers={**JSON_HEADERS, **headers}) as resp:
-                body = await resp.json(content_type=None)
-                status, resp_headers = resp.status, resp.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-            raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+        for attempt in (0, 1):  # a read: sent once more if the node answering it went away
+            try:
+                async with self.session.get(self.url + "/_session", headers={**JSON_HEADERS, **headers}) as resp:
+                    body = await resp.json(content_type=None)
+                    status, resp_headers = resp.status, resp.headers
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                if attempt == 0 and not isinstance(exc, asyncio.TimeoutError):
+                    await self._before_retry()
+                    continue
+                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
+            if attempt == 0 and status in _RETRY_STATUSES:
+                await self._before_retry()
+                continue
+            break
         if status == 401:
             return {"name": None, "roles": []}, resp_headers
         raise_for_status(status, body)
@@ -377,14 +463,88 @@ class Database:
         except NotFound:
             return None
 
+    async def _write_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with this database's write quorum, unless the caller chose a ``w``."""
+        out = dict(params)
+        if "w" not in out and not self.name.startswith("_"):  # system databases: CouchDB's own default
+            quorum = await self.couch.write_quorum(self.name)
+            if quorum is not None:
+                out["w"] = quorum
+        return out
+
     async def put(self, doc: dict[str, Any], **params: Any) -> dict[str, Any]:
-        """Write a doc (``_id`` required); sets the new ``_rev`` on it and returns {ok, id, rev}."""
-        _, body, _ = await self.couch.request("PUT", self.doc_path(doc["_id"]), json_body=doc, params=params)
+        """Write a doc (``_id`` required); sets the new ``_rev`` on it and returns {ok, id, rev}, with
+        ``accepted: True`` when fewer copies than asked took it (202: it may be in conflict, see ``claim``)."""
+        status, body, _ = await self.couch.request("PUT", self.doc_path(doc["_id"]), json_body=doc,
+                                                   params=await self._write_params(params))
         doc["_rev"] = body["rev"]
+        if status == 202:
+            body["accepted"] = True
         return body
 
     async def delete(self, doc_id: str, rev: str) -> dict[str, Any]:
-        return (await self.couch.request("DELETE", self.doc_path(doc_id), params={"rev": rev}))[1]
+        params = await self._write_params({"rev": rev})
+        return (await self.couch.request("DELETE", self.doc_path(doc_id), params=params))[1]
+
+    async def claim(self, doc: dict[str, Any]) -> bool:
+        """Create ``doc`` (no ``_rev``) or update the revision it carries, as a lock: True when this write
+        won, False when another did (409, or a competing edit CouchDB chose as the winner). On a cluster two
+        writers can both be told 202; both then read the settled doc, and CouchDB's winner (the same on
+        every copy) decides; the loser deletes its own leaf."""
+        try:
+            result = await self.put(doc)
+        except Conflict:
+            return False
+        if not result.get("accepted"):
+            return True
+        return await self.settle(doc["_id"], result["rev"])
+
+    async def settle(self, doc_id: str, rev: str) -> bool:
+        """Whether ``rev`` (written with a 202 or an ``accepted`` result) won: it is the doc's winning revision
+        once the copies agree *and* no other live leaf competes with it. A losing ``rev`` is deleted, so the
+        doc carries no conflict of ours.
+
+        Every leaf is read from every live copy (``open_revs=all``, ``r`` = the live copies: a competing
+        edit is on at least one of them) and the winner is chosen by CouchDB's own rule, so every racer
+        decides the same. A competitor may have been told 201 (every copy that was up took it, then a copy
+        that had been down took ours: a node's return) and then believes it won without asking; so a 202
+        that is CouchDB's winner beside a live competitor does not win either. It keeps its leaf (deleting
+        it could delete the doc, if the competitor removed its own), and the claim is lost: what it locks is
+        redone or redelivered later, never done twice."""
+        await asyncio.sleep(SETTLE_SECONDS)
+        params: dict[str, Any] = {"open_revs": "all"}
+        quorum = await self.couch.write_quorum(self.name)
+        if quorum is not None:
+            params["r"] = quorum
+        _, body, _ = await self.couch.request("GET", self.doc_path(doc_id), params=params)
+        leaves = [row["ok"] for row in body or () if isinstance(row, dict) and isinstance(row.get("ok"), dict)]
+        if not leaves:
+            return False
+        live = [leaf for leaf in leaves if not leaf.get("_deleted")]
+        if winning_rev(leaves) == rev:
+            return all(leaf.get("_rev") == rev for leaf in live)
+        if any(leaf.get("_rev") == rev and not leaf.get("_deleted") for leaf in leaves):
+            try:
+                await self.delete(doc_id, rev)
+            except (Conflict, NotFound):
+                pass  # removed by another reader already
+        return False
+
+    async def claim_many(self, docs: list[dict[str, Any]]) -> list[bool]:
+        """``claim`` for many docs in one ``_bulk_docs``: a list of won/lost in request order; the won
+        docs get their new ``_rev``."""
+        results = await self.bulk_docs(docs)
+        won = [bool(r.get("ok")) and not r.get("accepted") for r in results]
+        undecided = []
+        for i, (doc, result) in enumerate(zip(docs, results)):
+            if result.get("ok"):
+                doc["_rev"] = result["rev"]
+                if result.get("accepted"):
+                    undecided.append(i)
+        settled = await asyncio.gather(*(self.settle(docs[i]["_id"], docs[i]["_rev"]) for i in undecided))
+        for i, result in zip(undecided, settled):
+            won[i] = result
+        return won
 
     async def bulk_docs(self, docs: list[dict[str, Any]], *, new_edits: bool = True) -> list[dict[str, Any]]:
         """Write many docs; results come back in request order, matched by id."""
@@ -395,7 +555,8 @@ class Database:
         body: dict[str, Any] = {"docs": docs}
         if not new_edits:
             body["new_edits"] = False
-        _, results, _ = await self.couch.request("POST", self.path + "/_bulk_docs", json_body=body)
+        _, results, _ = await self.couch.request("POST", self.path + "/_bulk_docs", json_body=body,
+                                                 params=await self._write_params({}))
         if not new_edits:
             return results
         return match_results(docs, results)
@@ -407,11 +568,23 @@ class Database:
             return body
         return await self.couch.get_json(self.path + "/_all_docs", **params)
 
-    async def get_many(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Docs by id in one request; missing and deleted ids are left out."""
+    async def get_many(self, ids: Iterable[str], *, latest: bool = False) -> dict[str, dict[str, Any]]:
+        """Docs by id in one request; missing and deleted ids are left out.
+
+        ``latest``: each doc read from every live copy (``r`` = the live copies), for a claim about to be
+        written at the revision read: ``_all_docs`` reads one copy, which may be a returning node's that has
+        not yet received the last claim. One request per doc on a cluster; one request anywhere else."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
+        quorum = await self.couch.write_quorum(self.name) if latest else None
+        if quorum is not None:
+            found: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(ids), LATEST_READS_AT_ONCE):
+                chunk = ids[start:start + LATEST_READS_AT_ONCE]
+                docs = await asyncio.gather(*(self.get_or_none(doc_id, r=quorum) for doc_id in chunk))
+                found.update({doc_id: doc for doc_id, doc in zip(chunk, docs) if doc is not None})
+            return found
         rows = (await self.all_docs(ids, include_docs=True))["rows"]
         return {row["id"]: row["doc"] for row in rows if row.get("doc")}
 
@@ -558,6 +731,15 @@ def match_results(docs: list[dict[str, Any]], results: list[dict[str, Any]]) -> 
         ordered.append(queue.popleft() if queue else {"id": doc["_id"], "error": "unknown_error",
                                                       "reason": "no result from CouchDB"})
     return ordered
+
+
+def winning_rev(leaves: list[dict[str, Any]]) -> str:
+    """CouchDB's winning revision among a doc's leaves: not deleted first, then the longest history, then the
+    greatest revision id (``couch_doc:to_doc_info``), the same on every node."""
+    def key(leaf: dict[str, Any]) -> tuple[bool, int, str]:
+        pos, _, rev_id = str(leaf.get("_rev", "0-")).partition("-")
+        return (not leaf.get("_deleted"), int(pos) if pos.isdigit() else 0, rev_id)
+    return str(max(leaves, key=key).get("_rev"))
 
 
 def new_id() -> str:

@@ -8,6 +8,7 @@ patterns (``/api/v1/contact/{uuid}``), never raw paths, to keep label sets small
 
 from __future__ import annotations
 
+import os
 import sys
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -42,6 +43,12 @@ PYTHON_INFO = Gauge("jamii_python_info", "Python runtime", ["version"], registry
 PYTHON_INFO.labels(sys.version.split()[0]).set(1)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def label_process(worker: str) -> None:
+    """Name this process in its metrics (``target_info{worker, pid}``): with several API processes on one
+    port, each is scraped on its own port and its figures are its own, never summed."""
+    REGISTRY.set_target_info({"worker": worker or "0", "pid": str(os.getpid())})
 
 
 def observe_request(method: str, route: str, code: int, seconds: float) -> None:

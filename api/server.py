@@ -114,8 +114,14 @@ def handler_args() -> dict[str, int]:
     return {"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_HEADER_FIELD}
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then close it cleanly."""
+async def serve(app: web.Application, host: str, port: int, *, reuse_port: bool = False,
+                own_port: int = 0) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM, then close it cleanly.
+
+    ``reuse_port``: several processes listen on ``port`` and Linux spreads connections over them
+    (``scripts/cluster.py`` runs them). ``own_port``: this process also listens on 127.0.0.1 there, so its
+    own metrics (``/api/v1/express-metrics``) can be scraped; it is bound last, so it answering means the
+    process is ready."""
     runner = _Runner(app, access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
@@ -123,11 +129,13 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
+        if own_port:
+            await web.TCPSite(runner, "127.0.0.1", own_port).start()
         await stop.wait()
     finally:
         await runner.cleanup()
 
 
-def run(app: web.Application, host: str, port: int) -> None:
-    asyncio.run(serve(app, host, port))
+def run(app: web.Application, host: str, port: int, *, reuse_port: bool = False, own_port: int = 0) -> None:
+    asyncio.run(serve(app, host, port, reuse_port=reuse_port, own_port=own_port))

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import jsonparse, login_throttle, permissions
 from .auth import Authenticator, Principal
+from .auth_follow import CredentialFollower
 from .config import Config
 from .connected_users import ConnectedUsers
 from .couch import Couch, Database
@@ -23,6 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorBody = Callable[[web.Request, JamiiError], Any]
 
 CONFIG = web.AppKey("config", Config)
+AUTH_FOLLOWER = web.AppKey("auth_follower", CredentialFollower)
 COUCH = web.AppKey("couch", Couch)
 # The same server for work shared beyond one request, with that work's limit (api.deadline.SHARED_WORK_SECONDS)
 BACKGROUND_COUCH = web.AppKey("background_couch", Couch)

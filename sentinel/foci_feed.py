@@ -4,7 +4,7 @@ Each batch of changes goes to ``api.foci.recount.recount_changes``, which
 recounts exactly the clusters the changed docs touch. A change that needs a
 whole country recounted (a bulk upload, a case never seen before) is deferred
 until the feed has caught up, so a backlog costs one full recount per country
-rather than one per batch; the deferred countries are kept in a ``_local`` doc
+rather than one per batch; the deferred countries are kept in a doc of the sentinel database
 before the checkpoint moves, so a crash cannot lose them. Recounts are
 idempotent: a batch read again after a crash writes nothing new.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 from api.config import Config
 from api.couch import Couch
+from api.errors import Conflict
 from api.foci.recount import recount_all, recount_changes, recount_country
 from api.settings import SettingsStore
 
@@ -32,8 +33,21 @@ class FociRecount:
         self.batch_size = batch_size
 
     async def _deferred(self) -> set[str]:
-        doc = await self.state.get_local(DEFERRED)
+        doc = await self.state.get_or_none(DEFERRED)
         return set(doc.get("countries", [])) if doc else set()
+
+    async def _keep(self, countries: set[str]) -> None:
+        """A normal doc, not ``_local``: on a cluster a stale ``_local`` copy can win a read after a node's
+        restart and forget deferred countries."""
+        for _ in range(5):
+            doc = await self.state.get_or_none(DEFERRED) or {"_id": DEFERRED, "type": "foci-deferred"}
+            doc["countries"] = sorted(countries)
+            try:
+                await self.state.put(doc)
+                return
+            except Conflict:
+                continue
+        raise Conflict("the deferred recounts kept changing")
 
     async def process_batch(self, batch: list[dict[str, Any]]) -> None:
         docs = [change["doc"] for change in batch if change.get("doc")]
@@ -41,12 +55,12 @@ class FociRecount:
         deferred = await self._deferred()
         if result.deferred and not set(result.deferred) <= deferred:
             deferred.update(result.deferred)
-            await self.state.put_local(DEFERRED, {"countries": sorted(deferred)})
+            await self._keep(deferred)
         if deferred and len(batch) < self.batch_size:  # caught up: the full recounts now
             for country in sorted(deferred):
                 counted = await recount_country(self.db, country)
                 log.info("foci: recounted %s in full (%d clusters changed)", country, len(counted.changed))
-            await self.state.put_local(DEFERRED, {"countries": []})
+            await self._keep(set())
         if result.changed:
             log.info("foci: %d cluster count(s) updated", len(result.changed))
 

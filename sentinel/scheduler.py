@@ -87,10 +87,14 @@ async def run_once(db: Database, job: Job) -> bool:
     return True
 
 
-async def run_forever(db: Database, jobs: list[Job], stop: asyncio.Event) -> None:
+async def run_forever(db: Database, jobs: list[Job], stop: asyncio.Event,
+                      may_run: Callable[[], bool] = lambda: True) -> None:
+    """Run each job every interval until ``stop``; none while ``may_run()`` is false (the lease not held)."""
     last_run: dict[str, float] = {}
     while not stop.is_set():
         for job in jobs:
+            if stop.is_set() or not may_run():
+                break
             if time.monotonic() - last_run.get(job.name, -job.interval) < job.interval:
                 continue
             last_run[job.name] = time.monotonic()

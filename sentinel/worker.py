@@ -7,6 +7,9 @@ batch is read again on restart, never skipped. An unreachable CouchDB is
 retried with backoff (at most 5 s apart, so the feed resumes within 5 s of
 CouchDB's return); any error restarts the feed from the checkpoint.
 
+With a lease (``sentinel.lease``: several sentinels, one active) the checkpoint is read from and moved
+through the lease, and no batch is processed while the lease is not surely held.
+
 During a backlog the checkpoint moves at most every ``checkpoint_seconds``
 (and whenever the feed is caught up, and on a clean stop), not after every
 batch: a checkpoint that lags only means more changes are read again after a
@@ -25,6 +28,8 @@ from api.config import Config
 from api.couch import Couch
 from api.errors import JamiiError
 
+from .lease import Lease
+
 log = logging.getLogger("jamii.sentinel")
 
 Batch = list[dict[str, Any]]
@@ -42,8 +47,9 @@ class Worker:
     def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
                  db_name: str | None = None, checkpoint_name: str = checkpoint.SENTINEL,
                  batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True,
-                 checkpoint_seconds: float = 0, include_docs: bool = True):
+                 checkpoint_seconds: float = 0, include_docs: bool = True, lease: Lease | None = None):
         self.couch = couch
+        self.lease = lease
         self.medic = couch.db(db_name or config.db_medic)
         self.sentinel = couch.db(config.db_sentinel)
         self.checkpoint_name = checkpoint_name
@@ -71,7 +77,7 @@ class Worker:
             while not stop.is_set():
                 try:
                     if self.seq is None:
-                        self.seq = await checkpoint.read(self.sentinel, self.checkpoint_name)
+                        self.seq = await self._read_checkpoint()
                         log.info("following %s from %r", self.medic.name, self.seq)
                     await self.step(stop)
                     delay = 1.0
@@ -100,9 +106,20 @@ class Worker:
         if self._unsaved is None:
             return
         seq, self._unsaved = self._unsaved, None
-        self._checkpoint_rev = await checkpoint.write(self.sentinel, self.checkpoint_name, seq,
-                                                      self._checkpoint_rev)
+        if self.lease is not None:
+            await self.lease.save(self.checkpoint_name, seq)
+        else:
+            self._checkpoint_rev = await checkpoint.write(self.sentinel, self.checkpoint_name, seq,
+                                                          self._checkpoint_rev)
         self._saved_at = time.monotonic()
+
+    async def _read_checkpoint(self) -> Any:
+        if self.lease is not None:
+            self.lease.check()
+            seq = self.lease.seq(self.checkpoint_name)
+            # the first holder after an upgrade starts from the checkpoint kept before leases
+            return seq if seq != 0 else await checkpoint.read(self.sentinel, self.checkpoint_name)
+        return await checkpoint.read(self.sentinel, self.checkpoint_name)
 
     async def step(self, stop: asyncio.Event | None = None) -> int:
         """Read and process one batch (waiting for changes if there are none); returns its size.
@@ -133,6 +150,8 @@ class Worker:
                 self._ahead = (body["last_seq"], asyncio.ensure_future(self.medic.changes(
                     since=body["last_seq"], limit=self.batch_size, include_docs=self.include_docs)))
             started = time.monotonic()
+            if self.lease is not None:
+                self.lease.check()  # fenced: a sentinel that may have lost the lease writes nothing
             await self.process_batch(results)
             self._unsaved = body["last_seq"]
             if len(results) < self.batch_size or time.monotonic() - self._saved_at >= self.checkpoint_seconds:

@@ -4,7 +4,9 @@ Uniqueness is kept by reservations, not by a view: whoever hands out a code
 (the API's contact writer, the sentinel) first creates the doc
 ``shortcode:<code>`` in the sentinel database, without a rev. CouchDB lets
 exactly one creation of an id succeed, so a conflict means "taken" and two
-writers can never get the same code, whatever the views have indexed yet.
+writers can never get the same code, whatever the views have indexed yet. On a
+CouchDB cluster the creation is written to every live copy and a split answer
+(202) is settled by CouchDB's own winner (``Database.settle``).
 Many codes are reserved with one ``_bulk_docs`` (a result per id).
 
 Codes that contacts carried before reservations existed are reserved once by
@@ -21,6 +23,7 @@ taken, as CHT's generator does.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from typing import Any, Iterable, Mapping
@@ -50,15 +53,22 @@ async def _create(codes_db: Database, wanted: Mapping[str, str | None]) -> tuple
     """Create these reservations in one request: (codes reserved now, codes already reserved)."""
     if not wanted:
         return set(), set()
-    results = await codes_db.bulk_docs([_reservation(code, owner) for code, owner in wanted.items()])
-    made, taken = set(), set()
+    docs = [_reservation(code, owner) for code, owner in wanted.items()]
+    results = await codes_db.bulk_docs(docs)
+    made, taken, undecided = set(), set(), {}
     for code, result in zip(wanted, results):
-        if result.get("ok"):
+        if result.get("ok") and result.get("accepted"):
+            undecided[code] = result["rev"]
+        elif result.get("ok"):
             made.add(code)
         elif result.get("error") == "conflict":
             taken.add(code)
         else:
             raise ServiceUnavailable(f"could not reserve short id {code}: {result.get('error')}")
+    # on a cluster, fewer copies than asked took these: CouchDB's winner decides (Database.settle)
+    for code, won in zip(undecided, await asyncio.gather(
+            *(codes_db.settle(reservation_id(code), rev) for code, rev in undecided.items()))):
+        (made if won else taken).add(code)
     return made, taken
 
 
@@ -148,7 +158,7 @@ async def claim(medic: Database, codes_db: Database, given: Mapping[str, str | N
 
 async def backfill(medic: Database, codes_db: Database) -> int:
     """Reserve, once, the code of every contact that has one (a database from before reservations)."""
-    if await codes_db.get_local(BACKFILL_MARKER):
+    if await codes_db.get_or_none(BACKFILL_MARKER) or await codes_db.get_local(BACKFILL_MARKER):
         return 0
     count = 0
     page: dict[str, str] = {}
@@ -165,4 +175,7 @@ async def backfill(medic: Database, codes_db: Database) -> int:
 
 async def mark_backfilled(codes_db: Database) -> None:
     """A database with no contacts from before reservations needs no backfill."""
-    await codes_db.put_local(BACKFILL_MARKER, {"done": int(time.time() * 1000)})
+    try:  # a normal doc: a _local one can read stale on a cluster after a node's restart
+        await codes_db.put({"_id": BACKFILL_MARKER, "type": "shortcode-backfill", "done": int(time.time() * 1000)})
+    except Conflict:
+        pass  # marked already

@@ -71,7 +71,8 @@ async def crash_run(couch, config, tmp_path, processes, total: int, kills: int, 
         if await backlog(couch, config) == 0:
             break
         ready = started_feeds(config, tmp_path)
-        proc = start_sentinel(config, tmp_path, LOG_LEVEL="INFO")
+        # a restarted sentinel first waits out the killed one's lease (its shortest: 4 s)
+        proc = start_sentinel(config, tmp_path, LOG_LEVEL="INFO", SENTINEL_LEASE_SECONDS="4")
         processes.append(proc)
         # once it follows the feed, kill it at a random moment: before or after its checkpoint (moved at
         # most every second during a backlog) moves, in the middle of a batch or between two
@@ -81,7 +82,7 @@ async def crash_run(couch, config, tmp_path, processes, total: int, kills: int, 
         proc.wait(10)
         kill_backlogs.append(await backlog(couch, config))
     ready = started_feeds(config, tmp_path)
-    proc = start_sentinel(config, tmp_path, LOG_LEVEL="INFO")
+    proc = start_sentinel(config, tmp_path, LOG_LEVEL="INFO", SENTINEL_LEASE_SECONDS="4")
     processes.append(proc)
     try:
         deadline = time.monotonic() + 300

@@ -18,6 +18,7 @@ even when the two deliveries race.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ async def apply_changes(db: Database, changes: list[StateChange], now: dt.dateti
             break
         rows = (await db.view("medic", "messages_by_uuid", keys=list({c.message_id for c in pending})))["rows"]
         doc_of = {row["key"]: row["id"] for row in rows}
-        docs = await db.get_many(doc_of.values())
+        docs = await db.get_many(doc_of.values(), latest=True)
         touched: dict[str, list[StateChange]] = {}
         changed: dict[str, int] = {}
         for change in pending:
@@ -190,7 +191,7 @@ async def apply_changes(db: Database, changes: list[StateChange], now: dt.dateti
                 changed[doc["_id"]] = changed.get(doc["_id"], 0) + 1
         to_write = [docs[doc_id] for doc_id in changed]
         pending = []
-        for doc, result in zip(to_write, await db.bulk_docs(to_write)):
+        for doc, result in zip(to_write, await _decided(db, to_write)):
             if result.get("ok"):
                 changed_count += changed[doc["_id"]]
             elif result.get("error") == "conflict":
@@ -299,6 +300,20 @@ async def claim_outgoing(db: Database, settings: Mapping[str, Any], now: dt.date
     return await claim_docs(db, wanted, lambda doc: claim(doc, wanted[doc["_id"]], now, cutoff, settings))
 
 
+async def _decided(db: Database, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``_bulk_docs`` results where ``ok`` means this write is the doc's winner: on a cluster a write taken by
+    fewer copies than asked (``accepted``) may lose to a concurrent one; it is settled by CouchDB's own
+    winner, and a lost one becomes a ``conflict`` (its leaf deleted), as on one node. So a claim is never
+    handed out twice, nor hidden in a losing revision."""
+    results = await db.bulk_docs(docs)
+    undecided = [i for i, r in enumerate(results) if r.get("ok") and r.get("accepted")]
+    won = await asyncio.gather(*(db.settle(docs[i]["_id"], results[i]["rev"]) for i in undecided))
+    for i, ok in zip(undecided, won):
+        if not ok:
+            results[i] = {"id": docs[i]["_id"], "error": "conflict", "reason": "a concurrent write won"}
+    return results
+
+
 async def claim_docs(db: Database, wanted: Mapping[str, Any],
                      claim_one: Callable[[dict[str, Any]], tuple[list[dict[str, str]], bool]]) -> list[dict[str, str]]:
     """Claim messages doc by doc, writing each doc at the revision read; a doc lost to a
@@ -306,7 +321,7 @@ async def claim_docs(db: Database, wanted: Mapping[str, Any],
     out: list[dict[str, str]] = []
     ids = list(wanted)
     for attempt in range(2):
-        docs = await db.get_many(ids)
+        docs = await db.get_many(ids, latest=True)
         batch, claimed = [], {}
         for doc_id, doc in docs.items():
             found, changed = claim_one(doc)
@@ -314,7 +329,7 @@ async def claim_docs(db: Database, wanted: Mapping[str, Any],
                 batch.append(doc)
                 claimed[doc_id] = found
         ids = []
-        for doc, result in zip(batch, await db.bulk_docs(batch)):
+        for doc, result in zip(batch, await _decided(db, batch)):
             if result.get("ok"):
                 out.extend(claimed[doc["_id"]])
             elif result.get("error") == "conflict" and attempt == 0:

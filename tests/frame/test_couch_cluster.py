@@ -1,0 +1,133 @@
+"""The CouchDB layer on a cluster: writes with ``w`` = the live copies, claims that one racer wins, reads sent
+once more after a node went away. On one node or pouchdb-server the same calls behave as they always did;
+on Apache CouchDB's cluster (``COUCH_URL`` of a node of a 3-node cluster) the races are real."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from api.couch import Couch, replayable, winning_rev
+from api.errors import ServiceUnavailable
+from scripts.couchdb import free_port
+
+
+def test_only_reads_are_replayable():
+    assert replayable("GET", "/medic/doc") and replayable("HEAD", "/medic")
+    for path in ("/medic/_all_docs", "/medic/_bulk_get", "/medic/_find", "/medic/_changes",
+                 "/medic/_revs_diff", "/medic/_design/medic/_view/contacts_by_type",
+                 "/medic/_design/medic/_view/x/queries", "/medic/_all_docs?include_docs=true"):
+        assert replayable("POST", path), path
+    for method, path in (("POST", "/medic/_bulk_docs"), ("PUT", "/medic/doc"), ("DELETE", "/medic/doc"),
+                         ("POST", "/medic"), ("POST", "/medic/_design/medic/_update/x"), ("POST", "/_session")):
+        assert not replayable(method, path), (method, path)
+
+
+def test_the_winning_revision_is_couchdbs():
+    assert winning_rev([{"_rev": "2-aaa"}, {"_rev": "2-bbb"}]) == "2-bbb"  # same length: greatest id
+    assert winning_rev([{"_rev": "3-aaa"}, {"_rev": "2-fff"}]) == "3-aaa"  # the longest history
+    assert winning_rev([{"_rev": "10-a"}, {"_rev": "9-f"}]) == "10-a"  # numbers, not text
+    assert winning_rev([{"_rev": "5-fff", "_deleted": True}, {"_rev": "2-aaa"}]) == "2-aaa"  # alive first
+
+
+async def test_write_quorum_is_the_live_copies(couch, config):
+    quorum = await couch.write_quorum(config.db_medic)
+    info = await couch.db(config.db_medic).info()
+    copies = (info.get("cluster") or {}).get("n")
+    if not isinstance(copies, int) or copies < 2:
+        assert quorum is None  # one node or pouchdb-server: CouchDB's own default
+    else:
+        members = await couch.get_json("/_membership")
+        assert quorum == min(copies, len(set(members["all_nodes"]) & set(members["cluster_nodes"])))
+
+
+async def test_a_claim_is_won_by_exactly_one_racer(couch, config):
+    db = couch.db(config.db_sentinel)
+    for round_ in range(20):
+        doc_id = f"claim-race-{round_}"
+        won = await asyncio.gather(*(db.claim({"_id": doc_id, "by": k}) for k in range(3)))
+        assert sum(won) == 1, won
+        stored = await db.get(doc_id, conflicts=True)
+        assert stored["by"] == won.index(True)
+        assert not stored.get("_conflicts"), "the losers' leaves are gone"
+    # an update of a known revision, too
+    base = await db.get("claim-race-0")
+    won = await asyncio.gather(*(db.claim({**base, "by": 10 + k}) for k in range(3)))
+    assert sum(won) == 1
+
+
+async def test_claim_many_reports_each_doc(couch, config):
+    db = couch.db(config.db_sentinel)
+    await db.put({"_id": "claim-many-taken"})
+    won = await db.claim_many([{"_id": "claim-many-free"}, {"_id": "claim-many-taken"}])
+    assert won == [True, False]
+
+
+async def test_an_accepted_claim_beside_a_live_competitor_is_lost(couch, config):
+    """A node's return: a competitor was told 201 by the copies that were up, then a returning copy took ours
+    (202). Even as CouchDB's winner ours does not win, since the competitor never asks; a loser's leaf goes."""
+    db = couch.db(config.db_sentinel)
+    base = {"_id": "settle-beside", "_rev": "1-abc"}
+    await db.bulk_docs([{**base, "_revisions": {"start": 1, "ids": ["abc"]}}], new_edits=False)
+    leaves = [{"_id": base["_id"], "_rev": f"2-{rid}", "by": rid,
+               "_revisions": {"start": 2, "ids": [rid, "abc"]}} for rid in ("aaa", "fff")]
+    await db.bulk_docs(leaves, new_edits=False)
+    assert not await db.settle(base["_id"], "2-fff"), "the winner beside a live competitor"
+    assert not await db.settle(base["_id"], "2-aaa"), "the loser"
+    stored = await db.get(base["_id"], conflicts=True)
+    assert stored["_rev"] == "2-fff" and not stored.get("_conflicts"), "the loser's leaf is gone, the doc kept"
+    assert await db.settle(base["_id"], "2-fff"), "alone now, it wins"
+
+
+async def test_a_claims_read_is_the_newest_copy(couch, config):
+    db = couch.db(config.db_sentinel)
+    await db.put({"_id": "latest-read", "n": 1})
+    doc = await db.get("latest-read")
+    await db.put({**doc, "n": 2})
+    assert (await db.get_many(["latest-read", "latest-missing"], latest=True)) == {
+        "latest-read": await db.get("latest-read")}
+
+
+@pytest.fixture
+def haproxy_without_nodes(tmp_path):
+    """A real HAProxy (the Debian package) whose only CouchDB is gone: it answers 503 itself."""
+    binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+    if binary is None:
+        pytest.skip("HAProxy is not installed")
+    port, gone = free_port(), free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(f"""defaults
+    mode http
+    timeout connect 200ms
+    timeout client 5s
+    timeout server 5s
+frontend couchdb
+    bind 127.0.0.1:{port}
+    default_backend nodes
+backend nodes
+    server gone 127.0.0.1:{gone}
+""")
+    proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        assert time.monotonic() < deadline and proc.poll() is None, "haproxy did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+async def test_a_read_is_sent_once_more_after_a_proxys_5xx_and_a_write_never(haproxy_without_nodes):
+    async with Couch(haproxy_without_nodes, "admin", "pw") as couch:
+        with pytest.raises(ServiceUnavailable):
+            await couch.db("db").get("x")
+        assert couch.retries == 1
+        with pytest.raises(ServiceUnavailable):
+            await couch.db("db").put({"_id": "x"}, w=1)
+        assert couch.retries == 1, "a write is never sent twice"
