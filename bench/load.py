@@ -47,6 +47,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from api import server
 from api.app import create_app
 from api.cht.lineage import minify_contact
 from api.config import Config
@@ -394,20 +395,9 @@ def serve_api(config: Config, port: int, profile: str | None) -> None:
     app = create_app(config)
     counts = count_couch_requests(app) if profile else None
 
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port, reuse_port=True).start()
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-
     profiler = cProfile.Profile() if profile else None
     with profiler or contextlib.nullcontext():
-        asyncio.run(main())
+        server.run(app, "127.0.0.1", port, reuse_port=True)  # as production runs it (scripts/cluster.py)
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
         with open(profile.replace(".prof", ".requests.json"), "w") as out:
