@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from .contact_types import CONTACT_DOC_TYPES
 
 Doc = dict[str, Any]
+_READ_WITH = "\x00read with:"  # a hint key: what a ``with_lineage`` read of this doc read beside it last time
 Fetch = Callable[[list[str]], Awaitable[Mapping[str, Doc]]]
 
 MAX_DEPTH = 64  # no real hierarchy is deeper; stops a malformed doc from looping
@@ -349,21 +350,28 @@ class Hydrator:
 
     async def hydrate_one(self, doc_id: str) -> Doc | None:
         """One doc by id, hydrated in single-doc mode; None when there is no such doc."""
-        docs = await self.fetch_docs([doc_id])
-        if not docs:
+        # the ancestors and contacts this doc led to when last read come with it (one request when warm)
+        prefetch = list((self._hints or {}).get(_READ_WITH + doc_id, ()))
+        docs = await self.fetch_docs([doc_id, *prefetch])
+        if not docs or docs[0]["_id"] != doc_id:
             return None
-        doc = docs[0]
+        doc, read = docs[0], docs[1:]
         ids = _lineage_ids(doc)
         if not ids:
             return doc
         ancestor_ids = ids[1:]
         hinted = [i for a in ancestor_ids for i in (self._hints or {}).get(a, ())]
-        ancestors = await self.fetch_docs([*ancestor_ids, *_contact_ids([doc]), *hinted])
-        lineage: list[Any] = [doc] + [_by_id(ancestors, i) for i in ancestor_ids]
+        wanted = list(dict.fromkeys([*ancestor_ids, *_contact_ids([doc]), *hinted]))
+        have = {d["_id"] for d in read}
+        if any(i not in have for i in wanted):
+            read += await self.fetch_docs([i for i in wanted if i not in have])
+        lineage: list[Any] = [doc] + [_by_id(read, i) for i in ancestor_ids]
         if self._hints is not None:
             for ancestor in lineage[1:]:
                 if ancestor is not None:
                     self._hints[ancestor["_id"]] = _contact_ids([ancestor])
+            self._hints[_READ_WITH + doc_id] = [*ancestor_ids, *_contact_ids([doc]),
+                                                *(i for a in lineage[1:] if a is not None for i in _contact_ids([a]))]
         patient: list[Any] = []
         place: list[Any] = []
         if _is_data_record(doc):
@@ -376,7 +384,7 @@ class Hydrator:
                 patient = next((c for c in chains if patient_uuid and c[0].get("_id") == patient_uuid), [])
                 place = next((c for c in chains if place_uuid and c[0].get("_id") == place_uuid), [])
                 patient, place = list(patient), list(place)
-        contacts = await self._contacts(lineage + patient + place, ancestors)
+        contacts = await self._contacts(lineage + patient + place, read)
         for chain in (lineage, patient, place):
             _fill_contacts(chain, contacts)
         return _merge(lineage, patient, place)

@@ -219,24 +219,32 @@ async def test_shared_objects_handed_out_by_fetch_are_never_changed():
     assert db.docs == before
 
 
-async def test_one_doc_reads_its_ancestors_with_the_contacts_they_last_named():
-    """Hints (ancestor -> its contacts when last seen) make a single-doc read two fetches; the docs as read win."""
+async def test_one_doc_is_read_with_what_it_led_to_last_time():
+    """Hints (ancestor -> its contacts; doc -> what its last read fetched beside it) make a warm single-doc read
+    one fetch; the docs as read win, and what no hint named is read after."""
     db = FakeDb(_docs())
     hints = {}
     first = await Hydrator(db.fetch, contact_hints=hints).hydrate_one("pat")
-    assert len(db.fetches) == 3 and hints == {"cl": ["chw"], "hc": ["nurse"], "dh": ["boss"]}
+    assert len(db.fetches) == 3 and {k: v for k, v in hints.items() if k in db.docs} == {
+        "cl": ["chw"], "hc": ["nurse"], "dh": ["boss"]}
     db.fetches.clear()
     assert await Hydrator(db.fetch, contact_hints=hints).hydrate_one("pat") == first
-    assert len(db.fetches) == 2 and set(db.fetches[1]) == {"cl", "hc", "dh", "chw", "nurse", "boss"}
+    assert len(db.fetches) == 1 and set(db.fetches[0]) == {"pat", "cl", "hc", "dh", "chw", "nurse", "boss"}
     db.docs["hc"] = {**db.docs["hc"], "contact": {"_id": "boss"}}  # the health center's contact changed
     db.fetches.clear()
     changed = await Hydrator(db.fetch, contact_hints=hints).hydrate_one("pat")
     assert changed["parent"]["parent"]["contact"]["name"] == "Boss", "what the doc names now, not the hint"
-    assert hints["hc"] == ["boss"] and len(db.fetches) == 2
+    assert hints["hc"] == ["boss"] and len(db.fetches) == 1
     db.docs["nobody"] = {"_id": "nobody", "type": "person", "name": "New", "parent": {"_id": "dh"}}
     db.docs["dh"] = {**db.docs["dh"], "contact": {"_id": "nobody"}}
     db.fetches.clear()
     hinted_wrong = await Hydrator(db.fetch, contact_hints=hints).hydrate_one("pat")
     assert hinted_wrong["parent"]["parent"]["parent"]["contact"]["name"] == "New"
-    assert len(db.fetches) == 3, "a contact no hint named is read after the ancestors"
-    assert await Hydrator(db.fetch).hydrate_one("pat") == hinted_wrong, "hints change the reads, not the result"
+    assert len(db.fetches) == 2, "a contact no hint named is read after"
+    db.docs["pat"] = {**db.docs["pat"], "parent": {"_id": "hc", "parent": {"_id": "dh"}}}  # moved up a level
+    db.fetches.clear()
+    moved = await Hydrator(db.fetch, contact_hints=hints).hydrate_one("pat")
+    assert moved["parent"]["_id"] == "hc" and len(db.fetches) == 1, "a stale hint costs nothing"
+    for doc_id in ("pat", "cl", "x"):
+        assert await Hydrator(db.fetch, contact_hints=hints).hydrate_one(doc_id) == \
+            await Hydrator(db.fetch).hydrate_one(doc_id), "hints change the reads, not the result"
