@@ -174,6 +174,7 @@ class Couch:
         # what api.ddocs.ViewWarmer keeps caught up
         self.views_used: dict[tuple[str, str, str], None] = {}
         self._quorums: dict[str, tuple[float, int | None]] = {}
+        self._writable: tuple[float, set[str] | None] | None = None
         self.retries = 0  # reads sent again after a node went away (see ``request``)
         # when CouchDB last answered anything through this client (time.monotonic()): a request waiting
         # on several calls gives up only once CouchDB has been silent too long (api.deadline)
@@ -276,14 +277,38 @@ class Couch:
         status, info, _ = await self.request("GET", "/" + quote(db_name, safe=""), raise_errors=False)
         copies = (info.get("cluster") or {}).get("n") if status == 200 and isinstance(info, dict) else None
         if isinstance(copies, int) and copies > 1:
-            status, members, _ = await self.request("GET", "/_membership", raise_errors=False)
-            if status == 200 and isinstance(members, dict):
-                live = set(members.get("all_nodes") or ()) & set(members.get("cluster_nodes") or ())
-                quorum = max(1, min(copies, len(live)))
-            else:
-                quorum = copies
+            live = await self._writable_nodes()
+            quorum = copies if live is None else max(1, min(copies, len(live)))
         self._quorums[db_name] = (now + QUORUM_SECONDS, quorum)
         return quorum
+
+    async def _writable_nodes(self) -> set[str] | None:
+        """The cluster's nodes that are up and take writes (not in maintenance mode: such a node refuses the
+        copies it is sent, so counting it would turn every write into a 202); None if unknown. Read again every
+        ``QUORUM_SECONDS``."""
+        now = time.monotonic()
+        if self._writable is not None and self._writable[0] > now:
+            return self._writable[1]
+        found = await self._read_writable_nodes()
+        self._writable = (now + QUORUM_SECONDS, found)
+        return found
+
+    async def _read_writable_nodes(self) -> set[str] | None:
+        status, members, _ = await self.request("GET", "/_membership", raise_errors=False)
+        if status != 200 or not isinstance(members, dict):
+            return None
+        live = set(members.get("all_nodes") or ()) & set(members.get("cluster_nodes") or ())
+
+        async def in_maintenance(node: str) -> bool:
+            try:
+                status, mode, _ = await self.request(
+                    "GET", f"/_node/{quote(node, safe='')}/_config/couchdb/maintenance_mode", raise_errors=False)
+            except ServiceUnavailable:
+                return True  # gone since _membership was read: it takes no writes either
+            return status == 200 and mode == "true"
+
+        maintained = await asyncio.gather(*(in_maintenance(node) for node in sorted(live)))
+        return {node for node, down in zip(sorted(live), maintained) if not down}
 
     async def stream(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                      query_string: str | None = None, data: Any = None,

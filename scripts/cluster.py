@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -114,6 +114,7 @@ class Layout:
         self.nodes = nodes or [f"http://127.0.0.1:{p}" for p in self.node_ports]
         self.extra_env = env or {}
         self.children: dict[str, Child] = {}
+        self.rejoining: dict[int, asyncio.Task[float]] = {}  # nodes back in maintenance mode, until caught up
         self.stopping = asyncio.Event()
 
     # -- addresses ------------------------------------------------------
@@ -155,9 +156,51 @@ class Layout:
                 "--dist-port", str(self.port + 11 + i), "--data", str(self.node_dir(i)),
                 "--node-name", f"jamii{self.port}n{i + 1}", "--admin", f"{self.admin[0]}:{self.admin[1]}"]
 
-    async def start_node(self, i: int) -> None:
-        """Start node ``i`` (0-based) with ``couchdb-local``; it rejoins the cluster by itself."""
-        await _run(self._node_command(i), self.data / "logs" / f"couch{i + 1}-start.log")
+    async def start_node(self, i: int, *, rejoin: bool = True) -> None:
+        """Start node ``i`` (0-based) with ``couchdb-local``.
+
+        ``rejoin`` (a node coming back to a running cluster): it comes back in maintenance mode, so until
+        internal replication has brought its copies up to date no other node reads from them (a returning
+        node's stale copies otherwise answer views and ``_all_docs`` without the writes it missed) and HAProxy
+        keeps it out (``/_up`` answers 404); ``rejoin`` takes it out once caught up. This is CouchDB's own
+        procedure for a shard copy being rebuilt (docs/scaling.md)."""
+        log = self.data / "logs" / f"couch{i + 1}-start.log"
+        if not rejoin:
+            await _run(self._node_command(i), log)
+            return
+        with open(self.node_dir(i) / "runtime.ini", "a") as ini:  # CouchDB's own config file, read last
+            ini.write("\n[couchdb]\nmaintenance_mode = true\n")
+        # couchdb-local waits for a 200 from /_up, which a node in maintenance mode never gives: wait for it here
+        await _run([*self._node_command(i), "--timeout", "1"], log, check=False)
+        await _wait_status(self.nodes[i], "/", 200, timeout=120)
+        self.rejoining[i] = asyncio.create_task(self.rejoin(i))
+
+    async def rejoin(self, i: int, *, settle_polls: int = 3) -> float:
+        """Take node ``i`` out of maintenance mode once internal replication has caught up: every database's
+        shards synced (``_sync_shards``), then no internal replication job on any node for ``settle_polls``
+        polls in a row. A failed step is tried again (a node may die meanwhile). Returns the seconds taken."""
+        started = time.monotonic()
+        node = self.node_url(i)
+        while not self.stopping.is_set():
+            try:
+                for name in await _json(f"{node}/_all_dbs"):
+                    if not name.startswith("_"):
+                        await _request("POST", f"{node}/{quote(name, safe='')}/_sync_shards")
+                quiet = 0
+                while quiet < settle_polls:
+                    await asyncio.sleep(1)
+                    members = (await _json(f"{node}/_membership")).get("all_nodes") or []
+                    jobs = [(await _json(f"{node}/_node/{quote(m, safe='')}/_system")).get("internal_replication_jobs")
+                            for m in members]
+                    quiet = quiet + 1 if not any(jobs) else 0
+                await _request("PUT", f"{node}/_node/_local/_config/couchdb/maintenance_mode", '"false"')
+                break
+            except (aiohttp.ClientError, OSError, ValueError, CouchRefused) as exc:
+                print(f"[cluster] node {i + 1} rejoining: {exc}; trying again", flush=True)
+                await asyncio.sleep(2)
+        took = time.monotonic() - started
+        print(f"[cluster] node {i + 1} caught up, out of maintenance mode after {took:.1f}s", flush=True)
+        return took
 
     def kill_node(self, i: int) -> None:
         """SIGKILL node ``i``: a crash."""
@@ -170,7 +213,7 @@ class Layout:
                    self.data / "logs" / f"couch{i + 1}-stop.log", check=False)
 
     async def _start_nodes(self) -> None:
-        await asyncio.gather(*(self.start_node(i) for i in range(3)))
+        await asyncio.gather(*(self.start_node(i, rejoin=False) for i in range(3)))  # all at once: none is behind
         members = await _json(f"{self.node_url(0)}/_membership")
         if len(members.get("cluster_nodes") or ()) < 3:
             assert self.runner
@@ -309,6 +352,38 @@ async def _json(url: str) -> dict:
     async with aiohttp.ClientSession() as session:
         async with session.get(url, headers=headers) as response:
             return await response.json(content_type=None)
+
+
+class CouchRefused(Exception):
+    """A CouchDB node answered an error."""
+
+
+async def _request(method: str, url: str, data: str | None = None) -> None:
+    """A CouchDB request with credentials in the URL (as Basic auth); an error answer raises."""
+    parts = urlsplit(url)
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if parts.username:
+        headers["Authorization"] = basic_auth(parts.username, parts.password or "")
+        url = url.replace(f"{parts.username}:{parts.password}@", "")
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, url, headers=headers, data=data) as response:
+            if response.status >= 400:
+                raise CouchRefused(f"{method} {url}: {response.status} {await response.text()}")
+
+
+async def _wait_status(url: str, path: str, status: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(urlsplit(url)._replace(path=path).geturl()) as response:
+                    if response.status == status:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer {status} on {path} within {timeout:.0f}s")
+            await asyncio.sleep(0.2)
 
 
 def extract(tarball: Path, dest: Path) -> str:
