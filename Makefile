@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NPM_FLAGS := --omit=optional --no-audit --no-fund --loglevel=error
 
-.PHONY: install run test test-couchdb fuzz bench load clean upload-ddocs cluster cluster-test
+.PHONY: install run test test-couchdb test-cluster fuzz bench load clean upload-ddocs cluster cluster-test
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -31,6 +31,12 @@ test: install
 # CouchDB's default configuration and stopped afterwards). See scripts/test-couchdb.sh.
 test-couchdb: install
 	COUCH_URL="$(COUCH_URL)" COUCHDB_TARBALL="$(COUCHDB_TARBALL)" PYTEST_ARGS="$(PYTEST_ARGS)" PY="$(PY)" \
+		bash scripts/test-couchdb.sh
+
+# The whole suite on a 3-node Apache CouchDB cluster (n=3, q=2) started from COUCHDB_TARBALL, through its first
+# node (docs/scaling.md); the third part of .ci/run.
+test-cluster: install
+	COUCHDB_CLUSTER=1 COUCHDB_TARBALL="$(COUCHDB_TARBALL)" PYTEST_ARGS="$(PYTEST_ARGS)" PY="$(PY)" \
 		bash scripts/test-couchdb.sh
 
 # The production layout on this machine (scripts/cluster.py, docs/scaling.md): 3 CouchDB nodes, HAProxy,

@@ -284,7 +284,11 @@ class Run:
     # -- settling and checking ---------------------------------------------
 
     async def settle(self) -> None:
-        """Remaining reports written, the sentinel caught up, every message handed out."""
+        """The returned node caught up (out of maintenance mode), remaining reports written, the sentinel
+        caught up, every message handed out."""
+        for i, rejoin in self.layout.rejoining.items():
+            took = await asyncio.wait_for(asyncio.shield(rejoin), 300)
+            self.events[f"node{i + 1} caught up (s after its start)"] = took
         config = self.layout.config()
         async with Couch.from_config(config) as couch:
             medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)

@@ -3,6 +3,7 @@
 #
 #   COUCH_URL=http://admin:pass@host:5984 scripts/test-couchdb.sh     # a CouchDB 3 you already run
 #   COUCHDB_TARBALL=path/to/apache-couchdb-3.x.tar.gz scripts/test-couchdb.sh
+#   COUCHDB_CLUSTER=1 COUCHDB_TARBALL=... scripts/test-couchdb.sh         # on a 3-node cluster (make test-cluster)
 #
 # With a tarball (a relocatable release with its couchdb-local runner, as ../shared/couchdb holds), it is
 # extracted into a temporary folder, its runtime packages are installed (as root; otherwise named), and
@@ -78,9 +79,33 @@ fi
 
 port=$("$PY" -c 'from scripts.couchdb import free_port; print(free_port())')
 password=$("$PY" -c 'import secrets; print(secrets.token_hex(12))')
-"$runner" start --port "$port" --data "$data" --admin "admin:$password"
+if [ "${COUCHDB_CLUSTER:-}" = 1 ]; then
+    # three nodes (n=3, q=2, CouchDB's cluster defaults), the suite talking to the first, as one API process
+    # behind HAProxy would; the other two are stopped by cleanup_cluster
+    data="$work/node1"
+    cleanup_cluster() {
+        local kept=$?
+        for i in 2 3; do
+            [ -f "$work/node$i/couchdb.pid" ] && "$runner" stop --data "$work/node$i" >/dev/null 2>&1 || true
+        done
+        (exit "$kept")  # cleanup exits with the status the suite left
+        cleanup
+    }
+    trap cleanup_cluster EXIT INT TERM
+    ports=("$port" "$("$PY" -c 'from scripts.couchdb import free_port; print(free_port())')" \
+           "$("$PY" -c 'from scripts.couchdb import free_port; print(free_port())')")
+    for i in 1 2 3; do
+        "$runner" start --cluster --port "${ports[$((i - 1))]}" --data "$work/node$i" \
+            --node-name "jamiitest${ports[0]}n$i" --admin "admin:$password"
+    done
+    "$runner" cluster-setup --admin "admin:$password" --data "$work/node1" --data "$work/node2" --data "$work/node3"
+    what="a 3-node Apache CouchDB cluster (n=3, q=2), through the node on port $port"
+else
+    "$runner" start --port "$port" --data "$data" --admin "admin:$password"
+    what="Apache CouchDB on port $port"
+fi
 COUCH_URL="http://admin:$password@127.0.0.1:$port" lockout
 
-echo "== the suite against Apache CouchDB on port $port"
+echo "== the suite against $what"
 # shellcheck disable=SC2086
 COUCH_URL="http://admin:$password@127.0.0.1:$port" COUCHDB_LOCAL="$runner" "$PY" -m pytest ${PYTEST_ARGS:-}
