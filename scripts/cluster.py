@@ -172,7 +172,7 @@ class Layout:
             ini.write("\n[couchdb]\nmaintenance_mode = true\n")
         # couchdb-local waits for a 200 from /_up, which a node in maintenance mode never gives: wait for it here
         await _run([*self._node_command(i), "--timeout", "1"], log, check=False)
-        await _wait_status(self.nodes[i], "/", 200, timeout=120)
+        await _wait_status(self.nodes[i], "/", 200, 120, f"CouchDB node {i + 1}")
         self.rejoining[i] = asyncio.create_task(self.rejoin(i))
 
     async def rejoin(self, i: int, *, settle_polls: int = 3) -> float:
@@ -280,34 +280,15 @@ class Layout:
         await self.wait_api(timeout)
 
     async def wait_couch(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/_up") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("CouchDB did not answer through HAProxy")
-                await asyncio.sleep(0.3)
+        await _wait_status(f"http://127.0.0.1:{self.port}", "/_up", 200, timeout, "CouchDB through HAProxy")
 
     async def wait_api(self, timeout: float) -> None:
         """Every worker answers on its own port (bound after the shared one: it is ready)."""
         deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            for i in range(1, self.workers + 1):
-                while True:
-                    try:
-                        async with session.get(f"http://127.0.0.1:{self.worker_port(i)}/api/info") as response:
-                            if response.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"API worker {i} did not start: see {self.data / 'logs'}")
-                    await asyncio.sleep(0.3)
+        for i in range(1, self.workers + 1):
+            await _wait_status(f"http://127.0.0.1:{self.worker_port(i)}", "/api/info", 200,
+                               max(0.0, deadline - time.monotonic()),
+                               f"API worker {i} (see {self.data / 'logs'})")
 
     async def stop(self) -> None:
         self.stopping.set()
@@ -371,7 +352,8 @@ async def _request(method: str, url: str, data: str | None = None) -> None:
                 raise CouchRefused(f"{method} {url}: {response.status} {await response.text()}")
 
 
-async def _wait_status(url: str, path: str, status: int, timeout: float) -> None:
+async def _wait_status(url: str, path: str, status: int, timeout: float, what: str) -> None:
+    """Until ``url`` + ``path`` answers ``status``; SystemExit naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while True:
@@ -382,8 +364,8 @@ async def _wait_status(url: str, path: str, status: int, timeout: float) -> None
             except aiohttp.ClientError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer {status} on {path} within {timeout:.0f}s")
-            await asyncio.sleep(0.2)
+                raise SystemExit(f"{what} did not answer {status} on {path} within {timeout:.0f}s")
+            await asyncio.sleep(0.3)
 
 
 def extract(tarball: Path, dest: Path) -> str:
