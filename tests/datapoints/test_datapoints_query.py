@@ -122,20 +122,25 @@ def brute_force(tree, stored, root, indicator):
     return sum(values) if values else None
 
 
+def random_tree(rng, depth):
+    """Region 1 with 1-3 children per region for ``depth`` levels: (children by parent, path by region)."""
+    tree, paths, next_id, frontier = {}, {1: [1]}, 2, [1]
+    for _depth in range(depth):
+        new = []
+        for parent in frontier:
+            for _ in range(rng.randint(1, 3)):
+                tree.setdefault(parent, []).append(next_id)
+                paths[next_id] = paths[parent] + [next_id]
+                new.append(next_id)
+                next_id += 1
+        frontier = new
+    return tree, paths
+
+
 def test_exact_total_matches_the_recursive_rule_on_random_trees():
     rng = random.Random(7)
     for _ in range(50):
-        tree, paths, next_id = {}, {1: [1]}, 2
-        frontier = [1]
-        for _depth in range(4):
-            new = []
-            for parent in frontier:
-                for _ in range(rng.randint(1, 3)):
-                    tree.setdefault(parent, []).append(next_id)
-                    paths[next_id] = paths[parent] + [next_id]
-                    new.append(next_id)
-                    next_id += 1
-            frontier = new
+        tree, paths = random_tree(rng, 4)
         stored = {(r, 5): rng.randint(0, 9) for r in paths if rng.random() < 0.4}
         nodes = {r: (paths[r], {"5": v}) for (r, _), v in stored.items()}
         for root in paths:
@@ -171,16 +176,7 @@ def test_the_agg_map_summed_reads_as_the_rule_when_values_below_sit_at_one_depth
     rng = random.Random(11)
     cases = []
     for _ in range(30):
-        tree, paths, next_id, frontier = {}, {1: [1]}, 2, [1]
-        for _depth in range(3):
-            new = []
-            for parent in frontier:
-                for _ in range(rng.randint(1, 3)):
-                    tree.setdefault(parent, []).append(next_id)
-                    paths[next_id] = paths[parent] + [next_id]
-                    new.append(next_id)
-                    next_id += 1
-            frontier = new
+        tree, paths = random_tree(rng, 3)
         leaves_only = rng.random() < 0.5
         indicators = rng.sample([1, 5, 15, 16, 40, 63], 3)
         stored = {(r, i): rng.randint(0, 9) for r in paths for i in indicators
