@@ -10,6 +10,7 @@ import contextlib
 import os
 import statistics
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
@@ -19,7 +20,8 @@ from aiohttp import web
 
 from api.app import create_app
 from api.config import Config
-from api.couch import Couch, basic_auth
+from api.couch import Couch, Database, basic_auth
+from api.errors import ServiceUnavailable
 from scripts.couchdb import EmbeddedCouch, free_port
 from scripts.setup_db import setup
 
@@ -156,6 +158,35 @@ def server_cpu(stack: Stack) -> float | None:
     """CPU seconds the database server (helpers included) has used so far; None when it cannot be seen."""
     found = server_cpu_parts(stack)
     return sum(found) if found is not None else None
+
+
+INDEX_BUDGET_SECONDS = 4 * 3600
+
+
+async def build_views(db: Database, views: list[tuple[str, str]], *, budget: float = INDEX_BUDGET_SECONDS,
+                      reduced: frozenset[str] = frozenset({"reports_by_form"})) -> float:
+    """Query each (design doc, view) until its index is built (``reduced``: views with a reduce, asked for
+    rows); the seconds it took.
+
+    On CouchDB a query that waits for a long index build gets a 500 ``timeout`` after fabric's request
+    timeout, and ``couchjs`` (64 MiB by default) may run out of memory while it indexes hundreds of thousands
+    of docs and exit (``os_process_error``); either way the indexer goes on (a new ``couchjs`` from the
+    index's last checkpoint), so the query is sent again until ``budget`` is spent, and each such answer is
+    printed."""
+    started = time.perf_counter()
+    for ddoc, view in views:
+        while True:
+            try:
+                await db.view(ddoc, view, limit=1, timeout=3600,
+                              **({"reduce": False} if view in reduced else {}))
+                break
+            except ServiceUnavailable as exc:
+                transient = "os_process_error" in str(exc) or "timeout" in str(exc)
+                if not transient or time.perf_counter() - started > budget:
+                    raise
+                print(f"  indexing {ddoc}/{view} after {time.perf_counter() - started:.0f} s: {exc}; "
+                      "the indexer goes on, asking again")
+    return time.perf_counter() - started
 
 
 def median_ms(seconds: list[float]) -> float:

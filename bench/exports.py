@@ -26,11 +26,10 @@ from typing import Any
 import aiohttp
 
 from api.couch import Database
-from api.errors import ServiceUnavailable
 from api.paging import page
 from scripts.couchdb import free_port
 
-from .common import bench_stack
+from .common import bench_stack, build_views
 
 BATCH = 2000
 CHWS = 60
@@ -70,30 +69,10 @@ async def _load(db: Database, start: int, end: int, chws: list[dict]) -> float:
     return time.perf_counter() - started
 
 
-INDEX_BUDGET_SECONDS = 4 * 3600
-
-
 async def _warm(db: Database) -> float:
-    """Build the export's views. On CouchDB a view query that waits for a long index build gets a 500
-    ``timeout`` after fabric's request timeout, and ``couchjs`` (64 MiB by default) may run out of memory while
-    it indexes hundreds of thousands of docs and exit (``os_process_error``); either way the indexer goes on (a
-    new ``couchjs`` from the index's last checkpoint), so the query is sent again until the budget is spent,
-    and each such answer is printed."""
-    started = time.perf_counter()
-    for ddoc, view in (("medic-client", "reports_by_date"), ("medic-client", "reports_by_form"),
-                       ("medic", "reports_by_form_date")):
-        while True:
-            try:
-                await db.view(ddoc, view, limit=1, timeout=3600,
-                              **({"reduce": False} if view == "reports_by_form" else {}))
-                break
-            except ServiceUnavailable as exc:
-                transient = "os_process_error" in str(exc) or "timeout" in str(exc)
-                if not transient or time.perf_counter() - started > INDEX_BUDGET_SECONDS:
-                    raise
-                print(f"  indexing {ddoc}/{view} after {time.perf_counter() - started:.0f} s: {exc}; "
-                      "the indexer goes on, asking again")
-    return time.perf_counter() - started
+    """Build the export's views (``build_views``)."""
+    return await build_views(db, [("medic-client", "reports_by_date"), ("medic-client", "reports_by_form"),
+                                  ("medic", "reports_by_form_date")])
 
 
 def _rss_kb(pid: int) -> tuple[int, int]:
