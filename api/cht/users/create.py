@@ -15,6 +15,7 @@ else for them.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ log = logging.getLogger("jamii.users")
 
 BATCH = 100
 USERS_PER_WRITE = 10  # _users docs per _bulk_docs (see _write_users)
+USER_WRITES_AT_ONCE = 3
 
 
 @dataclass
@@ -331,19 +333,33 @@ class UserCreator:
         # A few at a time: CouchDB 3 hashes each password as it stores it (PBKDF2-SHA256, 600,000 iterations,
         # ~0.25 s of a core each) and answers a _bulk_docs only when all are done, so a batch of 100 kept it
         # silent past COUCH_TIMEOUT. Each write's revs are kept at once, so a later failure undoes it too.
+        # A few writes run at once, so CouchDB hashes on every core while one write waits for its slowest hash.
         users = [u for u in batch if u.user_doc is not None]
-        for start in range(0, len(users), USERS_PER_WRITE):
-            chunk = users[start:start + USERS_PER_WRITE]
-            results = await self.dbs.users.bulk_docs([u.user_doc for u in chunk if u.user_doc is not None])
-            for user, result in zip(chunk, results):
-                if result.get("error"):
-                    user.error = write_error(user.name, result)
-                    await self._undo_settings(user)
-                    await self._undo_contacts(user, writer)
-                else:
-                    assert user.user_doc is not None
-                    user.user_doc["_rev"] = result["rev"]
-                    user.user_doc.pop("password", None)
+        slots = asyncio.Semaphore(USER_WRITES_AT_ONCE)
+
+        async def write(chunk: list[_New]) -> None:
+            async with slots:
+                await self._write_user_chunk(chunk, writer)
+
+        # every write has ended before a failure is raised, so undoing the batch leaves nothing behind
+        outcomes = await asyncio.gather(*(write(users[start:start + USERS_PER_WRITE])
+                                          for start in range(0, len(users), USERS_PER_WRITE)),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _write_user_chunk(self, chunk: list[_New], writer: ContactWriter) -> None:
+        results = await self.dbs.users.bulk_docs([u.user_doc for u in chunk if u.user_doc is not None])
+        for user, result in zip(chunk, results):
+            if result.get("error"):
+                user.error = write_error(user.name, result)
+                await self._undo_settings(user)
+                await self._undo_contacts(user, writer)
+            else:
+                assert user.user_doc is not None
+                user.user_doc["_rev"] = result["rev"]
+                user.user_doc.pop("password", None)
 
     async def _undo_settings(self, user: _New) -> None:
         assert user.settings_doc is not None
