@@ -26,6 +26,7 @@ from .couch import Database
 from .login_throttle import Failures
 
 PREFIX = "login-failure:"
+LOAD_PAGE = 1000
 _KINDS = {"+": 1, "-": -1}
 
 
@@ -56,10 +57,47 @@ def _parsed(doc_id: str) -> tuple[str, int, str, str]:
 
 
 class CouchFailureStore:
+    """Adds and clears go to CouchDB; a count is read from ``_events``, a copy of every key's events kept
+    by ``api.auth_follow`` (loaded, then the database's feed), so a check costs no request. Until the copy
+    is loaded, or after its feed failed, counts are read from CouchDB."""
+
     def __init__(self, db: Database, window: float):
         self.db = db
         self.window = window
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (its lock, adds using it)
+        self._events: dict[str, set[str]] | None = None  # key -> its event ids; None: no copy to trust
+
+    async def load(self) -> None:
+        """Read every recent event (the feed that keeps the copy is followed from just before)."""
+        events: dict[str, set[str]] = {}
+        oldest = (time.time() - 2 * self.window) * 1000
+        start: dict[str, Any] = {"startkey": PREFIX}
+        while True:
+            rows = (await self.db.all_docs(**start, endkey=PREFIX + "\ufff0", limit=LOAD_PAGE))["rows"]
+            for row in rows:
+                key, ms, _, _ = _parsed(row["id"])
+                if key and ms >= oldest:
+                    events.setdefault(key, set()).add(row["id"])
+            if len(rows) < LOAD_PAGE:
+                break
+            start = {"startkey": rows[-1]["id"], "skip": 1}
+        self._events = events
+
+    def seen(self, doc_id: str, deleted: bool) -> None:
+        """A change of the database, from its feed."""
+        if self._events is None or not doc_id.startswith(PREFIX):
+            return
+        key = _parsed(doc_id)[0]
+        if deleted:
+            self._events.get(key, set()).discard(doc_id)
+            if not self._events.get(key, True):
+                del self._events[key]
+        elif key:
+            self._events.setdefault(key, set()).add(doc_id)
+
+    def lost(self) -> None:
+        """The feed failed: changes may be missed, counts are read from CouchDB until the copy is reloaded."""
+        self._events = None
 
     async def _rows(self, key: str) -> list[dict[str, Any]]:
         """The key's events. A range read comes from one copy, which after a node's restart may still hold
@@ -72,6 +110,8 @@ class CouchFailureStore:
         return [row for row in confirmed if "value" in row and not row["value"].get("deleted")]
 
     async def get(self, key: str) -> Failures | None:
+        if self._events is not None:
+            return fold(list(self._events.get(key, ())), self.window)
         return fold([row["id"] for row in await self._rows(key)], self.window)
 
     async def add(self, key: str, now: float, window: float, by: int = 1) -> Failures:
@@ -94,6 +134,7 @@ class CouchFailureStore:
         mine = _event_id(key, now, by)
         if by:
             await self.db.put({"_id": mine, "type": "login-failure"})
+            self.seen(mine, False)  # this process's next check counts it, before its feed brings it
         rows = await self._rows(key)
         old = [row for row in rows if _parsed(row["id"])[1] / 1000 < now - 2 * window]
         if old:
@@ -109,3 +150,5 @@ class CouchFailureStore:
         if rows:
             await self.db.bulk_docs([{"_id": row["id"], "_rev": row["value"]["rev"], "_deleted": True}
                                      for row in rows])
+            for row in rows:
+                self.seen(row["id"], True)

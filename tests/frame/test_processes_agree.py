@@ -11,8 +11,9 @@ import time
 import pytest
 
 from api.app import create_app
-from api.login_failures import fold
-from api.login_throttle import Failures
+from api.couch import Couch
+from api.login_failures import CouchFailureStore, fold
+from api.login_throttle import Failures, failure_key
 from api.settings import SettingsStore
 from tests.helpers import PASSWORD, basic
 
@@ -140,3 +141,23 @@ def test_the_count_folds_events_in_order_with_the_window():
     assert fold(ids, window=1.5) == Failures(2.5, 1)  # the window from 1 s ended at 2.5 s: counted anew
     assert fold(list(reversed(ids)), window=10) == Failures(1.0, 2), "the order is the ids', not the list's"
     assert fold([], window=10) is None
+
+
+async def test_a_check_reads_the_copy_kept_from_the_feed_not_couchdb(config):
+    """Every authenticated request checks its name's count: against the copy in memory, with no request."""
+    requests = []
+    async with Couch.from_config(config, observer=lambda method, seconds: requests.append(method)) as couch:
+        elsewhere = CouchFailureStore(couch.db(config.db_logs), 300)  # another process's store
+        key = failure_key(f"copy-{time.time_ns()}", "10.9.9.9")
+        await elsewhere.add(key, time.time(), 300)
+        store = CouchFailureStore(couch.db(config.db_logs), 300)
+        assert (await store.get(key)).count == 1, "no copy yet: read from CouchDB"
+        await store.load()
+        before = len(requests)
+        assert (await store.get(key)).count == 1
+        assert len(requests) == before, "the copy answers"
+        event = next(iter(store._events[key]))
+        store.seen(event, deleted=True)  # the feed says another process cleared it
+        assert await store.get(key) is None
+        store.lost()
+        assert (await store.get(key)).count == 1, "a lost feed: CouchDB again"
