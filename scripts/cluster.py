@@ -180,20 +180,23 @@ class Layout:
         shards synced (``_sync_shards``), then no internal replication job on any node for ``settle_polls``
         polls in a row. A failed step is tried again (a node may die meanwhile). Returns the seconds taken."""
         started = time.monotonic()
-        node = self.node_url(i)
+        cluster = self.couch_url  # through HAProxy: a node in maintenance mode coordinates nothing ("nodedown")
         while not self.stopping.is_set():
             try:
-                for name in await _json(f"{node}/_all_dbs"):
+                names = await _json(f"{cluster}/_all_dbs")
+                if not isinstance(names, list):
+                    raise CouchRefused(f"_all_dbs: {names}")
+                for name in names:
                     if not name.startswith("_"):
-                        await _request("POST", f"{node}/{quote(name, safe='')}/_sync_shards")
+                        await _request("POST", f"{cluster}/{quote(name, safe='')}/_sync_shards")
                 quiet = 0
                 while quiet < settle_polls:
                     await asyncio.sleep(1)
-                    members = (await _json(f"{node}/_membership")).get("all_nodes") or []
-                    jobs = [(await _json(f"{node}/_node/{quote(m, safe='')}/_system")).get("internal_replication_jobs")
-                            for m in members]
+                    members = (await _json(f"{cluster}/_membership")).get("all_nodes") or []
+                    jobs = [(await _json(f"{cluster}/_node/{quote(m, safe='')}/_system"))
+                            .get("internal_replication_jobs") for m in members]
                     quiet = quiet + 1 if not any(jobs) else 0
-                await _request("PUT", f"{node}/_node/_local/_config/couchdb/maintenance_mode", '"false"')
+                await _request("PUT", f"{self.node_url(i)}/_node/_local/_config/couchdb/maintenance_mode", '"false"')
                 break
             except (aiohttp.ClientError, OSError, ValueError, CouchRefused) as exc:
                 print(f"[cluster] node {i + 1} rejoining: {exc}; trying again", flush=True)
