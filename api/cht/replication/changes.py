@@ -11,6 +11,8 @@ from typing import Any, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from api.auth import Principal
+from api.cht import visibility
+from api.cht.contact_types import is_person
 from api.couch import Database
 from api.errors import BadRequest
 
@@ -26,7 +28,8 @@ def dumps(value: Any) -> bytes:
 
 
 async def _scan(db: Database, current: Callable[[], Awaitable[VisibleSet]], since: Any, limit: int | None,
-                style: str | None, wanted: set[str] | None, initial: bool) -> tuple[list[dict[str, Any]], Any]:
+                style: str | None, wanted: set[str] | None, initial: bool,
+                settings: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
     """Visible changes after ``since`` (up to ``limit``), and the seq to continue from.
 
     The visible set is asked for (``current``) after each page is read, never
@@ -45,6 +48,8 @@ async def _scan(db: Database, current: Callable[[], Awaitable[VisibleSet]], sinc
         if deleted_unknown:
             checks = await asyncio.gather(*(previously_visible(db, visible.scope, c) for c in deleted_unknown))
             was_visible = {c["id"] for c, ok in zip(deleted_unknown, checks) if ok}
+        page_kept: list[dict[str, Any]] = []
+        full = False
         for change in results:
             since = change["seq"]
             doc_id = change["id"]
@@ -53,11 +58,45 @@ async def _scan(db: Database, current: Callable[[], Awaitable[VisibleSet]], sinc
             if doc_id in visible or doc_id in was_visible:
                 if change.get("deleted") and initial:
                     continue  # a new device has nothing to delete
-                kept.append(change)
-                if limit is not None and len(kept) >= limit:
-                    return kept, since
+                page_kept.append(change)
+                if limit is not None and len(kept) + len(page_kept) >= limit:
+                    full = True
+                    break
+        kept += page_kept
+        if wanted is None:
+            kept += await _brought_by_people(db, visible, settings, page_kept, {c["id"] for c in kept})
+        if full:
+            return kept, since
         if len(results) < PAGE:
             return _resume_at_end(kept, page.get("last_seq", since)), page.get("last_seq", since)
+
+
+async def _brought_by_people(db: Database, visible: VisibleSet, settings: Mapping[str, Any],
+                             changes: list[dict[str, Any]], sent: set[str]) -> list[dict[str, Any]]:
+    """Change rows for the visible docs about the visible people that changed here.
+
+    A report about a patient registered after it (an SMS visit in the same batch as the registration, a
+    report made offline before the patient reached the server) becomes visible with the patient, but its
+    own change is older than the device's position in the feed: it is sent with the patient's change, or
+    the device would never get it. People only: a place's change would send every report below it again.
+    (A place moved into the area brings its older docs to a fresh sync: docs/replication.md.)"""
+    contacts = [c for c in changes if c["id"] in visible.contacts and not c.get("deleted")]
+    if not contacts:
+        return []
+    docs = [d for d in (await db.get_many(c["id"] for c in contacts)).values() if is_person(settings, d)]
+    changed_at = {c["id"]: c["seq"] for c in contacts}
+    keys = [visibility.js_string(k) for doc in docs
+            for k in (doc["_id"], doc.get("patient_id")) if visibility.js_truthy(k)]
+    if not keys:
+        return []
+    rows = (await db.view("medic", "docs_by_replication_key", keys=list(dict.fromkeys(keys))))["rows"]
+    owned = sorted({r["id"] for r in rows if r["id"] in visible and r["id"] not in sent})
+    if not owned:
+        return []
+    seq = changed_at[docs[-1]["_id"]]
+    found = (await db.all_docs(owned))["rows"]
+    return [{"seq": seq, "id": r["id"], "changes": [{"rev": r["value"]["rev"]}]}
+            for r in found if "value" in r and not r["value"].get("deleted")]
 
 
 async def _initial(db: Database, visible: VisibleSet, style: str | None,
@@ -73,8 +112,9 @@ async def _initial(db: Database, visible: VisibleSet, style: str | None,
     results = [c for c in body.get("results", []) if not c.get("deleted")]
     # The set is exact as of its update_seq, so every visible change up to that seq is here: the client
     # resumes from it, and anything written since reaches it in its next request (so a set one refresh
-    # behind, answered at once while the next is made, is as right as a newer one). (A filtered feed's own last_seq is the last match on pouchdb-server, which would
-    # make the next request read the rest of the database again.)
+    # behind, answered at once while the next is made, is as right as a newer one). (A filtered feed's own
+    # last_seq is the last match on pouchdb-server, which would make the next request read the rest of the
+    # database again.)
     return _resume_at_end(results, visible.update_seq), visible.update_seq
 
 
@@ -129,7 +169,7 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
         visible = await scopes.get(principal, settings, record=True, latest=False)
         results, last_seq = await _initial(db, visible, style, wanted)
     else:
-        results, last_seq = await _scan(db, current, since, limit, style, wanted, initial)
+        results, last_seq = await _scan(db, current, since, limit, style, wanted, initial, settings)
     response: web.StreamResponse | None = None
     if not results and longpoll:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -141,7 +181,7 @@ async def serve_changes(request: web.Request, db: Database, scopes: ScopeCache, 
                 await response.write(b"\n")
                 continue
             mark = await notifier.mark()
-            results, last_seq = await _scan(db, current, last_seq, limit, style, wanted, False)
+            results, last_seq = await _scan(db, current, last_seq, limit, style, wanted, False, settings)
     if include_docs and results:
         live = [c["id"] for c in results if not c.get("deleted")]
         docs = await db.get_many(live)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from typing import Any
 
@@ -440,7 +441,8 @@ async def test_a_doc_written_while_the_feed_is_read_is_not_skipped(world, couch,
         newcomer = {"_id": "written-during-the-read", "type": "person", "name": "Newcomer",
                     "parent": minify_lineage(clinic)}
         results, _ = await changes._scan(WritesDuringTheRead(medic, newcomer),
-                                             lambda: scopes.get(chw, settings), since, None, None, None, False)
+                                             lambda: scopes.get(chw, settings), since, None, None, None, False,
+                                             settings)
     finally:
         await scopes.close()
     assert [c["id"] for c in results] == ["written-during-the-read"]
@@ -629,3 +631,28 @@ async def test_a_change_made_while_a_longpoll_reads_the_feed_wakes_it(couch, con
         assert not await notifier.wait(0.3, await notifier.mark()), "and nothing else does"
     finally:
         await notifier.close()
+
+
+async def test_a_report_about_a_patient_registered_after_it_reaches_a_running_device(server, world, couch, config):
+    """The report was invisible when its change passed the device (no such patient yet); it becomes visible
+    with the patient and comes with the patient's change, though its own is behind the device."""
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    clinic = world["h"].by_id[chw.facility_id]
+    other_district = world["h"].districts[1]
+    elsewhere = next(d for d in world["h"].docs if d.get("type") == "person"
+                     and other_district in json.dumps(d["parent"]))
+    code = f"7{time.time_ns() % 10**6:06d}"
+    device = await device_for(server, world, "chw")
+    try:
+        await device.call("pull")
+        await medic.put({"_id": f"visit-before-{code}", "type": "data_record", "form": "V", "reported_date": 1,
+                         "fields": {"patient_id": code}, "contact": {"_id": elsewhere["_id"]}})
+        await device.call("pull")
+        assert f"visit-before-{code}" not in await device.call("ids"), "no such patient yet"
+        await medic.put({"_id": f"patient-{code}", "type": "person", "name": "Late", "patient_id": code,
+                         "parent": {"_id": clinic["_id"], "parent": clinic["parent"]}, "reported_date": 2})
+        await device.call("pull")
+        assert {f"patient-{code}", f"visit-before-{code}"} <= set(await device.call("ids"))
+    finally:
+        await device.close()
