@@ -203,19 +203,28 @@ class Run:
                                           "reported_date": int(time.time() * 1000), "fields": {"n": k},
                                           "contact": {"_id": clinic["contact"]["_id"],
                                                       "parent": {"_id": clinic["_id"], "parent": clinic["parent"]}}})
-            try:
-                result = await device.call("push", timeout=120)
-                ok = result["ok"] and not result["doc_write_failures"]
-                self.tally.note("device-push", "REPL", 200 if ok else f"push-failed {result}")
-            except Exception as exc:  # noqa: BLE001 - PouchDB's own error, tallied
-                self.tally.note("device-push", "REPL", f"push:{exc}")
-            try:
-                result = await device.call("pull", timeout=120)
-                self.tally.note("device-pull", "REPL", 200 if result["ok"] else "pull-failed")
-            except Exception as exc:  # noqa: BLE001
-                self.tally.note("device-pull", "REPL", f"pull:{exc}")
+            await self.replicate(device, "push")
+            await self.replicate(device, "pull")
             self.local_writes[name].append(doc_id)
             await asyncio.sleep(1.0)
+
+    async def replicate(self, device: Device, way: str) -> None:
+        """One replication, tried once more after a failure as PouchDB's ``retry`` does (a connection cut by
+        the killed API worker, a 503 during the node loss); tallied as failed only if both fail."""
+        outcome: Any = None
+        for attempt in range(2):
+            try:
+                result = await device.call(way, timeout=120)
+                ok = result["ok"] and not result.get("doc_write_failures")
+                outcome = 200 if ok else f"{way}-failed {result}"
+            except Exception as exc:  # noqa: BLE001 - PouchDB's own error, tallied
+                outcome = f"{way}:{exc}"
+            if outcome == 200:
+                break
+            if attempt == 0:
+                self.device_retries.append((time.monotonic() - self.tally.started, way, outcome))
+                await asyncio.sleep(1.0)
+        self.tally.note(f"device-{way}", "REPL", outcome)
 
     async def chaos(self) -> None:
         """The kills, at fixed fractions of the run."""
@@ -266,6 +275,7 @@ class Run:
         self.drained = False
         self.caught_up = False
         self.empty_polls = [False] * GATEWAYS
+        self.device_retries: list[tuple[float, str, Any]] = []
         self.takeover = float("inf")
         tasks = [asyncio.create_task(self.online_client(n)) for n in range(ONLINE_CLIENTS)]
         tasks += [asyncio.create_task(self.device(name)) for name in self.users]
@@ -426,6 +436,7 @@ class Run:
             "requests": total, "by kind": dict(self.tally.requests), "errors": len(http_errors),
             "writes in flight on the killed worker (cut)": len(cut),
             "device replication errors": len(device_errors), "error samples": http_errors[:5],
+            "device replications tried again": self.device_retries[:5],
             "people created": len(self.tally.created), "reports": len(self.tally.reports),
             "device docs": sum(len(v) for v in self.local_writes.values()),
             "messages handed out": sum(self.tally.handed.values()), "outgoing messages": len(self.outgoing),
