@@ -176,27 +176,21 @@ class Layout:
         self.rejoining[i] = asyncio.create_task(self.rejoin(i))
 
     async def rejoin(self, i: int, *, settle_polls: int = 3) -> float:
-        """Take node ``i`` out of maintenance mode once internal replication has caught up: every database's
-        shards synced (``_sync_shards``), then no internal replication job on any node for ``settle_polls``
-        polls in a row. A failed step is tried again (a node may die meanwhile). Returns the seconds taken."""
+        """Take node ``i`` out of maintenance mode once internal replication has caught up. Writes made while
+        it is in maintenance mode reach it only when a sync is asked for (measured: ``_sync_shards`` pushes to
+        it, a write's own push does not), so: every database's shards synced, no internal replication job on
+        any node for ``settle_polls`` polls in a row, the same once more for what was written meanwhile, then
+        out, and one more sync for the last second's writes. A failed step is tried again (a node may die
+        meanwhile). Returns the seconds taken."""
         started = time.monotonic()
         cluster = self.couch_url  # through HAProxy: a node in maintenance mode coordinates nothing ("nodedown")
         while not self.stopping.is_set():
             try:
-                names = await _json(f"{cluster}/_all_dbs")
-                if not isinstance(names, list):
-                    raise CouchRefused(f"_all_dbs: {names}")
-                for name in names:
-                    if not name.startswith("_"):
-                        await _request("POST", f"{cluster}/{quote(name, safe='')}/_sync_shards")
-                quiet = 0
-                while quiet < settle_polls:
-                    await asyncio.sleep(1)
-                    members = (await _json(f"{cluster}/_membership")).get("all_nodes") or []
-                    jobs = [(await _json(f"{cluster}/_node/{quote(m, safe='')}/_system"))
-                            .get("internal_replication_jobs") for m in members]
-                    quiet = quiet + 1 if not any(jobs) else 0
+                for polls in (settle_polls, 1):
+                    await self._sync_all(cluster)
+                    await self._replication_quiet(cluster, polls)
                 await _request("PUT", f"{self.node_url(i)}/_node/_local/_config/couchdb/maintenance_mode", '"false"')
+                await self._sync_all(cluster)
                 break
             except (aiohttp.ClientError, OSError, ValueError, CouchRefused) as exc:
                 print(f"[cluster] node {i + 1} rejoining: {exc}; trying again", flush=True)
@@ -204,6 +198,26 @@ class Layout:
         took = time.monotonic() - started
         print(f"[cluster] node {i + 1} caught up, out of maintenance mode after {took:.1f}s", flush=True)
         return took
+
+    @staticmethod
+    async def _sync_all(cluster: str) -> None:
+        names = await _json(f"{cluster}/_all_dbs")
+        if not isinstance(names, list):
+            raise CouchRefused(f"_all_dbs: {names}")
+        for name in names:
+            if not name.startswith("_"):
+                await _request("POST", f"{cluster}/{quote(name, safe='')}/_sync_shards")
+
+    @staticmethod
+    async def _replication_quiet(cluster: str, polls: int) -> None:
+        """Until no node has an internal replication job for ``polls`` polls a second apart."""
+        quiet = 0
+        while quiet < polls:
+            await asyncio.sleep(1)
+            members = (await _json(f"{cluster}/_membership")).get("all_nodes") or []
+            jobs = [(await _json(f"{cluster}/_node/{quote(m, safe='')}/_system")).get("internal_replication_jobs")
+                    for m in members]
+            quiet = quiet + 1 if not any(jobs) else 0
 
     def kill_node(self, i: int) -> None:
         """SIGKILL node ``i``: a crash."""

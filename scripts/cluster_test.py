@@ -349,8 +349,10 @@ class Run:
                 expected.add(f"org.couchdb.user:{name}")
                 local_ids = {i for i in local if not i.startswith("_local/")}
                 if local_ids != expected or not result["ok"]:
+                    by_id = {d["_id"]: d for d in everything}
                     failures.append(f"{name}: local {len(local_ids)} docs, scope {len(expected)}: "
-                                    f"{sorted(local_ids ^ expected)[:5]}")
+                                    f"missing {[_sketch(by_id.get(i)) for i in sorted(expected - local_ids)[:4]]}, "
+                                    f"extra {sorted(local_ids - expected)[:4]}")
                 await device.close()
             # 1. every acknowledged write on every node
             device_ids = {i for ids in self.local_writes.values() for i in ids}  # pushed again just now
@@ -445,6 +447,16 @@ class Run:
             "load average": os.getloadavg(),
         }
         return failures
+
+
+def _sketch(doc: dict[str, Any] | None) -> dict[str, Any]:
+    """What decides a doc's visibility, for a failure message."""
+    if doc is None:
+        return {}
+    fields = doc.get("fields") if isinstance(doc.get("fields"), dict) else {}
+    return {"id": doc["_id"], "rev": doc.get("_rev"), "type": doc.get("type"), "form": doc.get("form"),
+            "contact": (doc.get("contact") or {}).get("_id") if isinstance(doc.get("contact"), dict) else None,
+            "patient_id": fields.get("patient_id") or doc.get("patient_id"), "parent": doc.get("parent")}
 
 
 async def _describe_message(medic, where, message_uuid) -> str:
