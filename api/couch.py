@@ -525,17 +525,14 @@ class Database:
         return await self.settle(doc["_id"], result["rev"])
 
     async def settle(self, doc_id: str, rev: str) -> bool:
-        """Whether ``rev`` (written with a 202 or an ``accepted`` result) won: it is the doc's winning revision
-        once the copies agree *and* no other live leaf competes with it. A losing ``rev`` is deleted, so the
-        doc carries no conflict of ours.
+        """Whether ``rev`` (written with a 202 or an ``accepted`` result) is the doc's winning revision once
+        the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours.
 
         Every leaf is read from every live copy (``open_revs=all``, ``r`` = the live copies: a competing
-        edit is on at least one of them) and the winner is chosen by CouchDB's own rule, so every racer
-        decides the same. A competitor may have been told 201 (every copy that was up took it, then a copy
-        that had been down took ours: a node's return) and then believes it won without asking; so a 202
-        that is CouchDB's winner beside a live competitor does not win either. It keeps its leaf (deleting
-        it could delete the doc, if the competitor removed its own), and the claim is lost: what it locks is
-        redone or redelivered later, never done twice."""
+        edit told 202 is on at least one of them) and the winner is chosen by CouchDB's own rule, so every
+        racer decides the same. (A competitor told 201 never asks; that it raced a write made at an older
+        revision read from a returning node's stale copy is prevented by reading claims from every live copy,
+        ``get_many(latest=True)``, and by nodes returning in maintenance mode: docs/scaling.md.)"""
         await asyncio.sleep(SETTLE_SECONDS)
         params: dict[str, Any] = {"open_revs": "all"}
         quorum = await self.couch.write_quorum(self.name)
@@ -545,9 +542,8 @@ class Database:
         leaves = [row["ok"] for row in body or () if isinstance(row, dict) and isinstance(row.get("ok"), dict)]
         if not leaves:
             return False
-        live = [leaf for leaf in leaves if not leaf.get("_deleted")]
         if winning_rev(leaves) == rev:
-            return all(leaf.get("_rev") == rev for leaf in live)
+            return True
         if any(leaf.get("_rev") == rev and not leaf.get("_deleted") for leaf in leaves):
             try:
                 await self.delete(doc_id, rev)

@@ -78,20 +78,19 @@ async def test_claim_many_reports_each_doc(couch, config):
     assert won == [True, False]
 
 
-async def test_an_accepted_claim_beside_a_live_competitor_is_lost(couch, config):
-    """A node's return: a competitor was told 201 by the copies that were up, then a returning copy took ours
-    (202). Even as CouchDB's winner ours does not win, since the competitor never asks; a loser's leaf goes."""
+async def test_settling_two_leaves_keeps_couchdbs_winner_and_deletes_the_loser(couch, config):
+    """Two claims told 202 on a cluster leave two leaves: each racer settles, the winner by CouchDB's rule
+    wins, the loser deletes its own leaf (built here with ``new_edits=false``, so it runs on any server)."""
     db = couch.db(config.db_sentinel)
-    base = {"_id": "settle-beside", "_rev": "1-abc"}
+    base = {"_id": "settle-two", "_rev": "1-abc"}
     await db.bulk_docs([{**base, "_revisions": {"start": 1, "ids": ["abc"]}}], new_edits=False)
     leaves = [{"_id": base["_id"], "_rev": f"2-{rid}", "by": rid,
                "_revisions": {"start": 2, "ids": [rid, "abc"]}} for rid in ("aaa", "fff")]
     await db.bulk_docs(leaves, new_edits=False)
-    assert not await db.settle(base["_id"], "2-fff"), "the winner beside a live competitor"
     assert not await db.settle(base["_id"], "2-aaa"), "the loser"
+    assert await db.settle(base["_id"], "2-fff"), "CouchDB's winner"
     stored = await db.get(base["_id"], conflicts=True)
     assert stored["_rev"] == "2-fff" and not stored.get("_conflicts"), "the loser's leaf is gone, the doc kept"
-    assert await db.settle(base["_id"], "2-fff"), "alone now, it wins"
 
 
 async def test_a_claims_read_is_the_newest_copy(couch, config):

@@ -183,7 +183,11 @@ class ScopeCache:
                                              self._owned_by(scope, relevant, flipped))
         for doc, visible in [*zip(others, judged), *owned]:
             state.set(doc, visible)
-        return VisibleSet(frozenset(state.ids), scope, update_seq, frozenset(state.tasks), frozenset(state.contacts))
+        # The set is as of the end of the feed it read, not of ``update_seq``: on a cluster the two can come
+        # from different copies of a shard, and a write the feed's copy had not yet received would be behind
+        # the set's seq for good. Read from where this feed ended, it comes with that copy's next changes.
+        return VisibleSet(frozenset(state.ids), scope, body.get("last_seq", update_seq), frozenset(state.tasks),
+                          frozenset(state.contacts))
 
     async def _owned_by(self, scope: visibility.Scope, relevant: list[dict[str, Any]],
                         flipped: bool) -> list[tuple[dict[str, Any], bool]]:
