@@ -209,10 +209,10 @@ class Run:
             await asyncio.sleep(1.0)
 
     async def replicate(self, device: Device, way: str) -> None:
-        """One replication, tried once more after a failure as PouchDB's ``retry`` does (a connection cut by
-        the killed API worker, a 503 during the node loss); tallied as failed only if both fail."""
+        """One replication, tried again after a failure as PouchDB's ``retry`` does (a connection cut by the
+        killed API worker, a 503 during the node loss), up to three times; tallied as failed if all fail."""
         outcome: Any = None
-        for attempt in range(2):
+        for attempt in range(3):
             try:
                 result = await device.call(way, timeout=120)
                 ok = result["ok"] and not result.get("doc_write_failures")
@@ -221,9 +221,8 @@ class Run:
                 outcome = f"{way}:{exc}"
             if outcome == 200:
                 break
-            if attempt == 0:
-                self.device_retries.append((time.monotonic() - self.tally.started, way, outcome))
-                await asyncio.sleep(1.0)
+            self.device_retries.append((time.monotonic() - self.tally.started, way, outcome))
+            await asyncio.sleep(2.0)  # a killed worker's restart takes 1-3 s
         self.tally.note(f"device-{way}", "REPL", outcome)
 
     async def chaos(self) -> None:
