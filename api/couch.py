@@ -340,12 +340,12 @@ class Couch:
         for attempt in (0, 1):
             try:
                 resp = await self.session.request(method, url, **kwargs)
+            except asyncio.TimeoutError as exc:  # first: aiohttp's socket time-outs are ClientErrors too
+                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc  # hung: not again
             except (aiohttp.ClientError, OSError) as exc:
                 if attempt == 0 and again:
                     await self._before_retry()
                     continue
-                raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
-            except asyncio.TimeoutError as exc:
                 raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
             self.last_answer = time.monotonic()
             if attempt == 0 and again and resp.status >= 500:
