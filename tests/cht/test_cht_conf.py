@@ -119,6 +119,11 @@ class Stack:
     async def update_seq(self) -> Any:
         return (await self.medic.info())["update_seq"]
 
+    async def changes_since(self, since: Any) -> int:
+        """How many changes follow ``since``: seqs are opaque (on a cluster two reads of ``update_seq`` name
+        whichever copies answered, so equal positions need not be equal strings)."""
+        return await self.medic.pending_changes(since)
+
     async def attachment(self, doc_id: str, name: str) -> bytes:
         return (await self.medic.get_attachment(doc_id, name))[0]
 
@@ -168,12 +173,12 @@ def uploads(stack: Stack) -> Awaitable[Run]:
     return stack.step("uploads", run)
 
 
-def uploads_again(stack: Stack) -> Awaitable[tuple[Run, Any, Any]]:
-    async def run() -> tuple[Run, Any, Any]:
+def uploads_again(stack: Stack) -> Awaitable[tuple[Run, int]]:
+    async def run() -> tuple[Run, int]:
         await uploads(stack)
         before = await stack.update_seq()
         again = await stack.ok(*UPLOADS, "upload-docs")
-        return again, before, await stack.update_seq()
+        return again, await stack.changes_since(before)
     return stack.step("uploads-again", run)
 
 
@@ -303,12 +308,12 @@ async def test_uploads_configure_a_fresh_jamii(stack: Stack) -> None:
 
 
 async def test_second_run_of_the_uploads_changes_nothing(stack: Stack) -> None:
-    again, before, after = await uploads_again(stack)
+    again, written = await uploads_again(stack)
     for message in NO_CHANGES:
         assert message in again.output, message
     assert again.output.count("Configuration not uploaded as no changes found") == 3
     assert "Summary: 0 of 10 docs uploaded OK" in again.output, "the JSON docs exist already (conflicts)"
-    assert after == before, "nothing was written"
+    assert written == 0, "nothing was written"
 
 
 async def test_backup_all_forms_then_delete_forms(stack: Stack) -> None:
