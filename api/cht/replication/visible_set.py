@@ -33,10 +33,11 @@ MAX_INCREMENTAL = 2000
 class VisibleSet:
     ids: frozenset[str]
     scope: visibility.Scope
-    update_seq: Any = None  # the database's update_seq when the set was computed
+    update_seq: Any = None  # where the set is exact up to: the feed it was brought forward over ended there
     tasks: frozenset[str] = frozenset()  # the task docs among them (CHT's warn count leaves them out)
     contacts: frozenset[str] = frozenset()  # the contacts among them (what else is visible depends on them)
     purged: frozenset[str] = frozenset()  # taken out of ids: the user's role set purges them (api.cht.purging)
+    checked_seq: Any = None  # the database's update_seq its refresh was asked for (unchanged: still current)
 
     def counts(self) -> replication_scope.Counts:
         """``users-info``, counted as CHT counts it (``replication_scope.count``) from the set itself."""
@@ -103,7 +104,7 @@ class ScopeCache:
         self.background = background or medic
         self.logs = logs
         self._shared: Shared[visibility.Scope, VisibleSet] = Shared(
-            medic, self.background, self._refresh, lambda visible: visible.update_seq,
+            medic, self.background, self._refresh, lambda visible: visible.checked_seq,
             what="The visible set is catching up", patience=patience)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -137,7 +138,7 @@ class ScopeCache:
             advanced = VisibleSet(frozenset(d.id for d in found), scope, update_seq,
                                   tasks=frozenset(d.id for d in found if d.type == "task"),
                                   contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES))
-        return advanced
+        return replace(advanced, checked_seq=update_seq)
 
     async def _advance(self, cached: VisibleSet, update_seq: Any) -> VisibleSet | None:
         """The set brought forward over the changes since it was made; None when it must be computed afresh.
