@@ -55,7 +55,8 @@ from api.couch import Couch, basic_auth
 from api.settings import SettingsStore
 from tests.device import Device
 from tests.hierarchy import build, load
-from tests.sentinel.world import build_backlog, save_existing_contacts, transition_settings, use_settings
+from tests.sentinel.world import (EXPECTED_TRANSITIONS, build_backlog, save_existing_contacts, transition_settings,
+                                  use_settings)
 
 from .cluster import Layout, extract
 
@@ -64,13 +65,6 @@ ONLINE_CLIENTS = 50
 DEVICES = 5
 GATEWAYS = 2
 TAKEOVER_LIMIT = 15.0
-EXPECTED_TRANSITIONS = {
-    "contact": {"generate_shortcode_on_contacts", "muting"},
-    "registration": {"update_clinics", "registration", "default_responses", "update_sent_by"},
-    "visit": {"update_clinics", "accept_patient_reports", "default_responses", "update_sent_by"},
-    "text": {"update_clinics", "default_responses", "update_sent_by"},
-    "stranger": {"update_clinics", "default_responses", "update_sent_by"},
-}
 
 
 @dataclass

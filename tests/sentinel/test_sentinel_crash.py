@@ -23,7 +23,7 @@ from api.settings import SettingsStore
 from sentinel.transitions.registration import patient_uuid
 from tests.processes import start_sentinel
 
-from .world import build_backlog, save, save_existing_contacts, transition_settings, use_settings
+from .world import EXPECTED_TRANSITIONS, build_backlog, save, save_existing_contacts, transition_settings, use_settings
 
 
 def started_feeds(config, data_dir: Path) -> int:
@@ -108,19 +108,12 @@ async def crash_run(couch, config, tmp_path, processes, total: int, kills: int, 
     for start in range(0, len(docs), 500):
         found = await sentinel.get_many(f"{d['_id']}-info" for d in docs[start:start + 500])
         info_docs.update({k[: -len("-info")]: v for k, v in found.items()})
-    expected_transitions = {
-        "contact": {"generate_shortcode_on_contacts", "muting"},
-        "registration": {"update_clinics", "registration", "default_responses", "update_sent_by"},
-        "visit": {"update_clinics", "accept_patient_reports", "default_responses", "update_sent_by"},
-        "text": {"update_clinics", "default_responses", "update_sent_by"},
-        "stranger": {"update_clinics", "default_responses", "update_sent_by"},
-    }
     patients = await medic.get_many(patient_uuid(d["_id"]) for d in docs if kinds[d["_id"]] == "registration")
     for doc_id, kind in kinds.items():
         doc, info = stored[doc_id], info_docs.get(doc_id)
         assert info is not None, f"{kind} {doc_id} has no info doc"
         ran = {name for name, run in info["transitions"].items() if run["ok"]}
-        assert ran == expected_transitions[kind], (kind, doc_id, info["transitions"])
+        assert ran == EXPECTED_TRANSITIONS[kind], (kind, doc_id, info["transitions"])
         uuids = [m["uuid"] for _, _, m in messages.iter_messages(doc)]
         assert len(uuids) == len(set(uuids)), f"duplicated message on {doc_id}"
         if kind == "contact":

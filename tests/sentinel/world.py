@@ -139,6 +139,16 @@ async def save_existing_contacts(medic: Database, codes_db: Database, contacts: 
                                       if c.get(name) not in (None, "")})
 
 
+# the transitions that run once on each kind of doc of ``build_backlog`` (with ``transition_settings``)
+EXPECTED_TRANSITIONS = {
+    "contact": {"generate_shortcode_on_contacts", "muting"},
+    "registration": {"update_clinics", "registration", "default_responses", "update_sent_by"},
+    "visit": {"update_clinics", "accept_patient_reports", "default_responses", "update_sent_by"},
+    "text": {"update_clinics", "default_responses", "update_sent_by"},
+    "stranger": {"update_clinics", "default_responses", "update_sent_by"},
+}
+
+
 def build_backlog(total: int, worlds: int, seed: int, new_contacts: float = 0.1
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
     """Contacts, registrations, visits, free text and SMS from strangers, in random order.
