@@ -189,6 +189,7 @@ class Layout:
                 for polls in (settle_polls, 1):
                     await self._sync_all(cluster)
                     await self._replication_quiet(cluster, polls)
+                await self._sync_all(cluster)  # what the last quiet poll let through, right before it serves reads
                 await _request("PUT", f"{self.node_url(i)}/_node/_local/_config/couchdb/maintenance_mode", '"false"')
                 await self._sync_all(cluster)
                 break
