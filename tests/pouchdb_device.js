@@ -7,6 +7,10 @@
 'use strict';
 
 const readline = require('readline');
+
+// PouchDB sometimes leaves a request's rejection unhandled (its own db-info check when the server drops the
+// connection); in an app that is a console error, here it would end the process and the device with it
+process.on('unhandledRejection', (err) => console.error('device: unhandled rejection:', String(err)));
 const PouchDB = require('pouchdb').plugin(require('pouchdb-adapter-memory'));
 
 const local = new PouchDB('device-' + process.pid + '-' + Date.now(), { adapter: 'memory' });
