@@ -40,7 +40,8 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from api.config import ROOT, Config
-from api.couch import basic_auth
+from api.couch import Couch, basic_auth
+from api.errors import JamiiError
 
 from .setup_db import setup
 
@@ -183,42 +184,24 @@ class Layout:
         out, and one more sync for the last second's writes. A failed step is tried again (a node may die
         meanwhile). Returns the seconds taken."""
         started = time.monotonic()
-        cluster = self.couch_url  # through HAProxy: a node in maintenance mode coordinates nothing ("nodedown")
         while not self.stopping.is_set():
             try:
-                for polls in (settle_polls, 1):
-                    await self._sync_all(cluster)
-                    await self._replication_quiet(cluster, polls)
-                await self._sync_all(cluster)  # what the last quiet poll let through, right before it serves reads
-                await _request("PUT", f"{self.node_url(i)}/_node/_local/_config/couchdb/maintenance_mode", '"false"')
-                await self._sync_all(cluster)
+                # through HAProxy: a node in maintenance mode coordinates nothing ("nodedown")
+                async with Couch.from_config(self.config()) as cluster, \
+                        Couch(self.nodes[i], *self.admin) as node:
+                    for polls in (settle_polls, 1):
+                        await _sync_all(cluster)
+                        await _replication_quiet(cluster, polls)
+                    await _sync_all(cluster)  # what the last quiet poll let through, right before it serves reads
+                    await node.request("PUT", "/_node/_local/_config/couchdb/maintenance_mode", json_body="false")
+                    await _sync_all(cluster)
                 break
-            except (aiohttp.ClientError, OSError, ValueError, CouchRefused) as exc:
+            except JamiiError as exc:
                 print(f"[cluster] node {i + 1} rejoining: {exc}; trying again", flush=True)
                 await asyncio.sleep(2)
         took = time.monotonic() - started
         print(f"[cluster] node {i + 1} caught up, out of maintenance mode after {took:.1f}s", flush=True)
         return took
-
-    @staticmethod
-    async def _sync_all(cluster: str) -> None:
-        names = await _json(f"{cluster}/_all_dbs")
-        if not isinstance(names, list):
-            raise CouchRefused(f"_all_dbs: {names}")
-        for name in names:
-            if not name.startswith("_"):
-                await _request("POST", f"{cluster}/{quote(name, safe='')}/_sync_shards")
-
-    @staticmethod
-    async def _replication_quiet(cluster: str, polls: int) -> None:
-        """Until no node has an internal replication job for ``polls`` polls a second apart."""
-        quiet = 0
-        while quiet < polls:
-            await asyncio.sleep(1)
-            members = (await _json(f"{cluster}/_membership")).get("all_nodes") or []
-            jobs = [(await _json(f"{cluster}/_node/{quote(m, safe='')}/_system")).get("internal_replication_jobs")
-                    for m in members]
-            quiet = quiet + 1 if not any(jobs) else 0
 
     def kill_node(self, i: int) -> None:
         """SIGKILL node ``i``: a crash."""
@@ -353,21 +336,22 @@ async def _json(url: str) -> dict:
             return await response.json(content_type=None)
 
 
-class CouchRefused(Exception):
-    """A CouchDB node answered an error."""
+async def _sync_all(cluster: Couch) -> None:
+    """Ask every database's shard copies to sync with each other (internal replication, now)."""
+    for name in await cluster.get_json("/_all_dbs"):
+        if not name.startswith("_"):
+            await cluster.request("POST", f"/{quote(name, safe='')}/_sync_shards")
 
 
-async def _request(method: str, url: str, data: str | None = None) -> None:
-    """A CouchDB request with credentials in the URL (as Basic auth); an error answer raises."""
-    parts = urlsplit(url)
-    headers = {"Accept": "application/json", "Content-Type": "application/json"}
-    if parts.username:
-        headers["Authorization"] = basic_auth(parts.username, parts.password or "")
-        url = url.replace(f"{parts.username}:{parts.password}@", "")
-    async with aiohttp.ClientSession() as session:
-        async with session.request(method, url, headers=headers, data=data) as response:
-            if response.status >= 400:
-                raise CouchRefused(f"{method} {url}: {response.status} {await response.text()}")
+async def _replication_quiet(cluster: Couch, polls: int) -> None:
+    """Until no node has an internal replication job for ``polls`` polls a second apart."""
+    quiet = 0
+    while quiet < polls:
+        await asyncio.sleep(1)
+        members = (await cluster.get_json("/_membership")).get("all_nodes") or []
+        jobs = [(await cluster.get_json(f"/_node/{quote(m, safe='')}/_system")).get("internal_replication_jobs")
+                for m in members]
+        quiet = quiet + 1 if not any(jobs) else 0
 
 
 async def _wait_status(url: str, path: str, status: int, timeout: float, what: str) -> None:
