@@ -235,6 +235,8 @@ class Layout:
 
     async def _start_haproxy(self) -> None:
         haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not os.path.exists(haproxy):
+            raise SystemExit("the layout needs HAProxy: install the Debian package (apt-get install haproxy)")
         cfg = self.data / "haproxy.cfg"
         cfg.write_text(self.haproxy_config())
         check = subprocess.run([haproxy, "-c", "-q", "-f", str(cfg)], capture_output=True, text=True)
