@@ -6,19 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from api.auth import Principal
 from api.cht import visibility
-from api.cht.contact_types import is_person
+from api.cht.contact_types import CONTACT_DOC_TYPES, is_person
 from api.couch import Database
 from api.errors import BadRequest
 
 from .notifier import ChangesNotifier
 from .reads import flag, json_param
-from .visible_set import ScopeCache, VisibleSet, previously_visible
+from .visible_set import ScopeCache, VisibleSet, judge, previously_visible
 
 PAGE = 1000
 
@@ -42,6 +43,8 @@ async def _scan(db: Database, current: Callable[[], Awaitable[VisibleSet]], sinc
         page = await db.changes(since=since, limit=PAGE, style=style)
         visible = await current()
         results = page.get("results", [])
+        if not initial:
+            visible = await _with_unjudged(db, visible, results, wanted)
         deleted_unknown = [c for c in results if c.get("deleted") and c["id"] not in visible
                            and not initial and (wanted is None or c["id"] in wanted)]
         was_visible = set()
@@ -69,6 +72,30 @@ async def _scan(db: Database, current: Callable[[], Awaitable[VisibleSet]], sinc
             return kept, since
         if len(results) < PAGE:
             return _resume_at_end(kept, page.get("last_seq", since)), page.get("last_seq", since)
+
+
+async def _with_unjudged(db: Database, visible: VisibleSet, results: list[dict[str, Any]],
+                         wanted: set[str] | None) -> VisibleSet:
+    """The set with this page's changes it has not judged at their revision judged here, one by one.
+
+    On a cluster the device's page and the feed the set was brought forward
+    over can be read from different copies of a shard: a doc one copy has not
+    yet received would pass the device unjudged, and the device would move past
+    it for good. Changes older than the set's remembered revisions (a device
+    back after long away, a set computed afresh) are judged here too: the cost
+    is the device's own backlog, the price of the set's feed for those changes.
+    """
+    unjudged = [c["id"] for c in results if not c.get("deleted") and c["id"] not in visible
+                and c["id"] not in visible.purged and (wanted is None or c["id"] in wanted)
+                and not visible.has_judged(c)]
+    if not unjudged:
+        return visible
+    docs = list((await db.get_many(dict.fromkeys(unjudged))).values())
+    seen = [d for d, ok in zip(docs, await judge(db, visible.scope, docs)) if ok]
+    if not seen:
+        return visible
+    return replace(visible, ids=visible.ids | {d["_id"] for d in seen},
+                   contacts=visible.contacts | {d["_id"] for d in seen if d.get("type") in CONTACT_DOC_TYPES})
 
 
 async def _brought_by_people(db: Database, visible: VisibleSet, settings: Mapping[str, Any],

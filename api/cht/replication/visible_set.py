@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from api.auth import Principal
@@ -27,6 +27,7 @@ log = logging.getLogger("jamii.replication")
 WARN_LIMIT = 10000
 COUNT_EVERY_SECONDS = 600
 MAX_INCREMENTAL = 2000
+JUDGED_KEPT = 2000  # revisions a set remembers judging (the recent changes a device's next page will hold)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class VisibleSet:
     contacts: frozenset[str] = frozenset()  # the contacts among them (what else is visible depends on them)
     purged: frozenset[str] = frozenset()  # taken out of ids: the user's role set purges them (api.cht.purging)
     checked_seq: Any = None  # the database's update_seq its refresh was asked for (unchanged: still current)
+    judged: Mapping[str, str] = field(default_factory=dict)  # id -> the revision its last advances judged
+
+    def has_judged(self, change: Mapping[str, Any]) -> bool:
+        """Was this change (a ``_changes`` row) judged by the feeds the set was brought forward over?"""
+        rev = self.judged.get(change.get("id"))
+        return rev is not None and any(c.get("rev") == rev for c in change.get("changes", ()))
 
     def counts(self) -> replication_scope.Counts:
         """``users-info``, counted as CHT counts it (``replication_scope.count``) from the set itself."""
@@ -137,7 +144,8 @@ class ScopeCache:
             found = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
             advanced = VisibleSet(frozenset(d.id for d in found), scope, update_seq,
                                   tasks=frozenset(d.id for d in found if d.type == "task"),
-                                  contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES))
+                                  contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES),
+                                  judged=cached.judged if cached is not None else {})  # older: in the views
         return replace(advanced, checked_seq=update_seq)
 
     async def _advance(self, cached: VisibleSet, update_seq: Any) -> VisibleSet | None:
@@ -188,7 +196,7 @@ class ScopeCache:
         # from different copies of a shard, and a write the feed's copy had not yet received would be behind
         # the set's seq for good. Read from where this feed ended, it comes with that copy's next changes.
         return VisibleSet(frozenset(state.ids), scope, body.get("last_seq", update_seq), frozenset(state.tasks),
-                          frozenset(state.contacts))
+                          frozenset(state.contacts), judged=_remember(cached.judged, results))
 
     async def _owned_by(self, scope: visibility.Scope, relevant: list[dict[str, Any]],
                         flipped: bool) -> list[tuple[dict[str, Any], bool]]:
@@ -227,6 +235,15 @@ class ScopeCache:
         await self._shared.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _remember(judged: Mapping[str, str], results: list[dict[str, Any]]) -> dict[str, str]:
+    """The revisions judged so far with this feed's added, the oldest forgotten past ``JUDGED_KEPT``."""
+    kept = dict(judged)
+    for change in results:
+        kept.pop(change["id"], None)
+        kept[change["id"]] = change["changes"][0]["rev"]
+    return kept if len(kept) <= JUDGED_KEPT else dict(list(kept.items())[-JUDGED_KEPT:])
 
 
 def _may_change_primary_contacts(contact: Mapping[str, Any]) -> bool:

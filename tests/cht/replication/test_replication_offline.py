@@ -448,6 +448,36 @@ async def test_a_doc_written_while_the_feed_is_read_is_not_skipped(world, couch,
     assert [c["id"] for c in results] == ["written-during-the-read"]
 
 
+async def test_a_change_the_set_has_not_judged_is_judged_with_the_page(world, couch, config):
+    """Found by the cluster test: the device's page and the set's own feed were read from different copies
+    of a shard, so a person one copy lacked passed the device unjudged and the device moved past it for good.
+    Here the set lags the page the same way (it was made before the writes and is not brought forward)."""
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    settings = default_settings()
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
+    h = world["h"]
+    try:
+        since = (await medic.info())["update_seq"]
+        behind = await scopes.get(chw, settings)
+        await medic.put({"_id": "unjudged-here", "type": "person", "name": "In the area",
+                         "parent": minify_lineage(h.by_id[chw.facility_id])})
+        await medic.put({"_id": "unjudged-elsewhere", "type": "person", "name": "Elsewhere",
+                         "parent": minify_lineage(h.by_id[h.clinics[-1]])})
+
+        async def lagging() -> visible_set.VisibleSet:
+            return behind
+
+        results, _ = await changes._scan(medic, lagging, since, None, None, None, False, settings)
+        assert [c["id"] for c in results] == ["unjudged-here"]
+        brought = await scopes.get(chw, settings)  # brought forward over both writes: it remembers judging them
+    finally:
+        await scopes.close()
+    feed = (await medic.changes(since=since))["results"]
+    assert all(brought.has_judged(c) for c in feed)
+    assert "unjudged-here" in brought and "unjudged-elsewhere" not in brought
+
+
 @contextlib.asynccontextmanager
 async def chw_scopes_after_a_write(world, couch, config, medic: Database, doc_id: str):
     """A ScopeCache over ``medic`` holding the chw's visible set, then a person written in their clinic
