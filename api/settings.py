@@ -134,9 +134,7 @@ class SettingsStore:
             if new == current and "settings" in doc:
                 return False
             doc["settings"] = new
-            try:
-                await self.db.put(doc)
-            except Conflict:
+            if not await self.db.claim(doc):  # merged again over the other writer's settings
                 continue
             self._set(new)
             return True

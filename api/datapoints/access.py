@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from api.auth import USER_PREFIX, Principal
 from api.couch import Database
-from api.errors import Conflict, Forbidden
+from api.errors import Forbidden
 from api.permissions import has_permission
 
 from .model import INT, STRING, doc_id, now_iso, user_doc_id
@@ -61,9 +61,7 @@ async def ensure_profile(db: Database, users: Database, principal: Principal) ->
     stale = doc.get("last_login") is None or _older_than(doc["last_login"], LAST_LOGIN_EVERY_SECONDS)
     if stale or bool(doc.get("is_superuser")) != principal.is_admin:
         doc = {**doc, "is_superuser": principal.is_admin, "last_login": now_iso()}
-        try:
-            await db.put(doc)
-        except Conflict:
+        if not await db.claim(doc):  # another request's stamp won (its losing leaf is not left as a conflict)
             doc = await db.get(user_doc_id(name))
     return doc
 
@@ -101,9 +99,7 @@ async def create_profile(db: Database, name: str, account: Mapping[str, Any], *,
     doc = {"_id": user_doc_id(name), "kind": "user", "id": reservation["id"], "username": name,
            **names_from_account(account), "is_active": True, "is_staff": False, "is_superuser": is_superuser,
            "last_login": stamp, "date_joined": stamp, **(fields or {})}
-    try:
-        await db.put(doc)
-    except Conflict:
+    if not await db.claim(doc):  # on a cluster two creations can both be told 202: one profile wins
         return await db.get(user_doc_id(name))
     return doc
 

@@ -10,8 +10,8 @@ gateway hands them out like any pending message.
 
 Only the token's SHA-256 is kept outside the message text, so neither id nor
 ``_users`` doc reveals a live token. Logging in claims the token with one write
-of the ``_users`` doc (token inactive, new random password) guarded by its
-revision, so two requests with the same link cannot both win. A new token or
+of the ``_users`` doc (token inactive, new random password) claimed at its
+revision (``Database.claim``), so two requests with the same link cannot both win, on a cluster too. A new token or
 disabling clears the old doc's pending messages.
 """
 
@@ -173,8 +173,6 @@ async def claim(users: Database, medic: Database, token: str, now_ms: int, *,
     password = passwords.generate()
     user["password"] = password
     user["token_login"] = {**state, "active": False, "login_date": now_ms}
-    try:
-        await users.put(user)
-    except Conflict:
-        raise TokenError("invalid") from None  # another request used it first
+    if not await users.claim(user):
+        raise TokenError("invalid")  # another request used it first
     return user, password
