@@ -478,6 +478,29 @@ async def test_a_change_the_set_has_not_judged_is_judged_with_the_page(world, co
     assert "unjudged-here" in brought and "unjudged-elsewhere" not in brought
 
 
+async def test_bulk_get_judges_a_doc_its_set_lacks(world, couch, config):
+    """Found by the cluster test: another API process's feed sent the device a doc this process's set had not
+    caught up with, and `_bulk_get` answered it as missing, failing the device's replication."""
+    from api.cht.replication import reads
+
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    h = world["h"]
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        behind = await scopes.get(chw, default_settings())
+    finally:
+        await scopes.close()
+    await medic.put({"_id": "bulk-get-here", "type": "person", "name": "In the area",
+                     "parent": minify_lineage(h.by_id[chw.facility_id])})
+    await medic.put({"_id": "bulk-get-elsewhere", "type": "person", "name": "Elsewhere",
+                     "parent": minify_lineage(h.by_id[h.clinics[-1]])})
+    got = await reads.bulk_get(medic, behind, {}, {"docs": [{"id": "bulk-get-here"}, {"id": "bulk-get-elsewhere"}]})
+    here, elsewhere = got["results"]
+    assert here["docs"][0]["ok"]["name"] == "In the area"
+    assert "error" in elsewhere["docs"][0] and "ok" not in elsewhere["docs"][0]
+
+
 @contextlib.asynccontextmanager
 async def chw_scopes_after_a_write(world, couch, config, medic: Database, doc_id: str):
     """A ScopeCache over ``medic`` holding the chw's visible set, then a person written in their clinic
