@@ -10,7 +10,9 @@ from ``--port`` (16140), with data in a temporary folder. For ``--seconds``:
   person creations (each read back at once through the API: read-your-writes), and the sentinel's
   SMS reports, sent as ``/medic/_bulk_docs`` in batches (registrations, visits, texts, strangers, new
   contacts: ``tests/sentinel/world.py``);
-* 2 cht-gateways poll ``/api/sms`` for the outgoing messages the sentinel makes;
+* 2 cht-gateways poll ``/api/sms`` for the outgoing messages the sentinel makes, reporting each one received
+  with their next poll as cht-gateway does (a reply lost with the killed worker is handed out again after
+  ``sms.gateway_redeliver_minutes``, set to 0.5 here);
 * 5 offline users, each a stock PouchDB (``tests/pouchdb_device.js``), write a report locally, push,
   and pull, over and over.
 
@@ -65,6 +67,7 @@ ONLINE_CLIENTS = 50
 DEVICES = 5
 GATEWAYS = 2
 TAKEOVER_LIMIT = 15.0
+REDELIVER_MINUTES = 0.5  # a poll's reply cut by the killed API worker is handed out again after this
 
 
 @dataclass
@@ -105,7 +108,9 @@ class Run:
         async with Couch.from_config(config) as couch:
             medic, sentinel = couch.db(config.db_medic), couch.db(config.db_sentinel)
             await load(medic, self.h)
-            await use_settings(SettingsStore(medic), transition_settings())
+            settings = transition_settings()
+            settings["sms"] = {**settings.get("sms", {}), "gateway_redeliver_minutes": REDELIVER_MINUTES}
+            await use_settings(SettingsStore(medic), settings)
             await save_existing_contacts(medic, sentinel, self.contacts)
             await medic.bulk_docs([{"_id": "form:P", "type": "form", "title": "P"}])
             self.users = {}
@@ -175,12 +180,16 @@ class Run:
 
     async def gateway(self, n: int) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            updates: list[dict[str, str]] = []  # cht-gateway reports what it received with its next poll
             while not self.stop.is_set() or not self.drained:
                 status, body = await self._request(session, "gateway", "POST", "/api/sms", False,
-                                                   json={"messages": [], "updates": []})
+                                                   json={"messages": [], "updates": updates})
+                if status == 200:
+                    updates = []
                 if status == 200 and body:
                     for message in body.get("messages") or ():
                         self.tally.handed[message["id"]] += 1
+                        updates.append({"id": message["id"], "status": "PENDING"})
                     if not body.get("messages") and self.caught_up:
                         self.empty_polls[n] = True  # nothing left to hand out after the sentinel caught up
                 await asyncio.sleep(1.0)
@@ -308,8 +317,8 @@ class Run:
                     break
                 assert time.monotonic() < deadline, "the sentinel did not catch up"
                 await asyncio.sleep(1)
-            self.caught_up = True  # the gateways poll until each gets an empty answer
-            while not all(self.empty_polls):
+            self.caught_up = True  # the gateways poll until each gets an empty answer and every message
+            while not all(self.empty_polls) or await _awaiting_gateway(medic):  # handed out was reported on
                 assert time.monotonic() < deadline + 120, "the gateways never got an empty answer"
                 await asyncio.sleep(1)
 
@@ -440,6 +449,16 @@ class Run:
             "load average": os.getloadavg(),
         }
         return failures
+
+
+async def _awaiting_gateway(medic: Any) -> int:
+    """Messages pending or handed out without a gateway's report yet (a reply lost with a killed worker)."""
+    counted = 0
+    for state in ("pending", "forwarded-to-gateway"):
+        rows = (await medic.view("medic", "messages_by_state", reduce=False, startkey=[state],
+                                 endkey=[state, {}], limit=1))["rows"]
+        counted += len(rows)
+    return counted
 
 
 def _sketch(doc: dict[str, Any] | None) -> dict[str, Any]:
