@@ -340,10 +340,13 @@ class Run:
                         pushed = await device.call("push", timeout=120)
                         result = await device.call("pull", timeout=120)
                         result["ok"] = result["ok"] and pushed["ok"] and not pushed["doc_write_failures"]
-                        break
+                        if result["ok"]:
+                            break
+                        print(f"[test] {name}: final replication, try {attempt + 1}: push {pushed}, pull {result}",
+                              flush=True)
                     except Exception as exc:  # noqa: BLE001 - PouchDB's own error
                         print(f"[test] {name}: final replication, try {attempt + 1}: {exc}", flush=True)
-                        await asyncio.sleep(2)
+                    await asyncio.sleep(2)
                 local = set(await device.call("ids"))
                 clinic = self.users[name]
                 expected = visible(everything, Principal(name, ("chw",), facility_id=clinic["_id"],

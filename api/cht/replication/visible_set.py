@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
@@ -27,6 +27,7 @@ log = logging.getLogger("jamii.replication")
 WARN_LIMIT = 10000
 COUNT_EVERY_SECONDS = 600
 MAX_INCREMENTAL = 2000
+VIEW_LAG_SECONDS = 5.0  # a fresh set re-judges the changes of this long before it (a view copy's lag)
 JUDGED_KEPT = 2000  # revisions a set remembers judging (the recent changes a device's next page will hold)
 
 
@@ -39,7 +40,9 @@ class VisibleSet:
     contacts: frozenset[str] = frozenset()  # the contacts among them (what else is visible depends on them)
     purged: frozenset[str] = frozenset()  # taken out of ids: the user's role set purges them (api.cht.purging)
     checked_seq: Any = None  # the database's update_seq its refresh was asked for (unchanged: still current)
-    judged: Mapping[str, str] = field(default_factory=dict)  # id -> the revision its last advances judged
+    # id -> the revision its advances judged. Empty after a fresh computation: on a cluster a view can be read
+    # from a copy that lacks a recent write the set had judged, so the set's verdicts no longer stand for it.
+    judged: Mapping[str, str] = field(default_factory=dict)
 
     def has_judged(self, change: Mapping[str, Any]) -> bool:
         """Was this change (a ``_changes`` row) judged by the feeds the set was brought forward over?"""
@@ -114,6 +117,7 @@ class ScopeCache:
             medic, self.background, self._refresh, lambda visible: visible.checked_seq,
             what="The visible set is catching up", patience=patience)
         self._counted: dict[str, float] = {}
+        self._seen = SeenSeqs()
         self._tasks: set[asyncio.Task[None]] = set()
         self.purges = PurgedSets(medic.couch, medic.name)
 
@@ -139,14 +143,24 @@ class ScopeCache:
         return await self._shared.get(scope, latest=latest)
 
     async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
+        self._seen.note(update_seq)
         advanced = await self._advance(cached, update_seq) if cached is not None else None
         if advanced is None:
-            found = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
-            advanced = VisibleSet(frozenset(d.id for d in found), scope, update_seq,
-                                  tasks=frozenset(d.id for d in found if d.type == "task"),
-                                  contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES),
-                                  judged=cached.judged if cached is not None else {})  # older: in the views
+            advanced = await self._afresh(scope, update_seq)
         return replace(advanced, checked_seq=update_seq)
+
+    async def _afresh(self, scope: visibility.Scope, update_seq: Any) -> VisibleSet:
+        """The set computed from the views, then brought forward over the changes of the last ``VIEW_LAG``
+        seconds: on a cluster a view is read from one copy per shard range, which may not yet have a write
+        the database's ``update_seq`` already counts, and that write would be behind the set for good."""
+        found = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
+        rewound = self._seen.before(VIEW_LAG_SECONDS)
+        fresh = VisibleSet(frozenset(d.id for d in found), scope, rewound if rewound is not None else update_seq,
+                           tasks=frozenset(d.id for d in found if d.type == "task"),
+                           contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES))
+        if rewound is None or rewound == update_seq:
+            return fresh
+        return await self._advance(fresh, update_seq) or replace(fresh, update_seq=update_seq)
 
     async def _advance(self, cached: VisibleSet, update_seq: Any) -> VisibleSet | None:
         """The set brought forward over the changes since it was made; None when it must be computed afresh.
@@ -235,6 +249,29 @@ class ScopeCache:
         await self._shared.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class SeenSeqs:
+    """The database's ``update_seq`` values this process has read, with when: a seq from a few seconds ago to
+    re-read the feed from (seqs are opaque: only passed back to CouchDB, never compared or built)."""
+
+    KEEP_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self._seen: deque[tuple[float, Any]] = deque()
+
+    def note(self, seq: Any) -> None:
+        now = time.monotonic()
+        if seq is not None and (not self._seen or self._seen[-1][1] != seq):
+            self._seen.append((now, seq))
+        while len(self._seen) > 1 and self._seen[1][0] < now - self.KEEP_SECONDS:
+            self._seen.popleft()
+
+    def before(self, seconds: float) -> Any:
+        """The newest seq read at least ``seconds`` ago (else the oldest kept; None when none is)."""
+        cutoff = time.monotonic() - seconds
+        older = [seq for at, seq in self._seen if at <= cutoff]
+        return older[-1] if older else (self._seen[0][1] if self._seen else None)
 
 
 def _remember(judged: Mapping[str, str], results: list[dict[str, Any]]) -> dict[str, str]:

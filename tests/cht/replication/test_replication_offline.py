@@ -478,6 +478,49 @@ async def test_a_change_the_set_has_not_judged_is_judged_with_the_page(world, co
     assert "unjudged-here" in brought and "unjudged-elsewhere" not in brought
 
 
+def test_seen_seqs_give_a_seq_from_a_while_ago():
+    """A fresh set re-reads the feed from a seq read a few seconds before it (``SeenSeqs.before``)."""
+    seen = visible_set.SeenSeqs()
+    assert seen.before(5) is None
+    seen.note("1-a")
+    time.sleep(0.05)
+    seen.note("2-b")
+    seen.note("2-b")  # the same seq again is not a new sample
+    assert seen.before(0.03) == "1-a"
+    assert seen.before(0) == "2-b"
+    assert seen.before(60) == "1-a"  # none that old: the oldest kept
+
+
+async def test_a_fresh_set_rejudges_the_changes_just_before_it(world, couch, config, monkeypatch):
+    """Found by the cluster test: a set computed afresh from views read from a copy that lacked a recent write
+    never had it (its seq was already past the write). A fresh set now re-reads the last seconds' changes;
+    here the views are stood in for by a set that lacks the write, as the lagging copy's would."""
+    medic = couch.db(config.db_medic)
+    chw = principal(world, "chw")
+    scope = scope_for(chw, default_settings())
+    scopes = visible_set.ScopeCache(medic, couch.db(config.db_logs))
+    try:
+        scopes._seen.note((await medic.info())["update_seq"])
+        await medic.put({"_id": "lagging-copy", "type": "person", "name": "In the area",
+                         "parent": minify_lineage(world["h"].by_id[chw.facility_id])})
+        now = (await medic.info())["update_seq"]
+        fresh = await scopes._afresh(scope, now)
+        assert "lagging-copy" in fresh
+
+        async def lacking(db, scope):  # the views of a copy without the write
+            async for doc in original(db, scope):
+                if doc.id != "lagging-copy":
+                    yield doc
+
+        original = replication_scope.visible_docs
+        monkeypatch.setattr(replication_scope, "visible_docs", lacking)
+        assert "lagging-copy" in await scopes._afresh(scope, now)
+        scopes._seen = visible_set.SeenSeqs()  # no earlier seq to re-read from: the lagging views' set, as before
+        assert "lagging-copy" not in await scopes._afresh(scope, now)
+    finally:
+        await scopes.close()
+
+
 async def test_bulk_get_judges_a_doc_its_set_lacks(world, couch, config):
     """Found by the cluster test: another API process's feed sent the device a doc this process's set had not
     caught up with, and `_bulk_get` answered it as missing, failing the device's replication."""
