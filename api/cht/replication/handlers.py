@@ -65,6 +65,7 @@ def setup(app: web.Application) -> None:
         app[NOTIFIER] = ChangesNotifier(medic)
         app[SCOPES] = visible_set.ScopeCache(medic, app[COUCH].db(app[CONFIG].db_logs), background,
                                              patience=app[CONFIG].couch_timeout)
+        await app[SCOPES].start()
 
     async def stop(app: web.Application) -> None:
         await app[NOTIFIER].close()

@@ -34,9 +34,11 @@ V = TypeVar("V")
 class Shared(Generic[K, V]):
     def __init__(self, db: Database, background: Database,
                  compute: Callable[[K, V | None, Any], Awaitable[V]], seq_of: Callable[[V], Any], *,
-                 what: str, patience: float = 3.0, size: int = 10000):
+                 what: str, patience: float = 3.0, size: int = 10000,
+                 on_seq: Callable[[Any], None] | None = None):
         """``compute(key, the newest value or None, update_seq)``: the value as of ``update_seq`` (or later);
-        it reads through ``background``, whose limit is shared work's. ``db`` answers requests' own reads."""
+        it reads through ``background``, whose limit is shared work's. ``db`` answers requests' own reads.
+        ``on_seq`` is told every ``update_seq`` read."""
         self.db = db
         self.background = background
         self.compute = compute
@@ -44,6 +46,7 @@ class Shared(Generic[K, V]):
         self.what = what
         self.patience = patience
         self.size = size
+        self.on_seq = on_seq or (lambda seq: None)
         self._values: dict[K, tuple[int, V]] = {}  # (the computation's start tick, value)
         self._running: dict[K, tuple[int, asyncio.Future[V]]] = {}
         self._queued: dict[K, asyncio.Future[V]] = {}
@@ -62,6 +65,7 @@ class Shared(Generic[K, V]):
 
     async def _current(self, key: K, arrived: int) -> V:
         update_seq = (await self.db.info())["update_seq"]
+        self.on_seq(update_seq)
         stored = self._values.get(key)
         if stored is not None and self.seq_of(stored[1]) == update_seq:
             return stored[1]
@@ -97,6 +101,7 @@ class Shared(Generic[K, V]):
         deadline.unbounded()  # shared: it outlives the request that started it
         if update_seq is None:
             update_seq = (await self.background.info())["update_seq"]
+            self.on_seq(update_seq)
         stored = self._values.get(key)
         value = await self.compute(key, stored[1] if stored else None, update_seq)
         stored = self._values.get(key)

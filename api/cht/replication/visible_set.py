@@ -111,13 +111,13 @@ class ScopeCache:
     def __init__(self, medic: Database, logs: Database, background: Database | None = None,
                  patience: float = 3.0):
         self.medic = medic
+        self._seen = SeenSeqs()
         self.background = background or medic
         self.logs = logs
         self._shared: Shared[visibility.Scope, VisibleSet] = Shared(
             medic, self.background, self._refresh, lambda visible: visible.checked_seq,
-            what="The visible set is catching up", patience=patience)
+            what="The visible set is catching up", patience=patience, on_seq=self._note_seq)
         self._counted: dict[str, float] = {}
-        self._seen = SeenSeqs()
         self._tasks: set[asyncio.Task[None]] = set()
         self.purges = PurgedSets(medic.couch, medic.name)
 
@@ -142,8 +142,17 @@ class ScopeCache:
         """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
         return await self._shared.get(scope, latest=latest)
 
+    def _note_seq(self, seq: Any) -> None:
+        self._seen.note(seq)
+
+    async def start(self) -> None:
+        """Note the database's seq at start-up, so the first sets computed afresh have one to re-read from."""
+        try:
+            self._seen.note((await self.medic.info())["update_seq"])
+        except JamiiError as exc:
+            log.warning("visible sets: no start-up seq (%s); the first fresh sets re-read nothing", exc)
+
     async def _refresh(self, scope: visibility.Scope, cached: VisibleSet | None, update_seq: Any) -> VisibleSet:
-        self._seen.note(update_seq)
         advanced = await self._advance(cached, update_seq) if cached is not None else None
         if advanced is None:
             advanced = await self._afresh(scope, update_seq)
@@ -153,12 +162,12 @@ class ScopeCache:
         """The set computed from the views, then brought forward over the changes of the last ``VIEW_LAG``
         seconds: on a cluster a view is read from one copy per shard range, which may not yet have a write
         the database's ``update_seq`` already counts, and that write would be behind the set for good."""
+        rewound = self._seen.before(update_seq, VIEW_LAG_SECONDS)
         found = [doc async for doc in replication_scope.visible_docs(self.background, scope)]
-        rewound = self._seen.before(VIEW_LAG_SECONDS)
         fresh = VisibleSet(frozenset(d.id for d in found), scope, rewound if rewound is not None else update_seq,
                            tasks=frozenset(d.id for d in found if d.type == "task"),
                            contacts=frozenset(d.id for d in found if d.type in CONTACT_DOC_TYPES))
-        if rewound is None or rewound == update_seq:
+        if rewound is None:
             return fresh
         return await self._advance(fresh, update_seq) or replace(fresh, update_seq=update_seq)
 
@@ -186,6 +195,9 @@ class ScopeCache:
             return None
         state.remove(deleted)
         docs = [c["doc"] for c in results if c.get("doc") and not c.get("deleted")]
+        docless = [c["id"] for c in results if not c.get("doc") and not c.get("deleted")]
+        if docless:  # a row whose doc the feed could not include: read it, or it would pass unjudged
+            docs += list((await self.background.get_many(docless)).values())
         # Contacts are judged by their lineage (and the places naming them, with replicate_primary_contacts),
         # never by other docs, so those that matter are known first; the other docs and what belongs to
         # those contacts are then looked up side by side: one request waits for the deepest of the two
@@ -267,11 +279,15 @@ class SeenSeqs:
         while len(self._seen) > 1 and self._seen[1][0] < now - self.KEEP_SECONDS:
             self._seen.popleft()
 
-    def before(self, seconds: float) -> Any:
-        """The newest seq read at least ``seconds`` ago (else the oldest kept; None when none is)."""
-        cutoff = time.monotonic() - seconds
-        older = [seq for at, seq in self._seen if at <= cutoff]
-        return older[-1] if older else (self._seen[0][1] if self._seen else None)
+    def before(self, seq: Any, seconds: float) -> Any:
+        """The newest seq read at least ``seconds`` before ``seq`` was first read (else the oldest read before
+        it; None when there is none: ``seq`` itself was the first, or was never noted)."""
+        at_seq = next((at for at, seen in self._seen if seen == seq), None)
+        if at_seq is None:
+            return None
+        earlier = [(at, seen) for at, seen in self._seen if at < at_seq]
+        older = [seen for at, seen in earlier if at <= at_seq - seconds]
+        return older[-1] if older else (earlier[0][1] if earlier else None)
 
 
 def _remember(judged: Mapping[str, str], results: list[dict[str, Any]]) -> dict[str, str]:

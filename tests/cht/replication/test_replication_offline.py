@@ -481,14 +481,17 @@ async def test_a_change_the_set_has_not_judged_is_judged_with_the_page(world, co
 def test_seen_seqs_give_a_seq_from_a_while_ago():
     """A fresh set re-reads the feed from a seq read a few seconds before it (``SeenSeqs.before``)."""
     seen = visible_set.SeenSeqs()
-    assert seen.before(5) is None
+    assert seen.before("1-a", 5) is None  # never read
     seen.note("1-a")
+    assert seen.before("1-a", 5) is None  # nothing read before it
     time.sleep(0.05)
     seen.note("2-b")
+    time.sleep(0.05)
     seen.note("2-b")  # the same seq again is not a new sample
-    assert seen.before(0.03) == "1-a"
-    assert seen.before(0) == "2-b"
-    assert seen.before(60) == "1-a"  # none that old: the oldest kept
+    seen.note("3-c")
+    assert seen.before("2-b", 0.03) == "1-a"
+    assert seen.before("3-c", 0.03) == "2-b"  # measured from when 3-c was read, not from now
+    assert seen.before("3-c", 60) == "1-a"  # none that much older: the oldest read before it
 
 
 async def test_a_fresh_set_rejudges_the_changes_just_before_it(world, couch, config, monkeypatch):
@@ -504,6 +507,7 @@ async def test_a_fresh_set_rejudges_the_changes_just_before_it(world, couch, con
         await medic.put({"_id": "lagging-copy", "type": "person", "name": "In the area",
                          "parent": minify_lineage(world["h"].by_id[chw.facility_id])})
         now = (await medic.info())["update_seq"]
+        scopes._seen.note(now)
         fresh = await scopes._afresh(scope, now)
         assert "lagging-copy" in fresh
 
