@@ -159,8 +159,8 @@ class ScopeCache:
         return replace(advanced, checked_seq=update_seq)
 
     async def _afresh(self, scope: visibility.Scope, update_seq: Any) -> VisibleSet:
-        """The set computed from the views, then brought forward over the changes of the last ``VIEW_LAG``
-        seconds: on a cluster a view is read from one copy per shard range, which may not yet have a write
+        """The set computed from the views, then brought forward over the changes of the last
+        ``VIEW_LAG_SECONDS``: on a cluster a view is read from one copy per shard range, which may not yet have a write
         the database's ``update_seq`` already counts, and that write would be behind the set for good."""
         rewound = self._seen.before(update_seq, VIEW_LAG_SECONDS)
         found = [doc async for doc in replication_scope.visible_docs(self.background, scope)]

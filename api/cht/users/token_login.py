@@ -11,8 +11,9 @@ gateway hands them out like any pending message.
 Only the token's SHA-256 is kept outside the message text, so neither id nor
 ``_users`` doc reveals a live token. Logging in claims the token with one write
 of the ``_users`` doc (token inactive, new random password) claimed at its
-revision (``Database.claim``), so two requests with the same link cannot both win, on a cluster too. A new token or
-disabling clears the old doc's pending messages.
+revision (``Database.claim``), so two requests with the same link cannot both
+win, on a cluster too. A new token or disabling clears the old doc's pending
+messages.
 """
 
 from __future__ import annotations
