@@ -107,6 +107,28 @@ async def passthrough_json(request: web.Request, suffix: str, body: Any, *,
                              content_type="application/json")
 
 
+def _is_doc_write(method: str, parts: list[str]) -> bool:
+    """A write of docs to a database (not a database, its settings, ``_local`` docs or a system database)."""
+    if not parts or parts[0].startswith("_"):
+        return False
+    if method == "POST":
+        return len(parts) == 1 or parts[1:] == ["_bulk_docs"]
+    return method in ("PUT", "DELETE", "COPY") and len(parts) >= 2 and \
+        (parts[1] == "_design" or not parts[1].startswith("_"))
+
+
+async def _with_write_quorum(couch: Any, method: str, path: str, query: dict[str, str], query_string: str) -> str:
+    """A doc write passed on asks for every live copy, as the API's own writes do (``Couch.write_quorum``),
+    unless the client named ``w``: on a cluster the next read of any copy then sees an admin's upload."""
+    parts = couch_guards.segments(path)
+    if "w" in query or not _is_doc_write(method, parts):
+        return query_string
+    quorum = await couch.write_quorum(parts[0])
+    if quorum is None:
+        return query_string
+    return f"{query_string}&w={quorum}" if query_string else f"w={quorum}"
+
+
 async def passthrough(request: web.Request, suffix: str, *, body: bytes | None = None,
                       query_string: str | None = None, raw: bool = False, raw_body: bool = False,
                       content_type: str | None = None, attachment: str | None = None,
@@ -134,6 +156,7 @@ async def passthrough(request: web.Request, suffix: str, *, body: bytes | None =
             couch_guards.body_needed(request.method, couch_guards.segments(path), query):
         body = await request.read()
     await couch_guards.check(couch, request.method, path, query, body)
+    query_string = await _with_write_quorum(couch, request.method, path, query, query_string)
     data: Any = body
     limited = None
     if data is None and raw_body and request.can_read_body:
