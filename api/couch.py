@@ -58,6 +58,7 @@ _READ_POSTS = re.compile(r"^/[^/]+/(_all_docs(/queries)?|_bulk_get|_find|_explai
 # a copy died during the request (any 5xx of a read is worth one more try)
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_DELAY = (0.2, 0.5)  # seconds: long enough for HAProxy to mark a dead node down
+NODEDOWN_DELAY = 1.0  # a read answered 500 twice is sent a third time after this: coordinators still saw the node
 QUORUM_SECONDS = 2.0  # how long a database's write quorum is used before it is read again
 SETTLE_SECONDS = 0.5  # a claim answered 202 waits this long for both leaves to reach every copy
 LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
@@ -227,7 +228,7 @@ class Couch:
         again = replayable(method, path)
         started = time.monotonic()
         try:
-            for attempt in (0, 1):
+            for attempt in (0, 1, 2):
                 try:
                     async with self.session.request(method, self.url + check_path(path), **kwargs) as resp:
                         raw = await resp.read()
@@ -243,6 +244,9 @@ class Couch:
                 if attempt == 0 and again and status >= 500:
                     await self._before_retry()
                     continue
+                if attempt == 1 and again and status == 500:  # CouchDB's "nodedown" right after a node died
+                    await self._before_retry(NODEDOWN_DELAY)
+                    continue
                 break
         finally:
             if self._observer is not None:
@@ -257,9 +261,9 @@ class Couch:
             raise_for_status(status, body)
         return status, body, resp_headers
 
-    async def _before_retry(self) -> None:
+    async def _before_retry(self, delay: float | None = None) -> None:
         self.retries += 1
-        await asyncio.sleep(random.uniform(*RETRY_DELAY))
+        await asyncio.sleep(random.uniform(*RETRY_DELAY) if delay is None else delay)
 
     async def get_json(self, path: str, **params: Any) -> Any:
         return (await self.request("GET", path, params=params))[1]

@@ -118,6 +118,32 @@ async def test_a_claims_read_is_the_newest_copy(couch, config):
         "latest-read": await db.get("latest-read")}
 
 
+async def test_a_read_answered_nodedown_twice_is_sent_a_third_time(aiohttp_server):
+    """Found by the cluster test: reads in flight when a node was SIGKILLed got CouchDB's 500 "nodedown" on the
+    retry too. A stand-in for the coordinator answers it twice (the HTTP exchange is real)."""
+    from aiohttp import web
+
+    asked = []
+
+    async def doc(request: web.Request) -> web.Response:
+        asked.append(request.method)
+        if request.method == "GET" and len(asked) <= 2:
+            return web.json_response({"error": "nodedown", "reason": "progress not possible"}, status=500)
+        if request.method == "PUT":
+            return web.json_response({"error": "nodedown", "reason": "progress not possible"}, status=500)
+        return web.json_response({"_id": "x", "_rev": "1-a"})
+
+    app = web.Application()
+    app.router.add_route("*", "/db/x", doc)
+    server = await aiohttp_server(app)
+    async with Couch(str(server.make_url("")).rstrip("/"), "admin", "pw") as couch:
+        assert (await couch.db("db").get("x"))["_rev"] == "1-a"
+        assert couch.retries == 2
+        with pytest.raises(ServiceUnavailable):
+            await couch.db("db").put({"_id": "x"}, w=1)
+        assert couch.retries == 2 and asked.count("PUT") == 1, "a write is never sent twice"
+
+
 @pytest.fixture
 def haproxy_without_nodes(tmp_path):
     """A real HAProxy (the Debian package) whose only CouchDB is gone: it answers 503 itself."""
