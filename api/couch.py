@@ -58,7 +58,7 @@ _READ_POSTS = re.compile(r"^/[^/]+/(_all_docs(/queries)?|_bulk_get|_find|_explai
 # a copy died during the request (any 5xx of a read is worth one more try)
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_DELAY = (0.2, 0.5)  # seconds: long enough for HAProxy to mark a dead node down
-NODEDOWN_DELAY = 1.0  # a read answered 500 twice is sent a third time after this: coordinators still saw the node
+NODEDOWN_DELAY = 1.0  # a read that failed twice right after a node died is sent a third time after this
 QUORUM_SECONDS = 2.0  # how long a database's write quorum is used before it is read again
 SETTLE_SECONDS = 0.5  # a claim answered 202 waits this long for both leaves to reach every copy
 LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
@@ -237,8 +237,8 @@ class Couch:
                 except asyncio.TimeoutError as exc:
                     raise CouchTimeout("CouchDB did not answer in time") from exc
                 except (aiohttp.ClientError, OSError) as exc:
-                    if attempt == 0 and again:
-                        await self._before_retry()
+                    if attempt < 2 and again:  # the second retry: HAProxy still routing to a node just killed
+                        await self._before_retry(None if attempt == 0 else NODEDOWN_DELAY)
                         continue
                     raise ServiceUnavailable(f"CouchDB unreachable: {type(exc).__name__}") from exc
                 if attempt == 0 and again and status >= 500:
