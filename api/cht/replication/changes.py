@@ -19,7 +19,7 @@ from api.errors import BadRequest
 
 from .notifier import ChangesNotifier
 from .reads import flag, json_param
-from .visible_set import ScopeCache, VisibleSet, judge, previously_visible
+from .visible_set import ScopeCache, VisibleSet, judged_here, previously_visible
 
 PAGE = 1000
 
@@ -90,12 +90,12 @@ async def _with_unjudged(db: Database, visible: VisibleSet, results: list[dict[s
                 and not visible.has_judged(c)]
     if not unjudged:
         return visible
-    docs = list((await db.get_many(dict.fromkeys(unjudged))).values())
-    seen = [d for d, ok in zip(docs, await judge(db, visible.scope, docs)) if ok]
+    docs = await db.get_many(dict.fromkeys(unjudged))
+    seen = await judged_here(db, visible, list(docs.values()))
     if not seen:
         return visible
-    return replace(visible, ids=visible.ids | {d["_id"] for d in seen},
-                   contacts=visible.contacts | {d["_id"] for d in seen if d.get("type") in CONTACT_DOC_TYPES})
+    return replace(visible, ids=visible.ids | seen,
+                   contacts=visible.contacts | {i for i in seen if docs[i].get("type") in CONTACT_DOC_TYPES})
 
 
 async def _brought_by_people(db: Database, visible: VisibleSet, settings: Mapping[str, Any],

@@ -12,7 +12,7 @@ from api.cht import visibility
 from api.couch import Database
 from api.errors import BadRequest
 
-from .visible_set import VisibleSet, judge, previously_visible
+from .visible_set import VisibleSet, judged_here, previously_visible
 
 
 def json_param(query: Mapping[str, str], body: Mapping[str, Any], name: str) -> Any:
@@ -151,7 +151,9 @@ async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
         raise BadRequest("docs must be an array of {id, rev}", field="docs")
     unknown = await unknown_revs(db, ((d["id"], d.get("rev")) for d in docs)) if "latest" in query else set()
     results = await bulk_get_results(db, query, docs, unknown) if docs else []
-    seen = await _judged_visible(db, visible, [r for d, r in zip(docs, results) if d["id"] not in visible])
+    # a doc another API process's feed sent the device, which this process's set has not caught up with
+    seen = await judged_here(db, visible, [e["ok"] for r in results for e in r.get("docs", [])
+                                           if isinstance(e.get("ok"), dict) and not e["ok"].get("_deleted")])
     answers: list[dict[str, Any]] = []
     for request_doc, result in zip(docs, results):
         if request_doc["id"] in visible or request_doc["id"] in seen:
@@ -161,24 +163,6 @@ async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
         answers.append({"id": request_doc["id"], "docs": tombstones} if tombstones
                        else _missing(request_doc["id"], request_doc.get("rev")))
     return {"results": answers}
-
-
-async def _judged_visible(db: Database, visible: VisibleSet, results: list[dict[str, Any]]) -> set[str]:
-    """The ids among these results whose every revision asked for the user may see, though the set lacks them.
-
-    API processes keep their own sets, each brought forward from its own reads
-    (on a cluster, from its own copies): a doc another process's feed sent the
-    device must not be answered as missing here, or the device's replication
-    fails. Judged by the same rule as the set (``judge``)."""
-    docs = [e["ok"] for r in results for e in r.get("docs", [])
-            if isinstance(e.get("ok"), dict) and not e["ok"].get("_deleted")
-            and e["ok"].get("_id") not in visible.purged]
-    if not docs:
-        return set()
-    verdicts: dict[str, bool] = {}
-    for doc, ok in zip(docs, await judge(db, visible.scope, docs)):
-        verdicts[doc["_id"]] = verdicts.get(doc["_id"], True) and ok
-    return {doc_id for doc_id, ok in verdicts.items() if ok}
 
 
 async def _visible_tombstones(db: Database, scope: visibility.Scope, result: Mapping[str, Any]) -> list[Any]:

@@ -116,7 +116,7 @@ class ScopeCache:
         self.logs = logs
         self._shared: Shared[visibility.Scope, VisibleSet] = Shared(
             medic, self.background, self._refresh, lambda visible: visible.checked_seq,
-            what="The visible set is catching up", patience=patience, on_seq=self._note_seq)
+            what="The visible set is catching up", patience=patience, on_seq=self._seen.note)
         self._counted: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.purges = PurgedSets(medic.couch, medic.name)
@@ -141,9 +141,6 @@ class ScopeCache:
     async def of_scope(self, scope: visibility.Scope, *, latest: bool = True) -> VisibleSet:
         """The visible set of ``scope`` (a scope names its user), without noting a replication count."""
         return await self._shared.get(scope, latest=latest)
-
-    def _note_seq(self, seq: Any) -> None:
-        self._seen.note(seq)
 
     async def start(self) -> None:
         """Note the database's seq at start-up, so the first sets computed afresh have one to re-read from."""
@@ -352,6 +349,17 @@ async def check_readable(db: Database, scopes: ScopeCache, principal: Principal,
         return
     if doc_id not in await scopes.get(principal, settings):
         raise NotFound("missing")
+
+
+async def judged_here(db: Database, visible: VisibleSet, docs: list[dict[str, Any]]) -> set[str]:
+    """The ids of these docs the set lacks but the user may see, judged now by the set's own rule (on a
+    cluster the set can lag what another copy or another API process already served); every revision of
+    an id must be visible, and purged docs stay out."""
+    docs = [d for d in docs if d["_id"] not in visible and d["_id"] not in visible.purged]
+    verdicts: dict[str, bool] = {}
+    for doc, ok in zip(docs, await judge(db, visible.scope, docs) if docs else []):
+        verdicts[doc["_id"]] = verdicts.get(doc["_id"], True) and ok
+    return {doc_id for doc_id, ok in verdicts.items() if ok}
 
 
 async def previously_visible(db: Database, scope: visibility.Scope, change: Mapping[str, Any]) -> bool:
