@@ -98,6 +98,15 @@ class Engine:
         The echo still goes through the transitions: one whose filter refused
         the previous revision may apply to this one, and runs; those that ran
         recorded this revision in the info doc and are not run again.
+
+        That request reads one copy of each shard. On a cluster the feed may
+        come from a copy that already has a write the read's copy lacks (a
+        write answered 202, or one still on its way between copies), and a
+        change whose doc was not found would be passed over for good, its
+        checkpoint moved past it. So a doc the read did not return, or
+        returned at an older revision than the feed's, is read again from
+        every live copy (``get_many(latest=True)``); only a doc gone from
+        all of them (deleted or purged since) is left out.
         """
         echoes, wanted = set(), []
         for change in batch:
@@ -114,8 +123,12 @@ class Engine:
                 wanted.append(change)
         if wanted:
             found = await self.db.get_many(c["id"] for c in wanted)
+            stale = [c["id"] for c in wanted if _behind(found.get(c["id"]), c)]
+            if stale:
+                again = await self.db.get_many(stale, latest=True)
+                found.update({doc_id: again.get(doc_id) for doc_id in stale})
             for change in wanted:
-                if change["id"] in found:
+                if found.get(change["id"]):
                     change["doc"] = found[change["id"]]
         self.echoes += len(echoes)
         return echoes
@@ -329,3 +342,16 @@ class Engine:
         if found:
             await self.sentinel.bulk_docs([{"_id": i, "_rev": d["_rev"], "_deleted": True}
                                            for i, d in found.items()])
+
+
+def _behind(doc: dict[str, Any] | None, change: dict[str, Any]) -> bool:
+    """Whether a doc read for a feed change is missing, or older than the revision the feed names."""
+    if doc is None:
+        return True
+    rev = (change.get("changes") or [{}])[0].get("rev")
+    return _generation(doc.get("_rev")) < _generation(rev)
+
+
+def _generation(rev: Any) -> int:
+    head = str(rev or "").split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
