@@ -34,6 +34,10 @@ log = logging.getLogger("jamii.sentinel")
 
 Batch = list[dict[str, Any]]
 OUTAGE_MAX_DELAY = 5.0
+# How long one caught-up ``_changes`` wait lasts before it is asked again. A wake-up lost on the way (seen on
+# pouchdb-server under a long test run: a write sat unseen by a waiting longpoll for over 20 s) costs at
+# most this; on CouchDB an idle wait is one small request per feed this often.
+FEED_WAIT_SECONDS = 10.0
 BatchProcessor = Callable[[Batch], Awaitable[None]]
 
 
@@ -46,7 +50,7 @@ class Worker:
 
     def __init__(self, couch: Couch, config: Config, process_batch: BatchProcessor = ignore_batch, *,
                  db_name: str | None = None, checkpoint_name: str = checkpoint.SENTINEL,
-                 batch_size: int = 100, wait_seconds: float = 30, read_ahead: bool = True,
+                 batch_size: int = 100, wait_seconds: float = FEED_WAIT_SECONDS, read_ahead: bool = True,
                  checkpoint_seconds: float = 0, include_docs: bool = True, lease: Lease | None = None):
         self.couch = couch
         self.lease = lease

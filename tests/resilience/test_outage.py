@@ -472,7 +472,9 @@ async def check_sentinel(run: Run, couch: Couch, config: Config, sentinel, tmp_p
             run.checkpoints.append((time.monotonic(), since))
         if await medic.pending_changes(since) == 0:
             break
-        assert time.monotonic() < deadline, "the sentinel did not catch up after the outage"
+        assert time.monotonic() < deadline, (f"the sentinel did not catch up after the outage: checkpoint {since!r}, "
+                                             f"{await medic.pending_changes(since)} change(s) after it\n"
+                                             + (tmp_path / "sentinel.log").read_text()[-3000:])
         await asyncio.sleep(0.5)
     for outage in run.outages:
         moved = next((when for when, _ in run.checkpoints if when > outage.ready), None)

@@ -133,8 +133,10 @@ async def test_a_standby_sentinel_takes_over_within_15_s_of_a_sigkill(couch, con
         # checkpoint (in the lease) moves past it
         await save(medic, [{"_id": "lease-takeover-doc", "type": "data_record", "form": None,
                             "reported_date": int(time.time() * 1000)}])
-        while await medic.pending_changes(await checkpoint.read(sentinel_db, checkpoint.SENTINEL)) > 0:
-            assert time.monotonic() - killed < 30, _log(tmp_path)[-3000:]
+        while await medic.pending_changes(since := await checkpoint.read(sentinel_db, checkpoint.SENTINEL)) > 0:
+            assert time.monotonic() - killed < 30, (f"checkpoint {since!r}, after it: "
+                                                    f"{(await medic.changes(since=since))['results']}\n"
+                                                    + _log(tmp_path)[-3000:])
             await asyncio.sleep(0.2)
     finally:
         for proc in procs:
