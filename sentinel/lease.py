@@ -143,11 +143,12 @@ class Lease:
                 pass
             try:
                 await self.renew()
-            except LeaseLost:
-                return
             except JamiiError as exc:  # CouchDB away: try again; ``valid`` fences us meanwhile
-                log.warning("lease renewal failed: %s", exc)
-                if not self.valid:
+                if not isinstance(exc, LeaseLost):
+                    log.warning("lease renewal failed: %s", exc)
+                if isinstance(exc, LeaseLost) or not self.valid:
+                    # deposed, or too long without a renewal (the next try is refused by ``check``): the
+                    # sentinel stops being active and waits to take the lease again
                     self.doc = None
                     self.lost.set()
                     return

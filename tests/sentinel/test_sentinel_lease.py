@@ -10,6 +10,8 @@ import time
 import pytest
 
 from api import checkpoint
+from api.couch import Database
+from api.errors import ServiceUnavailable
 from sentinel.lease import Lease, LeaseLost
 from tests.processes import start_sentinel
 
@@ -76,6 +78,30 @@ async def test_a_holder_that_cannot_renew_fences_itself_before_a_standby_may_tak
     assert not lease.valid
     with pytest.raises(LeaseLost):
         lease.check()
+
+
+class Killed(Database):
+    """The sentinel database once its CouchDB is killed: every write is refused at once (connection refused)."""
+
+    async def put(self, doc, **params):
+        raise ServiceUnavailable("CouchDB unreachable: ClientConnectorError")
+
+
+async def test_a_holder_whose_renewals_fail_gives_the_lease_up_and_is_active_no_longer(sentinel_db):
+    """Renewals refused at once until the lease is no longer valid: ``keep`` must end it (``lost``), so the
+    sentinel goes back to taking the lease instead of idling as a holder that may not write (an outage
+    test on the cluster caught the sentinel stuck there for good)."""
+    lease = Lease(sentinel_db, **FAST)
+    assert await _acquire(lease, 2)
+    lease.db = Killed(sentinel_db.couch, sentinel_db.name)
+    stop = asyncio.Event()
+    keeper = asyncio.create_task(lease.keep(stop))
+    try:
+        await asyncio.wait_for(lease.lost.wait(), FAST["ttl"] + 2)
+    finally:
+        stop.set()
+        await keeper
+    assert not lease.valid
 
 
 async def test_a_released_lease_is_taken_at_once(sentinel_db):
