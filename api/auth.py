@@ -7,7 +7,9 @@ would otherwise lock the name for every client of the API. Only after a local
 success is a password passed on, to open a CouchDB session (``login``). Session
 cookies are CouchDB's own and are checked against its ``/_session`` (a cookie
 check never counts towards CouchDB's lockout). Then the user's ``_users`` doc
-gives ``facility_id`` and ``contact_id``. A successful check is remembered for
+gives ``facility_id`` and ``contact_id``, and its salt must still be the one the
+cookie was signed with (``api.session_cookies``: a password change ends sessions
+at once, even where a cluster node's cache has not seen it yet). A successful check is remembered for
 ``AUTH_CACHE_SECONDS`` (keyed by a hash, never by the secret itself) so a busy
 client does not pay a CouchDB round trip per request; ``forget()`` drops a user
 at once when their ``_users`` doc changes, in every API process
@@ -37,6 +39,7 @@ from .errors import NotFound, ServiceUnavailable, Unauthorized
 from .login_failures import CouchFailureStore
 from .login_throttle import FailureStore, LoginThrottle
 from .password_check import Account, PasswordChecker
+from .session_cookies import CookieSigner
 
 log = logging.getLogger("jamii.auth")
 
@@ -122,6 +125,7 @@ class Authenticator:
         self.users = couch.db(users_db)
         self.cache = _Cache(cache_seconds)
         self.passwords = PasswordChecker(couch, users_db)
+        self.cookies = CookieSigner(couch)
         self.throttle = throttle if throttle is not None else LoginThrottle()
         self._attempts: dict[str, asyncio.Future[Account]] = {}
         self._salt = os.urandom(16)
@@ -249,7 +253,7 @@ class Authenticator:
         ctx, _ = await self.couch.session_info({"Cookie": f"AuthSession={value}"})
         if not ctx.get("name"):
             raise Unauthorized("Session expired or invalid. Please log in again.")
-        principal = await self._principal(ctx, "cookie")
+        principal = await self._principal(ctx, "cookie", cookie=value)
         self.cache.put(key, principal)
         return principal
 
@@ -294,12 +298,14 @@ class Authenticator:
             raise Unauthorized("Invalid token: no subject")
         return Principal(name=name, method="jwt", scopes=frozenset(token_scopes(claims)))
 
-    async def _principal(self, ctx: Mapping[str, Any], method: str) -> Principal:
+    async def _principal(self, ctx: Mapping[str, Any], method: str, cookie: str | None = None) -> Principal:
         name = ctx["name"]
         roles = tuple(ctx.get("roles") or ())
         facility_id = contact_id = None
         try:
             user_doc = await self.users.get(USER_PREFIX + name)
+            if cookie is not None and not await self.cookies.current(cookie, user_doc):
+                raise Unauthorized("Session expired or invalid. Please log in again.")  # its password changed
             facility_id = user_doc.get("facility_id")
             contact_id = user_doc.get("contact_id")
             admin = ("_admin",) if "_admin" in roles else ()  # a server admin with a _users doc too
