@@ -126,9 +126,11 @@ class Engine:
             stale = [c["id"] for c in wanted if _behind(found.get(c["id"]), c)]
             if stale:
                 again = await self.db.get_many(stale, latest=True)
-                found.update({doc_id: again.get(doc_id) for doc_id in stale})
+                for doc_id in stale:
+                    found.pop(doc_id, None)
+                found.update(again)
             for change in wanted:
-                if found.get(change["id"]):
+                if change["id"] in found:
                     change["doc"] = found[change["id"]]
         self.echoes += len(echoes)
         return echoes
