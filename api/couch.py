@@ -60,7 +60,9 @@ _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 RETRY_DELAY = (0.2, 0.5)  # seconds: long enough for HAProxy to mark a dead node down
 NODEDOWN_DELAY = 1.0  # a read that failed twice right after a node died is sent a third time after this
 QUORUM_SECONDS = 2.0  # how long a database's write quorum is used before it is read again
-SETTLE_SECONDS = 0.5  # a claim answered 202 waits this long for both leaves to reach every copy
+SETTLE_SECONDS = 0.5  # a claim answered 202 waits at least this long for both leaves to reach every copy
+SETTLE_MAX_SECONDS = 10.0  # ... and as long as this process's slowest recent write, up to this
+SLOW_WRITE_WINDOW = 30.0  # seconds a slow write is remembered for that
 LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
 
 
@@ -177,6 +179,7 @@ class Couch:
         self._quorums: dict[str, tuple[float, int | None]] = {}
         self._writable: tuple[float, set[str] | None] | None = None
         self.retries = 0  # reads sent again after a node went away (see ``request``)
+        self._slowest_write = (float("-inf"), 0.0)  # (when, seconds): the slowest write of the last while
         # when CouchDB last answered anything through this client (time.monotonic()): a request waiting
         # on several calls gives up only once CouchDB has been silent too long (api.deadline)
         self.last_answer = float("-inf")
@@ -249,8 +252,11 @@ class Couch:
                     continue
                 break
         finally:
+            took = time.monotonic() - started
+            if not again:
+                self._note_write(took)
             if self._observer is not None:
-                self._observer(method, time.monotonic() - started)
+                self._observer(method, took)
         body: Any = None
         if raw:
             try:
@@ -260,6 +266,21 @@ class Couch:
         if raise_errors:
             raise_for_status(status, body)
         return status, body, resp_headers
+
+    def _note_write(self, took: float) -> None:
+        when, slowest = self._slowest_write
+        now = time.monotonic()
+        if took >= slowest or now - when > SLOW_WRITE_WINDOW:
+            self._slowest_write = (now, took)
+
+    def settle_wait(self) -> float:
+        """How long a claim answered 202 waits before reading every leaf: a competing write issued before
+        ours returned takes about as long as writes take now, so the wait follows this process's slowest
+        write of the last ``SLOW_WRITE_WINDOW`` seconds (a cluster under load: writes of 3-9 s were seen)."""
+        when, slowest = self._slowest_write
+        if time.monotonic() - when > SLOW_WRITE_WINDOW:
+            slowest = 0.0
+        return max(SETTLE_SECONDS, min(slowest, SETTLE_MAX_SECONDS))
 
     async def _before_retry(self, delay: float | None = None) -> None:
         self.retries += 1
@@ -536,8 +557,9 @@ class Database:
         edit told 202 is on at least one of them) and the winner is chosen by CouchDB's own rule, so every
         racer decides the same. (A competitor told 201 never asks; that it raced a write made at an older
         revision read from a returning node's stale copy is prevented by reading claims from every live copy,
-        ``get_many(latest=True)``, and by nodes returning in maintenance mode: docs/scaling.md.)"""
-        await asyncio.sleep(SETTLE_SECONDS)
+        ``get_many(latest=True)``, and by nodes returning in maintenance mode: docs/scaling.md.) The read waits
+        ``settle_wait()`` first, so a competing write still on its way is likely among the leaves."""
+        await asyncio.sleep(self.couch.settle_wait())
         params: dict[str, Any] = {"open_revs": "all"}
         quorum = await self.couch.write_quorum(self.name)
         if quorum is not None:
