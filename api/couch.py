@@ -536,7 +536,7 @@ class Database:
         params = await self._write_params({"rev": rev})
         return (await self.couch.request("DELETE", self.doc_path(doc_id), params=params))[1]
 
-    async def claim(self, doc: dict[str, Any]) -> bool:
+    async def claim(self, doc: dict[str, Any], settle_wait: float | None = None) -> bool:
         """Create ``doc`` (no ``_rev``) or update the revision it carries, as a lock: True when this write
         won, False when another did (409, or a competing edit CouchDB chose as the winner). On a cluster two
         writers can both be told 202; both then read the settled doc, and CouchDB's winner (the same on
@@ -547,9 +547,9 @@ class Database:
             return False
         if not result.get("accepted"):
             return True
-        return await self.settle(doc["_id"], result["rev"])
+        return await self.settle(doc["_id"], result["rev"], settle_wait)
 
-    async def settle(self, doc_id: str, rev: str) -> bool:
+    async def settle(self, doc_id: str, rev: str, wait: float | None = None) -> bool:
         """Whether ``rev`` (written with a 202 or an ``accepted`` result) is the doc's winning revision once
         the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours.
 
@@ -558,8 +558,9 @@ class Database:
         racer decides the same. (A competitor told 201 never asks; that it raced a write made at an older
         revision read from a returning node's stale copy is prevented by reading claims from every live copy,
         ``get_many(latest=True)``, and by nodes returning in maintenance mode: docs/scaling.md.) The read waits
-        ``settle_wait()`` first, so a competing write still on its way is likely among the leaves."""
-        await asyncio.sleep(self.couch.settle_wait())
+        ``settle_wait()`` first (or ``wait``, for a writer on a deadline), so a competing write still on its way is
+        likely among the leaves."""
+        await asyncio.sleep(self.couch.settle_wait() if wait is None else wait)
         params: dict[str, Any] = {"open_revs": "all"}
         quorum = await self.couch.write_quorum(self.name)
         if quorum is not None:

@@ -15,6 +15,9 @@ renewed, seq}``, where ``seq`` holds the feeds' checkpoints. So:
   seconds pass without a successful renewal (CouchDB unreachable), before any standby can take over, and
   the sentinel writes no batch while it is false.
 
+A 202 is settled after the short fixed wait (``SETTLE_SECONDS``), not one that follows slow writes: a
+renewal must finish well within ``ttl - margin``.
+
 Takeover after the holder is killed: at most ``ttl + poll`` (+ the settle wait of a 202), 12.5 s with the
 defaults.
 """
@@ -30,7 +33,7 @@ import uuid
 from typing import Any
 
 from api.checkpoint import LEASE_ID, seq_in
-from api.couch import Database
+from api.couch import SETTLE_SECONDS, Database
 from api.errors import Conflict, JamiiError, ServiceUnavailable
 
 log = logging.getLogger("jamii.sentinel.lease")
@@ -96,7 +99,7 @@ class Lease:
                "generation": generation, "renewed": int(time.time() * 1000)}
         if current is None:
             doc.pop("_rev", None)
-        if not await self.db.claim(doc):
+        if not await self.db.claim(doc, settle_wait=SETTLE_SECONDS):
             return False
         self.doc, self.generation, self._renewed = doc, generation, time.monotonic()
         self.lost.clear()
@@ -123,7 +126,7 @@ class Lease:
                 result = await self.db.put(doc)
             except Conflict:
                 self._depose("another sentinel took the lease")
-            if result.get("accepted") and not await self.db.settle(LEASE_ID, doc["_rev"]):
+            if result.get("accepted") and not await self.db.settle(LEASE_ID, doc["_rev"], SETTLE_SECONDS):
                 self._depose("another sentinel's write of the lease won")
             self.doc, self._renewed = doc, time.monotonic()
 
