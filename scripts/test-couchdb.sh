@@ -52,7 +52,8 @@ if "$PY" -c 'import socket, sys; s = socket.socket(); sys.exit(s.connect_ex(("12
 fi
 
 cleanup() {
-    status=$?
+    status=${1:-$?}
+    set +e  # best effort from here: one failed step must not leave a node running or the folder behind
     if [ -n "$runner" ] && [ -f "$data/couchdb.pid" ]; then
         "$runner" stop --data "$data" >/dev/null 2>&1 || true
     fi
@@ -85,11 +86,11 @@ if [ "${COUCHDB_CLUSTER:-}" = 1 ]; then
     data="$work/node1"
     cleanup_cluster() {
         local kept=$?
+        set +e
         for i in 2 3; do
-            [ -f "$work/node$i/couchdb.pid" ] && "$runner" stop --data "$work/node$i" >/dev/null 2>&1 || true
+            [ -f "$work/node$i/couchdb.pid" ] && "$runner" stop --data "$work/node$i" >/dev/null 2>&1
         done
-        (exit "$kept")  # cleanup exits with the status the suite left
-        cleanup
+        cleanup "$kept"  # exits with the status the suite left
     }
     trap cleanup_cluster EXIT INT TERM
     ports=("$port" "$("$PY" -c 'from scripts.couchdb import free_port; print(free_port())')" \
