@@ -781,12 +781,18 @@ def match_results(docs: list[dict[str, Any]], results: list[dict[str, Any]]) -> 
     return ordered
 
 
+def rev_generation(rev: Any) -> int:
+    """The number before the dash of a revision (``3-abc`` -> 3); 0 for none or a malformed one."""
+    head = str(rev or "").split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 def winning_rev(leaves: list[dict[str, Any]]) -> str:
     """CouchDB's winning revision among a doc's leaves: not deleted first, then the longest history, then the
     greatest revision id (``couch_doc:to_doc_info``), the same on every node."""
     def key(leaf: dict[str, Any]) -> tuple[bool, int, str]:
-        pos, _, rev_id = str(leaf.get("_rev", "0-")).partition("-")
-        return (not leaf.get("_deleted"), int(pos) if pos.isdigit() else 0, rev_id)
+        rev = str(leaf.get("_rev", "0-"))
+        return (not leaf.get("_deleted"), rev_generation(rev), rev.partition("-")[2])
     return str(max(leaves, key=key).get("_rev"))
 
 

@@ -29,7 +29,7 @@ from api.cht import shortcodes
 from api.cht.contact_types import CONTACT_DOC_TYPES
 from api.cht.lineage import minify
 from api.config import Config
-from api.couch import Couch
+from api.couch import Couch, rev_generation
 from api.errors import ServiceUnavailable
 from api.settings import SETTINGS_ID, SettingsStore
 
@@ -351,9 +351,4 @@ def _behind(doc: dict[str, Any] | None, change: dict[str, Any]) -> bool:
     if doc is None:
         return True
     rev = (change.get("changes") or [{}])[0].get("rev")
-    return _generation(doc.get("_rev")) < _generation(rev)
-
-
-def _generation(rev: Any) -> int:
-    head = str(rev or "").split("-", 1)[0]
-    return int(head) if head.isdigit() else 0
+    return rev_generation(doc.get("_rev")) < rev_generation(rev)

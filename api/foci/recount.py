@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from api.couch import Database
+from api.couch import Database, rev_generation
 
 from . import geometry as geo
 from .foci import CASE, CLUSTER, DDOC, TYPES, now_ms, parse_doc_id
@@ -159,13 +159,6 @@ async def recount_all(db: Database, countries: Iterable[str]) -> dict[str, Recou
 
 # -- targeted recount ---------------------------------------------------------------
 
-def _generation(rev: Any) -> int:
-    try:
-        return int(str(rev).split("-", 1)[0])
-    except ValueError:
-        return 0
-
-
 def _id_country(doc_id: str) -> str:
     parsed = parse_doc_id(doc_id)
     assert parsed is not None  # only foci ids get here
@@ -258,7 +251,7 @@ async def recount_changes(db: Database, state_db: Database, docs: Iterable[Mappi
         if state is not None:
             if before == now:
                 continue  # not moved since it was last counted
-        elif doc.get("_deleted") or _generation(doc.get("_rev")) > 1:
+        elif doc.get("_deleted") or rev_generation(doc.get("_rev")) > 1:
             full.add(now[0] if now else id_country)  # where it was counted before is unknown
         elif now is None:
             continue  # a first revision that is not a usable case was never counted
