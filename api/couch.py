@@ -549,9 +549,11 @@ class Database:
             return True
         return await self.settle(doc["_id"], result["rev"], settle_wait)
 
-    async def settle(self, doc_id: str, rev: str, wait: float | None = None) -> bool:
+    async def settle(self, doc_id: str, rev: str, wait: float | None = None, *, alone: bool = False) -> bool:
         """Whether ``rev`` (written with a 202 or an ``accepted`` result) is the doc's winning revision once
-        the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours.
+        the copies agree; a losing ``rev`` is deleted, so the doc carries no conflict of ours. With ``alone``,
+        only when it is the doc's one live leaf: a winner among conflicts cannot know whether its competitor
+        already acted on its own write (it keeps its leaf, so the doc is not lost).
 
         Every leaf is read from every live copy (``open_revs=all``, ``r`` = the live copies: a competing
         edit told 202 is on at least one of them) and the winner is chosen by CouchDB's own rule, so every
@@ -570,7 +572,7 @@ class Database:
         if not leaves:
             return False
         if winning_rev(leaves) == rev:
-            return True
+            return not alone or sum(not leaf.get("_deleted") for leaf in leaves) == 1
         if any(leaf.get("_rev") == rev and not leaf.get("_deleted") for leaf in leaves):
             try:
                 await self.delete(doc_id, rev)

@@ -109,6 +109,22 @@ async def test_settling_two_leaves_keeps_couchdbs_winner_and_deletes_the_loser(c
     assert stored["_rev"] == "2-fff" and not stored.get("_conflicts"), "the loser's leaf is gone, the doc kept"
 
 
+async def test_settling_alone_refuses_a_winner_among_conflicts(couch, config):
+    """A hand-out acts only on a leaf that is the doc's one live leaf: the winner of a conflict cannot know
+    whether its competitor already handed the same messages out. It keeps its leaf; the loser deletes its own."""
+    db = couch.db(config.db_sentinel)
+    base = {"_id": "settle-alone", "_rev": "1-abc"}
+    await db.bulk_docs([{**base, "_revisions": {"start": 1, "ids": ["abc"]}}], new_edits=False)
+    leaves = [{"_id": base["_id"], "_rev": f"2-{rid}", "by": rid,
+               "_revisions": {"start": 2, "ids": [rid, "abc"]}} for rid in ("aaa", "fff")]
+    await db.bulk_docs(leaves, new_edits=False)
+    assert not await db.settle(base["_id"], "2-fff", 0, alone=True), "CouchDB's winner, but not alone"
+    assert not await db.settle(base["_id"], "2-aaa", 0, alone=True), "the loser"
+    stored = await db.get(base["_id"], conflicts=True)
+    assert stored["_rev"] == "2-fff" and not stored.get("_conflicts"), "the winner's leaf is kept"
+    assert await db.settle(base["_id"], "2-fff", 0, alone=True), "alone once the loser's leaf is gone"
+
+
 def test_a_claim_waits_as_long_as_writes_take_now():
     """A competing claim issued before ours returned lands about as late as writes land now: the cluster
     test saw a message handed out twice when writes took 3-9 s and claims settled after 0.5 s."""

@@ -6,7 +6,8 @@ the ``medic/messages_by_state``, ``messages_by_uuid`` and
 is written with the revision it was read at, state ``forwarded-to-gateway``,
 before the message is returned, so when two polls race for a doc only the
 one whose write lands gets its messages (the other re-reads once, finds them
-claimed and moves on). A message handed out whose gateway never reported on
+claimed and moves on). On a cluster that write must be taken by every live
+copy (``_decided``). A message handed out whose gateway never reported on
 it is handed out again after ``sms.gateway_redeliver_minutes`` (default 15):
 the reply to a poll can be lost on a bad network, and cht-gateway ignores a
 message id it already has.
@@ -301,16 +302,31 @@ async def claim_outgoing(db: Database, settings: Mapping[str, Any], now: dt.date
 
 
 async def _decided(db: Database, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``_bulk_docs`` results where ``ok`` means this write is the doc's winner: on a cluster a write taken by
-    fewer copies than asked (``accepted``) may lose to a concurrent one; it is settled by CouchDB's own
-    winner, and a lost one becomes a ``conflict`` (its leaf deleted), as on one node. So a claim is never
-    handed out twice, nor hidden in a losing revision."""
+    """``_bulk_docs`` results where ``ok`` means the doc's messages may be handed out: a write every live copy
+    took (201), which no competing edit of the same revision can also get.
+
+    On a cluster a claim taken by fewer copies (202, ``accepted``) may have a competitor on the copies it
+    missed whose writer cannot see it yet: the cluster test saw two such claims, 3.4 s apart, each settle as
+    the winner and hand the same messages out. So a 202 claim is settled, and only if its leaf is then the
+    doc's one live leaf is it written once more on top of itself; a 201 for that write confirms it (a
+    competitor's leaf on any live copy refuses it). A claim left unconfirmed keeps its messages
+    ``forwarded-to-gateway``; they are handed out after ``gateway_redeliver_minutes``, never twice."""
     results = await db.bulk_docs(docs)
     undecided = [i for i, r in enumerate(results) if r.get("ok") and r.get("accepted")]
-    won = await asyncio.gather(*(db.settle(docs[i]["_id"], results[i]["rev"]) for i in undecided))
-    for i, ok in zip(undecided, won):
+    alone = await asyncio.gather(*(db.settle(docs[i]["_id"], results[i]["rev"], alone=True) for i in undecided))
+    confirm = [i for i, ok in zip(undecided, alone) if ok]
+    for i, ok in zip(undecided, alone):
         if not ok:
-            results[i] = {"id": docs[i]["_id"], "error": "conflict", "reason": "a concurrent write won"}
+            results[i] = {"id": docs[i]["_id"], "error": "conflict", "reason": "a concurrent write"}
+    confirmed = await db.bulk_docs([{**docs[i], "_rev": results[i]["rev"]} for i in confirm])
+    for i, result in zip(confirm, confirmed):
+        if result.get("ok") and not result.get("accepted"):
+            results[i] = result
+        else:
+            results[i] = {"id": docs[i]["_id"], "error": "unconfirmed",
+                          "reason": "the claim was not taken by every live copy; handed out again later"}
+            log.warning("sms claim of %s not confirmed by every copy: its messages wait for redelivery",
+                        docs[i]["_id"])
     return results
 
 

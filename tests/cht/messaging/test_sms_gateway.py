@@ -7,8 +7,9 @@ import time
 import pytest
 
 from api.cht import messages
+from api.cht.messaging import gateway as sms
 from api.cht.messaging.records import gateway_doc_id
-from tests.helpers import admin_headers, basic, user_prefix
+from tests.helpers import admin_headers, basic, is_couchdb, user_prefix
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -138,6 +139,55 @@ async def test_concurrent_polls_never_share_a_message(client, gateway, medic):
     handed = [m["id"] for batch in batches for m in batch]
     assert len(handed) == len(set(handed)), "a message was handed out twice"
     assert sorted(handed) == sorted(uuids)
+
+
+def short_writes(monkeypatch, db, count):
+    """The first ``count`` writes through ``db`` ask for one copy more than there are: Apache CouchDB (a node
+    or a cluster) answers 202 (``accepted``), as a cluster does when a copy is slow to take a write."""
+    real = db._write_params
+    calls = []
+
+    async def params(given):
+        out = await real(given)
+        if len(calls) < count:
+            out["w"] = out.get("w", 1) + 1
+        calls.append(out)
+        return out
+    monkeypatch.setattr(db, "_write_params", params)
+    return calls
+
+
+async def test_a_claim_taken_by_fewer_copies_is_confirmed_before_it_is_handed_out(client, gateway, medic, monkeypatch):
+    if not await is_couchdb(medic.couch):
+        pytest.skip("pouchdb-server ignores w: its writes are never 202")
+    await drain(client, gateway)
+    uuids = await pending_docs(medic, "fewer", 2)
+    short_writes(monkeypatch, medic, 1)
+    handed = await sms.claim_outgoing(medic, {})
+    assert sorted(m["id"] for m in handed) == sorted(uuids)
+    doc = await medic.get("fewer-0", conflicts=True)
+    assert doc["_rev"].startswith("3-"), "the 202 claim, then its confirmation written on top of it"
+    assert not doc.get("_conflicts") and doc["tasks"][0]["state"] == "forwarded-to-gateway"
+
+
+async def test_an_unconfirmed_claim_hands_nothing_out_until_redelivery(client, gateway, medic, monkeypatch):
+    """The cluster test once saw two claims told 202 each settle as the winner: a claim no live copy but some
+    took is never handed out; its messages wait for ``gateway_redeliver_minutes``, then go out once."""
+    if not await is_couchdb(medic.couch):
+        pytest.skip("pouchdb-server ignores w: its writes are never 202")
+    await drain(client, gateway)
+    uuids = await pending_docs(medic, "unconfirmed", 2)
+    short_writes(monkeypatch, medic, 10)
+    assert await sms.claim_outgoing(medic, {}) == []
+    doc = await medic.get("unconfirmed-0", conflicts=True)
+    assert doc["tasks"][0]["state"] == "forwarded-to-gateway" and not doc.get("_conflicts")
+    monkeypatch.undo()
+    assert await drain(client, gateway) == [], "not before the redelivery window"
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=16)
+    handed = [m["id"] for m in await sms.claim_outgoing(medic, {}, now=later, limit=10_000) if m["id"] in uuids]
+    assert sorted(handed) == sorted(uuids)
+    again = await sms.claim_outgoing(medic, {}, now=later, limit=10_000)
+    assert not [m for m in again if m["id"] in uuids], "handed out once"
 
 
 async def test_status_updates_move_the_state_with_history(client, gateway, medic):
