@@ -536,18 +536,38 @@ class Database:
         params = await self._write_params({"rev": rev})
         return (await self.couch.request("DELETE", self.doc_path(doc_id), params=params))[1]
 
-    async def claim(self, doc: dict[str, Any], settle_wait: float | None = None) -> bool:
+    async def claim(self, doc: dict[str, Any], settle_wait: float | None = None, *, confirm: bool = True) -> bool:
         """Create ``doc`` (no ``_rev``) or update the revision it carries, as a lock: True when this write
-        won, False when another did (409, or a competing edit CouchDB chose as the winner). On a cluster two
-        writers can both be told 202; both then read the settled doc, and CouchDB's winner (the same on
-        every copy) decides; the loser deletes its own leaf."""
+        won, False when another did (409) or it could not be confirmed. On a cluster two writers of the same
+        revision can both be told 202, and one may act before the other's write reaches the copies it reads:
+        a 202 wins only through ``confirm``. ``confirm=False`` (the lease, on a deadline and fenced) lets
+        CouchDB's winner among the settled leaves decide."""
         try:
             result = await self.put(doc)
         except Conflict:
             return False
         if not result.get("accepted"):
             return True
+        if confirm:
+            return await self.confirm(doc, settle_wait)
         return await self.settle(doc["_id"], result["rev"], settle_wait)
+
+    async def confirm(self, doc: dict[str, Any], wait: float | None = None) -> bool:
+        """Whether ``doc``, just written with a 202 (``accepted``), may be acted on: once settled its revision
+        is the doc's one live leaf, and ``doc`` written again on top of it is taken by every live copy (201),
+        which a competing leaf on any live copy refuses. ``doc`` then carries the new ``_rev``. A write left
+        unconfirmed is not deleted (nor is the doc): its caller treats it as lost and the doc as changed."""
+        if not await self.settle(doc["_id"], doc["_rev"], wait, alone=True):
+            return False
+        again = {**doc}
+        try:
+            result = await self.put(again)
+        except Conflict:
+            return False
+        if result.get("accepted"):
+            return False
+        doc["_rev"] = result["rev"]
+        return True
 
     async def settle(self, doc_id: str, rev: str, wait: float | None = None, *, alone: bool = False) -> bool:
         """Whether ``rev`` (written with a 202 or an ``accepted`` result) is the doc's winning revision once
@@ -591,8 +611,8 @@ class Database:
                 doc["_rev"] = result["rev"]
                 if result.get("accepted"):
                     undecided.append(i)
-        settled = await asyncio.gather(*(self.settle(docs[i]["_id"], docs[i]["_rev"]) for i in undecided))
-        for i, result in zip(undecided, settled):
+        confirmed = await asyncio.gather(*(self.confirm(docs[i]) for i in undecided))
+        for i, result in zip(undecided, confirmed):
             won[i] = result
         return won
 

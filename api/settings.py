@@ -125,6 +125,7 @@ class SettingsStore:
         """Apply a PUT; True when the stored settings changed."""
         if not isinstance(body, dict):
             raise BadRequest("Settings must be a JSON object", field="body")
+        tried = False
         for _ in range(5):
             doc = await self.db.get_or_none(SETTINGS_ID) or {"_id": SETTINGS_ID}
             current = doc.get("settings") or {}
@@ -132,9 +133,12 @@ class SettingsStore:
                                            default_settings()["permissions"])
             schemas.validate("app_settings", new)
             if new == current and "settings" in doc:
-                return False
+                if tried:  # a write of ours not confirmed (Database.confirm) is what is stored now
+                    self._set(new)
+                return tried
             doc["settings"] = new
             if not await self.db.claim(doc):  # merged again over the other writer's settings
+                tried = True
                 continue
             self._set(new)
             return True

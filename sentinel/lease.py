@@ -99,7 +99,7 @@ class Lease:
                "generation": generation, "renewed": int(time.time() * 1000)}
         if current is None:
             doc.pop("_rev", None)
-        if not await self.db.claim(doc, settle_wait=SETTLE_SECONDS):
+        if not await self.db.claim(doc, settle_wait=SETTLE_SECONDS, confirm=False):
             return False
         self.doc, self.generation, self._renewed = doc, generation, time.monotonic()
         self.lost.clear()

@@ -56,18 +56,18 @@ async def _create(codes_db: Database, wanted: Mapping[str, str | None]) -> tuple
     docs = [_reservation(code, owner) for code, owner in wanted.items()]
     results = await codes_db.bulk_docs(docs)
     made, taken, undecided = set(), set(), {}
-    for code, result in zip(wanted, results):
+    for code, doc, result in zip(wanted, docs, results):
         if result.get("ok") and result.get("accepted"):
-            undecided[code] = result["rev"]
+            undecided[code] = {**doc, "_rev": result["rev"]}
         elif result.get("ok"):
             made.add(code)
         elif result.get("error") == "conflict":
             taken.add(code)
         else:
             raise ServiceUnavailable(f"could not reserve short id {code}: {result.get('error')}")
-    # on a cluster, fewer copies than asked took these: CouchDB's winner decides (Database.settle)
-    for code, won in zip(undecided, await asyncio.gather(
-            *(codes_db.settle(reservation_id(code), rev) for code, rev in undecided.items()))):
+    # on a cluster, fewer copies than asked took these: held only once confirmed (Database.confirm); a
+    # reservation left unconfirmed is a code spent, never a code given twice
+    for code, won in zip(undecided, await asyncio.gather(*(codes_db.confirm(doc) for doc in undecided.values()))):
         (made if won else taken).add(code)
     return made, taken
 

@@ -72,19 +72,23 @@ def test_doc_writes_passed_on_are_told_the_quorum():
         assert not _is_doc_write(method, parts), (method, parts)
 
 
-async def test_a_claim_is_won_by_exactly_one_racer(couch, config):
+async def test_a_claim_is_won_by_at_most_one_racer(couch, config):
+    """On one node exactly one racer wins. On a cluster racers that split the copies are each told 202, and
+    a 202 wins only once confirmed as the doc's one leaf (``Database.confirm``): then none may win, never two."""
     db = couch.db(config.db_sentinel)
+    one_node = await couch.write_quorum(db.name) is None
     for round_ in range(20):
         doc_id = f"claim-race-{round_}"
         won = await asyncio.gather(*(db.claim({"_id": doc_id, "by": k}) for k in range(3)))
-        assert sum(won) == 1, won
+        assert sum(won) == 1 if one_node else sum(won) <= 1, won
         stored = await db.get(doc_id, conflicts=True)
-        assert stored["by"] == won.index(True)
+        if any(won):
+            assert stored["by"] == won.index(True)
         assert not stored.get("_conflicts"), "the losers' leaves are gone"
     # an update of a known revision, too
     base = await db.get("claim-race-0")
     won = await asyncio.gather(*(db.claim({**base, "by": 10 + k}) for k in range(3)))
-    assert sum(won) == 1
+    assert sum(won) == 1 if one_node else sum(won) <= 1, won
 
 
 async def test_claim_many_reports_each_doc(couch, config):

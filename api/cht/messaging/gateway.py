@@ -307,24 +307,16 @@ async def _decided(db: Database, docs: list[dict[str, Any]]) -> list[dict[str, A
 
     On a cluster a claim taken by fewer copies (202, ``accepted``) may have a competitor on the copies it
     missed whose writer cannot see it yet: the cluster test saw two such claims, 3.4 s apart, each settle as
-    the winner and hand the same messages out. So a 202 claim is settled, and only if its leaf is then the
-    doc's one live leaf is it written once more on top of itself; a 201 for that write confirms it (a
-    competitor's leaf on any live copy refuses it). A claim left unconfirmed keeps its messages
-    ``forwarded-to-gateway``; they are handed out after ``gateway_redeliver_minutes``, never twice."""
+    the winner and hand the same messages out. So a 202 claim hands out only once ``Database.confirm``
+    says so. A claim left unconfirmed keeps its messages ``forwarded-to-gateway``; they are handed out
+    after ``gateway_redeliver_minutes``, never twice."""
     results = await db.bulk_docs(docs)
     undecided = [i for i, r in enumerate(results) if r.get("ok") and r.get("accepted")]
-    alone = await asyncio.gather(*(db.settle(docs[i]["_id"], results[i]["rev"], alone=True) for i in undecided))
-    confirm = [i for i, ok in zip(undecided, alone) if ok]
-    for i, ok in zip(undecided, alone):
+    confirmed = await asyncio.gather(*(db.confirm({**docs[i], "_rev": results[i]["rev"]}) for i in undecided))
+    for i, ok in zip(undecided, confirmed):
         if not ok:
-            results[i] = {"id": docs[i]["_id"], "error": "conflict", "reason": "a concurrent write"}
-    confirmed = await db.bulk_docs([{**docs[i], "_rev": results[i]["rev"]} for i in confirm])
-    for i, result in zip(confirm, confirmed):
-        if result.get("ok") and not result.get("accepted"):
-            results[i] = result
-        else:
             results[i] = {"id": docs[i]["_id"], "error": "unconfirmed",
-                          "reason": "the claim was not taken by every live copy; handed out again later"}
+                          "reason": "not taken by every live copy; handed out again after the redelivery time"}
             log.warning("sms claim of %s not confirmed by every copy: its messages wait for redelivery",
                         docs[i]["_id"])
     return results
