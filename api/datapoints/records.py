@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Mapping
 
 from api.couch import Database
-from api.errors import Conflict
+from api.errors import Conflict, NotFound
 
 from .model import RESOURCES, Resource, doc_id, record, resource_uri, user_doc_id
 
@@ -30,18 +30,24 @@ async def allocate(db: Database, kind: str, build: Callable[[int], dict[str, Any
     """Write ``build(n)`` for the next free id ``n``; returns the doc written (with ``_rev``).
 
     On a conflict the next number is tried; every few conflicts the view is
-    read again, so a burst of concurrent creates spreads out quickly.
+    read again, so a burst of concurrent creates spreads out quickly. The write
+    is a claim: on a cluster two creates of one id can both be told 202, and
+    only a confirmed one gets the id (``Database.confirm``); an unconfirmed one
+    deletes its leaf, so no record is left that nobody was told of.
     """
     n = await next_id(db, kind)
     for attempt in range(MAX_ATTEMPTS):
         doc = build(n)
-        try:
-            await db.put(doc)
+        if await db.claim(doc):
             return doc
-        except Conflict:
-            n += 1
-            if attempt % 8 == 7:
-                n = max(n, await next_id(db, kind))
+        if doc.get("_rev"):  # written but not confirmed
+            try:
+                await db.delete(doc["_id"], doc["_rev"])
+            except (Conflict, NotFound):
+                pass  # already deleted as the losing leaf
+        n += 1
+        if attempt % 8 == 7:
+            n = max(n, await next_id(db, kind))
     raise Conflict(f"Could not give the new {kind} an id: too many concurrent creates; try again")
 
 
