@@ -98,18 +98,24 @@ async def test_claim_many_reports_each_doc(couch, config):
     assert won == [True, False]
 
 
-async def test_settling_two_leaves_keeps_couchdbs_winner_and_deletes_the_loser(couch, config):
-    """Two claims told 202 on a cluster leave two leaves: each racer settles, the winner by CouchDB's rule
-    wins, the loser deletes its own leaf (built here with ``new_edits=false``, so it runs on any server)."""
-    db = couch.db(config.db_sentinel)
-    base = {"_id": "settle-two", "_rev": "1-abc"}
-    await db.bulk_docs([{**base, "_revisions": {"start": 1, "ids": ["abc"]}}], new_edits=False)
-    leaves = [{"_id": base["_id"], "_rev": f"2-{rid}", "by": rid,
+async def two_leaves(db, doc_id):
+    """A doc with two conflicting leaves, ``2-aaa`` and ``2-fff`` (CouchDB's winner), made from ``1-abc`` as two
+    claims told 202 on a cluster leave it; built with ``new_edits=false``, so it runs on any server."""
+    await db.bulk_docs([{"_id": doc_id, "_rev": "1-abc", "_revisions": {"start": 1, "ids": ["abc"]}}],
+                       new_edits=False)
+    leaves = [{"_id": doc_id, "_rev": f"2-{rid}", "by": rid,
                "_revisions": {"start": 2, "ids": [rid, "abc"]}} for rid in ("aaa", "fff")]
     await db.bulk_docs(leaves, new_edits=False)
-    assert not await db.settle(base["_id"], "2-aaa"), "the loser"
-    assert await db.settle(base["_id"], "2-fff"), "CouchDB's winner"
-    stored = await db.get(base["_id"], conflicts=True)
+
+
+async def test_settling_two_leaves_keeps_couchdbs_winner_and_deletes_the_loser(couch, config):
+    """Two claims told 202 on a cluster leave two leaves: each racer settles, the winner by CouchDB's rule
+    wins, the loser deletes its own leaf."""
+    db = couch.db(config.db_sentinel)
+    await two_leaves(db, "settle-two")
+    assert not await db.settle("settle-two", "2-aaa"), "the loser"
+    assert await db.settle("settle-two", "2-fff"), "CouchDB's winner"
+    stored = await db.get("settle-two", conflicts=True)
     assert stored["_rev"] == "2-fff" and not stored.get("_conflicts"), "the loser's leaf is gone, the doc kept"
 
 
@@ -117,16 +123,12 @@ async def test_settling_alone_refuses_a_winner_among_conflicts(couch, config):
     """A hand-out acts only on a leaf that is the doc's one live leaf: the winner of a conflict cannot know
     whether its competitor already handed the same messages out. It keeps its leaf; the loser deletes its own."""
     db = couch.db(config.db_sentinel)
-    base = {"_id": "settle-alone", "_rev": "1-abc"}
-    await db.bulk_docs([{**base, "_revisions": {"start": 1, "ids": ["abc"]}}], new_edits=False)
-    leaves = [{"_id": base["_id"], "_rev": f"2-{rid}", "by": rid,
-               "_revisions": {"start": 2, "ids": [rid, "abc"]}} for rid in ("aaa", "fff")]
-    await db.bulk_docs(leaves, new_edits=False)
-    assert not await db.settle(base["_id"], "2-fff", 0, alone=True), "CouchDB's winner, but not alone"
-    assert not await db.settle(base["_id"], "2-aaa", 0, alone=True), "the loser"
-    stored = await db.get(base["_id"], conflicts=True)
+    await two_leaves(db, "settle-alone")
+    assert not await db.settle("settle-alone", "2-fff", 0, alone=True), "CouchDB's winner, but not alone"
+    assert not await db.settle("settle-alone", "2-aaa", 0, alone=True), "the loser"
+    stored = await db.get("settle-alone", conflicts=True)
     assert stored["_rev"] == "2-fff" and not stored.get("_conflicts"), "the winner's leaf is kept"
-    assert await db.settle(base["_id"], "2-fff", 0, alone=True), "alone once the loser's leaf is gone"
+    assert await db.settle("settle-alone", "2-fff", 0, alone=True), "alone once the loser's leaf is gone"
 
 
 def test_a_claim_waits_as_long_as_writes_take_now():
