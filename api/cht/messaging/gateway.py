@@ -7,7 +7,7 @@ is written with the revision it was read at, state ``forwarded-to-gateway``,
 before the message is returned, so when two polls race for a doc only the
 one whose write lands gets its messages (the other re-reads once, finds them
 claimed and moves on). On a cluster that write must be taken by every live
-copy (``_decided``). A message handed out whose gateway never reported on
+copy (``claim_docs``). A message handed out whose gateway never reported on
 it is handed out again after ``sms.gateway_redeliver_minutes`` (default 15):
 the reply to a poll can be lost on a bad network, and cht-gateway ignores a
 message id it already has.
@@ -19,7 +19,6 @@ even when the two deliveries race.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -192,15 +191,13 @@ async def apply_changes(db: Database, changes: list[StateChange], now: dt.dateti
                 changed[doc["_id"]] = changed.get(doc["_id"], 0) + 1
         to_write = [docs[doc_id] for doc_id in changed]
         pending = []
-        for doc, result in zip(to_write, await _decided(db, to_write)):
-            if result.get("ok"):
+        for doc, won in zip(to_write, await db.claim_many(to_write)):
+            if won:
                 changed_count += changed[doc["_id"]]
-            elif result.get("error") == "conflict":
+            else:  # read again: an update already stored (an unconfirmed claim) is not applied twice
                 pending.extend(touched[doc["_id"]])
-            else:
-                log.warning("could not save status of messages on %s: %s", doc["_id"], result.get("error"))
     if pending:
-        log.warning("%d status update(s) lost to repeated conflicts", len(pending))
+        log.warning("%d status update(s) not saved after repeated conflicts", len(pending))
     return changed_count
 
 
@@ -301,31 +298,13 @@ async def claim_outgoing(db: Database, settings: Mapping[str, Any], now: dt.date
     return await claim_docs(db, wanted, lambda doc: claim(doc, wanted[doc["_id"]], now, cutoff, settings))
 
 
-async def _decided(db: Database, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``_bulk_docs`` results where ``ok`` means the doc's messages may be handed out: a write every live copy
-    took (201), which no competing edit of the same revision can also get.
-
-    On a cluster a claim taken by fewer copies (202, ``accepted``) may have a competitor on the copies it
-    missed whose writer cannot see it yet: the cluster test saw two such claims, 3.4 s apart, each settle as
-    the winner and hand the same messages out. So a 202 claim hands out only once ``Database.confirm``
-    says so. A claim left unconfirmed keeps its messages ``forwarded-to-gateway``; they are handed out
-    after ``gateway_redeliver_minutes``, never twice."""
-    results = await db.bulk_docs(docs)
-    undecided = [i for i, r in enumerate(results) if r.get("ok") and r.get("accepted")]
-    confirmed = await asyncio.gather(*(db.confirm({**docs[i], "_rev": results[i]["rev"]}) for i in undecided))
-    for i, ok in zip(undecided, confirmed):
-        if not ok:
-            results[i] = {"id": docs[i]["_id"], "error": "unconfirmed",
-                          "reason": "not taken by every live copy; handed out again after the redelivery time"}
-            log.warning("sms claim of %s not confirmed by every copy: its messages wait for redelivery",
-                        docs[i]["_id"])
-    return results
-
-
 async def claim_docs(db: Database, wanted: Mapping[str, Any],
                      claim_one: Callable[[dict[str, Any]], tuple[list[dict[str, str]], bool]]) -> list[dict[str, str]]:
     """Claim messages doc by doc, writing each doc at the revision read; a doc lost to a
-    concurrent writer is re-read and tried once more, then left for the next poll."""
+    concurrent writer is re-read and tried once more, then left for the next poll. On a cluster a claim
+    told 202 hands out only once confirmed (``Database.confirm``): the cluster test once saw two such
+    claims each settle as the winner and hand the same messages out. An unconfirmed claim keeps its
+    messages ``forwarded-to-gateway``; they go out after ``gateway_redeliver_minutes``, never twice."""
     out: list[dict[str, str]] = []
     ids = list(wanted)
     for attempt in range(2):
@@ -337,10 +316,10 @@ async def claim_docs(db: Database, wanted: Mapping[str, Any],
                 batch.append(doc)
                 claimed[doc_id] = found
         ids = []
-        for doc, result in zip(batch, await _decided(db, batch)):
-            if result.get("ok"):
+        for doc, won in zip(batch, await db.claim_many(batch)):
+            if won:
                 out.extend(claimed[doc["_id"]])
-            elif result.get("error") == "conflict" and attempt == 0:
+            elif attempt == 0:
                 ids.append(doc["_id"])
         if not ids:
             break
