@@ -61,3 +61,12 @@ def basic(name: str, password: str = PASSWORD) -> dict[str, str]:
 
 def admin_headers(config: Config) -> dict[str, str]:
     return basic(config.couch_user or "", config.couch_password or "")
+
+
+async def forget_replication_count(couch: Couch, config: Config, user: str) -> None:
+    """Delete a user's stored replication count: the next sync records its count afresh (a stored count is
+    only replaced when the new one is more than 100 docs away, as in cht-core)."""
+    logs = couch.db(config.db_logs)
+    stored = await logs.get_or_none(f"replication-count-{user}")
+    if stored:
+        await logs.delete(stored["_id"], stored["_rev"])

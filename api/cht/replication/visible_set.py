@@ -26,6 +26,7 @@ log = logging.getLogger("jamii.replication")
 
 WARN_LIMIT = 10000
 COUNT_EVERY_SECONDS = 600
+MAX_STORED_COUNTS = 10000  # users whose stored replication count a process remembers
 MAX_INCREMENTAL = 2000
 VIEW_LAG_SECONDS = 5.0  # a fresh set re-judges the changes of this long before it (a view copy's lag)
 JUDGED_KEPT = 2000  # revisions a set remembers judging (the recent changes a device's next page will hold)
@@ -118,6 +119,7 @@ class ScopeCache:
             medic, self.background, self._refresh, lambda visible: visible.checked_seq,
             what="The visible set is catching up", patience=patience, on_seq=self._seen.note)
         self._counted: dict[str, float] = {}
+        self._stored_counts: dict[str, tuple[float, dict[str, Any]]] = {}  # name -> (when read, stored log)
         self._tasks: set[asyncio.Task[None]] = set()
         self.purges = PurgedSets(medic.couch, medic.name)
 
@@ -238,9 +240,17 @@ class ScopeCache:
         return list(zip(owned, await judge(self.background, scope, owned)))
 
     def _note_count(self, name: str, count: int, force: bool = False) -> None:
-        if not force and time.monotonic() - self._counted.get(name, -COUNT_EVERY_SECONDS) < COUNT_EVERY_SECONDS:
+        """Record the user's count (``force``: now, else at most every ``COUNT_EVERY_SECONDS``). The stored
+        log this process last read or wrote is trusted for ``COUNT_EVERY_SECONDS``: while the count does not
+        differ from it (``replication_limit.differs``), nothing is read or written."""
+        now = time.monotonic()
+        if not force and now - self._counted.get(name, -COUNT_EVERY_SECONDS) < COUNT_EVERY_SECONDS:
             return
-        self._counted[name] = time.monotonic()
+        self._counted[name] = now
+        stored = self._stored_counts.get(name)
+        if stored is not None and now - stored[0] < COUNT_EVERY_SECONDS and \
+                not replication_limit.differs(stored[1], count, int(time.time() * 1000)):
+            return
         if count > WARN_LIMIT:
             log.warning("user %s replicates %d documents, over the %d recommended", name, count, WARN_LIMIT)
         task = asyncio.create_task(self._save_count(name, count))  # no purging yet: all_docs_count == count
@@ -249,9 +259,13 @@ class ScopeCache:
 
     async def _save_count(self, name: str, count: int) -> None:
         try:
-            await replication_limit.record(self.logs, name, count, all_docs_count=count)
+            stored = await replication_limit.record(self.logs, name, count, all_docs_count=count)
         except JamiiError as exc:
             log.warning("could not record the replication count of %s: %s", name, exc)
+            return
+        self._stored_counts[name] = (time.monotonic(), stored)
+        if len(self._stored_counts) > MAX_STORED_COUNTS:
+            self._stored_counts.pop(next(iter(self._stored_counts)))
 
     async def close(self) -> None:
         """Finish the count saves; a refresh still under way has nobody left to answer."""

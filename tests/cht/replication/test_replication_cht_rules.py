@@ -26,7 +26,7 @@ from api.cht.replication.scope import Counts
 from api.couch import Couch
 from api.settings import SettingsStore
 from tests.device import Device
-from tests.helpers import PASSWORD, admin_headers, basic
+from tests.helpers import PASSWORD, admin_headers, basic, forget_replication_count
 from tests.world import make_users
 
 from .brute import expected_ids
@@ -265,6 +265,7 @@ async def test_get_deletes_lists_what_cht_lists(client, world, couch, config):
 
 async def test_the_replication_count_is_recorded_as_cht_records_it(client, world, couch, config):
     auth = basic(world["users"]["chw"])
+    await forget_replication_count(couch, config, world["users"]["chw"])
     body = await (await client.get("/api/v1/replication/get-ids", headers=auth)).json()
     logs = couch.db(config.db_logs)
     for _ in range(50):

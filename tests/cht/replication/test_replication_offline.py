@@ -16,6 +16,7 @@ from api.app import create_app
 from api.auth import Principal
 from api.cht.lineage import minify_lineage
 from api.cht.replication import changes, visible_set
+from api.cht.replication import limit as replication_limit
 from api.cht.replication.handlers import SCOPES
 from api.cht.replication import scope as replication_scope
 from api.cht.visibility import scope_for, user_key
@@ -24,7 +25,7 @@ from api.errors import ServiceUnavailable
 from api.settings import default_settings
 from api.web import SETTINGS
 from tests.device import Device
-from tests.helpers import PASSWORD, basic
+from tests.helpers import PASSWORD, basic, forget_replication_count
 from tests.hierarchy import build, load
 from tests.world import make_users
 
@@ -305,6 +306,7 @@ async def test_replication_count_is_recorded(client, world, couch, config):
     """The count is written after the answer: wait for this sync's doc, not one an earlier test left
     (found on CouchDB, where the earlier count, before other tests added docs, was read)."""
     auth = basic(world["users"]["sup"])
+    await forget_replication_count(couch, config, world["users"]["sup"])
     started = int(time.time() * 1000)
     await client.get("/medic/_changes", headers=auth)
     logs = couch.db(config.db_logs)
@@ -315,6 +317,35 @@ async def test_replication_count_is_recorded(client, world, couch, config):
         await asyncio.sleep(0.05)
     assert doc["date"] >= started
     assert doc["count"] == doc["all_docs_count"] == len(await expected_ids(couch, config, principal(world, "sup")))
+
+
+def test_a_stored_count_is_replaced_as_cht_core_replaces_it():
+    now = 1_700_000_000_000
+    assert replication_limit.differs(None, 5, now) and replication_limit.differs({"_id": "x"}, 5, now)
+    stored = {"count": 500, "date": now}
+    assert not replication_limit.differs(stored, 600, now) and not replication_limit.differs(stored, 400, now)
+    assert replication_limit.differs(stored, 601, now) and replication_limit.differs(stored, 399, now)
+    month = replication_limit.MAX_AGE_MS
+    assert not replication_limit.differs(stored, 500, now + month)
+    assert replication_limit.differs(stored, 500, now + month + 1)
+
+
+async def test_a_process_trusts_the_count_it_stored(client, world, couch, config):
+    """A sync whose count is within 100 of the log this process stored reads and writes nothing: the log
+    deleted behind the process's back is not written again (for ``COUNT_EVERY_SECONDS``)."""
+    auth, name = basic(world["users"]["sup"]), world["users"]["sup"]
+    await forget_replication_count(couch, config, name)
+    await client.get("/medic/_changes", headers=auth)
+    logs = couch.db(config.db_logs)
+    for _ in range(100):
+        if await logs.get_or_none(f"replication-count-{name}"):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # the process notes what it stored once CouchDB has answered
+    await forget_replication_count(couch, config, name)
+    assert (await client.get("/medic/_changes", headers=auth)).status == 200
+    await asyncio.sleep(0.5)
+    assert await logs.get_or_none(f"replication-count-{name}") is None
 
 
 async def test_longpoll_waits_for_a_visible_change(client, world, couch, config):
