@@ -116,6 +116,7 @@ class Config:
     view_warm_seconds: float = 1.0
     max_body_bytes: int = 32 * 1024 * 1024
     export_concurrency: int = 2  # exports of one kind running at once per API process; more get 503 (0: no limit)
+    export_wait_seconds: float = 10.0  # as many more may wait this long for a slot before a 503 (0: at once)
     log_level: str = "INFO"
     sentinel_batch_size: int = 500
     sentinel_checkpoint_seconds: float = 1.0
@@ -185,6 +186,7 @@ class Config:
             view_warm_seconds=max(0.0, _float(env, "VIEW_WARM_SECONDS", 1.0)),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 32 * 1024 * 1024),
             export_concurrency=max(0, _int(env, "EXPORT_CONCURRENCY", 2)),
+            export_wait_seconds=max(0.0, _float(env, "EXPORT_WAIT_SECONDS", 10.0)),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             sentinel_batch_size=max(1, _int(env, "SENTINEL_BATCH_SIZE", 500)),
             sentinel_checkpoint_seconds=max(0.0, _float(env, "SENTINEL_CHECKPOINT_SECONDS", 1.0)),

@@ -12,8 +12,9 @@ waits while the connection's buffers are full: a slow client slows its own
 export, not the server's memory). If the client goes away the export stops
 reading; if CouchDB fails part-way the connection is cut without a proper
 end, so a client never takes a truncated file for a whole one. At most
-``EXPORT_CONCURRENCY`` exports of each kind run at once per process; one more
-is a 503 with ``Retry-After`` (``slots.py``).
+``EXPORT_CONCURRENCY`` exports of each kind run at once per process; as many
+more may wait up to ``EXPORT_WAIT_SECONDS`` for a slot, and any beyond them is
+a 503 with ``Retry-After`` (``slots.py``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ XML = "application/vnd.ms-excel; charset=utf-8"
 
 def setup(app: web.Application) -> None:
     async def start(app: web.Application) -> None:
-        app[SLOTS] = ExportSlots(app[CONFIG].export_concurrency)
+        app[SLOTS] = ExportSlots(app[CONFIG].export_concurrency, app[CONFIG].export_wait_seconds)
 
     app.on_startup.append(start)
 
@@ -87,7 +88,7 @@ async def stream(request: web.Request, kind: str, chunks: AsyncGenerator[str, No
     """An export streamed as a file download (``api.streaming``: errors before the first chunk are replies),
     in one of its kind's slots."""
     try:
-        with request.app[SLOTS].hold(kind):
+        async with request.app[SLOTS].hold(kind):
             return await streaming.stream(request, _encoded(chunks), content_type=content_type,
                                           headers={"Content-Disposition": f"attachment; filename={name}"})
     finally:
@@ -166,7 +167,7 @@ async def export_dhis(request: web.Request) -> web.Response:
     filters, opts = parse_dhis_filters(raw), options(raw)
     current = await settings(request)
     db = medic(request)
-    with request.app[SLOTS].hold("dhis"):
+    async with request.app[SLOTS].hold("dhis"):
         translate = await translations(db, str(current.get("locale") or "en")) if opts.human_readable else {}
         result = await dhis.data_value_set(db, current, filters, opts, translate, time.time())
     name = formats.filename("dhis", "json")

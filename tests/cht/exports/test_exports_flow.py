@@ -1,5 +1,6 @@
-"""Exports under load: a slow reader holds its export back (pages are read as the client takes them), and
-exports of one kind beyond ``EXPORT_CONCURRENCY`` are answered 503 with ``Retry-After`` at once."""
+"""Exports under load: a slow reader holds its export back (pages are read as the client takes them);
+exports of one kind beyond ``EXPORT_CONCURRENCY`` wait for a slot (as many as there are slots, for
+``EXPORT_WAIT_SECONDS``), and any more are answered 503 with ``Retry-After`` at once."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ async def test_a_slow_reader_holds_its_export_back_and_then_gets_all_of_it(aioht
 async def test_exports_beyond_the_limit_are_503_with_retry_after(aiohttp_client, config, users, reports,
                                                                  monkeypatch):
     monkeypatch.setattr(report_search, "PAGE_SIZE", PAGE)
-    client = await aiohttp_client(create_app(config.replace(export_concurrency=1)))
+    client = await aiohttp_client(create_app(config.replace(export_concurrency=1, export_wait_seconds=0)))
     headers = basic(users["national"])
     reader, writer = await _slow_reader(client.server.port, headers)  # holds the one reports slot
     try:
@@ -106,6 +107,44 @@ async def test_exports_beyond_the_limit_are_503_with_retry_after(aiohttp_client,
         writer.close()
     for _ in range(50):  # the slot is given back when the export ends
         again = await client.get(EXPORT, headers=headers)
+        if again.status == 200:
+            assert (await again.read()).count(b'"flow-') == REPORTS
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the slot was not given back")
+
+
+async def test_an_export_beyond_the_limit_waits_for_the_next_free_slot(aiohttp_client, config, users, reports,
+                                                                      monkeypatch):
+    """One request per slot may wait: it is handed the slot the moment it frees; one more is refused at once,
+    and a waiter whose time is up is refused too."""
+    monkeypatch.setattr(report_search, "PAGE_SIZE", PAGE)
+    client = await aiohttp_client(create_app(config.replace(export_concurrency=1, export_wait_seconds=60)))
+    headers = basic(users["national"])
+    reader, writer = await _slow_reader(client.server.port, headers)  # holds the one reports slot
+    try:
+        waiting = asyncio.create_task(client.get(EXPORT, headers=headers))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "a request within the queue waits for the slot"
+        refused = await client.get(EXPORT, headers=headers)
+        assert refused.status == 503 and refused.headers["Retry-After"] == "5"
+        await asyncio.wait_for(reader.read(), timeout=120)  # the held export ends: its slot is handed on
+    finally:
+        writer.close()
+    handed = await asyncio.wait_for(waiting, timeout=30)
+    assert handed.status == 200 and (await handed.read()).count(b'"flow-') == REPORTS
+
+    short = await aiohttp_client(create_app(config.replace(export_concurrency=1, export_wait_seconds=0.5)))
+    reader, writer = await _slow_reader(short.server.port, headers)
+    try:
+        timed_out = await short.get(EXPORT, headers=headers)
+        assert timed_out.status == 503 and timed_out.headers["Retry-After"] == "5"
+        await asyncio.wait_for(reader.read(), timeout=120)
+    finally:
+        writer.close()
+    for _ in range(50):  # the waiter that gave up holds nothing: the slot is free again
+        again = await short.get(EXPORT, headers=headers)
         if again.status == 200:
             assert (await again.read()).count(b'"flow-') == REPORTS
             break
