@@ -43,6 +43,7 @@ from urllib.parse import quote, unquote
 
 import aiohttp
 
+from .batched_reads import BatchedReads
 from .errors import BadRequest, Conflict, Forbidden, JamiiError, NotFound, ServiceUnavailable, Unauthorized
 
 JSON_HEADERS = {"Accept": "application/json"}
@@ -198,6 +199,7 @@ class Couch:
         # (database, design doc, view) of every view queried through this client, in first-use order:
         # what api.ddocs.ViewWarmer keeps caught up
         self.views_used: dict[tuple[str, str, str], None] = {}
+        self._batched: dict[str, BatchedReads] = {}
         self._quorums: dict[str, tuple[float, int | None]] = {}
         self._writable: tuple[float, set[str] | None] | None = None
         self.retries = 0  # reads sent again after a node went away (see ``request``)
@@ -231,6 +233,13 @@ class Couch:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def batched(self, name: str) -> BatchedReads:
+        """Reads of docs by id on database ``name``, merged while CouchDB is busy (``api.batched_reads``)."""
+        found = self._batched.get(name)
+        if found is None:
+            found = self._batched[name] = BatchedReads(self.db(name))
+        return found
 
     def db(self, name: str) -> "Database":
         return Database(self, name)

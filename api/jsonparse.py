@@ -146,3 +146,13 @@ def _step(path: str, key: str) -> str:
     if _NAME.match(key):
         return f"{path}.{key}" if path else key
     return f"{path}[{json.dumps(key)}]"
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a parsed JSON value (dicts, lists, scalars). Several times faster than
+    ``copy.deepcopy``, which keeps a memo for cycles and shared objects that parsed JSON never has."""
+    if isinstance(value, dict):
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_json(item) for item in value]
+    return value

@@ -60,13 +60,15 @@ async def docs_by_shortcode(db: Database, codes: Iterable[str]) -> dict[str, dic
 
 
 def hydrator(db: Database) -> Hydrator:
+    reads = db.couch.batched(db.name)  # concurrent hydrations share requests while CouchDB is busy
+
     async def fetch(ids: list[str]) -> Mapping[str, dict[str, Any]]:
-        return await db.get_many(ids)
+        return await reads.get_many(ids)
 
     async def resolve(codes: list[str]) -> Mapping[str, dict[str, Any]]:
         return await docs_by_shortcode(db, codes)
 
-    return Hydrator(fetch, resolve, CONTACT_HINTS)
+    return Hydrator(fetch, resolve, CONTACT_HINTS, fresh_fetches=True)  # each caller gets docs of its own
 
 
 async def hydrate_ids(db: Database, ids: list[str]) -> list[dict[str, Any]]:
@@ -84,3 +86,9 @@ async def hydrate_one(db: Database, doc_id: str) -> dict[str, Any] | None:
     """One doc with its lineage (``?with_lineage=true``); None when there is no such doc. Usually two requests:
     the doc, then its ancestors with the contacts they named when last seen (a third when those changed)."""
     return await hydrator(db).hydrate_one(doc_id)
+
+
+async def read_one(db: Database, doc_id: str) -> dict[str, Any] | None:
+    """One doc by id, None when missing or deleted; concurrent reads share CouchDB requests while it is busy
+    (``api.batched_reads``: under 20 concurrent readers, fewer requests than reads)."""
+    return (await db.couch.batched(db.name).get_many([doc_id])).get(doc_id)
