@@ -29,7 +29,7 @@ class Reader(Protocol):
 
 
 class BatchedReads:
-    def __init__(self, db: Reader, in_flight: int = 2):
+    def __init__(self, db: Reader, in_flight: int = 4):
         self.db = db
         self.in_flight = in_flight
         self.requests = 0  # CouchDB requests sent (for tests and benchmarks)
