@@ -673,8 +673,8 @@ class Database:
         """Docs by id; missing and deleted ids are left out.
 
         Read with ``_bulk_get`` (a request per ``BULK_GET_AT_ONCE`` ids): CouchDB 3.4 serves it for about a
-        quarter of the CPU of ``_all_docs`` with ``keys`` and docs, which looks each key up on its own
-        (measured on one node: 500 docs, 53 ms against 209 ms of ``beam.smp``). Given no revision it answers
+        third of the CPU of ``_all_docs`` with ``keys`` and docs, which looks each key up on its own
+        (measured on one node: 500 docs, 57 ms against 184 ms of ``beam.smp``). Given no revision it answers
         every leaf of a conflicted doc; the one CouchDB would serve is picked here (``winning_leaf``).
 
         ``latest``: each doc read from every live copy (``r`` = the live copies), for a claim about to be
