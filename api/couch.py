@@ -65,7 +65,6 @@ SETTLE_SECONDS = 0.5  # a claim answered 202 waits at least this long for both l
 SETTLE_MAX_SECONDS = 10.0  # ... and as long as this process's slowest recent write, up to this
 SLOW_WRITE_WINDOW = 30.0  # seconds a slow write is remembered for that
 LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
-BULK_GET_AT_ONCE = 1000  # ``get_many``: ids per ``_bulk_get`` (CouchDB refuses more than max_bulk_get_count)
 
 
 def replayable(method: str, path: str) -> bool:
@@ -87,27 +86,6 @@ class CouchError(JamiiError):
 
 class CouchTimeout(ServiceUnavailable):
     """CouchDB did not answer in time."""
-
-
-def _rev_order(doc: Mapping[str, Any]) -> tuple[bool, int, bytes]:
-    """How CouchDB ranks a leaf: live before deleted, then the longer history, then the greater revision id
-    (compared as CouchDB stores it: 32 hex digits as their 16 bytes, anything else as its bytes)."""
-    pos, _, rev_id = str(doc.get("_rev", "")).partition("-")
-    try:
-        raw = bytes.fromhex(rev_id) if len(rev_id) == 32 else rev_id.encode()
-    except ValueError:
-        raw = rev_id.encode()
-    return (not doc.get("_deleted"), int(pos) if pos.isdigit() else 0, raw)
-
-
-def winning_leaf(leaves: Iterable[Any]) -> dict[str, Any] | None:
-    """The revision CouchDB serves for a doc from its leaves (``_bulk_get`` without a revision answers them
-    all); None when there is none or every leaf is deleted."""
-    docs = [leaf for leaf in leaves if isinstance(leaf, dict)]
-    if not docs:
-        return None
-    best = max(docs, key=_rev_order)
-    return None if best.get("_deleted") else best
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -670,16 +648,11 @@ class Database:
         return await self.couch.get_json(self.path + "/_all_docs", **params)
 
     async def get_many(self, ids: Iterable[str], *, latest: bool = False) -> dict[str, dict[str, Any]]:
-        """Docs by id; missing and deleted ids are left out.
-
-        Read with ``_bulk_get`` (a request per ``BULK_GET_AT_ONCE`` ids): CouchDB 3.4 serves it for about a
-        third of the CPU of ``_all_docs`` with ``keys`` and docs, which looks each key up on its own
-        (measured on one node: 500 docs, 57 ms against 184 ms of ``beam.smp``). Given no revision it answers
-        every leaf of a conflicted doc; the one CouchDB would serve is picked here (``winning_leaf``).
+        """Docs by id in one request; missing and deleted ids are left out.
 
         ``latest``: each doc read from every live copy (``r`` = the live copies), for a claim about to be
-        written at the revision read: a read of one copy may be a returning node's that has not yet received
-        the last claim. One request per doc on a cluster; as above anywhere else."""
+        written at the revision read: ``_all_docs`` reads one copy, which may be a returning node's that has
+        not yet received the last claim. One request per doc on a cluster; one request anywhere else."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
@@ -691,17 +664,8 @@ class Database:
                 docs = await asyncio.gather(*(self.get_or_none(doc_id, r=quorum) for doc_id in chunk))
                 found.update({doc_id: doc for doc_id, doc in zip(chunk, docs) if doc is not None})
             return found
-        wanted = set(ids)
-        read: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), BULK_GET_AT_ONCE):
-            chunk = ids[start:start + BULK_GET_AT_ONCE]
-            _, body, _ = await self.couch.request("POST", f"{self.path}/_bulk_get",
-                                                  json_body={"docs": [{"id": doc_id} for doc_id in chunk]})
-            for result in body.get("results") or ():
-                doc = winning_leaf(entry.get("ok") for entry in (result.get("docs") or ()) if isinstance(entry, dict))
-                if doc is not None and doc.get("_id") in wanted:
-                    read[doc["_id"]] = doc
-        return read
+        rows = (await self.all_docs(ids, include_docs=True))["rows"]
+        return {row["id"]: row["doc"] for row in rows if row.get("doc")}
 
     # -- views, queries, changes ---------------------------------------
 

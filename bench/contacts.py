@@ -85,7 +85,7 @@ async def main(requests: int, clients: int) -> dict[str, float]:
         direct = medians[cases[0][0]]
         print(f"ratio api / couchdb:              {medians[cases[1][0]] / direct:.2f}x  (goal <= 1.3x)")
         print(f"ratio with_lineage / couchdb:     {medians[cases[2][0]] / direct:.2f}x  (goal <= 2x; one "
-              "_bulk_get once the doc was read before, two the first time, shared by concurrent reads)")
+              "_all_docs once the doc was read before, two the first time, shared by concurrent reads)")
         pool.shutdown()
         api = medians[cases[1][0]]
         return {"contacts": len(hierarchy.docs), "requests": requests, "clients": clients, "api_ms": api,
