@@ -16,7 +16,7 @@ from api.cht.reports.freetext import contact_words
 from api.couch import Database
 from api.errors import BadRequest, NotFound
 
-from .hydration import hydrate_one, read_one
+from .hydration import hydrate_one
 
 KINDS = {"contact": "Contact", "person": "Person", "place": "Place"}
 
@@ -32,7 +32,7 @@ def matches_kind(settings: Mapping[str, Any], doc: Any, kind: str) -> bool:
 async def get_contact(db: Database, settings: Mapping[str, Any], doc_id: str, *, kind: str = "contact",
                       with_lineage: bool = False) -> dict[str, Any]:
     """The contact, as stored or with its lineage; NotFound when missing or of another kind."""
-    doc = await (hydrate_one(db, doc_id) if with_lineage else read_one(db, doc_id))
+    doc = await (hydrate_one(db, doc_id) if with_lineage else db.get_or_none(doc_id))
     if doc is None or not matches_kind(settings, doc, kind):
         raise NotFound(f"{KINDS[kind]} not found")
     return doc

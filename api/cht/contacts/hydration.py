@@ -87,8 +87,3 @@ async def hydrate_one(db: Database, doc_id: str) -> dict[str, Any] | None:
     the doc, then its ancestors with the contacts they named when last seen (a third when those changed)."""
     return await hydrator(db).hydrate_one(doc_id)
 
-
-async def read_one(db: Database, doc_id: str) -> dict[str, Any] | None:
-    """One doc by id, None when missing or deleted; concurrent reads share CouchDB requests while it is busy
-    (``api.batched_reads``: under 20 concurrent readers, fewer requests than reads)."""
-    return (await db.couch.batched(db.name).get_many([doc_id])).get(doc_id)

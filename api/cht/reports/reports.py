@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from api.cht import datasource as ds
 from api.cht.contact_types import CONTACT_DOC_TYPES
 from api.cht.contacts.contacts import freetext_reader
-from api.cht.contacts.hydration import docs_by_shortcode, hydrate_one, read_one
+from api.cht.contacts.hydration import docs_by_shortcode, hydrate_one
 from api.cht.datasource import UNDEFINED, Page, Raw
 from api.cht.visibility import lookup_keys
 from api.couch import Database
@@ -42,7 +42,7 @@ async def subjects_of(db: Database, *reports: Mapping[str, Any]) -> dict[str, di
 
 async def get_report(db: Database, doc_id: str, *, with_lineage: bool = False) -> dict[str, Any]:
     """``GET /api/v1/report/{uuid}``: the report, as stored or with its contact, patient and place."""
-    doc = await (hydrate_one(db, doc_id) if with_lineage else read_one(db, doc_id))
+    doc = await (hydrate_one(db, doc_id) if with_lineage else db.get_or_none(doc_id))
     if not ds.is_report(doc):
         raise NotFound("Report not found")
     return doc
