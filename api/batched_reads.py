@@ -1,4 +1,4 @@
-"""Concurrent reads of docs by id on one database, merged into shared ``_bulk_get`` requests.
+"""Concurrent reads of docs by id on one database, merged into shared ``get_many`` requests.
 
 Each CouchDB request costs CouchDB about a millisecond of CPU before it reads anything (``GET`` of one
 small doc: 1.3 ms of ``beam.smp`` on CouchDB 3.4.3), and each doc it reads about a tenth of that. A
@@ -7,8 +7,9 @@ CouchDB spends most of its time on request overhead. Here at most ``in_flight`` 
 reads asked for while they are all under way wait and go together, in one request, as soon as one comes
 back. An idle server adds no wait; a busy one sends fewer, larger requests.
 
-Every read is served by a request sent after it was asked for, so a write acknowledged before the read is
-in its answer. Each caller gets its own copies of the docs it asked for (callers may fill them in).
+Every read is served by a request sent after it was asked for (``get_many``: ``_all_docs``, which on a
+cluster reads one copy per shard range, as hydration always did; a plain read by id stays a GET). Each
+caller gets its own copies of the docs it asked for (callers may fill them in).
 """
 
 from __future__ import annotations
