@@ -7,9 +7,9 @@ CouchDB spends most of its time on request overhead. Here at most ``in_flight`` 
 reads asked for while they are all under way wait and go together, in one request, as soon as one comes
 back. An idle server adds no wait; a busy one sends fewer, larger requests.
 
-Every read is served by a request sent after it was asked for (``get_many``: ``_all_docs``, which on a
-cluster reads one copy per shard range, as hydration always did; a plain read by id stays a GET). Each
-caller gets its own copies of the docs it asked for (callers may fill them in).
+Every read is served by a request sent after it was asked for (``get_many``: ``_bulk_get``, a quorum
+read on a cluster, as a GET is). Each caller gets its own copies of the docs it asked for (callers may
+fill them in). Plain reads by id stay one GET each.
 """
 
 from __future__ import annotations

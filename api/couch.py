@@ -65,6 +65,7 @@ SETTLE_SECONDS = 0.5  # a claim answered 202 waits at least this long for both l
 SETTLE_MAX_SECONDS = 10.0  # ... and as long as this process's slowest recent write, up to this
 SLOW_WRITE_WINDOW = 30.0  # seconds a slow write is remembered for that
 LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
+BULK_GET_AT_ONCE = 1000  # ``get_many``: ids per ``_bulk_get`` (CouchDB refuses more than max_bulk_get_count)
 
 
 def replayable(method: str, path: str) -> bool:
@@ -86,6 +87,56 @@ class CouchError(JamiiError):
 
 class CouchTimeout(ServiceUnavailable):
     """CouchDB did not answer in time."""
+
+
+def _rev_order(doc: Mapping[str, Any]) -> tuple[bool, int, bytes]:
+    """How CouchDB ranks a leaf: live before deleted, then the longer history, then the greater revision id
+    (compared as CouchDB stores it: 32 hex digits as their 16 bytes, anything else as its bytes)."""
+    pos, _, rev_id = str(doc.get("_rev", "")).partition("-")
+    try:
+        raw = bytes.fromhex(rev_id) if len(rev_id) == 32 else rev_id.encode()
+    except ValueError:
+        raw = rev_id.encode()
+    return (not doc.get("_deleted"), int(pos) if pos.isdigit() else 0, raw)
+
+
+def winning_leaf(leaves: Iterable[Any]) -> dict[str, Any] | None:
+    """The revision CouchDB serves for a doc from its leaves (``_bulk_get`` without a revision answers them
+    all); None when there is none or every leaf is deleted."""
+    docs = [leaf for leaf in leaves if isinstance(leaf, dict)]
+    if not docs:
+        return None
+    best = max(docs, key=_rev_order)
+    return None if best.get("_deleted") else best
+
+
+def bulk_get_leaves(body: Mapping[str, Any], ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each asked id's leaves from a ``_bulk_get`` answer. A missing id has none: CouchDB answers it with a
+    ``not_found`` error entry (a deleted one with its deleted leaf); pouchdb-server with an empty entry (a
+    deleted one too). Any other error entry, or an id the answer does not mention, raises
+    ``ServiceUnavailable``: a copy that could not be read must not pass for a doc that does not exist
+    (the sentinel would pass over its change, a claim would create it again)."""
+    leaves: dict[str, list[dict[str, Any]]] = {doc_id: [] for doc_id in ids}
+    answered: set[str] = set()
+    for result in body.get("results") or ():
+        doc_id = result.get("id") if isinstance(result, dict) else None
+        if doc_id not in leaves:
+            continue
+        answered.add(doc_id)
+        for entry in result.get("docs") or ():
+            if isinstance(entry, dict) and isinstance(entry.get("ok"), dict):
+                leaves[doc_id].append(entry["ok"])
+                continue
+            if entry == {}:
+                continue
+            error = entry.get("error") if isinstance(entry, dict) else None
+            if not isinstance(error, dict) or error.get("error") != "not_found":
+                reason = error.get("error") if isinstance(error, dict) else error
+                raise ServiceUnavailable(f"CouchDB could not read {doc_id!r} ({reason})")
+    if len(answered) < len(leaves):
+        unanswered = sorted(set(leaves) - answered)
+        raise ServiceUnavailable(f"CouchDB's _bulk_get left out {len(unanswered)} doc(s), {unanswered[0]!r} first")
+    return leaves
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -648,11 +699,18 @@ class Database:
         return await self.couch.get_json(self.path + "/_all_docs", **params)
 
     async def get_many(self, ids: Iterable[str], *, latest: bool = False) -> dict[str, dict[str, Any]]:
-        """Docs by id in one request; missing and deleted ids are left out.
+        """Docs by id; missing and deleted ids are left out.
+
+        Read with ``_bulk_get`` (a request per ``BULK_GET_AT_ONCE`` ids): CouchDB 3.4 serves it for about a
+        quarter of the CPU of ``_all_docs`` with ``keys`` and docs, which opens each key on its own (measured
+        on one node: 500 docs, 53 ms against 209 ms of ``beam.smp``); on a cluster both read a quorum of each
+        doc's copies, as a GET does. Given no revision it answers every leaf of a conflicted doc; the one
+        CouchDB would serve is picked here (``winning_leaf``). A doc that could not be read fails the read
+        (``bulk_get_leaves``) rather than passing for a missing one.
 
         ``latest``: each doc read from every live copy (``r`` = the live copies), for a claim about to be
-        written at the revision read: ``_all_docs`` reads one copy, which may be a returning node's that has
-        not yet received the last claim. One request per doc on a cluster; one request anywhere else."""
+        written at the revision read: a quorum may not include the one copy that took a claim answered 202,
+        or a returning node's copy. One request per doc on a cluster; as above anywhere else."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
@@ -664,8 +722,17 @@ class Database:
                 docs = await asyncio.gather(*(self.get_or_none(doc_id, r=quorum) for doc_id in chunk))
                 found.update({doc_id: doc for doc_id, doc in zip(chunk, docs) if doc is not None})
             return found
-        rows = (await self.all_docs(ids, include_docs=True))["rows"]
-        return {row["id"]: row["doc"] for row in rows if row.get("doc")}
+        read: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), BULK_GET_AT_ONCE):
+            chunk = ids[start:start + BULK_GET_AT_ONCE]
+            _, body, _ = await self.couch.request("POST", f"{self.path}/_bulk_get",
+                                                  json_body={"docs": [{"id": doc_id} for doc_id in chunk]})
+            leaves = bulk_get_leaves(body, chunk)
+            for doc_id in chunk:
+                doc = winning_leaf(leaves[doc_id])
+                if doc is not None:
+                    read[doc_id] = doc
+        return read
 
     # -- views, queries, changes ---------------------------------------
 

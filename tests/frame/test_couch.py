@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from api.couch import Couch, CouchError, match_results
+from api.couch import Couch, CouchError, bulk_get_leaves, match_results, winning_leaf
 from api.errors import Conflict, NotFound, ServiceUnavailable
 from scripts.couchdb import free_port
 
@@ -67,8 +67,8 @@ def _leaf(doc_id: str, history: list[str], **body):
 
 
 async def test_get_many_serves_the_revision_couchdb_serves(db):
-    """Of a conflicted doc, the revision a GET returns; a doc whose winner is a deletion is left out, as is a
-    deleted doc."""
+    """``_bulk_get`` answers every leaf of a conflicted doc: the one kept is the one a GET returns, and a doc
+    whose winner is a deletion is left out, as is a deleted doc."""
     a, b, c, f, one = "a" * 32, "b" * 32, "c" * 32, "f" * 32, "1" * 32
     await db.bulk_docs([_leaf("leaves", [a, c], side="a"), _leaf("leaves", [f, c], side="f"),
                         _leaf("leaves", [one, b, c], _deleted=True),
@@ -78,6 +78,35 @@ async def test_get_many_serves_the_revision_couchdb_serves(db):
     found = await db.get_many(["leaves", "all-gone", "many-deleted"])
     assert found["leaves"] == await db.get("leaves") and found["leaves"]["side"] == "f"
     assert "all-gone" not in found and "many-deleted" not in found
+
+
+def test_the_winning_leaf_is_ranked_as_couchdb_ranks_it():
+    live_low, live_high = {"_rev": "2-" + "0" * 32}, {"_rev": "2-" + "e" * 32}
+    assert winning_leaf([live_low, live_high]) is live_high
+    assert winning_leaf([{"_rev": "9-" + "f" * 32, "_deleted": True}, live_low]) is live_low
+    assert winning_leaf([{"_rev": "10-" + "0" * 32}, {"_rev": "9-" + "f" * 32}])["_rev"].startswith("10-")
+    assert winning_leaf([{"_rev": "1-a", "_deleted": True}]) is None
+    assert winning_leaf([None]) is None and winning_leaf([]) is None
+
+
+def test_a_bulk_get_error_is_not_taken_for_a_missing_doc():
+    """Only ``not_found`` means missing; an error reading a copy, or an id left unanswered, fails the read."""
+    missing = {"error": {"id": "b", "rev": "undefined", "error": "not_found", "reason": "missing"}}
+    body = {"results": [{"id": "a", "docs": [{"ok": {"_id": "a", "_rev": "1-x"}}]},
+                        {"id": "b", "docs": [missing]}, {"id": "c", "docs": [{}]}]}  # c: pouchdb-server's
+    assert bulk_get_leaves(body, ["a", "b", "c"]) == {"a": [{"_id": "a", "_rev": "1-x"}], "b": [], "c": []}
+    failed = {"results": [{"id": "a", "docs": [{"error": {"id": "a", "error": "timeout", "reason": "copy"}}]}]}
+    with pytest.raises(ServiceUnavailable, match="timeout"):
+        bulk_get_leaves(failed, ["a"])
+    with pytest.raises(ServiceUnavailable, match="left out 1"):
+        bulk_get_leaves({"results": body["results"][:1]}, ["a", "b"])
+
+
+async def test_get_many_reads_more_ids_than_one_bulk_get_takes(db, monkeypatch):
+    monkeypatch.setattr("api.couch.BULK_GET_AT_ONCE", 3)
+    await db.bulk_docs([{"_id": f"chunked-{i}"} for i in range(7)])
+    found = await db.get_many([f"chunked-{i}" for i in range(8)])
+    assert sorted(found) == [f"chunked-{i}" for i in range(7)]
 
 
 async def test_view_with_keys_and_paging(db):
