@@ -1,7 +1,7 @@
 """Hydration against the medic database: the ``Hydrator`` of ``api.cht.lineage`` wired to CouchDB.
 
-Docs are fetched with ``_all_docs?keys``; short ids (``patient_id``/``place_id``) are resolved through
-``medic-client/contacts_by_reference``.
+Docs are fetched by id in bulk (``Database.get_many``, ``_bulk_get``); short ids (``patient_id``/``place_id``)
+are resolved through ``medic-client/contacts_by_reference``.
 """
 
 from __future__ import annotations
