@@ -264,7 +264,8 @@ class Couch:
         await self.close()
 
     def batched(self, name: str) -> BatchedReads:
-        """Reads of docs by id on database ``name``, merged while CouchDB is busy (``api.batched_reads``)."""
+        """Reads of docs by id and of the info of database ``name``, merged while CouchDB is busy
+        (``api.batched_reads``)."""
         found = self._batched.get(name)
         if found is None:
             found = self._batched[name] = BatchedReads(self.db(name))
@@ -556,6 +557,12 @@ class Database:
         return f"{self.path}/{quote_id(doc_id)}"
 
     async def info(self) -> dict[str, Any]:
+        """The database's info (``update_seq``, counts), from a request sent after the call; concurrent calls
+        share requests while CouchDB is busy (``api.batched_reads``: every offline read starts from one)."""
+        return await self.couch.batched(self.name).info()
+
+    async def read_info(self) -> dict[str, Any]:
+        """``info`` in a request of its own."""
         return await self.couch.get_json(self.path)
 
     async def exists(self) -> bool:

@@ -53,3 +53,35 @@ async def test_a_caller_that_goes_away_leaves_its_batch_alone(db):
     gone.cancel()
     assert set(await stays) == {"batched-2"} and set(await busy) == {"batched-0"}
     assert gone.cancelled()
+
+
+async def test_info_asked_while_the_slots_are_busy_shares_one_request(couch, db):
+    reads = BatchedReads(db, info_in_flight=1)
+    busy = asyncio.create_task(reads.info())
+    await asyncio.sleep(0)
+    infos = await asyncio.gather(*(reads.info() for _ in range(3)))
+    await busy
+    assert reads.info_requests == 2, "the three went together, after the first"
+    assert len({info["db_name"] for info in infos}) == 1
+    infos[0]["doc_count"] = -1
+    assert infos[1]["doc_count"] >= 0, "each caller has an info of its own"
+
+
+async def test_info_sees_every_write_acknowledged_before_it(db):
+    reads = BatchedReads(db, info_in_flight=1)
+    before = (await db.read_info())["doc_count"]
+    busy = asyncio.create_task(reads.info())
+    await asyncio.sleep(0)
+    await db.put({"_id": "batched-info-late"})
+    assert (await reads.info())["doc_count"] == before + 1
+    await busy
+
+
+async def test_database_info_is_batched_per_client(couch, config):
+    medic = couch.db(config.db_medic)
+    before = couch.batched(config.db_medic).info_requests
+    infos = await asyncio.gather(*(medic.info() for _ in range(10)))
+    assert len({info["db_name"] for info in infos}) == 1
+    assert couch.batched(config.db_medic).info_requests - before < 10, "calls made at once shared requests"
+    with pytest.raises(NotFound):
+        await couch.db("jamii-no-such-database").info()
