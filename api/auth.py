@@ -234,6 +234,10 @@ class Authenticator:
             attempt.exception()  # retrieved here too: every request waiting for it may have gone
 
     async def _attempt(self, name: str, password: str, client: str) -> Account:
+        known = await self.passwords.remembered(name, password)
+        if known is not None:  # the password verified last time: no guess, nothing to reserve or count
+            await self.throttle.known_right(name, client)
+            return known
         await self.throttle.begin(name, client)
         try:
             found = await self.passwords.check(name, password)

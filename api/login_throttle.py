@@ -101,6 +101,12 @@ class LoginThrottle:
         if self.limit > 0:
             await self.store.clear(failure_key(name, client))
 
+    async def known_right(self, name: str, client: str) -> None:
+        """A password known to be right without a check (``PasswordCheck.remembered``): no guess to count;
+        a count there is cleared, as a success clears it."""
+        if self.limit > 0 and await self.store.get(failure_key(name, client)) is not None:
+            await self.store.clear(failure_key(name, client))
+
     async def abandoned(self, name: str, client: str) -> None:
         """The check could not be made (the database was away): it does not count."""
         if self.limit > 0:

@@ -183,6 +183,15 @@ class PasswordChecker:
                 return again
         raise Unauthorized(found.refusal)
 
+    async def remembered(self, name: str, password: str) -> Account | None:
+        """The account, when ``password`` is the one last verified against its stored hash (within
+        ``REMEMBER_SECONDS``): known right without hashing, so no guess is being made. None otherwise."""
+        admins, user_doc = await asyncio.gather(self._read_admins(), self._user_doc(name))
+        found = account(name, admins, user_doc)
+        if found.stored is not None and self._remembered_match(name, password, found.stored) is True:
+            return found
+        return None
+
     async def _user_doc(self, name: str) -> dict[str, Any] | None:
         try:
             return await self.users.get(USER_PREFIX + name, conflicts=True)
@@ -205,14 +214,22 @@ class PasswordChecker:
     def _keyed(self, name: str, password: str) -> bytes:
         return hmac.new(self._key, f"{name}\0{password}".encode("utf-8", "surrogatepass"), "sha256").digest()
 
-    async def _matches(self, name: str, password: str, stored: StoredHash) -> bool:
-        keyed = self._keyed(name, password)
+    def _remembered_match(self, name: str, password: str, stored: StoredHash) -> bool | None:
+        """Whether ``password`` is the one remembered for this stored hash; None when none is remembered."""
         slot = (name, stored.identity)
         remembered = self._remembered.get(slot)
-        if remembered is not None and time.monotonic() - remembered[0] < REMEMBER_SECONDS:
-            self._remembered[slot] = (time.monotonic(), remembered[1])
-            self._remembered.move_to_end(slot)
-            return hmac.compare_digest(remembered[1], keyed)
+        if remembered is None or time.monotonic() - remembered[0] >= REMEMBER_SECONDS:
+            return None
+        self._remembered[slot] = (time.monotonic(), remembered[1])
+        self._remembered.move_to_end(slot)
+        return hmac.compare_digest(remembered[1], self._keyed(name, password))
+
+    async def _matches(self, name: str, password: str, stored: StoredHash) -> bool:
+        known = self._remembered_match(name, password, stored)
+        if known is not None:
+            return known
+        keyed = self._keyed(name, password)
+        slot = (name, stored.identity)
         flight_key = (name, stored.identity, keyed)
         flight = self._flights.get(flight_key)
         if flight is None:

@@ -176,3 +176,23 @@ async def test_a_clients_parallel_requests_are_one_attempt(aiohttp_client, confi
                                    for _ in range(20)))
     assert [a.status for a in wrong] == [401] * 20  # the same wrong password, at once: one check, one failure
     assert (await client.get("/api/v1/settings", headers=basic(name))).status == 200
+
+
+async def test_a_password_verified_before_is_no_guess(aiohttp_client, config, couch, make_user):
+    """With the auth cache off every request checks the password again. One verified before is known right
+    without hashing: nothing is reserved or counted for it in the logs database, and it still clears a count."""
+    name = await make_user("remembered", ["chw"])
+    client = await aiohttp_client(create_app(config.replace(auth_cache_seconds=0, login_failure_limit=2)))
+    assert (await client.get("/api/v1/settings", headers=basic(name))).status == 200
+    logs = couch.db(config.db_logs)
+    before = (await logs.read_info())["update_seq"]
+    for _ in range(3):
+        assert (await client.get("/api/v1/settings", headers=basic(name))).status == 200
+    changed = (await logs.changes(since=before))["results"]
+    assert not [c["id"] for c in changed if c["id"].startswith("login-failure")]
+    for _ in range(3):  # one wrong password, then the right one clears it: two never count in a row
+        assert (await client.get("/api/v1/settings", headers=basic(name, "nope"))).status == 401
+        assert (await client.get("/api/v1/settings", headers=basic(name))).status == 200
+    for _ in range(2):
+        assert (await client.get("/api/v1/settings", headers=basic(name, "nope"))).status == 401
+    assert (await client.get("/api/v1/settings", headers=basic(name))).status == 429, "a locked name stays locked"
