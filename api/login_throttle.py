@@ -9,7 +9,9 @@ The rule is CouchDB's: after ``limit`` failures within ``window`` seconds of the
 check of that name from that address is refused (429 with ``Retry-After``, the right password included,
 so a guesser learns nothing) until the window ends. A success clears the count. Each check is counted as a
 failure before it starts (``begin``) and taken back when it succeeds or cannot be made (CouchDB away):
-a burst of concurrent guesses gets no more checks than one guess after another.
+a burst of concurrent guesses gets no more checks than one guess after another. A password that is the one
+last verified against the name's stored hash (``PasswordCheck.remembered``) is no guess: it is answered
+without a reservation (``known_right``), which saves the shared store two writes per cached login.
 
 The counts live in a ``FailureStore``. ``MemoryFailureStore`` keeps them in this process, which is right
 for one API process; several processes behind one address need a shared store (CouchDB or a cache server)
