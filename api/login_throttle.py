@@ -10,7 +10,7 @@ check of that name from that address is refused (429 with ``Retry-After``, the r
 so a guesser learns nothing) until the window ends. A success clears the count. Each check is counted as a
 failure before it starts (``begin``) and taken back when it succeeds or cannot be made (CouchDB away):
 a burst of concurrent guesses gets no more checks than one guess after another. A password that is the one
-last verified against the name's stored hash (``PasswordCheck.remembered``) is no guess: it is answered
+last verified against the name's stored hash (``PasswordChecker.remembered``) is no guess: it is answered
 without a reservation (``known_right``), which saves the shared store two writes per cached login.
 
 The counts live in a ``FailureStore``. ``MemoryFailureStore`` keeps them in this process, which is right
@@ -104,7 +104,7 @@ class LoginThrottle:
             await self.store.clear(failure_key(name, client))
 
     async def known_right(self, name: str, client: str) -> None:
-        """A password known to be right without a check (``PasswordCheck.remembered``): no guess to count;
+        """A password known to be right without a check (``PasswordChecker.remembered``): no guess to count;
         a count there is cleared, as a success clears it."""
         if self.limit > 0 and await self.store.get(failure_key(name, client)) is not None:
             await self.store.clear(failure_key(name, client))
