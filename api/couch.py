@@ -65,6 +65,7 @@ SETTLE_SECONDS = 0.5  # a claim answered 202 waits at least this long for both l
 SETTLE_MAX_SECONDS = 10.0  # ... and as long as this process's slowest recent write, up to this
 SLOW_WRITE_WINDOW = 30.0  # seconds a slow write is remembered for that
 LATEST_READS_AT_ONCE = 20  # ``get_many(latest=True)``: quorum GETs in flight at once
+NO_SUCH_DOC = frozenset({"not_found", "illegal_docid"})  # ``_bulk_get`` errors that mean "no such doc"
 BULK_GET_AT_ONCE = 1000  # ``get_many``: ids per ``_bulk_get`` (CouchDB refuses more than max_bulk_get_count)
 
 
@@ -112,8 +113,8 @@ def winning_leaf(leaves: Iterable[Any]) -> dict[str, Any] | None:
 
 def bulk_get_leaves(body: Mapping[str, Any], ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """Each asked id's leaves from a ``_bulk_get`` answer. A missing id has none: CouchDB answers it with a
-    ``not_found`` error entry (a deleted one with its deleted leaf); pouchdb-server with an empty entry (a
-    deleted one too). Any other error entry, or an id the answer does not mention, raises
+    ``not_found`` error entry (a deleted one with its deleted leaf; an id no doc can have, ``_design`` say,
+    with ``illegal_docid``); pouchdb-server with an empty entry (a deleted one too). Any other error entry, or an id the answer does not mention, raises
     ``ServiceUnavailable``: a copy that could not be read must not pass for a doc that does not exist
     (the sentinel would pass over its change, a claim would create it again)."""
     leaves: dict[str, list[dict[str, Any]]] = {doc_id: [] for doc_id in ids}
@@ -130,7 +131,7 @@ def bulk_get_leaves(body: Mapping[str, Any], ids: Iterable[str]) -> dict[str, li
             if entry == {}:
                 continue
             error = entry.get("error") if isinstance(entry, dict) else None
-            if not isinstance(error, dict) or error.get("error") != "not_found":
+            if not isinstance(error, dict) or error.get("error") not in NO_SUCH_DOC:
                 reason = error.get("error") if isinstance(error, dict) else error
                 raise ServiceUnavailable(f"CouchDB could not read {doc_id!r} ({reason})")
     if len(answered) < len(leaves):

@@ -75,9 +75,9 @@ async def test_get_many_serves_the_revision_couchdb_serves(db):
                         _leaf("all-gone", [c], _deleted=True)], new_edits=False)
     stored = await db.put({"_id": "many-deleted"})
     await db.delete("many-deleted", stored["rev"])
-    found = await db.get_many(["leaves", "all-gone", "many-deleted"])
+    found = await db.get_many(["leaves", "all-gone", "many-deleted", "_design", "_local/none", ""])
     assert found["leaves"] == await db.get("leaves") and found["leaves"]["side"] == "f"
-    assert "all-gone" not in found and "many-deleted" not in found
+    assert set(found) == {"leaves"}, "deleted, missing and impossible ids are left out"
 
 
 def test_the_winning_leaf_is_ranked_as_couchdb_ranks_it():
@@ -92,9 +92,12 @@ def test_the_winning_leaf_is_ranked_as_couchdb_ranks_it():
 def test_a_bulk_get_error_is_not_taken_for_a_missing_doc():
     """Only ``not_found`` means missing; an error reading a copy, or an id left unanswered, fails the read."""
     missing = {"error": {"id": "b", "rev": "undefined", "error": "not_found", "reason": "missing"}}
+    illegal = {"error": {"id": "_design", "rev": None, "error": "illegal_docid", "reason": "underscore"}}
     body = {"results": [{"id": "a", "docs": [{"ok": {"_id": "a", "_rev": "1-x"}}]},
-                        {"id": "b", "docs": [missing]}, {"id": "c", "docs": [{}]}]}  # c: pouchdb-server's
-    assert bulk_get_leaves(body, ["a", "b", "c"]) == {"a": [{"_id": "a", "_rev": "1-x"}], "b": [], "c": []}
+                        {"id": "b", "docs": [missing]}, {"id": "c", "docs": [{}]},  # c: pouchdb-server's
+                        {"id": "_design", "docs": [illegal]}]}
+    assert bulk_get_leaves(body, ["a", "b", "c", "_design"]) == \
+        {"a": [{"_id": "a", "_rev": "1-x"}], "b": [], "c": [], "_design": []}
     failed = {"results": [{"id": "a", "docs": [{"error": {"id": "a", "error": "timeout", "reason": "copy"}}]}]}
     with pytest.raises(ServiceUnavailable, match="timeout"):
         bulk_get_leaves(failed, ["a"])
