@@ -114,9 +114,10 @@ def winning_leaf(leaves: Iterable[Any]) -> dict[str, Any] | None:
 def bulk_get_leaves(body: Mapping[str, Any], ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """Each asked id's leaves from a ``_bulk_get`` answer. A missing id has none: CouchDB answers it with a
     ``not_found`` error entry (a deleted one with its deleted leaf; an id no doc can have, ``_design`` say,
-    with ``illegal_docid``); pouchdb-server with an empty entry (a deleted one too). Any other error entry, or an id the answer does not mention, raises
-    ``ServiceUnavailable``: a copy that could not be read must not pass for a doc that does not exist
-    (the sentinel would pass over its change, a claim would create it again)."""
+    with ``illegal_docid``); pouchdb-server with an empty entry (a deleted one too). Any other error entry,
+    or an id the answer does not mention, raises ``ServiceUnavailable``: a copy that could not be read must
+    not pass for a doc that does not exist (the sentinel would pass over its change, a claim would create it
+    again)."""
     leaves: dict[str, list[dict[str, Any]]] = {doc_id: [] for doc_id in ids}
     answered: set[str] = set()
     for result in body.get("results") or ():
