@@ -234,13 +234,13 @@ class Authenticator:
             attempt.exception()  # retrieved here too: every request waiting for it may have gone
 
     async def _attempt(self, name: str, password: str, client: str) -> Account:
-        known = await self.passwords.remembered(name, password)
-        if known is not None:  # the password verified last time: no guess, nothing to reserve or count
+        found = await self.passwords.account_of(name)
+        if self.passwords.remembered(found, password):  # verified last time: no guess, nothing to reserve
             await self.throttle.known_right(name, client)
-            return known
+            return found
         await self.throttle.begin(name, client)
         try:
-            found = await self.passwords.check(name, password)
+            found = await self.passwords.check(name, password, found)
         except Unauthorized:
             raise
         except BaseException:  # the check could not be made (CouchDB away): it does not count

@@ -171,26 +171,26 @@ class PasswordChecker:
         for key in [k for k in self._remembered if k[0] == name]:
             del self._remembered[key]
 
-    async def check(self, name: str, password: str) -> Account:
-        """The account, if ``password`` is its password."""
+    async def account_of(self, name: str) -> Account:
+        """What a password of ``name`` is checked against: ``[admins]`` and its ``_users`` doc, read once."""
         admins, user_doc = await asyncio.gather(self._read_admins(), self._user_doc(name))
-        found = account(name, admins, user_doc)
+        return account(name, admins, user_doc)
+
+    def remembered(self, found: Account, password: str) -> bool:
+        """Whether ``password`` is the one last verified against ``found``'s stored hash (within
+        ``REMEMBER_SECONDS``): known right without hashing, so no guess is being made."""
+        return found.stored is not None and self._remembered_match(found.name, password, found.stored) is True
+
+    async def check(self, name: str, password: str, found: Account | None = None) -> Account:
+        """The account, if ``password`` is its password (``found``: ``account_of(name)``, if just read)."""
+        found = found if found is not None else await self.account_of(name)
         if found.stored is not None and await self._matches(name, password, found.stored):
             return found
         if self._admins is not None and time.monotonic() - self._admins[0] > ADMINS_REREAD_SECONDS:
-            again = account(name, await self._read_admins(fresh=True), user_doc)  # an admin added or changed
+            again = account(name, await self._read_admins(fresh=True), found.user_doc)  # an admin added or changed
             if again.stored not in (None, found.stored) and await self._matches(name, password, again.stored):
                 return again
         raise Unauthorized(found.refusal)
-
-    async def remembered(self, name: str, password: str) -> Account | None:
-        """The account, when ``password`` is the one last verified against its stored hash (within
-        ``REMEMBER_SECONDS``): known right without hashing, so no guess is being made. None otherwise."""
-        admins, user_doc = await asyncio.gather(self._read_admins(), self._user_doc(name))
-        found = account(name, admins, user_doc)
-        if found.stored is not None and self._remembered_match(name, password, found.stored) is True:
-            return found
-        return None
 
     async def _user_doc(self, name: str) -> dict[str, Any] | None:
         try:
