@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Iterable, Mapping
 
-from api.couch import Database
+from api.couch import CouchError, Database
 from api.errors import BadRequest
 
 from .model import BOOL, DATE, DATETIME, INT, NUMBER, ORDERED_TYPES, STRING, Field, Resource
@@ -284,6 +284,19 @@ async def ensure_index(db: Database) -> None:
     _indexed.add(db.name)
 
 
+async def _find(db: Database, selector: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``_find`` on the index; made again once when CouchDB has none (its design doc was removed, or the
+    database made again under the same name, since this process made it)."""
+    try:
+        return await db.find(selector, **options)
+    except CouchError as exc:
+        if exc.error != "no_usable_index":
+            raise
+    _indexed.discard(db.name)
+    await ensure_index(db)
+    return await db.find(selector, **options)
+
+
 async def batches(db: Database, query: Query, *, offset: int = 0, limit: int | None = None,
                   batch: int = 500, fields: list[str] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
     """Matching docs in id order, ``batch`` at a time, from ``offset``, at most ``limit`` (None: all)."""
@@ -301,7 +314,7 @@ async def batches(db: Database, query: Query, *, offset: int = 0, limit: int | N
             options["skip"] = skip
         if fields:
             options["fields"] = sorted(set(fields) | {"id"})
-        docs = (await db.find(selector, **options))["docs"]
+        docs = (await _find(db, selector, options))["docs"]
         if docs:
             yield docs
         if len(docs) < size:

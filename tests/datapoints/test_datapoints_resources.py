@@ -502,3 +502,14 @@ async def test_a_failure_mid_stream_cuts_the_reply(client, world, monkeypatch):
         assert response.status == 200
         with pytest.raises(aiohttp.ClientPayloadError):
             await response.read()
+
+
+async def test_a_removed_find_index_is_made_again(client, world, couch, config):
+    """The index is made once per process; when its design doc is gone (removed by hand, or the database made
+    again under the same name), the next listing makes it again instead of failing with no_usable_index."""
+    assert len((await get(client, world, "admin", "/api/v2/indicator/"))["objects"]) > 0
+    db = couch.db(config.db_datapoints)
+    ddoc = await db.get("_design/datapoints-find")
+    await db.delete("_design/datapoints-find", ddoc["_rev"])
+    assert len((await get(client, world, "admin", "/api/v2/indicator/"))["objects"]) > 0
+    assert await db.get_or_none("_design/datapoints-find") is not None
