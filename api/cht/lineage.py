@@ -227,18 +227,32 @@ def _by_id(docs: Iterable[Any], doc_id: Any) -> Doc | None:
     return next((d for d in docs if isinstance(d, dict) and d.get("_id") == doc_id), None)
 
 
-def _fill_contacts(docs: Iterable[Any], contacts: list[Any]) -> None:
+class _ById:
+    """Each id's first doc among ``docs``, as ``_by_id`` finds it: a batch looks up hundreds of ids in hundreds
+    of docs, which scanning the list for each made quadratic (the sentinel's largest CPU cost)."""
+
+    def __init__(self, docs: Iterable[Any]):
+        self._docs: dict[str, Doc] = {}
+        for doc in docs:
+            if isinstance(doc, dict) and isinstance(doc.get("_id"), str):
+                self._docs.setdefault(doc["_id"], doc)
+
+    def __call__(self, doc_id: Any) -> Doc | None:
+        return self._docs.get(doc_id) if isinstance(doc_id, str) and doc_id else None
+
+
+def _fill_contacts(docs: Iterable[Any], contacts: _ById) -> None:
     """Each doc's ``contact`` and ``linked_docs`` values replaced by copies of the docs they name, when known."""
     for doc in docs:
         if not isinstance(doc, dict):
             continue
-        found = _by_id(contacts, _get_id(doc.get("contact")))
+        found = contacts(_get_id(doc.get("contact")))
         if found is not None:
             doc["contact"] = _copy(found)
         if _fills_linked_docs(doc):
             linked = doc["linked_docs"] = dict(doc["linked_docs"])
             for key, value in linked.items():
-                found = _by_id(contacts, _get_id(value))
+                found = contacts(_get_id(value))
                 if found is not None:
                     linked[key] = _copy(found)
 
@@ -381,7 +395,7 @@ class Hydrator:
                 patient = next((c for c in chains if patient_uuid and c[0].get("_id") == patient_uuid), [])
                 place = next((c for c in chains if place_uuid and c[0].get("_id") == place_uuid), [])
                 patient, place = list(patient), list(place)
-        contacts = await self._contacts(lineage + patient + place, read)
+        contacts = _ById(await self._contacts(lineage + patient + place, read))
         for chain in (lineage, patient, place):
             _fill_contacts(chain, contacts)
         return _merge(lineage, patient, place)
@@ -410,17 +424,17 @@ class Hydrator:
         known += first
         known_ids = {d.get("_id") for d in known if isinstance(d, Mapping)}
         known += await self.fetch_docs(i for i in _leaf_contact_ids(first) if i not in known_ids)
-        _fill_contacts(known, known)
+        by_id = _ById(known)  # filling contacts below changes no doc's id, nor which docs ``known`` holds
+        _fill_contacts(known, by_id)
         for index, doc in enumerate(hydrated):
             is_record = _is_data_record(doc)
-            lineage: list[Any] = [_by_id(known, i) for i in _extract_parent_ids(doc.get("contact") if is_record
-                                                                                 else doc)]
+            lineage: list[Any] = [by_id(i) for i in _extract_parent_ids(doc.get("contact") if is_record else doc)]
             if is_record:
                 lineage.insert(0, doc)
-            patient_doc = _by_id(known, patient_of.get(index))
-            place_doc = _by_id(known, place_of.get(index))
-            _merge(lineage, [_by_id(known, i) for i in _extract_parent_ids(patient_doc)],
-                   [_by_id(known, i) for i in _extract_parent_ids(place_doc)])
+            patient_doc = by_id(patient_of.get(index))
+            place_doc = by_id(place_of.get(index))
+            _merge(lineage, [by_id(i) for i in _extract_parent_ids(patient_doc)],
+                   [by_id(i) for i in _extract_parent_ids(place_doc)])
         return hydrated
 
     async def hydrate_ids(self, ids: list[str]) -> list[Doc]:
