@@ -200,6 +200,7 @@ async def main(reports: int, batch: int = Config.sentinel_batch_size,
                 ended, cpu_end, server_end = time.perf_counter(), time.process_time(), server_cpu_parts(stack)
             elif await medic.pending_changes(worker.seq) == 0:
                 break
+        couch.request = request  # what follows (the views catching up, the floor) is not the drain's
         sentinel_s, cpu = ended - began, cpu_end - cpu
         sentinel_server = helpers = None
         if server is not None and server_end is not None:
@@ -233,7 +234,6 @@ async def main(reports: int, batch: int = Config.sentinel_batch_size,
               f"this process's CPU time: {cpu:.1f}s")
         for kind, (count, seconds) in sorted(spent.items(), key=lambda item: -item[1][1])[:8]:
             print(f"  {kind:58s} {count:6d} requests {seconds:7.1f}s")
-        couch.request = request  # the floor's requests are not the drain's
         created = engine.created
         server = server_cpu(stack)
         floor_s = await contract_floor(couch, config, docs, created, batch)
