@@ -20,8 +20,12 @@ cores serve requests. Printed: one row per route with requests, errors, the
 errors), p50, p99 and max latency, then the total rate. Any other non-2xx
 answer or client exception is an error, and the exit status is 1.
 ``--profile DIR`` writes a cProfile of each API process there (``api-N.prof``).
+``--each SECONDS`` runs every action alone instead of the mix, each from quiet
+(the views caught up with the previous action's writes, that catching up
+printed apart), and prints CouchDB's CPU per API request by action: where the
+mix's database time goes.
 
-    python -m bench.load [--clients 200] [--seconds 300] [--api-processes 2] [--profile DIR]
+    python -m bench.load [--clients 200] [--seconds 300] [--api-processes 2] [--profile DIR] [--each SECONDS]
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from api.couch import Couch, basic_auth
 from scripts.couchdb import free_port
 from tests.hierarchy import build, load
 
-from .common import Stack, bench_stack, percentile_ms
+from .common import Stack, bench_stack, build_views, percentile_ms, server_cpu, server_cpu_parts
 
 PASSWORD = "Load-passw0rd!"
 BULK_GET_BATCH = 100  # PouchDB's default batch_size
@@ -294,9 +298,10 @@ ACTIONS: list[tuple[Action, int]] = [  # (action, weight in %): reads and replic
 
 # -- the client process ----------------------------------------------------------------------
 
-async def _client(world: World, tally: Tally, seed: int, until: float) -> None:
+async def _client(world: World, tally: Tally, seed: int, until: float,
+                  chosen: list[tuple[Action, int]]) -> None:
     rng = random.Random(seed)
-    actions, weights = zip(*ACTIONS)
+    actions, weights = zip(*chosen)
     connector = aiohttp.TCPConnector(limit=1, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -305,17 +310,20 @@ async def _client(world: World, tally: Tally, seed: int, until: float) -> None:
             await rng.choices(actions, weights)[0](client)
 
 
-async def _clients(world: World, clients: int, seconds: float) -> Tally:
+async def _clients(world: World, clients: int, seconds: float, chosen: list[tuple[Action, int]]) -> Tally:
     tally = Tally()
     started = time.monotonic()
-    await asyncio.gather(*(_client(world, tally, seed, started + seconds) for seed in range(clients)))
+    await asyncio.gather(*(_client(world, tally, seed, started + seconds, chosen) for seed in range(clients)))
     tally.seconds = time.monotonic() - started
     return tally
 
 
-def run_clients(world: World, clients: int, seconds: float) -> tuple[list[dict[str, Any]], list[str], float]:
-    """The client process's entry point: returns the per-route rows, error samples and elapsed seconds."""
-    tally = asyncio.run(_clients(world, clients, seconds))
+def run_clients(world: World, clients: int, seconds: float,
+                only: str | None = None) -> tuple[list[dict[str, Any]], list[str], float]:
+    """The client process's entry point: returns the per-route rows, error samples and elapsed seconds
+    (``only``: the one action, by name, every client repeats)."""
+    chosen = [(action, weight) for action, weight in ACTIONS if only is None or action.__name__ == only]
+    tally = asyncio.run(_clients(world, clients, seconds, chosen))
     return tally.rows(), tally.samples, tally.seconds
 
 
@@ -431,6 +439,63 @@ async def api_processes(config: Config, count: int, profile_dir: str | None) -> 
             process.join(timeout=30)
 
 
+def machine_busy() -> float:
+    """CPU seconds every process on the machine has used since boot (``/proc/stat``, idle and iowait left out)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+CAUGHT_UP_VIEWS = [("medic", "docs_by_replication_key"), ("medic-client", "contacts_by_reference"),
+                   ("medic-conflicts", "conflicts")]  # one view of each medic design doc: each has one index
+
+
+async def caught_up(stack: Stack) -> float:
+    """Bring the medic views up to date and wait until CouchDB's CPU goes quiet; the server CPU seconds it took
+    (what the previous action's writes cost the indexes, which the mix pays on the next view query)."""
+    before = server_cpu(stack)
+    await build_views(stack.couch.db(stack.config.db_medic), CAUGHT_UP_VIEWS)
+    for _ in range(30):  # a minute at most: a server that never goes quiet is measured as it is
+        start = server_cpu(stack)
+        await asyncio.sleep(2)
+        if start is None or (server_cpu(stack) or 0.0) - start < 0.2:
+            break
+    after = server_cpu(stack)
+    return after - before if after is not None and before is not None else float("nan")
+
+
+async def each_action(stack: Stack, world: World, clients: int, seconds: float) -> str:
+    """CouchDB's CPU per API request, one action at a time: every client repeats one action for ``seconds``,
+    from quiet (the views caught up with the previous action's writes, and that catching up printed apart)."""
+    lines = ["| action | docs in medic | API requests | errors | requests/s | CouchDB CPU per request: `beam.smp` + "
+             "`couchjs` ms | the rest of the machine per request ms | views caught up after it: server CPU s |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    medic = stack.couch.db(stack.config.db_medic)
+    loop = asyncio.get_running_loop()
+    await caught_up(stack)
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for action, _ in ACTIONS:
+            docs = (await medic.read_info())["doc_count"]  # the actions before it wrote; costs grow with it
+            server, busy = server_cpu_parts(stack), machine_busy()
+            rows, _, _ = await loop.run_in_executor(pool, run_clients, world, clients, seconds, action.__name__)
+            server_end, busy_end = server_cpu_parts(stack), machine_busy()
+            after = await caught_up(stack)
+            made = sum(r["requests"] for r in rows)
+            count = made or 1
+            if server is None or server_end is None:
+                couch = "not measurable"
+                rest = f"{1000 * (busy_end - busy) / count:.1f}"
+            else:
+                beam, js = server_end[0] - server[0], server_end[1] - server[1]
+                couch = f"{1000 * beam / count:.1f} + {1000 * js / count:.1f}"
+                rest = f"{1000 * (busy_end - busy - beam - js) / count:.1f}"
+            errors = sum(r["errors"] for r in rows)
+            lines.append(f"| `{action.__name__}` | {docs} | {made} | {errors} | {made / seconds:.0f} | {couch} "
+                         f"| {rest} | {after:.1f} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 async def _answers(url: str, tries: int) -> bool:
     try:
         async with aiohttp.ClientSession() as session:
@@ -444,13 +509,16 @@ async def _answers(url: str, tries: int) -> bool:
 
 
 async def run(clients: int = 200, seconds: float = 300, api_count: int | None = None,
-              profile_dir: str | None = None) -> Result:
-    """Seed a fresh stack, run the clients against ``api_count`` API processes, return the figures."""
+              profile_dir: str | None = None, each: float | None = None) -> Result | str:
+    """Seed a fresh stack, run the clients against ``api_count`` API processes, return the figures (``each``:
+    every action alone for that many seconds instead of the mix, and the table of CouchDB's CPU per request)."""
     api_count = api_count or os.cpu_count() or 1
     async with bench_stack() as stack:
         async with api_processes(stack.config, api_count, profile_dir) as url:
             stack.api_url = url
             world = await seed(stack, random.Random(14))
+            if each:
+                return await each_action(stack, world, clients, each)
             with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
                 rows, samples, elapsed = await asyncio.get_running_loop().run_in_executor(
                     pool, run_clients, world, clients, seconds)
@@ -460,6 +528,7 @@ async def run(clients: int = 200, seconds: float = 300, api_count: int | None = 
 def figures(clients: int = 200, seconds: float = 300, api_processes: int | None = None) -> dict[str, Any]:
     """Run the load and return its headline figures and per-route table (for ``bench.run``)."""
     result = asyncio.run(run(clients, seconds, api_processes))
+    assert isinstance(result, Result)
     print(result.table())
     if result.errors:
         print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)
@@ -476,10 +545,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--api-processes", type=int, default=None, help="default: one per core")
     parser.add_argument("--profile", default=None, help="a directory for a cProfile of each API process")
+    parser.add_argument("--each", type=float, default=None, metavar="SECONDS",
+                        help="run each action alone for SECONDS and print CouchDB's CPU per request")
     args = parser.parse_args()
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
-    result = asyncio.run(run(args.clients, args.seconds, args.api_processes, args.profile))
+    result = asyncio.run(run(args.clients, args.seconds, args.api_processes, args.profile, args.each))
+    if isinstance(result, str):
+        print(result)
+        return
     print(result.table())
     if result.errors:
         print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)

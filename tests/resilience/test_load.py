@@ -19,3 +19,13 @@ async def test_mixed_load_has_no_errors():
         "GET /medic/_changes", "POST /medic/_bulk_get", "POST /medic/_all_docs", "POST /medic/_revs_diff",
         "POST /medic/_bulk_docs", "GET /api/v2/export/reports", "GET /api/v2/export/contacts",
         "GET /api/v2/monitoring"}
+
+
+@pytest.mark.slow
+async def test_each_action_alone_prints_couchdbs_cpu_per_request():
+    table = await load.run(clients=2, each=1)
+    rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
+    assert [row[0].strip(" `") for row in rows] == [action.__name__ for action, _ in load.ACTIONS]
+    for row in rows:
+        assert int(row[2]) > 0 and int(row[3]) == 0, row  # requests made, none failed
+        assert "+" in row[5] or "not measurable" in row[5], row
