@@ -448,8 +448,9 @@ async def check_ledger(run: Run, couch: Couch, config: Config, device_ids: set[s
     assert missing == [], f"acknowledged writes lost: {missing}"
     medic = couch.db(config.db_medic)
     on_server = await medic.get_many(run.device_docs)
-    assert sorted(set(run.device_docs) - set(on_server)) == [], \
-        f"device docs not replicated up; the device's failed syncs: {run.device_errors[-10:]}"
+    not_up = sorted(set(run.device_docs) - set(on_server))
+    assert not_up == [], f"device docs not replicated up: {not_up}, on the device: {set(not_up) & device_ids}; " \
+        f"the device's failed syncs: {run.device_errors[-10:]}"
     people = [doc_id for db, doc_id, _ in run.acked if db == "medic"]
     found = await medic.get_many(people)
     in_clinic = {i for i, d in found.items()
