@@ -508,27 +508,35 @@ async def _answers(url: str, tries: int) -> bool:
         return False
 
 
-async def run(clients: int = 200, seconds: float = 300, api_count: int | None = None,
-              profile_dir: str | None = None, each: float | None = None) -> Result | str:
-    """Seed a fresh stack, run the clients against ``api_count`` API processes, return the figures (``each``:
-    every action alone for that many seconds instead of the mix, and the table of CouchDB's CPU per request)."""
-    api_count = api_count or os.cpu_count() or 1
+@contextlib.asynccontextmanager
+async def seeded(api_count: int, profile_dir: str | None = None) -> Any:
+    """A fresh stack with ``api_count`` API processes and the load's world seeded; yields (stack, world)."""
     async with bench_stack() as stack:
         async with api_processes(stack.config, api_count, profile_dir) as url:
             stack.api_url = url
-            world = await seed(stack, random.Random(14))
-            if each:
-                return await each_action(stack, world, clients, each)
-            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                rows, samples, elapsed = await asyncio.get_running_loop().run_in_executor(
-                    pool, run_clients, world, clients, seconds)
+            yield stack, await seed(stack, random.Random(14))
+
+
+async def run(clients: int = 200, seconds: float = 300, api_count: int | None = None,
+              profile_dir: str | None = None) -> Result:
+    """Seed a fresh stack, run the clients against ``api_count`` API processes, return the figures."""
+    api_count = api_count or os.cpu_count() or 1
+    async with seeded(api_count, profile_dir) as (_, world):
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows, samples, elapsed = await asyncio.get_running_loop().run_in_executor(
+                pool, run_clients, world, clients, seconds)
     return Result(rows, samples, elapsed, clients, api_count)
+
+
+async def run_each(clients: int = 50, seconds: float = 40, api_count: int | None = None) -> str:
+    """Seed a fresh stack and run every action alone (``each_action``); its table."""
+    async with seeded(api_count or os.cpu_count() or 1) as (stack, world):
+        return await each_action(stack, world, clients, seconds)
 
 
 def figures(clients: int = 200, seconds: float = 300, api_processes: int | None = None) -> dict[str, Any]:
     """Run the load and return its headline figures and per-route table (for ``bench.run``)."""
     result = asyncio.run(run(clients, seconds, api_processes))
-    assert isinstance(result, Result)
     print(result.table())
     if result.errors:
         print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)
@@ -550,10 +558,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
-    result = asyncio.run(run(args.clients, args.seconds, args.api_processes, args.profile, args.each))
-    if isinstance(result, str):
-        print(result)
+    if args.each:
+        print(asyncio.run(run_each(args.clients, args.each, args.api_processes)))
         return
+    result = asyncio.run(run(args.clients, args.seconds, args.api_processes, args.profile))
     print(result.table())
     if result.errors:
         print("errors, first ones:\n  " + "\n  ".join(result.samples), file=sys.stderr)

@@ -221,15 +221,9 @@ def _contact_ids(docs: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _by_id(docs: Iterable[Any], doc_id: Any) -> Doc | None:
-    if not doc_id:
-        return None
-    return next((d for d in docs if isinstance(d, dict) and d.get("_id") == doc_id), None)
-
-
 class _ById:
-    """Each id's first doc among ``docs``, as ``_by_id`` finds it: a batch looks up hundreds of ids in hundreds
-    of docs, which scanning the list for each made quadratic (the sentinel's largest CPU cost)."""
+    """Each id's first doc among ``docs``: a batch looks up hundreds of ids in hundreds of docs, which scanning
+    the list for each made quadratic (it was the sentinel's largest CPU cost)."""
 
     def __init__(self, docs: Iterable[Any]):
         self._docs: dict[str, Doc] = {}
@@ -349,10 +343,11 @@ class Hydrator:
         """The contacts and linked docs the lineage names: from the lineage, from docs already ``read``, or
         fetched."""
         known, wanted = [], []
+        in_lineage, in_read = _ById(lineage), _ById(read)
         for contact_id in _contact_ids(lineage):
-            found = _by_id(lineage, contact_id)
+            found = in_lineage(contact_id)
             if found is None:
-                found = _by_id(read, contact_id)
+                found = in_read(contact_id)
             if found is not None:
                 known.append(_copy(found))
             else:
@@ -376,7 +371,8 @@ class Hydrator:
         have = {d["_id"] for d in read}
         if any(i not in have for i in wanted):
             read += await self.fetch_docs([i for i in wanted if i not in have])
-        lineage: list[Any] = [doc] + [_by_id(read, i) for i in ancestor_ids]
+        read_by_id = _ById(read)
+        lineage: list[Any] = [doc] + [read_by_id(i) for i in ancestor_ids]
         if self._hints is not None:
             for ancestor in lineage[1:]:
                 if ancestor is not None:

@@ -23,7 +23,7 @@ async def test_mixed_load_has_no_errors():
 
 @pytest.mark.slow
 async def test_each_action_alone_prints_couchdbs_cpu_per_request():
-    table = await load.run(clients=2, each=1)
+    table = await load.run_each(clients=2, seconds=1)
     rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
     assert [row[0].strip(" `") for row in rows] == [action.__name__ for action, _ in load.ACTIONS]
     for row in rows:
