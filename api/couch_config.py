@@ -1,9 +1,14 @@
-"""The CouchDB configuration clients may read: the attachments section (cht-conf needs
-``compressible_types`` to know which attachment digests it can compare)."""
+"""The CouchDB configuration clients may read (the attachments section: cht-conf needs
+``compressible_types`` to know which attachment digests it can compare), and the settings Jamii needs of
+each CouchDB node (``ensure_at_least``, run by ``scripts/setup_db.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
 from .couch import Couch
+from .errors import ServiceUnavailable
 
 # CouchDB 3's built-in [attachments] values: what the server does when its config sets nothing.
 ATTACHMENT_DEFAULTS = {
@@ -15,3 +20,38 @@ ATTACHMENT_DEFAULTS = {
 async def attachments(couch: Couch) -> dict[str, str]:
     """The server's ``[attachments]`` config, CouchDB's defaults filling what it does not set."""
     return {**ATTACHMENT_DEFAULTS, **await couch.config_section("attachments")}
+
+
+@dataclass
+class NodeSettings:
+    """What ``ensure_at_least`` did: the nodes it raised the setting on, and the cluster's nodes it could not
+    reach (down: run it again when they are back)."""
+
+    raised: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+async def ensure_at_least(couch: Couch, section: str, key: str, value: int) -> NodeSettings:
+    """Raise a numeric setting to ``value`` on every node of a CouchDB 2/3 cluster where it is lower or unset
+    (a higher value an admin chose is kept). A server without ``_membership`` (pouchdb-server, which has no
+    such settings) is left alone."""
+    done = NodeSettings()
+    status, members, _ = await couch.request("GET", "/_membership", raise_errors=False)
+    if status != 200 or not isinstance(members, dict):
+        return done
+    live = set(members.get("all_nodes") or ())
+    for node in members.get("cluster_nodes") or sorted(live):
+        if node not in live:
+            done.unreachable.append(node)
+            continue
+        path = f"/_node/{quote(node, safe='')}/_config/{quote(section, safe='')}/{quote(key, safe='')}"
+        try:
+            status, current, _ = await couch.request("GET", path, raise_errors=False)
+            if status == 200 and isinstance(current, str) and current.strip().isdigit() and int(current) >= value:
+                continue
+            await couch.request("PUT", path, json_body=str(value))
+        except ServiceUnavailable:
+            done.unreachable.append(node)
+            continue
+        done.raised.append(node)
+    return done

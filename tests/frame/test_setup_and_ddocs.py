@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from api import ddocs
+from api import couch_config, ddocs
+from api.cht.replication.scope import DOC_IDS_LOOKUP_THRESHOLD
 from api.config import ROOT
 from api.couch import Couch
 from api.deploy_info import CHT_VERSION
@@ -57,6 +58,35 @@ async def test_setup_from_scratch_then_again_changes_nothing(fresh_config):
         assert not any(word in line for line in lines for word in ("created", "updated", "stored", "recorded")), lines
         revs_after = {d: (await medic.get(d))["_rev"] for d in revs_before}
         assert revs_after == revs_before
+
+
+THRESHOLD = ("couchdb", "changes_doc_ids_optimization_threshold")
+
+
+async def test_setup_raises_the_doc_ids_lookup_threshold_on_every_node(config, couch):
+    """First syncs filter ``_changes`` by thousands of ids: CouchDB must look them up, not scan the database."""
+    if not await is_couchdb(couch):
+        assert await couch_config.ensure_at_least(couch, *THRESHOLD, 5) == couch_config.NodeSettings()
+        return
+    nodes = (await couch.request("GET", "/_membership"))[1]["cluster_nodes"]
+    paths = [f"/_node/{node}/_config/{THRESHOLD[0]}/{THRESHOLD[1]}" for node in nodes]
+    before = [(await couch.request("GET", path))[1] for path in paths]
+    try:
+        for path in paths:
+            await couch.request("PUT", path, json_body="100")  # CouchDB's default
+        lines = []
+        await setup(config, progress=lines.append)
+        assert [(await couch.request("GET", path))[1] for path in paths] == [str(DOC_IDS_LOOKUP_THRESHOLD)] * len(nodes)
+        assert f"set [couchdb] changes_doc_ids_optimization_threshold = {DOC_IDS_LOOKUP_THRESHOLD} " \
+            f"on {', '.join(nodes)}" in lines
+
+        await couch.request("PUT", paths[0], json_body=str(DOC_IDS_LOOKUP_THRESHOLD * 3))  # an admin's own choice
+        again = await couch_config.ensure_at_least(couch, *THRESHOLD, DOC_IDS_LOOKUP_THRESHOLD)
+        assert again == couch_config.NodeSettings()
+        assert (await couch.request("GET", paths[0]))[1] == str(DOC_IDS_LOOKUP_THRESHOLD * 3)
+    finally:
+        for path, value in zip(paths, before):
+            await couch.request("PUT", path, json_body=value)
 
 
 def _ddoc_tree(tmp_path, map_body):

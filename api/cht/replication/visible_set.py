@@ -24,7 +24,6 @@ from .shared import Shared
 
 log = logging.getLogger("jamii.replication")
 
-WARN_LIMIT = 10000
 COUNT_EVERY_SECONDS = 600
 MAX_STORED_COUNTS = 10000  # users whose stored replication count a process remembers
 MAX_INCREMENTAL = 2000
@@ -251,8 +250,9 @@ class ScopeCache:
         if stored is not None and now - stored[0] < COUNT_EVERY_SECONDS and \
                 not replication_limit.differs(stored[1], count, int(time.time() * 1000)):
             return
-        if count > WARN_LIMIT:
-            log.warning("user %s replicates %d documents, over the %d recommended", name, count, WARN_LIMIT)
+        if count > replication_scope.WARN_LIMIT:
+            log.warning("user %s replicates %d documents, over the %d recommended", name, count,
+                        replication_scope.WARN_LIMIT)
         task = asyncio.create_task(self._save_count(name, count))  # no purging yet: all_docs_count == count
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
