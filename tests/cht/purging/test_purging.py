@@ -491,6 +491,28 @@ async def test_legacy_purging_endpoints(server, client, world, couch, config):
     assert (await client.get("/purging")).status == 401
 
 
+async def test_legacy_purge_changes_read_page_by_page(client, world, couch, config, monkeypatch):
+    """The purge feed is filtered by the API: pages of other areas' rows are read past, ``limit`` still holds."""
+    from api.cht.purging import legacy
+
+    await purge_with(couch, config, OLD_REPORTS)
+    monkeypatch.setattr(legacy, "PAGE", 2)
+    auth = basic(world["users"]["chw"])
+    device = {"medic-replication-id": "paged-device"}
+    mine = world["by_clinic"][world["clinics"][0]["_id"]] & world["old"]
+    assert len(mine) > 3
+    got: list[str] = []
+    while True:
+        page = await (await client.get("/purging/changes?limit=3", headers={**auth, **device})).json()
+        assert len(page["purged_ids"]) <= 3
+        if not page["purged_ids"]:
+            break
+        got += page["purged_ids"]
+        done = await client.get(f"/purging/checkpoint?seq={page['last_seq']}", headers={**auth, **device})
+        assert done.status == 200
+    assert sorted(got) == sorted(mine), "each purged id of the area once, none of another area's"
+
+
 async def test_purging_before_any_run_answers_false(client, world, couch, config):
     for name in await couch.all_dbs():
         if name.startswith(config.db_medic + "-purged-role-"):
