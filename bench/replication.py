@@ -3,9 +3,14 @@
 A generated hierarchy of ~``--docs`` documents in ten districts; an offline
 supervisor placed at one district sees about a tenth of them. Printed: the
 time of a stock PouchDB's first pull through the API (the visible set computed
-and served, filtered), the time of the same PouchDB pulling the same docs
-straight from CouchDB (admin, ``doc_ids``), their ratio (goal <= 2x), and the
-time of an incremental sync after 100 new docs in the user's district.
+and served, filtered); the time of the same PouchDB pulling the same docs
+straight from CouchDB (admin, ``doc_ids``) with CouchDB's default
+``changes_doc_ids_optimization_threshold`` (PouchDB asks for a ``doc_ids`` feed
+100 changes at a time, and CouchDB looking every id up for each page is slower
+than its scan); their ratio (goal <= 2x); the time of an incremental sync after
+100 new docs in the user's district; and the first sync's ``_changes`` alone
+through the API (median of 3), as ``scripts/setup_db.py`` leaves CouchDB and,
+on CouchDB, with the default threshold (a scan of the whole feed per request).
 
     python -m bench.replication [--docs 100000]
 """
@@ -14,13 +19,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import statistics
 import time
+from typing import AsyncIterator
 
+import aiohttp
+
+from api.couch import basic_auth
 from tests.device import Device
 from tests.helpers import PASSWORD
 from tests.hierarchy import build, load
 
-from .common import bench_stack
+from .common import Stack, bench_stack
+
+THRESHOLD = "/_config/couchdb/changes_doc_ids_optimization_threshold"
 
 
 def sizes(docs: int) -> dict[str, int]:
@@ -36,6 +49,38 @@ async def timed_pull(url: str, user: str, password: str, **options: object) -> t
     started = time.perf_counter()
     result = await device.call("pull", timeout=3600, **options)
     return time.perf_counter() - started, result, device
+
+
+async def first_sync_changes(url: str, user: str, password: str, tries: int = 3) -> tuple[float, int]:
+    """The median seconds of a first sync's ``_changes`` through the API, and the changes it listed."""
+    times, listed = [], 0
+    async with aiohttp.ClientSession(headers={"Authorization": basic_auth(user, password)}) as session:
+        for _ in range(tries):
+            started = time.perf_counter()
+            async with session.get(f"{url}/medic/_changes", params={"since": "0", "style": "all_docs"}) as response:
+                response.raise_for_status()
+                listed = len((await response.json())["results"])
+            times.append(time.perf_counter() - started)
+    return statistics.median(times), listed
+
+
+@contextlib.asynccontextmanager
+async def couchdb_default_threshold(stack: Stack) -> AsyncIterator[bool]:
+    """Every node with CouchDB's default threshold for looking ``_doc_ids`` up (100), restored after; yields
+    False on a server without nodes (pouchdb-server)."""
+    status, members, _ = await stack.couch.request("GET", "/_membership", raise_errors=False)
+    if status != 200:
+        yield False
+        return
+    paths = [f"/_node/{node}{THRESHOLD}" for node in members["all_nodes"]]
+    before = [(await stack.couch.request("GET", path))[1] for path in paths]
+    try:
+        for path in paths:
+            await stack.couch.request("PUT", path, json_body="100")
+        yield True
+    finally:
+        for path, value in zip(paths, before):
+            await stack.couch.request("PUT", path, json_body=value)
 
 
 async def main(docs: int) -> dict[str, float]:
@@ -61,10 +106,12 @@ async def main(docs: int) -> dict[str, float]:
         through_api, result, device = await timed_pull(f"{stack.api_url}/medic", name, PASSWORD)
         ids = [i for i in await device.call("ids")]
         print(f"through the API: {len(ids)} docs in {through_api:.2f}s ({result['docs_written']} written)")
-        direct, direct_result, direct_device = await timed_pull(
-            f"{stack.couch_url}/{stack.config.db_medic}", *stack.admin, doc_ids=ids)
+        async with couchdb_default_threshold(stack):  # PouchDB pages a doc_ids feed by 100: CouchDB's default is
+            direct, direct_result, direct_device = await timed_pull(  # its faster setting for that (see below)
+                f"{stack.couch_url}/{stack.config.db_medic}", *stack.admin, doc_ids=ids)
         await direct_device.close()
-        print(f"direct from CouchDB (doc_ids): {direct_result['docs_written']} docs in {direct:.2f}s")
+        print(f"direct from CouchDB (doc_ids, CouchDB's default threshold): {direct_result['docs_written']} docs "
+              f"in {direct:.2f}s")
         print(f"ratio API / direct: {through_api / direct:.2f}x  (goal <= 2x)")
 
         clinic = hierarchy.by_id[next(c for c in hierarchy.clinics
@@ -77,8 +124,16 @@ async def main(docs: int) -> dict[str, float]:
         print(f"incremental sync of 100 new docs: {incremental_s:.2f}s "
               f"({incremental['docs_written']} written)")
         await device.close()
+
+        changes_s, listed = await first_sync_changes(stack.api_url, name, PASSWORD)
+        print(f"first sync's _changes alone through the API: {listed} changes in {changes_s:.3f}s")
+        async with couchdb_default_threshold(stack) as on_couchdb:
+            if on_couchdb:
+                scanned_s, _ = await first_sync_changes(stack.api_url, name, PASSWORD)
+                print(f"  the same with CouchDB's default changes_doc_ids_optimization_threshold (100): "
+                      f"{scanned_s:.3f}s")
         return {"docs": len(hierarchy.docs), "pulled": len(ids), "api_s": through_api, "direct_s": direct,
-                "ratio": through_api / direct, "incremental_s": incremental_s}
+                "ratio": through_api / direct, "incremental_s": incremental_s, "first_sync_changes_s": changes_s}
 
 
 if __name__ == "__main__":
