@@ -233,6 +233,7 @@ class Couch:
         self._batched: dict[str, BatchedReads] = {}
         self._quorums: dict[str, tuple[float, int | None]] = {}
         self._writable: tuple[float, set[str] | None] | None = None
+        self._apache: bool | None = None
         self.retries = 0  # reads sent again after a node went away (see ``request``)
         self._slowest_write = (float("-inf"), 0.0)  # (when, seconds): the slowest write of the last while
         # when CouchDB last answered anything through this client (time.monotonic()): a request waiting
@@ -467,6 +468,13 @@ class Couch:
 
     async def info(self) -> dict[str, Any]:
         return await self.get_json("/")
+
+    async def is_apache_couchdb(self) -> bool:
+        """Is the server Apache CouchDB (``GET /`` says ``"couchdb": "Welcome"``), not the embedded
+        pouchdb-server? Asked once; the defences only pouchdb-server needs are skipped on CouchDB."""
+        if self._apache is None:
+            self._apache = "couchdb" in await self.info()
+        return self._apache
 
     async def all_dbs(self) -> list[str]:
         return await self.get_json("/_all_dbs")

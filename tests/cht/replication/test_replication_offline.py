@@ -108,6 +108,21 @@ async def test_the_scopes_nest(server, world, couch, config):
     assert len(manager) < len((await couch.db(config.db_medic).all_docs())["rows"])
 
 
+async def test_a_devices_bulk_get_with_latest_and_an_unknown_rev(client, world, couch, config):
+    """PouchDB asks ``_bulk_get`` with ``latest=true``: a rev the doc lacks is answered as CouchDB answers it (on
+    Apache CouchDB by CouchDB itself, no ``_revs_diff`` first; pouchdb-server would die on it), the rest served."""
+    auth = basic(world["users"]["chw"])
+    inside = world["specs"]["chw"][1]["facility_id"]
+    rev = (await couch.db(config.db_medic).get(inside))["_rev"]
+    answer = await client.post("/medic/_bulk_get?latest=true&revs=true", headers=auth, json={"docs": [
+        {"id": inside, "rev": "9-abc"}, {"id": inside, "rev": rev}]})
+    assert answer.status == 200
+    unknown, known = (await answer.json())["results"]
+    assert unknown == {"id": inside, "docs": [{"error": {"id": inside, "rev": "9-abc", "error": "not_found",
+                                                         "reason": "missing"}}]}
+    assert known["docs"][0]["ok"]["_rev"] == rev and "_revisions" in known["docs"][0]["ok"]
+
+
 async def test_reads_of_invisible_docs_are_404(client, world, couch, config):
     h = world["h"]
     auth = basic(world["users"]["chw"])
