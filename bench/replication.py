@@ -73,14 +73,17 @@ async def couchdb_default_threshold(stack: Stack) -> AsyncIterator[bool]:
         yield False
         return
     paths = [f"/_node/{node}{THRESHOLD}" for node in members["all_nodes"]]
-    before = [(await stack.couch.request("GET", path))[1] for path in paths]
+    before = [await stack.couch.request("GET", path, raise_errors=False) for path in paths]
     try:
         for path in paths:
             await stack.couch.request("PUT", path, json_body="100")
         yield True
     finally:
-        for path, value in zip(paths, before):
-            await stack.couch.request("PUT", path, json_body=value)
+        for path, (status, value, _) in zip(paths, before):
+            if status == 200:
+                await stack.couch.request("PUT", path, json_body=value)
+            else:  # it was unset
+                await stack.couch.request("DELETE", path)
 
 
 async def main(docs: int) -> dict[str, float]:
