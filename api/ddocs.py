@@ -313,8 +313,8 @@ class ViewWarmer:
             try:
                 if away:
                     self._seqs.clear()  # a restarted server opens every index again: warm them all
-                info = await self.couch.info()
-                couchdb = isinstance(info, dict) and "couchdb" in info
+                await self.couch.info()  # is it there? (an outage raises ServiceUnavailable)
+                couchdb = await self.couch.is_apache_couchdb()
                 for name, views in self.views().items():
                     if away or name == self.medic or tick % OTHERS_EVERY == 0:
                         await self._warm_if_moved(name, views, couchdb)

@@ -45,11 +45,6 @@ async def drop_databases(config: Config) -> None:
             await users.delete(row["id"], row["value"]["rev"])
 
 
-async def is_couchdb(couch: Couch) -> bool:
-    """Apache CouchDB (its ``GET /`` says ``"couchdb": "Welcome"``), not the embedded pouchdb-server."""
-    return "couchdb" in await couch.info()
-
-
 def data_path(*parts: str) -> Path:
     return Path(__file__).parent / "data" / Path(*parts)
 

@@ -16,7 +16,7 @@ from api.deploy_info import CHT_VERSION
 from api.settings import SETTINGS_ID
 from scripts.couchdb import free_port
 from scripts.setup_db import setup
-from tests.helpers import is_couchdb, module_config
+from tests.helpers import module_config
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ THRESHOLD = ("couchdb", "changes_doc_ids_optimization_threshold")
 
 async def test_setup_raises_the_doc_ids_lookup_threshold_on_every_node(config, couch):
     """First syncs filter ``_changes`` by thousands of ids: CouchDB must look them up, not scan the database."""
-    if not await is_couchdb(couch):
+    if not await couch.is_apache_couchdb():
         assert await couch_config.ensure_at_least(couch, *THRESHOLD, 5) == couch_config.NodeSettings()
         return
     nodes = (await couch.request("GET", "/_membership"))[1]["cluster_nodes"]
@@ -208,5 +208,5 @@ async def test_the_view_warmer_keeps_indexes_caught_up_without_being_asked(confi
     assert warmer.views()[config.db_medic][:4] == [
         ("medic", "contacts_by_depth"), ("medic", "docs_by_replication_key"), ("medic-client", "contacts_by_reference"),
         ("medic-client", "contacts_by_parent")]
-    if not await is_couchdb(couch):  # left alone: nothing used it (CouchDB's own indexer, ken, builds it anyway)
+    if not await couch.is_apache_couchdb():  # left alone: nothing used it (CouchDB's indexer, ken, builds it anyway)
         assert await _indexed(medic, "medic-client", "contacts_by_type") == never_asked

@@ -9,7 +9,7 @@ import pytest
 from api.cht import messages
 from api.cht.messaging import gateway as sms
 from api.cht.messaging.records import gateway_doc_id
-from tests.helpers import admin_headers, basic, is_couchdb, user_prefix
+from tests.helpers import admin_headers, basic, user_prefix
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -158,7 +158,7 @@ def short_writes(monkeypatch, db, count):
 
 
 async def test_a_claim_taken_by_fewer_copies_is_confirmed_before_it_is_handed_out(client, gateway, medic, monkeypatch):
-    if not await is_couchdb(medic.couch):
+    if not await medic.couch.is_apache_couchdb():
         pytest.skip("pouchdb-server ignores w: its writes are never 202")
     await drain(client, gateway)
     uuids = await pending_docs(medic, "fewer", 2)
@@ -173,7 +173,7 @@ async def test_a_claim_taken_by_fewer_copies_is_confirmed_before_it_is_handed_ou
 async def test_an_unconfirmed_claim_hands_nothing_out_until_redelivery(client, gateway, medic, monkeypatch):
     """The cluster test once saw two claims told 202 each settle as the winner: a claim no live copy but some
     took is never handed out; its messages wait for ``gateway_redeliver_minutes``, then go out once."""
-    if not await is_couchdb(medic.couch):
+    if not await medic.couch.is_apache_couchdb():
         pytest.skip("pouchdb-server ignores w: its writes are never 202")
     await drain(client, gateway)
     uuids = await pending_docs(medic, "unconfirmed", 2)

@@ -6,7 +6,7 @@ import pytest
 
 from api.app import create_app
 from tests.device import Device
-from tests.helpers import admin_headers, basic, is_couchdb
+from tests.helpers import admin_headers, basic
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ async def test_admin_bodies_of_the_wrong_shape_are_400_on_both_servers(client, c
     security = await client.put("/medic/_security", json={"members": {"roles": "x"}}, headers=admin)
     assert security.status == 400 and set(await security.json()) == {"error", "reason"}
     valid = await client.put("/medic/_revs_limit", json=1000, headers=admin)
-    if await is_couchdb(couch):
+    if await couch.is_apache_couchdb():
         assert valid.status == 200
     else:  # pouchdb-server does not implement _revs_limit (documented in the OpenAPI operation)
         assert valid.status in (400, 404), await valid.text()
@@ -223,7 +223,7 @@ async def test_couchdbs_400_on_a_relayed_request_is_a_400(client, config, couch,
     as that 400, not as the API's 500. (pouchdb-server does not check a ``_local`` doc's rev format: it
     answers that write 409.)"""
     admin = admin_headers(config)
-    expected = (400, "bad_request") if await is_couchdb(couch) else (409, "conflict")
+    expected = (400, "bad_request") if await couch.is_apache_couchdb() else (409, "conflict")
     for who in (admin, basic(await make_user("relay-400", ["program_officer"]))):
         bad_rev = await client.put("/medic/_local/relay-400", json={"_rev": "garbage"}, headers=who)
         assert (bad_rev.status, (await bad_rev.json())["error"]) == expected
