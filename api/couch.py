@@ -189,6 +189,11 @@ def encode_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+def node_config_path(node: str, section: str, key: str) -> str:
+    """One setting of one CouchDB 2/3 node: ``/_node/<node>/_config/<section>/<key>``."""
+    return f"/_node/{quote(node, safe='')}/_config/{quote(section, safe='')}/{quote(key, safe='')}"
+
+
 def raise_for_status(status: int, body: Any) -> None:
     if status < 400:
         return
@@ -382,16 +387,22 @@ class Couch:
         self._writable = (now + QUORUM_SECONDS, found)
         return found
 
-    async def _read_writable_nodes(self) -> set[str] | None:
+    async def membership(self) -> dict[str, Any] | None:
+        """``/_membership`` (``all_nodes``: up, ``cluster_nodes``: configured); None from a server without
+        nodes (pouchdb-server)."""
         status, members, _ = await self.request("GET", "/_membership", raise_errors=False)
-        if status != 200 or not isinstance(members, dict):
+        return members if status == 200 and isinstance(members, dict) else None
+
+    async def _read_writable_nodes(self) -> set[str] | None:
+        members = await self.membership()
+        if members is None:
             return None
         live = set(members.get("all_nodes") or ()) & set(members.get("cluster_nodes") or ())
 
         async def in_maintenance(node: str) -> bool:
             try:
                 status, mode, _ = await self.request(
-                    "GET", f"/_node/{quote(node, safe='')}/_config/couchdb/maintenance_mode", raise_errors=False)
+                    "GET", node_config_path(node, "couchdb", "maintenance_mode"), raise_errors=False)
             except ServiceUnavailable:
                 return True  # gone since _membership was read: it takes no writes either
             return status == 200 and mode == "true"

@@ -5,9 +5,8 @@ each CouchDB node (``ensure_at_least``, run by ``scripts/setup_db.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
-from .couch import Couch
+from .couch import Couch, node_config_path
 from .errors import ServiceUnavailable
 
 # CouchDB 3's built-in [attachments] values: what the server does when its config sets nothing.
@@ -36,15 +35,15 @@ async def ensure_at_least(couch: Couch, section: str, key: str, value: int) -> N
     (a higher value an admin chose is kept). A server without ``_membership`` (pouchdb-server, which has no
     such settings) is left alone."""
     done = NodeSettings()
-    status, members, _ = await couch.request("GET", "/_membership", raise_errors=False)
-    if status != 200 or not isinstance(members, dict):
+    members = await couch.membership()
+    if members is None:
         return done
     live = set(members.get("all_nodes") or ())
     for node in members.get("cluster_nodes") or sorted(live):
         if node not in live:
             done.unreachable.append(node)
             continue
-        path = f"/_node/{quote(node, safe='')}/_config/{quote(section, safe='')}/{quote(key, safe='')}"
+        path = node_config_path(node, section, key)
         try:
             status, current, _ = await couch.request("GET", path, raise_errors=False)
             if status == 200 and isinstance(current, str) and current.strip().isdigit() and int(current) >= value:

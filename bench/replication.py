@@ -26,14 +26,14 @@ from typing import AsyncIterator
 
 import aiohttp
 
-from api.couch import basic_auth
+from api.couch import basic_auth, node_config_path
 from tests.device import Device
 from tests.helpers import PASSWORD
 from tests.hierarchy import build, load
 
 from .common import Stack, bench_stack
 
-THRESHOLD = "/_config/couchdb/changes_doc_ids_optimization_threshold"
+THRESHOLD = ("couchdb", "changes_doc_ids_optimization_threshold")
 
 
 def sizes(docs: int) -> dict[str, int]:
@@ -68,11 +68,11 @@ async def first_sync_changes(url: str, user: str, password: str, tries: int = 3)
 async def couchdb_default_threshold(stack: Stack) -> AsyncIterator[bool]:
     """Every node with CouchDB's default threshold for looking ``_doc_ids`` up (100), restored after; yields
     False on a server without nodes (pouchdb-server)."""
-    status, members, _ = await stack.couch.request("GET", "/_membership", raise_errors=False)
-    if status != 200:
+    members = await stack.couch.membership()
+    if members is None:
         yield False
         return
-    paths = [f"/_node/{node}{THRESHOLD}" for node in members["all_nodes"]]
+    paths = [node_config_path(node, *THRESHOLD) for node in members["all_nodes"]]
     before = [await stack.couch.request("GET", path, raise_errors=False) for path in paths]
     try:
         for path in paths:

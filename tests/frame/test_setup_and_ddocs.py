@@ -11,7 +11,7 @@ import pytest
 from api import couch_config, ddocs
 from api.cht.replication.scope import DOC_IDS_LOOKUP_THRESHOLD
 from api.config import ROOT
-from api.couch import Couch
+from api.couch import Couch, node_config_path
 from api.deploy_info import CHT_VERSION
 from api.settings import SETTINGS_ID
 from scripts.couchdb import free_port
@@ -68,8 +68,8 @@ async def test_setup_raises_the_doc_ids_lookup_threshold_on_every_node(config, c
     if not await couch.is_apache_couchdb():
         assert await couch_config.ensure_at_least(couch, *THRESHOLD, 5) == couch_config.NodeSettings()
         return
-    nodes = (await couch.request("GET", "/_membership"))[1]["cluster_nodes"]
-    paths = [f"/_node/{node}/_config/{THRESHOLD[0]}/{THRESHOLD[1]}" for node in nodes]
+    nodes = (await couch.membership())["cluster_nodes"]
+    paths = [node_config_path(node, *THRESHOLD) for node in nodes]
     before = [(await couch.request("GET", path))[1] for path in paths]
     try:
         for path in paths:
