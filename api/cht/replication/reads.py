@@ -149,9 +149,7 @@ async def bulk_get(db: Database, visible: VisibleSet, query: Mapping[str, str],
     docs = body.get("docs")
     if not isinstance(docs, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str) for d in docs):
         raise BadRequest("docs must be an array of {id, rev}", field="docs")
-    unknown: set[tuple[str, str]] = set()  # Apache CouchDB answers them as documented: no _revs_diff first
-    if "latest" in query and not await db.couch.is_apache_couchdb():
-        unknown = await unknown_revs(db, ((d["id"], d.get("rev")) for d in docs))
+    unknown = await unknown_revs(db, ((d["id"], d.get("rev")) for d in docs)) if "latest" in query else set()
     results = await bulk_get_results(db, query, docs, unknown) if docs else []
     # a doc another API process's feed sent the device, which this process's set has not caught up with
     seen = await judged_here(db, visible, [e["ok"] for r in results for e in r.get("docs", [])

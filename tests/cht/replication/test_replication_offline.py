@@ -109,8 +109,8 @@ async def test_the_scopes_nest(server, world, couch, config):
 
 
 async def test_a_devices_bulk_get_with_latest_and_an_unknown_rev(client, world, couch, config):
-    """PouchDB asks ``_bulk_get`` with ``latest=true``: a rev the doc lacks is answered as CouchDB answers it (on
-    Apache CouchDB by CouchDB itself, no ``_revs_diff`` first; pouchdb-server would die on it), the rest served."""
+    """PouchDB asks ``_bulk_get`` with ``latest=true``: a rev the doc lacks is answered as CouchDB answers it (the
+    API answers it itself: pouchdb-server would die on it), the rest served."""
     auth = basic(world["users"]["chw"])
     inside = world["specs"]["chw"][1]["facility_id"]
     rev = (await couch.db(config.db_medic).get(inside))["_rev"]
