@@ -5,8 +5,9 @@ each CouchDB node (``ensure_at_least``, run by ``scripts/setup_db.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from .couch import Couch, node_config_path
+from .couch import Couch, node_config_path, raise_for_status
 from .errors import ServiceUnavailable
 
 # CouchDB 3's built-in [attachments] values: what the server does when its config sets nothing.
@@ -40,17 +41,32 @@ async def ensure_at_least(couch: Couch, section: str, key: str, value: int) -> N
         return done
     live = set(members.get("all_nodes") or ())
     for node in members.get("cluster_nodes") or sorted(live):
-        if node not in live:
+        outcome = await raise_on_node(couch, node, section, key, value) if node in live else None
+        if outcome is None:
             done.unreachable.append(node)
-            continue
-        path = node_config_path(node, section, key)
-        try:
-            status, current, _ = await couch.request("GET", path, raise_errors=False)
-            if status == 200 and isinstance(current, str) and current.strip().isdigit() and int(current) >= value:
-                continue
-            await couch.request("PUT", path, json_body=str(value))
-        except ServiceUnavailable:
-            done.unreachable.append(node)
-            continue
-        done.raised.append(node)
+        elif outcome:
+            done.raised.append(node)
     return done
+
+
+async def raise_on_node(couch: Couch, node: str, section: str, key: str, value: int) -> bool | None:
+    """Raise the setting on one node: True if raised, False if it was already at least ``value``, None if the
+    node is down (CouchDB answers 412 ``nodedown`` for a member that died since ``_membership`` was read)."""
+    path = node_config_path(node, section, key)
+    try:
+        status, current, _ = await couch.request("GET", path, raise_errors=False)
+        if _node_down(status, current):
+            return None
+        if status == 200 and isinstance(current, str) and current.strip().isdigit() and int(current) >= value:
+            return False
+        status, answer, _ = await couch.request("PUT", path, json_body=str(value), raise_errors=False)
+    except ServiceUnavailable:
+        return None
+    if _node_down(status, answer):
+        return None
+    raise_for_status(status, answer)
+    return True
+
+
+def _node_down(status: int, body: Any) -> bool:
+    return status == 412 and isinstance(body, dict) and body.get("error") == "nodedown"
