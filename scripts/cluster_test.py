@@ -26,7 +26,9 @@ asserts:
 3. every report's transitions ran exactly once (its info doc, its messages), no short id twice;
 4. every outgoing message was handed to a gateway exactly once;
 5. errors during the node loss were only 503 with ``Retry-After``, fewer than 1 % of requests, and none
-   for an idempotent read; the standby sentinel took over within 15 s.
+   for an idempotent read; the standby sentinel took over within 15 s;
+6. setup's node settings (``scripts/setup_db.py``), run just after node 3 died, set the two live nodes and
+   name node 3 as down, also when node 3 is asked directly (as if it died after ``_membership`` was read).
 
 Exit status 0 when all hold; the figures are printed either way (docs/scaling.md).
 """
@@ -49,7 +51,7 @@ from typing import Any
 
 import aiohttp
 
-from api import checkpoint
+from api import checkpoint, couch_config
 from api.auth import Principal
 from api.cht import messages
 from api.cht.visibility import doc_visible, replication_keys, scope_for
@@ -61,6 +63,7 @@ from tests.sentinel.world import (EXPECTED_TRANSITIONS, build_backlog, save_exis
                                   use_settings)
 
 from .cluster import Layout, extract
+from .setup_db import NODE_SETTINGS
 
 PASSWORD = "Cluster-passw0rd!"
 ONLINE_CLIENTS = 50
@@ -235,6 +238,7 @@ class Run:
         self.layout.kill_node(2)
         self.events["node3 killed"] = time.monotonic() - self.tally.started
         print(f"[test] t={self.events['node3 killed']:.0f}s: node 3 killed (SIGKILL)", flush=True)
+        await self.setup_while_node_down()
         await asyncio.sleep(0.15 * s)
         await self.kill_sentinel()
         await asyncio.sleep(0.15 * s)
@@ -247,6 +251,23 @@ class Run:
             os.kill(worker.pid, signal.SIGKILL)
         self.events["api2 killed"] = time.monotonic() - self.tally.started
         print(f"[test] t={self.events['api2 killed']:.0f}s: API worker 2 killed (SIGKILL)", flush=True)
+
+    async def setup_while_node_down(self) -> None:
+        """``scripts/setup_db.py``'s node settings, run while node 3 is down: node 3 named unreachable, the others
+        set; asked of node 3 directly (as when it dies after ``_membership`` was read), unreachable too."""
+        async with Couch.from_config(self.layout.config()) as couch:
+            down = next(n for n in (await couch.membership() or {}).get("cluster_nodes", []) if n.startswith(
+                f"jamii{self.layout.port}n3@"))
+            [(section, key, value)] = NODE_SETTINGS
+            try:  # one more than setup set, so that the two live nodes are raised
+                done = await couch_config.ensure_at_least(couch, section, key, value + 1)
+                direct = await couch_config.raise_on_node(couch, down, section, key, value + 1)
+            except Exception as exc:  # noqa: BLE001 - a failure of the check, reported by check()
+                self.setup_down = f"{type(exc).__name__}: {exc}"
+                return
+            if done.unreachable != [down] or len(done.raised) != 2 or direct is not None:
+                self.setup_down = f"node 3 ({down}) down: {done}, asked directly: {direct}"
+            print(f"[test] node settings with node 3 down: {done}", flush=True)
 
     async def kill_sentinel(self) -> None:
         config = self.layout.config()
@@ -279,6 +300,7 @@ class Run:
         self.empty_polls = [False] * GATEWAYS
         self.device_retries: list[tuple[float, str, Any]] = []
         self.takeover = float("inf")
+        self.setup_down = ""
         tasks = [asyncio.create_task(self.online_client(n)) for n in range(ONLINE_CLIENTS)]
         tasks += [asyncio.create_task(self.device(name)) for name in self.users]
         gateways = [asyncio.create_task(self.gateway(n)) for n in range(GATEWAYS)]
@@ -439,6 +461,8 @@ class Run:
             failures.append(f"{len(device_errors)} device replications failed: {device_errors[:3]}")
         if self.takeover > TAKEOVER_LIMIT:
             failures.append(f"the standby sentinel took over after {self.takeover:.1f}s")
+        if self.setup_down:
+            failures.append(f"setup's node settings with a node down: {self.setup_down}")
         self.summary = {
             "requests": total, "by kind": dict(self.tally.requests), "errors": len(http_errors),
             "writes in flight on the killed worker (cut)": len(cut),
