@@ -255,11 +255,11 @@ class Run:
     async def setup_while_node_down(self) -> None:
         """``scripts/setup_db.py``'s node settings, run while node 3 is down: node 3 named unreachable, the others
         set; asked of node 3 directly (as when it dies after ``_membership`` was read), unreachable too."""
+        [(section, key, value)] = NODE_SETTINGS
         async with Couch.from_config(self.layout.config()) as couch:
-            down = next(n for n in (await couch.membership() or {}).get("cluster_nodes", []) if n.startswith(
-                f"jamii{self.layout.port}n3@"))
-            [(section, key, value)] = NODE_SETTINGS
             try:  # one more than setup set, so that the two live nodes are raised
+                members = await couch.membership() or {}
+                down = next(n for n in members.get("cluster_nodes", []) if n.startswith(f"jamii{self.layout.port}n3@"))
                 done = await couch_config.ensure_at_least(couch, section, key, value + 1)
                 direct = await couch_config.raise_on_node(couch, down, section, key, value + 1)
             except Exception as exc:  # noqa: BLE001 - a failure of the check, reported by check()
