@@ -18,6 +18,7 @@ written, in ways that are also plain, correct Mango for CouchDB 3:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import re
@@ -274,6 +275,7 @@ def build(res: Resource, filters: Mapping[str, Any]) -> Query:
 
 
 _indexed: set[str] = set()
+INDEX_SETTLE_SECONDS = (0.2, 0.5, 1.0)
 
 
 async def ensure_index(db: Database) -> None:
@@ -285,15 +287,22 @@ async def ensure_index(db: Database) -> None:
 
 
 async def _find(db: Database, selector: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """``_find`` on the index; made again once when CouchDB has none (its design doc was removed, or the
-    database made again under the same name, since this process made it)."""
-    try:
-        return await db.find(selector, **options)
-    except CouchError as exc:
-        if exc.error != "no_usable_index":
-            raise
-    _indexed.discard(db.name)
-    await ensure_index(db)
+    """``_find`` on the index; made again when CouchDB has none (its design doc was removed, or the
+    database made again under the same name, since this process made it).
+
+    On a cluster a node can answer from a view of the design docs a moment old (seen once in the cluster
+    suite): one that does not have the new index yet, or, asked to make it, one that still lists the removed
+    one and answers "exists". So the index is asked for and the query tried again after each of
+    ``INDEX_SETTLE_SECONDS``, then the error stands."""
+    for delay in (0.0, *INDEX_SETTLE_SECONDS):
+        try:
+            return await db.find(selector, **options)
+        except CouchError as exc:
+            if exc.error != "no_usable_index":
+                raise
+        await asyncio.sleep(delay)
+        _indexed.discard(db.name)
+        await ensure_index(db)
     return await db.find(selector, **options)
 
 
