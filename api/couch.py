@@ -393,6 +393,20 @@ class Couch:
         status, members, _ = await self.request("GET", "/_membership", raise_errors=False)
         return members if status == 200 and isinstance(members, dict) else None
 
+    async def node_config(self, node: str, section: str, key: str, value: str | None = None) -> Any:
+        """One setting of one CouchDB 2/3 node: read (None when unset), or written when ``value`` is given.
+        ``ServiceUnavailable`` when the node is down: CouchDB answers 412 ``nodedown`` for a member that died
+        since ``_membership`` was read."""
+        method = "GET" if value is None else "PUT"
+        status, answer, _ = await self.request(method, node_config_path(node, section, key), json_body=value,
+                                               raise_errors=False)
+        if status == 412 and isinstance(answer, dict) and answer.get("error") == "nodedown":
+            raise ServiceUnavailable(f"CouchDB node {node} is down")
+        if method == "GET" and status == 404:
+            return None
+        raise_for_status(status, answer)
+        return answer
+
     async def _read_writable_nodes(self) -> set[str] | None:
         members = await self.membership()
         if members is None:
@@ -401,11 +415,9 @@ class Couch:
 
         async def in_maintenance(node: str) -> bool:
             try:
-                status, mode, _ = await self.request(
-                    "GET", node_config_path(node, "couchdb", "maintenance_mode"), raise_errors=False)
+                return await self.node_config(node, "couchdb", "maintenance_mode") == "true"
             except ServiceUnavailable:
                 return True  # gone since _membership was read: it takes no writes either
-            return status == 200 and mode == "true"
 
         maintained = await asyncio.gather(*(in_maintenance(node) for node in sorted(live)))
         return {node for node, down in zip(sorted(live), maintained) if not down}

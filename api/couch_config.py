@@ -5,9 +5,8 @@ each CouchDB node (``ensure_at_least``, run by ``scripts/setup_db.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from .couch import Couch, node_config_path, raise_for_status
+from .couch import Couch
 from .errors import ServiceUnavailable
 
 # CouchDB 3's built-in [attachments] values: what the server does when its config sets nothing.
@@ -51,22 +50,12 @@ async def ensure_at_least(couch: Couch, section: str, key: str, value: int) -> N
 
 async def raise_on_node(couch: Couch, node: str, section: str, key: str, value: int) -> bool | None:
     """Raise the setting on one node: True if raised, False if it was already at least ``value``, None if the
-    node is down (CouchDB answers 412 ``nodedown`` for a member that died since ``_membership`` was read)."""
-    path = node_config_path(node, section, key)
+    node is down (also one that died since ``_membership`` was read: ``Couch.node_config``)."""
     try:
-        status, current, _ = await couch.request("GET", path, raise_errors=False)
-        if _node_down(status, current):
-            return None
-        if status == 200 and isinstance(current, str) and current.strip().isdigit() and int(current) >= value:
+        current = await couch.node_config(node, section, key)
+        if isinstance(current, str) and current.strip().isdigit() and int(current) >= value:
             return False
-        status, answer, _ = await couch.request("PUT", path, json_body=str(value), raise_errors=False)
+        await couch.node_config(node, section, key, str(value))
     except ServiceUnavailable:
         return None
-    if _node_down(status, answer):
-        return None
-    raise_for_status(status, answer)
     return True
-
-
-def _node_down(status: int, body: Any) -> bool:
-    return status == 412 and isinstance(body, dict) and body.get("error") == "nodedown"

@@ -89,6 +89,21 @@ async def test_setup_raises_the_doc_ids_lookup_threshold_on_every_node(config, c
             await couch.request("PUT", path, json_body=value)
 
 
+async def test_a_node_setting_read_written_and_unset(couch):
+    """``Couch.node_config``: a setting's value, None when unset, and one written there read back."""
+    if not await couch.is_apache_couchdb():
+        pytest.skip("pouchdb-server has no nodes")
+    node = (await couch.membership())["cluster_nodes"][0]
+    assert await couch.node_config(node, "jamii_test", "unset_key") is None
+    try:
+        assert await couch.node_config(node, "jamii_test", "probe", "7") == ""  # CouchDB answers the old value
+        assert await couch.node_config(node, "jamii_test", "probe") == "7"
+        assert await couch.node_config(node, "jamii_test", "probe", "8") == "7"
+    finally:
+        await couch.request("DELETE", node_config_path(node, "jamii_test", "probe"))
+    assert await couch.node_config(node, "jamii_test", "probe") is None
+
+
 def _ddoc_tree(tmp_path, map_body):
     root = tmp_path / "ddocs"
     view = root / "medic" / "probe" / "views" / "by_n"
